@@ -1,0 +1,52 @@
+# ktrdr — the two commands a new machine needs are `make run` and `make test`.
+# Every target creates or updates the virtual environment itself.
+
+PYTHON_BOOT ?= python3.11
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+NODE_STAMP  := tests/interop/node_modules/.installed
+RUN_DIR     ?= $(CURDIR)/.run
+
+.PHONY: install run test bench protos lint clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON_BOOT) >/dev/null || { echo "need $(PYTHON_BOOT)"; exit 2; }
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: the CPU wheel on disk; any other spec downloads a CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+install: $(STAMP)
+
+$(NODE_STAMP): tests/interop/package.json
+	cd tests/interop && npm install --no-audit --no-fund --silent
+	touch $@
+
+# Starts ktrdrd with its embedded defaults in .run/, then trains neuro_mean_reversion end to end.
+run: $(STAMP)
+	$(PY) -m ktrdr.demo --run-dir $(RUN_DIR)
+
+test: $(STAMP) $(NODE_STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	# Benchmarks measure installed code with bytecode, as users run it.
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m compileall -q ktrdr ktrdrd ktrdrctl hostd bench
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m bench
+
+protos: $(STAMP)
+	$(PY) -m ktrdr.tools.genprotos
+
+lint: $(STAMP) $(NODE_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m ktrdr.tools.genprotos --check
+	cd protos && ../tests/interop/node_modules/.bin/buf lint
+	@out=$$(systemd-analyze verify systemd/ktrdrd.service 2>&1 >/dev/null); \
+	  if [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify: output on stderr"; exit 1; fi
+
+clean:
+	rm -rf $(VENV) tests/interop/node_modules .run .pytest_cache .ruff_cache

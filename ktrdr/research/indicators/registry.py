@@ -1,0 +1,156 @@
+"""The one indicator registry: names, aliases, parameters, outputs, warm-up.
+
+Every indicator is an :class:`IndicatorDef` registered here. Lookup is case-insensitive and knows
+aliases (``bbands`` = ``bollinger_bands`` = ``BollingerBands``). Strategy validation, feature
+building, training and inference all resolve indicators through :func:`lookup`, so there is one
+name table in the whole system.
+
+Contract of ``IndicatorDef.compute(bars, **params)``: returns a dict output-name → float64 array of
+``len(bars)``; values before the indicator is defined are NaN; the value at bar ``t`` depends only on
+bars ``0..t`` (no look-ahead).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ktrdr.research.bars import Bars
+
+
+class UnknownIndicatorError(KeyError):
+    """An indicator name that is neither a registered name nor an alias."""
+
+    def __init__(self, name: str, known: list[str]):
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown indicator {name!r}; known: {', '.join(known)}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class IndicatorParamError(ValueError):
+    """A parameter that the indicator does not take, or a value of the wrong type or range."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One indicator parameter. ``kind`` is ``int``, ``float`` or ``str``; bounds are inclusive."""
+
+    name: str
+    kind: type
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    aliases: tuple[str, ...] = ()
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class IndicatorDef:
+    """An indicator: canonical lower-case ``name``, ``aliases``, ``params``, ordered ``outputs``."""
+
+    name: str
+    compute: Callable[..., dict[str, np.ndarray]]
+    params: tuple[Param, ...]
+    outputs: tuple[str, ...]
+    default_output: str
+    warmup: Callable[[Mapping[str, Any]], int]
+    aliases: tuple[str, ...] = ()
+    doc: str = ""
+    param_index: dict[str, Param] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        idx: dict[str, Param] = {}
+        for p in self.params:
+            for key in (p.name, *p.aliases):
+                idx[key] = p
+        object.__setattr__(self, "param_index", idx)
+
+    def resolve_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults filled, aliases mapped to canonical names, types and ranges checked.
+
+        Raises :class:`IndicatorParamError` naming the parameter and what was expected.
+        """
+        out = {p.name: p.default for p in self.params}
+        for key, value in given.items():
+            p = self.param_index.get(key)
+            if p is None:
+                raise IndicatorParamError(
+                    f"{self.name}: unknown parameter {key!r}; takes {', '.join(q.name for q in self.params) or 'none'}"
+                )
+            out[p.name] = _check(self.name, p, value)
+        return out
+
+    def __call__(self, bars: Bars, **params: Any) -> dict[str, np.ndarray]:
+        return self.compute(bars, **self.resolve_params(params))
+
+
+def _check(indicator: str, p: Param, value: Any) -> Any:
+    where = f"{indicator}.{p.name}"
+    if p.kind is str:
+        if not isinstance(value, str):
+            raise IndicatorParamError(f"{where}: expected a string, got {value!r}")
+        v = value.lower()
+        if p.choices is not None and v not in p.choices:
+            raise IndicatorParamError(f"{where}: expected one of {', '.join(p.choices)}, got {value!r}")
+        return v
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise IndicatorParamError(f"{where}: expected a number, got {value!r}")
+    if p.kind is int:
+        if float(value) != int(value):
+            raise IndicatorParamError(f"{where}: expected an integer, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    if p.minimum is not None and value < p.minimum:
+        raise IndicatorParamError(f"{where}: must be >= {p.minimum}, got {value!r}")
+    if p.maximum is not None and value > p.maximum:
+        raise IndicatorParamError(f"{where}: must be <= {p.maximum}, got {value!r}")
+    return value
+
+
+_REGISTRY: dict[str, IndicatorDef] = {}
+_BY_KEY: dict[str, IndicatorDef] = {}
+
+
+def _key(name: str) -> str:
+    """Normalise a name for lookup: case-insensitive, ignoring ``_``, ``-`` and spaces."""
+    return re.sub(r"[\s_\-]", "", name.lower())
+
+
+def register(defn: IndicatorDef) -> IndicatorDef:
+    """Add an indicator. Names and aliases must be unique after normalisation."""
+    for key in (defn.name, *defn.aliases):
+        k = _key(key)
+        if k in _BY_KEY:
+            raise ValueError(f"indicator name {key!r} already registered by {_BY_KEY[k].name}")
+        _BY_KEY[k] = defn
+    _REGISTRY[defn.name] = defn
+    return defn
+
+
+def lookup(name: str) -> IndicatorDef:
+    """The indicator for a name or alias (case-insensitive). Raises :class:`UnknownIndicatorError`."""
+    _load_catalogue()
+    defn = _BY_KEY.get(_key(name))
+    if defn is None:
+        raise UnknownIndicatorError(name, known_names())
+    return defn
+
+
+def known_names() -> list[str]:
+    """Canonical names, sorted."""
+    _load_catalogue()
+    return sorted(_REGISTRY)
+
+
+def _load_catalogue() -> None:
+    # The catalogue modules register themselves on import.
+    from ktrdr.research.indicators import catalogue  # noqa: F401
