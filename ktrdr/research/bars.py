@@ -88,8 +88,9 @@ class Bars:
     ) -> Bars:
         """Validate and wrap arrays. Raises :class:`BarsError` with ``source`` and the first bad row."""
         timeframes.parse(timeframe)
-        t = np.asarray(time, dtype=np.int64)
-        cols = [np.asarray(c, dtype=np.float64) for c in (open, high, low, close, volume)]
+        # Copies: the arrays are frozen below, and the caller's own arrays must stay writable.
+        t = np.array(time, dtype=np.int64)
+        cols = [np.array(c, dtype=np.float64) for c in (open, high, low, close, volume)]
         n = t.shape[0]
         if any(c.shape != (n,) for c in cols):
             raise BarsError(f"{source}: columns have different lengths")

@@ -7,7 +7,7 @@ Consumers never look at raw YAML. Frozen dataclasses; tuples, not lists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -41,13 +41,16 @@ class FuzzyInputSpec:
 
     ``key``: the name used in feature columns (``rsi``, or ``macd_signal`` for a non-default
     output). ``indicator``: an :class:`IndicatorSpec` id. ``output``: one of that indicator's
-    outputs. ``sets``: in definition order.
+    outputs. ``sets``: in definition order. ``transform``: what is fuzzified — ``"none"``: the
+    output itself; ``"close_ratio"``: ``close / output`` (the reference grammar's meaning for
+    ``sma``/``ema``, whose sets are written around 1.0).
     """
 
     key: str
     indicator: str
     output: str
     sets: tuple[MembershipSpec, ...]
+    transform: str = "none"
 
 
 @dataclass(frozen=True)
@@ -180,3 +183,15 @@ class Strategy:
             if spec.id == id_:
                 return spec
         raise KeyError(id_)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The normalized strategy as JSON-able plain data (tuples become lists)."""
+        return _plain(asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""Benchmarks: each module prints figures beside baselines measured in the same run."""
