@@ -1,0 +1,132 @@
+"""Assemble the daemon's two front doors on one :class:`~ktrdrd.services.Registry`.
+
+``servers = await build_servers(core=..., app_state=..., grpc_socket=..., ctl_socket=...)`` creates
+(inside the running loop) a ``grpc.aio`` server bound to ``unix:<grpc_socket>`` serving every daemon
+service, standard health (``grpc.health.v1.Health``) and reflection, plus the ctl NDJSON server on
+``ctl_socket``. Sockets are chmod 0660 after binding. Then ``await servers.start()``; on shutdown
+``await servers.stop(grace)``: health NOT_SERVING for everything, no new calls, calls in flight get
+``grace`` seconds, then are cancelled; both socket files are removed.
+
+Health entries: ``""`` (overall), one per served service, ``ktrdr.journal`` and one per host of
+``app_state.hosts`` named ``ktrdr.host.<name>`` (SERVING when the host is READY), kept in step by
+:meth:`Servers.sync_hosts`, which is registered on ``app_state.on_change``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ktrdrd.appstate import AppState
+from ktrdrd.ctl import CtlServer
+from ktrdrd.services import Registry, build_registry
+from ktrdrd.services.grpc_adapter import generic_handlers
+
+log = logging.getLogger(__name__)
+
+SOCKET_MODE = 0o660
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+JOURNAL_HEALTH = "ktrdr.journal"
+HOST_HEALTH_PREFIX = "ktrdr.host."
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass
+class Servers:
+    """The running front doors. Create with :func:`build_servers`."""
+
+    app_state: AppState
+    registry: Registry
+    grpc_server: grpc.aio.Server
+    ctl_server: CtlServer
+    health: health.aio.HealthServicer
+    grpc_socket: Path
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+
+    async def start(self) -> None:
+        """Start serving gRPC and ctl; every health entry SERVING (hosts per their state)."""
+        await self.grpc_server.start()
+        await self.ctl_server.start()
+        await self.set_health("", True)
+        for name in self.registry.service_names:
+            await self.set_health(name, True)
+        await self.set_health(JOURNAL_HEALTH, True)
+        await self.sync_hosts()
+        self.app_state.on_change(lambda _state: self._spawn(self.sync_hosts()))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def set_health(self, service: str, serving: bool) -> None:
+        """Set one health entry (``""`` = overall) to SERVING or NOT_SERVING."""
+        await self.health.set(service, SERVING if serving else NOT_SERVING)
+
+    async def sync_hosts(self) -> None:
+        """Health entry ``ktrdr.host.<name>`` of each host: SERVING iff its state is READY."""
+        for name, host in list(self.app_state.hosts.items()):
+            await self.set_health(HOST_HEALTH_PREFIX + name, host.state.upper() == "READY")
+
+    async def stop(self, grace: float) -> None:
+        """Health NOT_SERVING, stop accepting, drain calls in flight for ``grace`` s, remove sockets."""
+        await self.health.enter_graceful_shutdown()
+        self.ctl_server.stop_accepting()
+        await asyncio.gather(self.grpc_server.stop(grace), self.ctl_server.stop(grace))
+        if self.grpc_socket.is_socket():
+            self.grpc_socket.unlink()
+
+
+async def build_servers(
+    *,
+    core: Any,
+    app_state: AppState,
+    grpc_socket: Path,
+    ctl_socket: Path,
+    extra_ctl_methods: Mapping[str, Any] | None = None,
+) -> Servers:
+    """Create (not start) both servers; the gRPC socket is bound here, the ctl socket at start().
+
+    Must be called inside the running event loop. ``extra_ctl_methods`` (ctl-only methods of test
+    plugins, ``name -> async callable(params dict)``) is read at call time, so it may grow later.
+    """
+    registry = build_registry(app_state, core)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+    )
+    server.add_generic_rpc_handlers(generic_handlers(registry))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [
+            *registry.service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    if server.add_insecure_port(f"unix:{grpc_socket}") == 0:
+        raise OSError(f"cannot bind the gRPC socket {grpc_socket}")
+    os.chmod(grpc_socket, SOCKET_MODE)
+    return Servers(
+        app_state=app_state,
+        registry=registry,
+        grpc_server=server,
+        ctl_server=CtlServer(ctl_socket, registry, extra_ctl_methods),
+        health=health_servicer,
+        grpc_socket=grpc_socket,
+    )

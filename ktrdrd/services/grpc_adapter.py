@@ -1,0 +1,86 @@
+"""Serve a :class:`~ktrdrd.services.registry.Registry` on a ``grpc.aio`` server via generic handlers.
+
+An :class:`ApiError` becomes the call's status code plus a ``google.rpc.Status`` in the
+``grpc-status-details-bin`` trailer (ErrorInfo, BadRequest, RetryInfo); any other exception is logged
+and answered INTERNAL.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from ktrdrd.errors import INTERNAL, ApiError
+from ktrdrd.services.registry import Call, MethodSpec, Registry
+from ktrdrd.services.status import to_status
+
+log = logging.getLogger(__name__)
+
+
+def _call(context: grpc.aio.ServicerContext) -> Call:
+    remaining = context.time_remaining()
+    return Call("grpc", None if remaining is None else time.monotonic() + remaining)
+
+
+def _as_api_error(spec: MethodSpec, exc: Exception) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    log.exception("unexpected error in %s", spec.full_name)
+    return ApiError(INTERNAL, f"internal error in {spec.full_name}: {type(exc).__name__}", "INTERNAL")
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
+    status = rpc_status.to_status(to_status(error))
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _unary(spec: MethodSpec) -> Callable[..., Any]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await spec.unary(request, _call(context))
+        except Exception as exc:
+            error = _as_api_error(spec, exc)
+        await _abort(context, error)
+
+    return handle
+
+
+def _server_stream(spec: MethodSpec) -> Callable[..., AsyncIterator[Any]]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for response in spec.stream(request, _call(context)):
+                yield response
+            return
+        except Exception as exc:
+            error = _as_api_error(spec, exc)
+        await _abort(context, error)
+
+    return handle
+
+
+def _method_handler(spec: MethodSpec) -> grpc.RpcMethodHandler:
+    codec = {
+        "request_deserializer": spec.request_type.FromString,
+        "response_serializer": spec.response_type.SerializeToString,
+    }
+    if spec.server_streaming and spec.client_streaming:
+        raise ValueError(f"{spec.full_name}: bidirectional streams are not supported")
+    if spec.server_streaming:
+        return grpc.unary_stream_rpc_method_handler(_server_stream(spec), **codec)
+    if spec.client_streaming:
+        return grpc.stream_unary_rpc_method_handler(_unary(spec), **codec)
+    return grpc.unary_unary_rpc_method_handler(_unary(spec), **codec)
+
+
+def generic_handlers(registry: Registry) -> list[grpc.GenericRpcHandler]:
+    """One generic handler per service of ``registry``."""
+    by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = defaultdict(dict)
+    for spec in registry:
+        by_service[spec.service][spec.name] = _method_handler(spec)
+    return [grpc.method_handlers_generic_handler(name, methods) for name, methods in by_service.items()]

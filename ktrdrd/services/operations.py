@@ -1,0 +1,83 @@
+"""``ktrdr.daemon.v1.OperationsService``: a thin adapter over the operations core."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ktrdr.daemon.v1 import operations_pb2 as pb
+from ktrdrd.errors import invalid_argument
+from ktrdrd.operations import parse_label_selectors
+from ktrdrd.services.convert import event_to_proto, operation_to_proto, state_from_proto
+from ktrdrd.services.registry import Call
+
+
+class OperationsService:
+    """Get/List/Cancel/Delete/Wait/Watch over ``core`` (a ``ktrdrd.operations.OperationsCore``)."""
+
+    descriptor = pb.DESCRIPTOR.services_by_name["OperationsService"]
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    @staticmethod
+    def _name(name: str) -> str:
+        if not name:
+            raise invalid_argument("name", "required: an operation name like operations/op_...")
+        return name
+
+    async def GetOperation(self, request: pb.GetOperationRequest, call: Call) -> pb.GetOperationResponse:
+        record = await self._core.get(self._name(request.name))
+        return pb.GetOperationResponse(operation=operation_to_proto(record))
+
+    async def ListOperations(
+        self, request: pb.ListOperationsRequest, call: Call
+    ) -> pb.ListOperationsResponse:
+        flt = request.filter
+        states = tuple(state_from_proto(s, f"filter.state[{i}]") for i, s in enumerate(flt.state))
+        labels = parse_label_selectors(flt.label, "filter.label")
+        records, token = await self._core.list(
+            kind=flt.kind,
+            states=states,
+            labels=labels,
+            parent=flt.parent,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListOperationsResponse(
+            operations=[operation_to_proto(r) for r in records], next_page_token=token
+        )
+
+    async def CancelOperation(
+        self, request: pb.CancelOperationRequest, call: Call
+    ) -> pb.CancelOperationResponse:
+        record = await self._core.cancel(self._name(request.name))
+        return pb.CancelOperationResponse(operation=operation_to_proto(record))
+
+    async def DeleteOperation(
+        self, request: pb.DeleteOperationRequest, call: Call
+    ) -> pb.DeleteOperationResponse:
+        await self._core.delete(self._name(request.name))
+        return pb.DeleteOperationResponse()
+
+    async def WaitOperation(self, request: pb.WaitOperationRequest, call: Call) -> pb.WaitOperationResponse:
+        timeout_s = request.timeout.ToNanoseconds() / 1e9 if request.HasField("timeout") else None
+        if timeout_s is not None and timeout_s < 0:
+            raise invalid_argument("timeout", "must not be negative")
+        remaining = call.time_remaining()
+        if remaining is not None:
+            # Answer (not done) just before the client's deadline instead of letting the call expire.
+            timeout_s = max(0.0, remaining - 0.05) if timeout_s is None else min(timeout_s, remaining)
+        record = await self._core.wait(self._name(request.name), timeout_s)
+        return pb.WaitOperationResponse(operation=operation_to_proto(record))
+
+    async def WatchOperation(
+        self, request: pb.WatchOperationRequest, call: Call
+    ) -> AsyncIterator[pb.WatchOperationResponse]:
+        if request.after_seq < 0:
+            raise invalid_argument("after_seq", "must not be negative")
+        async for item in self._core.watch(self._name(request.name), request.after_seq):
+            if hasattr(item, "seq"):
+                yield pb.WatchOperationResponse(event=event_to_proto(item))
+            else:
+                yield pb.WatchOperationResponse(snapshot=operation_to_proto(item))

@@ -1,0 +1,49 @@
+"""``ktrdr.daemon.v1.SystemService``: what the daemon knows about itself (from ``AppState``)."""
+
+from __future__ import annotations
+
+from ktrdr.daemon.v1 import system_pb2 as pb
+from ktrdrd.appstate import AppState
+from ktrdrd.services.convert import duration, timestamp
+from ktrdrd.services.registry import Call
+
+
+def _enum(enum: type, prefix: str, value: str) -> int:
+    """``HOST_STATE_<VALUE>``; UNSPECIFIED for a value the proto does not know."""
+    try:
+        return enum.Value(f"{prefix}{value.upper()}")
+    except ValueError:
+        return 0
+
+
+class SystemService:
+    descriptor = pb.DESCRIPTOR.services_by_name["SystemService"]
+
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+
+    async def GetInfo(self, request: pb.GetInfoRequest, call: Call) -> pb.GetInfoResponse:
+        s = self._state
+        hosts = [
+            pb.HostInfo(
+                name=h.name,
+                kind=_enum(pb.HostKind, "HOST_KIND_", h.kind),
+                address=h.address,
+                state=_enum(pb.HostState, "HOST_STATE_", h.state),
+                message=h.message,
+                since=timestamp(h.since),
+            )
+            for h in sorted(s.hosts.values(), key=lambda h: h.name)
+        ]
+        return pb.GetInfoResponse(
+            version=s.version,
+            instance_id=s.instance_id,
+            start_time=timestamp(s.start_time),
+            uptime=duration(s.uptime_s),
+            pid=s.pid,
+            runtime_dir=str(s.runtime_dir),
+            grpc_socket=str(s.grpc_socket),
+            ctl_socket=str(s.ctl_socket),
+            state_dir=str(s.state_dir),
+            hosts=hosts,
+        )
