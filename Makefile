@@ -45,7 +45,10 @@ lint: $(STAMP) $(NODE_STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m ktrdr.tools.genprotos --check
 	cd protos && ../tests/interop/node_modules/.bin/buf lint
-	@out=$$(systemd-analyze verify systemd/ktrdrd.service 2>&1 >/dev/null); \
+	# verify a copy whose ExecStart points at this checkout's ktrdrd (the unit names /opt/ktrdr)
+	@tmp=$$(mktemp -d) && \
+	  sed 's|^ExecStart=/opt/ktrdr/.venv/bin/ktrdrd|ExecStart=$(CURDIR)/$(VENV)/bin/ktrdrd|' systemd/ktrdrd.service > $$tmp/ktrdrd.service && \
+	  out=$$(systemd-analyze verify $$tmp/ktrdrd.service 2>&1 >/dev/null); rm -rf $$tmp; \
 	  if [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify: output on stderr"; exit 1; fi
 
 clean:

@@ -1,0 +1,55 @@
+"""``ktrdrd`` / ``python -m ktrdrd``: parse flags, build the configuration, run the daemon on uvloop.
+
+Exit codes: 0 clean stop (or ``--print-config``), 1 startup failed (another instance, unreadable
+journal, bad directory), 2 configuration or usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ktrdrd import config as config_mod
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ktrdrd",
+        description="The ktrdr daemon: operations journal, gRPC (grpc.sock) and ctl (ctl.sock) servers.",
+        epilog="Precedence: defaults < --config FILE (or KTRDR_CONFIG) < KTRDR_* environment < flags.",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
+    parser.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    for key in config_mod.KEYS:
+        shape = {"choices": key.choices} if key.choices else {"metavar": key.kind.upper()}
+        parser.add_argument(key.flag, dest=key.name, help=key.help, **shape)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)  # usage errors exit 2 (argparse)
+    flags = {k.name: getattr(args, k.name) for k in config_mod.KEYS if getattr(args, k.name) is not None}
+    try:
+        config = config_mod.load(config_file=args.config, flags=flags)
+    except config_mod.ConfigError as exc:
+        print(f"ktrdrd: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.print_config:
+        config_mod.render(config, sys.stdout.write)
+        return 0
+
+    import uvloop
+
+    from ktrdrd import app, logs
+
+    logs.setup(config["log_format"], config["log_level"])
+    os.umask(0o027)  # files 0640, dirs 0750; sockets are chmod-ed to 0660 by the servers
+    return uvloop.run(app.serve(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Effective daemon configuration: defaults < TOML file < ``KTRDR_*`` environment < command-line flags.
+
+Every value remembers where it came from (:attr:`Config.sources`), so ``ktrdrd --print-config`` can
+say why a setting has the value it has. Bad input raises :class:`ConfigError` whose message names
+the file and key (or variable, or flag) and what was expected; nothing is started on a config error.
+
+Keys are flat names; the ``[hosts]`` TOML table maps onto the dotted keys ``hosts.training`` and
+``hosts.ib``. Directory keys have computed defaults (:mod:`ktrdrd.runtime`), resolved here so that
+``--print-config`` shows the directories the daemon will really use.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ktrdrd import runtime
+
+LOG_FORMATS = ("auto", "json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names the source (file/key, variable or flag) and the fix."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its TOML name, type, default and how env/flags spell it.
+
+    ``kind`` is one of ``path``, ``choice``, ``float``, ``bool``, ``str``, ``list``; ``default`` is a
+    value, or a callable ``(env, euid) -> value`` for computed defaults.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    above_minimum: bool = False  # True: value must be > minimum (else >=)
+
+    @property
+    def env(self) -> str:
+        return "KTRDR_" + self.name.upper().replace(".", "_")
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace(".", "-").replace("_", "-")
+
+
+KEYS: tuple[Key, ...] = (
+    Key("runtime_dir", "path", runtime.default_runtime_dir, "directory for grpc.sock, ctl.sock, ktrdrd.lock"),
+    Key("state_dir", "path", runtime.default_state_dir, "directory for ktrdr.db (and data, models)"),
+    Key("log_format", "choice", "auto", "auto = JSON unless stderr is a TTY", choices=LOG_FORMATS),
+    Key("log_level", "choice", "info", "minimum level logged", choices=LOG_LEVELS),
+    Key("shutdown_grace_s", "float", 10.0, "seconds in-flight calls get to finish on stop", minimum=0),
+    Key("watchdog", "bool", True, "send WATCHDOG=1 when systemd sets WATCHDOG_USEC"),
+    Key("retention_days", "float", 30.0, "days finished operations are kept", minimum=0, above_minimum=True),
+    Key("hosts.training", "list", [], "training host addresses, comma-separated; empty = local host"),
+    Key("hosts.ib", "str", "", "IB host address; empty = local host"),
+)
+KEYS_BY_NAME = {k.name: k for k in KEYS}
+_TABLES = {"hosts"}
+
+
+@dataclass
+class Config:
+    """Effective values by key name, and for each the source that set it.
+
+    Sources read ``default``, ``file <path>``, ``env <VAR>`` or ``flag <--flag>``.
+    """
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+    config_file: Path | None = None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def runtime_dir(self) -> Path:
+        return Path(self.values["runtime_dir"])
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.values["state_dir"])
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
+
+
+def _check(key: Key, value: Any, where: str) -> Any:
+    """Validate a value that arrived typed (TOML); return it normalized or raise ConfigError."""
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: '{key.name}' must be {expected}, got {value!r}")
+
+    if key.kind in ("path", "str", "choice"):
+        if not isinstance(value, str):
+            raise bad("a string")
+        if key.kind == "path" and not value:
+            raise bad("a non-empty path")
+        if key.kind == "choice" and value not in key.choices:
+            raise bad("one of " + ", ".join(key.choices))
+        return os.path.expanduser(value) if key.kind == "path" else value
+    if key.kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        if key.minimum is not None and (value <= key.minimum if key.above_minimum else value < key.minimum):
+            raise bad(f"a number {'>' if key.above_minimum else '>='} {key.minimum:g}")
+        return float(value)
+    if key.kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("a boolean (true or false)")
+        return value
+    if key.kind == "list":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise bad("a list of non-empty strings")
+        return list(value)
+    raise AssertionError(key.kind)
+
+
+def _from_text(key: Key, text: str, where: str) -> Any:
+    """Parse an env/flag string into the key's type, then validate it like a TOML value."""
+    if key.kind == "float":
+        try:
+            return _check(key, float(text), where)
+        except ValueError:
+            raise ConfigError(f"{where}: '{key.name}' must be a number, got {text!r}") from None
+    if key.kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: '{key.name}' must be a boolean (true/false/1/0), got {text!r}")
+    if key.kind == "list":
+        return _check(key, [p.strip() for p in text.split(",") if p.strip()], where)
+    return _check(key, text, where)
+
+
+def _line_of(text: str, name: str) -> str:
+    """' line N' where ``name`` is assigned in the TOML text (best effort), else ''."""
+    pattern = re.compile(rf"^\s*(\"?){re.escape(name)}\1\s*=", re.MULTILINE)
+    match = pattern.search(text)
+    return f" line {text.count(chr(10), 0, match.start()) + 1}" if match else ""
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    """Flatten a TOML file into ``{key name: value}``; unknown keys and tables raise ConfigError."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read: {exc.strerror}") from None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    known = [k.name for k in KEYS]
+    for name, value in doc.items():
+        if name in _TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}{_line_of(text, name)}: '{name}' must be a table ([{name}])")
+            for sub, subvalue in value.items():
+                full = f"{name}.{sub}"
+                if full not in KEYS_BY_NAME:
+                    raise ConfigError(
+                        f"{path}{_line_of(text, sub)}: unknown key '{full}'{_suggest(full, known)}"
+                    )
+                flat[full] = subvalue
+        elif name in KEYS_BY_NAME:
+            flat[name] = value
+        else:
+            raise ConfigError(f"{path}{_line_of(text, name)}: unknown key '{name}'{_suggest(name, known)}")
+    return {
+        name: _check(KEYS_BY_NAME[name], v, f"{path}{_line_of(text, name.split('.')[-1])}")
+        for name, v in flat.items()
+    }
+
+
+def load(
+    *,
+    config_file: Path | None = None,
+    flags: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    euid: int | None = None,
+) -> Config:
+    """Build the effective configuration.
+
+    ``config_file`` comes from ``--config`` (else ``KTRDR_CONFIG``; no file when neither is given).
+    ``flags`` maps key names to the raw strings given on the command line. ``env`` defaults to
+    ``os.environ`` and ``euid`` to ``os.geteuid()`` (root gets the system directories).
+    """
+    env = os.environ if env is None else env
+    euid = os.geteuid() if euid is None else euid
+    flags = flags or {}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in KEYS:
+        values[key.name] = key.default(env, euid) if callable(key.default) else key.default
+        sources[key.name] = "default"
+    if config_file is None and env.get("KTRDR_CONFIG"):
+        config_file = Path(env["KTRDR_CONFIG"])
+    if config_file is not None:
+        for name, value in _read_file(config_file).items():
+            values[name], sources[name] = value, f"file {config_file}"
+    for key in KEYS:
+        if key.env in env:
+            values[key.name] = _from_text(key, env[key.env], f"environment {key.env}")
+            sources[key.name] = f"env {key.env}"
+    for name, text in flags.items():
+        key = KEYS_BY_NAME[name]
+        values[name] = _from_text(key, text, f"flag {key.flag}")
+        sources[name] = f"flag {key.flag}"
+    for name in ("runtime_dir", "state_dir"):
+        if values[name] is None:
+            key = KEYS_BY_NAME[name]
+            raise ConfigError(f"{name}: no default here (XDG variables unset); set {key.flag} or {key.env}")
+        values[name] = str(Path(values[name]).absolute())
+    return Config(values, sources, config_file)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}" if value != int(value) else f"{value:.1f}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render(config: Config, write: Callable[[str], Any]) -> None:
+    """Write the effective config as TOML, each line commented with its source (``--print-config``)."""
+    write("# ktrdrd effective configuration (value  # source)\n")
+    width = max(len(k.name) for k in KEYS)
+    for key in KEYS:
+        line = f"{key.name:<{width}} = {_toml_value(config.values[key.name])}"
+        write(f"{line:<60}  # {config.sources[key.name]}\n")
