@@ -12,6 +12,7 @@ bars ``0..t`` (no look-ahead).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class Param:
     choices: tuple[str, ...] | None = None
     aliases: tuple[str, ...] = ()
     doc: str = ""
+    inert: bool = False  # accepted (predecessor files write it) but has no effect; loaders warn
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,8 @@ class IndicatorDef:
         for key, value in given.items():
             p = self.param_index.get(key)
             if p is None:
-                raise IndicatorParamError(
-                    f"{self.name}: unknown parameter {key!r}; takes {', '.join(q.name for q in self.params) or 'none'}"
-                )
+                takes = ", ".join(q.name for q in self.params) or "none"
+                raise IndicatorParamError(f"{self.name}: unknown parameter {key!r}; takes {takes}")
             out[p.name] = _check(self.name, p, value)
         return out
 
@@ -103,6 +104,8 @@ def _check(indicator: str, p: Param, value: Any) -> Any:
         return v
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise IndicatorParamError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise IndicatorParamError(f"{where}: expected a finite number, got {value!r}")
     if p.kind is int:
         if float(value) != int(value):
             raise IndicatorParamError(f"{where}: expected an integer, got {value!r}")
@@ -126,11 +129,15 @@ def _key(name: str) -> str:
 
 
 def register(defn: IndicatorDef) -> IndicatorDef:
-    """Add an indicator. Names and aliases must be unique after normalisation."""
-    for key in (defn.name, *defn.aliases):
-        k = _key(key)
+    """Add an indicator. Names and aliases must be unique after normalisation.
+
+    A clash raises ``ValueError`` and registers nothing.
+    """
+    keys = {_key(key): key for key in (defn.name, *defn.aliases)}
+    for k, key in keys.items():
         if k in _BY_KEY:
             raise ValueError(f"indicator name {key!r} already registered by {_BY_KEY[k].name}")
+    for k in keys:
         _BY_KEY[k] = defn
     _REGISTRY[defn.name] = defn
     return defn
@@ -139,6 +146,8 @@ def register(defn: IndicatorDef) -> IndicatorDef:
 def lookup(name: str) -> IndicatorDef:
     """The indicator for a name or alias (case-insensitive). Raises :class:`UnknownIndicatorError`."""
     _load_catalogue()
+    if not isinstance(name, str):
+        raise UnknownIndicatorError(repr(name), known_names())
     defn = _BY_KEY.get(_key(name))
     if defn is None:
         raise UnknownIndicatorError(name, known_names())

@@ -1,0 +1,143 @@
+"""Bounded and unbounded momentum oscillators: RSI, Stochastic, Williams %R, CCI, MFI, ROC, Momentum."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ktrdr.research.bars import Bars
+from ktrdr.research.indicators import kernels as k
+from ktrdr.research.indicators.catalogue._common import define, period, price, source_param
+
+
+def _rsi(bars: Bars, period: int, source: str) -> dict[str, np.ndarray]:
+    """Wilder's RSI: ``100 * G / (G + L)`` with G, L the Wilder-smoothed gains and losses, seeded
+    with the simple average of the first ``period`` changes (first value at bar ``period``).
+
+    Where both averages are 0 (a flat stretch) the RSI is 50, the neutral value; TA-Lib reports 0.
+    """
+    x = price(bars, source)
+    change = np.full(x.shape[0], np.nan)
+    change[1:] = np.diff(x)
+    gain = k.wilder(np.maximum(change, 0.0), period)  # NaN at bar 0 propagates
+    loss = k.wilder(np.maximum(-change, 0.0), period)
+    return {"value": 100.0 * k.safe_ratio(gain, gain + loss, 0.5)}
+
+
+def _position_in_range(x: np.ndarray, hh: np.ndarray, ll: np.ndarray) -> np.ndarray:
+    """``(x - LL) / (HH - LL)`` in [0, 1]; 0.5 where the range is empty."""
+    return k.safe_ratio(x - ll, hh - ll, 0.5)
+
+
+def _stoch(bars: Bars, k_period: int, d_period: int, smooth_k: int, source: str) -> dict[str, np.ndarray]:
+    """Stochastic oscillator. Raw %K = 100 * (price - LL) / (HH - LL) over ``k_period`` bars of
+    high/low; %K = SMA(raw, smooth_k) (``smooth_k = 1`` gives the fast stochastic); %D = SMA(%K,
+    d_period). Matches TA-Lib's STOCH with SMA smoothing. Where the range is empty (HH == LL), raw
+    %K is 50, the middle of the range; TA-Lib reports 0.
+    """
+    raw = 100.0 * _position_in_range(
+        price(bars, source), k.rolling_max(bars.high, k_period), k.rolling_min(bars.low, k_period)
+    )
+    slow_k = _sma_after(raw, smooth_k)
+    return {"k": slow_k, "d": _sma_after(slow_k, d_period)}
+
+
+def _sma_after(x: np.ndarray, n: int) -> np.ndarray:
+    """Rolling mean of ``x`` starting where ``x`` becomes defined."""
+    out = np.full(x.shape[0], np.nan)
+    start = k.first_valid(x)
+    out[start:] = k.rolling_mean(x[start:], n)
+    return out
+
+
+def _williams_r(bars: Bars, period: int) -> dict[str, np.ndarray]:
+    """Williams %R = -100 * (HH - close) / (HH - LL) over ``period`` bars, in [-100, 0]; -50 where
+    the range is empty (TA-Lib reports 0)."""
+    pos = _position_in_range(bars.close, k.rolling_max(bars.high, period), k.rolling_min(bars.low, period))
+    return {"value": 100.0 * (pos - 1.0)}
+
+
+def _cci(bars: Bars, period: int) -> dict[str, np.ndarray]:
+    """Commodity Channel Index: ``(TP - SMA(TP)) / (0.015 * mean |TP - SMA(TP)|)`` over ``period``
+    bars of the typical price TP = (H + L + C) / 3; 0 where the mean deviation is 0 (as TA-Lib)."""
+    tp = price(bars, "hlc3")
+    n = tp.shape[0]
+    mean = k.rolling_mean(tp, period)
+    mad = np.full(n, np.nan)
+    if n >= period:
+        windows = sliding_window_view(tp, period)
+        mad[period - 1 :] = np.abs(windows - mean[period - 1 :, None]).mean(axis=1)
+    return {"value": k.safe_ratio(tp - mean, 0.015 * mad, 0.0)}
+
+
+def _mfi(bars: Bars, period: int) -> dict[str, np.ndarray]:
+    """Money Flow Index: ``100 * P / (P + N)`` with P (N) the sum over the last ``period`` bars of
+    TP * volume on bars whose typical price rose (fell). 50 where there was no money flow at all
+    (TA-Lib reports 0 whenever P + N < 1)."""
+    tp = price(bars, "hlc3")
+    flow = tp * bars.volume
+    up = np.zeros(tp.shape[0])
+    down = np.zeros(tp.shape[0])
+    up[1:] = np.where(tp[1:] > tp[:-1], flow[1:], 0.0)
+    down[1:] = np.where(tp[1:] < tp[:-1], flow[1:], 0.0)
+    pos = k.rolling_sum(up, period)  # defined from bar period: flows t-period+1..t
+    neg = k.rolling_sum(down, period)
+    return {"value": 100.0 * k.safe_ratio(pos, pos + neg, 0.5)}
+
+
+def _changes(bars: Bars, period: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    x = price(bars, source)
+    return x, k.lag(x, period)
+
+
+def _roc(bars: Bars, period: int, source: str) -> dict[str, np.ndarray]:
+    """Rate of change in percent: ``100 * (P - P[t-period]) / P[t-period]``; 0 where the old price is 0."""
+    x, old = _changes(bars, period, source)
+    return {"value": 100.0 * k.safe_ratio(x - old, old, 0.0)}
+
+
+def _momentum(bars: Bars, period: int, source: str) -> dict[str, np.ndarray]:
+    """Momentum: ``P - P[t-period]``."""
+    x, old = _changes(bars, period, source)
+    return {"value": x - old}
+
+
+define(
+    "rsi", _rsi, (period(14), source_param()), ("value",), lambda p: p["period"], aliases=("RSIIndicator",)
+)
+define(
+    "stoch",
+    _stoch,
+    (
+        period(14, "k_period", aliases=("fastk_period",)),
+        period(3, "d_period", aliases=("slowd_period",)),
+        period(3, "smooth_k", aliases=("slowk_period", "slowing")),
+        source_param(),
+    ),
+    ("k", "d"),
+    lambda p: p["k_period"] + p["smooth_k"] + p["d_period"] - 3,
+    aliases=("stochastic", "stochastic_oscillator"),
+)
+define(
+    "williams_r",
+    _williams_r,
+    (period(14),),
+    ("value",),
+    lambda p: p["period"] - 1,
+    aliases=("willr", "williams_percent_r"),
+)
+define(
+    "cci",
+    _cci,
+    (period(20, minimum=2),),
+    ("value",),
+    lambda p: p["period"] - 1,
+    aliases=("commodity_channel_index",),
+)
+define("mfi", _mfi, (period(14),), ("value",), lambda p: p["period"], aliases=("money_flow_index",))
+define(
+    "roc", _roc, (period(10), source_param()), ("value",), lambda p: p["period"], aliases=("rate_of_change",)
+)
+define(
+    "momentum", _momentum, (period(10), source_param()), ("value",), lambda p: p["period"], aliases=("mom",)
+)
