@@ -1,0 +1,632 @@
+"""OperationsCore: starts, runs, journals, cancels, waits on and streams operations.
+
+Every state change, stage, message and (coalesced) progress update becomes an event with the next
+per-operation seq. Events are delivered to watchers and reflected by ``get`` only once their write
+committed, so whatever anyone has seen is in the database, and seqs are never reused.
+
+States: PENDING → RUNNING → SUCCEEDED | FAILED | CANCELLED. INTERRUPTED (terminal, ``done``) marks an
+operation found PENDING/RUNNING when the journal was opened whose kind has no handler able to
+reattach. A CANCELLED operation carries ``error = {"code": 1 (CANCELLED), ...}``.
+
+Idempotent start: a non-empty ``request_id`` names one operation. Starting again with the same
+request id, kind, params, labels and parent returns the existing operation (whatever its state);
+the same request id with anything different is ALREADY_EXISTS, reason ``REQUEST_ID_REUSED``. A
+request id becomes free again when its operation is deleted (by ``delete`` or retention).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ktrdrd import errors
+from ktrdrd.journal import Journal
+from ktrdrd.journal.records import (
+    NAME_PREFIX,
+    STATES,
+    TERMINAL_STATES,
+    EventRecord,
+    OperationRecord,
+    empty_progress,
+)
+from ktrdrd.operations import paging
+from ktrdrd.operations.context import KindHandler, OperationContext
+from ktrdrd.operations.fanout import Hub
+from ktrdrd.operations.ids import IdGenerator, parse_name
+
+log = logging.getLogger("ktrdrd.operations")
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_REQUEST_ID = 128
+MAX_LABEL_KEY = 63
+MAX_LABEL_VALUE = 256
+
+
+@dataclass
+class _Live:
+    """An operation that is not done yet. ``current`` may be ahead of the disk; ``acked`` is committed."""
+
+    current: OperationRecord
+    acked: OperationRecord
+    hub: Hub
+    done: asyncio.Event
+    ctx: OperationContext | None = None
+    task: asyncio.Task[None] | None = None
+    progress_timer: asyncio.TimerHandle | None = None
+    last_progress_write: float = -math.inf
+    last_write: asyncio.Future[None] | None = None
+    kill_timer: asyncio.TimerHandle | None = None
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def validate_labels(labels: Any, field: str = "labels") -> dict[str, str]:
+    """A copy of ``labels`` if it maps non-empty keys (no ``=``, ≤ 63 chars) to strings (≤ 256 chars)."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict):
+        raise errors.invalid_argument(field, "expected a map of string keys to string values")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not key or "=" in key or len(key) > MAX_LABEL_KEY:
+            raise errors.invalid_argument(
+                field, f"label key {key!r}: expected 1-{MAX_LABEL_KEY} chars, no '='"
+            )
+        if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE:
+            raise errors.invalid_argument(
+                field, f"label {key!r}: expected a string of ≤ {MAX_LABEL_VALUE} chars"
+            )
+    return dict(labels)
+
+
+def parse_label_selectors(selectors: Iterable[str], field: str = "labels") -> dict[str, str]:
+    """``["k=v", ...]`` → ``{"k": "v"}``; INVALID_ARGUMENT naming ``field`` for a selector without ``=``."""
+    result: dict[str, str] = {}
+    for selector in selectors:
+        key, sep, value = selector.partition("=")
+        if not sep or not key:
+            raise errors.invalid_argument(field, f"label selector {selector!r}: expected key=value")
+        result[key] = value
+    return validate_labels(result, field)
+
+
+class OperationsCore:
+    """The operations service core. Create with :meth:`open`, end with :meth:`close`; loop-thread only."""
+
+    def __init__(
+        self, journal: Journal, *, retention_s: float, progress_interval_s: float, cancel_grace_s: float
+    ) -> None:
+        self._journal = journal
+        self._retention_s = retention_s
+        self._progress_interval_s = progress_interval_s
+        self._cancel_grace_s = cancel_grace_s
+        self._handlers: dict[str, KindHandler] = {}
+        self._active: dict[str, _Live] = {}
+        self._ids = IdGenerator()
+        self._closing = False
+        self._retention_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        db_path: Path,
+        *,
+        retention_s: float = 30 * 86400,
+        progress_interval_s: float = 0.005,
+        cancel_grace_s: float = 10.0,
+        synchronous: str = "FULL",
+    ) -> OperationsCore:
+        """Open (create, migrate) the journal at ``db_path`` and load the operations that are not done.
+
+        ``retention_s``: terminal operations that ended longer ago are deleted now and every
+        ``retention_s / 10`` (1 s..1 h). ``progress_interval_s``: minimum seconds between two progress
+        events of one operation. ``cancel_grace_s``: seconds a handler has to return after a cancel
+        before its task is cancelled. Raises ``JournalOpenError`` (file untouched) when unusable.
+        Call :meth:`register_kind` for every kind, then :meth:`resume_pending`.
+        """
+        if not retention_s > 0:
+            raise ValueError(f"retention_s must be > 0, got {retention_s}")
+        journal = await Journal.open(
+            Path(db_path), retention_cutoff=time.time() - retention_s, synchronous=synchronous
+        )
+        core = cls(
+            journal,
+            retention_s=retention_s,
+            progress_interval_s=progress_interval_s,
+            cancel_grace_s=cancel_grace_s,
+        )
+        try:
+            for rec in await journal.load_nonterminal():
+                core._active[rec.id] = core._new_live(rec, Hub(rec.last_seq))
+        except BaseException:
+            await journal.close()
+            raise
+        core._retention_task = asyncio.create_task(core._retention_loop(), name="journal-retention")
+        return core
+
+    def register_kind(self, kind: str, handler: KindHandler) -> None:
+        """Run operations of ``kind`` with ``handler``; registering a kind twice is a ValueError."""
+        if kind in self._handlers:
+            raise ValueError(f"operation kind {kind!r} is already registered")
+        self._handlers[kind] = handler
+
+    @property
+    def kinds(self) -> list[str]:
+        """The registered kinds, sorted."""
+        return sorted(self._handlers)
+
+    async def resume_pending(self) -> None:
+        """Hand each loaded PENDING/RUNNING operation to its kind's ``reattach`` (none → INTERRUPTED)."""
+        endings: list[asyncio.Future[None]] = []
+        for live in list(self._active.values()):
+            if live.task is not None or live.current.done:
+                continue
+            handler = self._handlers.get(live.current.kind)
+            if handler is not None and hasattr(handler, "reattach"):
+                live.task = asyncio.create_task(
+                    self._run(live, handler, reattach=True), name=live.current.name
+                )
+                continue
+            error = {
+                "code": errors.ABORTED,
+                "message": f"ktrdrd restarted while the operation was {live.current.state}; "
+                f"no handler for kind {live.current.kind!r} can reattach it",
+                "reason": "DAEMON_RESTARTED",
+            }
+            endings.append(self._finish(live, "INTERRUPTED", error, None))
+        if endings:
+            await asyncio.gather(*(asyncio.shield(ending) for ending in endings))
+
+    # ---- API -------------------------------------------------------------------------------------
+
+    async def start(
+        self,
+        kind: str,
+        *,
+        params: dict[str, Any],
+        labels: dict[str, str] | None = None,
+        parent: str = "",
+        request_id: str = "",
+    ) -> OperationRecord:
+        """Create a PENDING operation of ``kind`` and run its handler; idempotent on ``request_id``.
+
+        INVALID_ARGUMENT names the bad field (kind, params, labels, parent, request_id); ALREADY_EXISTS
+        (REQUEST_ID_REUSED) for a request id used with different arguments; UNAVAILABLE while closing.
+        """
+        handler = self._handlers.get(kind)
+        if handler is None:
+            known = ", ".join(self.kinds) or "none"
+            raise errors.invalid_argument("kind", f"unknown operation kind {kind!r} (known: {known})")
+        if not isinstance(params, dict):
+            raise errors.invalid_argument("params", "expected a JSON object")
+        try:
+            params = json.loads(json.dumps(params))
+        except (TypeError, ValueError) as exc:
+            raise errors.invalid_argument("params", f"not JSON-serializable ({exc})") from exc
+        labels = validate_labels(labels)
+        if parent:
+            parent = NAME_PREFIX + parse_name(parent, "parent")
+            parent_id = parent.removeprefix(NAME_PREFIX)
+            if parent_id not in self._active and await self._journal.get_operation(parent_id) is None:
+                raise errors.invalid_argument("parent", f"no operation {parent}")
+        if not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID:
+            raise errors.invalid_argument("request_id", f"expected a string of ≤ {MAX_REQUEST_ID} chars")
+        if self._closing:
+            raise errors.ApiError(errors.UNAVAILABLE, "ktrdrd is shutting down", "SHUTTING_DOWN")
+        # A task, so that a caller cancelled mid-way cannot leave a journaled operation without a runner.
+        creation = asyncio.ensure_future(self._create(kind, handler, params, labels, parent, request_id))
+        return await asyncio.shield(creation)
+
+    async def get(self, name: str) -> OperationRecord:
+        """The operation as last committed; NOT_FOUND if there is none."""
+        op_id = parse_name(name)
+        live = self._active.get(op_id)
+        if live is not None:
+            return live.acked.copy()
+        rec = await self._journal.get_operation(op_id)
+        if rec is None:
+            raise errors.not_found(f"operation {NAME_PREFIX}{op_id}")
+        return rec
+
+    async def list(
+        self,
+        *,
+        kind: str = "",
+        states: Iterable[str] = (),
+        labels: dict[str, str] | None = None,
+        parent: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> tuple[list[OperationRecord], str]:
+        """One page of operations matching every filter, newest first, and the next page token ("" at end).
+
+        ``states``: state names (``RUNNING``...); ``labels``: exact ``key=value`` matches (all must hold);
+        ``page_size`` 0 → 100, capped at 1000. INVALID_ARGUMENT names the bad field.
+        """
+        if not isinstance(page_size, int) or page_size < 0:
+            raise errors.invalid_argument("page_size", f"expected an integer ≥ 0, got {page_size!r}")
+        page_size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        state_list = sorted(set(states))
+        for state in state_list:
+            if state not in STATES:
+                raise errors.invalid_argument(
+                    "state", f"unknown state {state!r} (expected one of {', '.join(STATES)})"
+                )
+        labels = validate_labels(labels)
+        if parent:
+            parent = NAME_PREFIX + parse_name(parent, "parent")
+        if not isinstance(kind, str):
+            raise errors.invalid_argument("kind", "expected a string")
+        filters = {"kind": kind, "states": state_list, "labels": labels, "parent": parent}
+        before_id = paging.decode(page_token, filters) if page_token else ""
+        rows = await self._journal.list_operations(
+            kind=kind,
+            states=state_list,
+            labels=labels,
+            parent=parent,
+            before_id=before_id,
+            limit=page_size + 1,
+        )
+        next_token = paging.encode(rows[page_size - 1].id, filters) if len(rows) > page_size else ""
+        return rows[:page_size], next_token
+
+    async def cancel(self, name: str) -> OperationRecord:
+        """Ask the operation (and its children) to stop; returns the record as committed now.
+
+        The handler sees ``ctx.cancelled`` and should return; its task is cancelled after the grace
+        period. The operation becomes CANCELLED when the handler ends (``wait`` for it).
+        NOT_FOUND, or FAILED_PRECONDITION reason OPERATION_DONE if it is already done.
+        """
+        op_id = parse_name(name)
+        live = self._active.get(op_id)
+        if live is None or live.current.done:
+            state = live.current.state if live is not None else (await self.get(name)).state
+            raise errors.failed_precondition(
+                f"{NAME_PREFIX}{op_id} is already done ({state})", "OPERATION_DONE"
+            )
+        orphans = [self._request_cancel(live)]
+        orphans += [self._request_cancel(child) for child in self._children(live.current.name)]
+        endings = [self._finish(orphan, "CANCELLED", None, None) for orphan in orphans if orphan is not None]
+        if endings:
+            await asyncio.gather(*(asyncio.shield(ending) for ending in endings))
+        return live.acked.copy()
+
+    async def delete(self, name: str) -> None:
+        """Delete a done operation and its events. NOT_FOUND, or FAILED_PRECONDITION OPERATION_NOT_DONE."""
+        op_id = parse_name(name)
+        live = self._active.get(op_id)
+        outcome = "not_done" if live is not None else await self._journal.delete_operation(op_id)
+        if outcome == "missing":
+            raise errors.not_found(f"operation {NAME_PREFIX}{op_id}")
+        if outcome == "not_done":
+            raise errors.failed_precondition(
+                f"{NAME_PREFIX}{op_id} is not done; cancel it and wait before deleting", "OPERATION_NOT_DONE"
+            )
+
+    async def wait(self, name: str, timeout_s: float | None) -> OperationRecord:
+        """Return once the operation is done or ``timeout_s`` seconds passed (None: no limit; ≤ 0: now)."""
+        op_id = parse_name(name)
+        live = self._active.get(op_id)
+        if live is None:
+            return await self.get(name)
+        if timeout_s is None or timeout_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.done.wait(), timeout_s)
+        return live.acked.copy()
+
+    async def watch(self, name: str, after_seq: int = 0) -> AsyncIterator[OperationRecord | EventRecord]:
+        """Yield the operation's snapshot, then every event with seq > ``after_seq`` until it is done.
+
+        Events older than the snapshot come from the database, then live ones from the fan-out (or the
+        database again when this watcher fell more than the fan-out ring behind). ``after_seq`` < 0
+        means "from the snapshot on" (live events only). Yielded events are shared: do not mutate.
+        NOT_FOUND (on the first iteration) when there is no such operation.
+        """
+        op_id = parse_name(name)
+        live = self._active.get(op_id)
+        snapshot = live.acked.copy() if live is not None else await self.get(name)
+        hub = live.hub if live is not None else None
+        yield snapshot
+        cursor = snapshot.last_seq if after_seq < 0 else after_seq
+        while True:
+            batch = hub.since(cursor) if hub is not None else None
+            if batch == [] and hub is not None:
+                if hub.closed:
+                    return
+                await hub.wait()
+                continue
+            if batch is None:
+                batch = await self._journal.read_events(op_id, cursor)
+                if not batch:
+                    return
+            for event in batch:
+                yield event
+                cursor = event.seq
+                if event.state in TERMINAL_STATES:
+                    return
+
+    async def apply_retention(self) -> int:
+        """Delete terminal operations that ended more than ``retention_s`` ago; returns how many."""
+        return await self._journal.delete_expired(time.time() - self._retention_s)
+
+    async def close(self) -> None:
+        """Stop handlers without ending their operations (they stay PENDING/RUNNING for the next
+        :meth:`resume_pending`), write pending progress, end watch streams, close the journal."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+        tasks = [live.task for live in self._active.values() if live.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for live in self._active.values():
+            if live.kill_timer is not None:
+                live.kill_timer.cancel()
+            if live.progress_timer is not None:
+                self._flush_progress(live)
+        for live in self._active.values():
+            live.hub.close()
+        await self._journal.close()
+
+    # ---- running handlers ------------------------------------------------------------------------
+
+    async def _create(
+        self,
+        kind: str,
+        handler: KindHandler,
+        params: dict[str, Any],
+        labels: dict[str, str],
+        parent: str,
+        request_id: str,
+    ) -> OperationRecord:
+        now = time.time()
+        name = NAME_PREFIX + self._ids.new_id()
+        progress = empty_progress()
+        rec = OperationRecord(
+            name,
+            kind,
+            "PENDING",
+            "",
+            progress,
+            labels,
+            parent,
+            request_id,
+            now,
+            None,
+            now,
+            None,
+            None,
+            None,
+            1,
+            params,
+        )
+        first = EventRecord(name, 1, now, "state", "PENDING", "", progress, "")
+        existing = await self._journal.insert_operation(rec, first)
+        if existing is not None:
+            return self._same_request(existing, kind, params, labels, parent)
+        hub = Hub(0)
+        hub.publish(first)
+        live = self._new_live(rec, hub)
+        self._active[rec.id] = live
+        live.task = asyncio.create_task(self._run(live, handler, reattach=False), name=name)
+        log.info("operation started", extra={"operation": name, "kind": kind})
+        return rec.copy()
+
+    def _same_request(
+        self,
+        existing: OperationRecord,
+        kind: str,
+        params: dict[str, Any],
+        labels: dict[str, str],
+        parent: str,
+    ) -> OperationRecord:
+        mine = (kind, _canonical(params), labels, parent)
+        theirs = (existing.kind, _canonical(existing.params), existing.labels, existing.parent)
+        if mine != theirs:
+            raise errors.ApiError(
+                errors.ALREADY_EXISTS,
+                f"request_id {existing.request_id!r} was already used by {existing.name} "
+                "with a different kind, params, labels or parent",
+                "REQUEST_ID_REUSED",
+            )
+        live = self._active.get(existing.id)
+        return live.acked.copy() if live is not None else existing
+
+    def _new_live(self, rec: OperationRecord, hub: Hub) -> _Live:
+        live = _Live(current=rec, acked=dataclasses.replace(rec), hub=hub, done=asyncio.Event())
+        live.ctx = OperationContext(
+            rec.name,
+            json.loads(json.dumps(rec.params)),
+            snapshot=lambda: live.current.copy(),
+            set_stage=partial(self._set_stage, live),
+            progress=partial(self._set_progress, live),
+            message=partial(self._write, live, "message"),
+            flush=partial(self._flush, live),
+        )
+        return live
+
+    async def _run(self, live: _Live, handler: KindHandler, *, reattach: bool) -> None:
+        assert live.ctx is not None
+        ctx = live.ctx
+        result: dict[str, Any] | None = None
+        error: dict[str, Any] | None = None
+        try:
+            if not ctx.cancelled.is_set():
+                if live.current.state == "PENDING":
+                    live.current.state = "RUNNING"
+                    live.current.start_time = time.time()
+                    await self._write(live, "state")
+                result = await (handler.reattach(ctx) if reattach else handler.run(ctx))
+            state = "CANCELLED" if ctx.cancelled.is_set() else "SUCCEEDED"
+        except asyncio.CancelledError:
+            if self._closing:
+                raise
+            state = "CANCELLED"
+        except errors.ApiError as exc:
+            state, error = "FAILED", {"code": exc.code, "message": exc.message, "reason": exc.reason}
+        except Exception as exc:
+            log.exception("operation handler failed", extra={"operation": live.current.name})
+            state = "FAILED"
+            error = {
+                "code": errors.INTERNAL,
+                "message": f"{type(exc).__name__}: {exc}",
+                "reason": "HANDLER_ERROR",
+            }
+        if state == "SUCCEEDED" and result is not None:
+            try:
+                if not isinstance(result, dict):
+                    raise TypeError(f"expected a dict or None, got {type(result).__name__}")
+                result = json.loads(json.dumps(result))
+            except (TypeError, ValueError) as exc:
+                state, result = "FAILED", None
+                error = {
+                    "code": errors.INTERNAL,
+                    "message": f"handler result is not JSON ({exc})",
+                    "reason": "BAD_RESULT",
+                }
+        await asyncio.shield(self._finish(live, state, error, result if state == "SUCCEEDED" else None))
+
+    def _finish(
+        self, live: _Live, state: str, error: dict[str, Any] | None, result: dict[str, Any] | None
+    ) -> asyncio.Future[None]:
+        """Record the terminal ``state``; the future resolves once it is committed."""
+        if live.kill_timer is not None:
+            live.kill_timer.cancel()
+        cur = live.current
+        if state == "CANCELLED":
+            error = {
+                "code": errors.CANCELLED,
+                "message": "the operation was cancelled",
+                "reason": "CANCELLED",
+            }
+        if state == "SUCCEEDED":
+            cur.progress = {**cur.progress, "fraction": 1.0}
+        cur.state, cur.error, cur.result, cur.end_time = state, error, result, time.time()
+        log.info("operation %s", state.lower(), extra={"operation": cur.name})
+        return self._submit(live, "state")
+
+    def _request_cancel(self, live: _Live) -> _Live | None:
+        """Set the cancel flag; returns ``live`` when no task runs it (then the caller ends it)."""
+        if live.current.done or live.ctx is None or live.ctx.cancelled.is_set():
+            return None
+        live.ctx.cancelled.set()
+        if live.task is None:
+            return live
+        live.kill_timer = asyncio.get_running_loop().call_later(self._cancel_grace_s, live.task.cancel)
+        return None
+
+    def _children(self, parent: str) -> list[_Live]:
+        return [live for live in self._active.values() if live.current.parent == parent]
+
+    # ---- events ----------------------------------------------------------------------------------
+
+    def _submit(self, live: _Live, type_: str, message: str = "") -> asyncio.Future[None]:
+        """Give ``live.current`` the next seq and queue it with its event; acknowledged on commit."""
+        if live.progress_timer is not None:  # this event carries the latest progress anyway
+            live.progress_timer.cancel()
+            live.progress_timer = None
+        cur = live.current
+        now = time.time()
+        cur.last_seq += 1
+        cur.update_time = now
+        event = EventRecord(cur.name, cur.last_seq, now, type_, cur.state, cur.stage, cur.progress, message)
+        snapshot = dataclasses.replace(cur)
+        future = self._journal.write_event(event, snapshot)
+        future.add_done_callback(partial(self._acknowledged, live, event, snapshot))
+        live.last_write = future
+        return future
+
+    def _acknowledged(
+        self, live: _Live, event: EventRecord, snapshot: OperationRecord, future: asyncio.Future[None]
+    ) -> None:
+        if future.cancelled() or future.exception() is not None:
+            log.error("journal write failed: %s", future.exception(), extra={"operation": event.operation})
+            return
+        live.acked = snapshot
+        live.hub.publish(event)
+        if snapshot.done:
+            live.hub.close()
+            live.done.set()
+            self._active.pop(snapshot.id, None)
+
+    async def _write(self, live: _Live, type_: str, message: str = "") -> int:
+        if live.current.done:
+            raise RuntimeError(f"{live.current.name} is done; no more events")
+        future = self._submit(live, type_, message)
+        seq = live.current.last_seq
+        await asyncio.shield(future)
+        return seq
+
+    async def _set_stage(self, live: _Live, stage: str) -> int:
+        live.current.stage = stage
+        return await self._write(live, "stage")
+
+    def _set_progress(
+        self,
+        live: _Live,
+        fraction: float | None,
+        message: str,
+        current: int,
+        total: int,
+        eta_s: float | None,
+        metrics: dict[str, float] | None,
+    ) -> None:
+        if live.current.done:
+            return
+        old = live.current.progress
+        if fraction is None:
+            fraction = current / total if total > 0 else old["fraction"]
+        if math.isnan(fraction):
+            raise ValueError("progress fraction is NaN")
+        live.current.progress = {
+            "fraction": min(1.0, max(0.0, float(fraction))),
+            "message": message,
+            "current": int(current),
+            "total": int(total),
+            "eta_s": None if eta_s is None else float(eta_s),
+            "metrics": old["metrics"] if metrics is None else {str(k): float(v) for k, v in metrics.items()},
+        }
+        if live.progress_timer is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, live.last_progress_write + self._progress_interval_s - loop.time())
+            live.progress_timer = loop.call_later(delay, self._flush_progress, live)
+
+    def _flush_progress(self, live: _Live) -> None:
+        """Write the coalesced progress now (the timer callback; also called early by flush/close)."""
+        if live.current.done:
+            return
+        live.last_progress_write = asyncio.get_running_loop().time()
+        self._submit(live, "progress")
+
+    async def _flush(self, live: _Live) -> int:
+        if live.progress_timer is not None:
+            self._flush_progress(live)
+        if live.last_write is not None:
+            await asyncio.shield(live.last_write)
+        return live.acked.last_seq
+
+    async def _retention_loop(self) -> None:
+        interval = min(max(self._retention_s / 10, 1.0), 3600.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                deleted = await self.apply_retention()
+            except Exception:
+                log.exception("journal retention failed")
+            else:
+                if deleted:
+                    log.info("journal retention deleted %d operations", deleted)

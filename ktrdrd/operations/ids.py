@@ -1,0 +1,48 @@
+"""Operation ids: ``op_`` + 26 lowercase Crockford base32 characters, sortable by creation time.
+
+The 128 bits are a 48-bit millisecond Unix timestamp followed by 80 random bits (the ULID layout).
+Within one millisecond of one process the random part is incremented, so ids of one process are
+strictly increasing and string order == creation order.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from ktrdrd import errors
+from ktrdrd.journal.records import NAME_PREFIX
+
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+ID_RE = re.compile(r"op_[0-9a-hjkmnp-tv-z]{26}")
+_RANDOM_BITS = 80
+
+
+class IdGenerator:
+    """Generates increasing ids; use from one thread (the event loop)."""
+
+    def __init__(self) -> None:
+        self._last_ms = -1
+        self._last_random = 0
+
+    def new_id(self) -> str:
+        """A new ``op_...`` id, greater than every id this generator returned before."""
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms > self._last_ms:
+            self._last_ms, self._last_random = now_ms, secrets.randbits(_RANDOM_BITS)
+        else:
+            self._last_random += 1
+            if self._last_random >> _RANDOM_BITS:
+                self._last_ms, self._last_random = self._last_ms + 1, 0
+        value = (self._last_ms << _RANDOM_BITS) | self._last_random
+        chars = [ALPHABET[(value >> shift) & 31] for shift in range(125, -5, -5)]
+        return "op_" + "".join(chars)
+
+
+def parse_name(name: str, field: str = "name") -> str:
+    """The id of ``operations/op_...`` (a bare ``op_...`` is accepted too); INVALID_ARGUMENT otherwise."""
+    op_id = name.removeprefix(NAME_PREFIX)
+    if not ID_RE.fullmatch(op_id):
+        raise errors.invalid_argument(field, f"{name!r} is not an operation name (operations/op_<26 base32>)")
+    return op_id

@@ -1,0 +1,1 @@
+"""Test-only helpers shipped with the tests, never with the product."""
