@@ -75,7 +75,9 @@ def main(argv: list[str]) -> int:
     torch.optim.Adam(torch.nn.Linear(2, 2).parameters())
     first_opt = time.perf_counter() - t
     x, y = _data(args.rows, args.features)
-    print(f"data: {args.rows} rows x {args.features} features, batch {args.batch}, {args.epochs} epochs, 1 thread")
+    print(
+        f"data: {args.rows} rows x {args.features} features, batch {args.batch}, {args.epochs} epochs, 1 thread"
+    )
     print(f"first torch.optim construction in this process (lazy torch._dynamo import): {first_opt:.3f} s")
     ratios = []
     for r in range(args.repeat):

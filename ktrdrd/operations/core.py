@@ -29,7 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ktrdrd import errors
+from ktrdrd import errors, logs
 from ktrdrd.journal import Journal
 from ktrdrd.journal.records import (
     NAME_PREFIX,
@@ -462,6 +462,8 @@ class OperationsCore:
     async def _run(self, live: _Live, handler: KindHandler, *, reattach: bool) -> None:
         assert live.ctx is not None
         ctx = live.ctx
+        # Every log line of this task (its own context copy) names the operation.
+        logs.current_op.set(live.current.name)
         result: dict[str, Any] | None = None
         error: dict[str, Any] | None = None
         try:
