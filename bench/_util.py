@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -76,7 +77,9 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def running_daemon(state_dir: Path | None = None, extra_env: dict[str, str] | None = None) -> Iterator[Daemon]:
+def running_daemon(
+    state_dir: Path | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[Daemon]:
     """Start ``ktrdrd`` on temporary directories; SIGTERM it on exit."""
     with tempfile.TemporaryDirectory(prefix="ktrdr-bench-") as tmp:
         runtime = Path(tmp) / "run"
@@ -85,6 +88,7 @@ def running_daemon(state_dir: Path | None = None, extra_env: dict[str, str] | No
         proc = subprocess.Popen(
             [sys.executable, "-m", "ktrdrd", "--runtime-dir", str(runtime), "--state-dir", str(state)],
             env=env,
+            cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -98,3 +102,42 @@ def running_daemon(state_dir: Path | None = None, extra_env: dict[str, str] | No
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+class _Finisher:
+    """Bench-local kind ``bench.finish``: a stage, a few progress steps, a small result."""
+
+    async def run(self, ctx: Any) -> dict:
+        await ctx.set_stage("working")
+        steps = int(ctx.params.get("steps", 3))
+        for step in range(1, steps + 1):
+            await ctx.progress(current=step, total=steps, message=f"step {step}/{steps}")
+        await ctx.flush()
+        return {"@type": "type.googleapis.com/google.protobuf.Struct", "value": {"steps": steps}}
+
+    async def reattach(self, ctx: Any) -> dict:
+        return await self.run(ctx)
+
+
+async def populate_journal(db_path: Path, count: int) -> list[str]:
+    """Journal ``count`` finished operations with labels, as a daemon would have after some use.
+
+    Uses the bench-local kind ``bench.finish`` (not a test plugin); returns the operation names."""
+    from ktrdrd.operations import OperationsCore
+
+    names = []
+    core = await OperationsCore.open(db_path)
+    try:
+        core.register_kind("bench.finish", _Finisher())
+        await core.resume_pending()
+        for i in range(count):
+            rec = await core.start(
+                "bench.finish",
+                params={"steps": 3 + i % 4},
+                labels={"strategy": f"strategy_{i % 3}", "symbol": ("EURUSD", "GBPUSD")[i % 2]},
+            )
+            await core.wait(rec.name, 10.0)
+            names.append(rec.name)
+    finally:
+        await core.close()
+    return names

@@ -48,7 +48,9 @@ class ApiError(Exception):
 
 def invalid_argument(field_: str, description: str, reason: str = "INVALID_ARGUMENT") -> ApiError:
     """INVALID_ARGUMENT naming the field."""
-    return ApiError(INVALID_ARGUMENT, f"{field_}: {description}", reason, [FieldViolation(field_, description)])
+    return ApiError(
+        INVALID_ARGUMENT, f"{field_}: {description}", reason, [FieldViolation(field_, description)]
+    )
 
 
 def not_found(what: str, reason: str = "NOT_FOUND") -> ApiError:

@@ -78,7 +78,7 @@ class Bars:
         symbol: str,
         timeframe: str,
         time: np.ndarray,
-        open: np.ndarray,  # noqa: A002 - the OHLCV field name
+        open: np.ndarray,
         high: np.ndarray,
         low: np.ndarray,
         close: np.ndarray,
@@ -169,7 +169,11 @@ def read_file(path: str | Path, symbol: str, timeframe: str) -> Bars:
         if "time" not in df.columns:
             raise BarsError(f"{p}: missing column time")
         tcol = df["time"]
-        idx = pd.to_datetime(tcol, utc=True) if tcol.dtype != np.int64 else pd.to_datetime(tcol, unit="ns", utc=True)
+        idx = (
+            pd.to_datetime(tcol, utc=True)
+            if tcol.dtype != np.int64
+            else pd.to_datetime(tcol, unit="ns", utc=True)
+        )
         df = df.set_index(pd.DatetimeIndex(idx))
     else:
         df = pd.read_csv(p, index_col=0)
@@ -187,4 +191,6 @@ def find_file(directory: str | Path, symbol: str, timeframe: str) -> Path:
         p = d / f"{symbol}_{timeframe}{ext}"
         if p.exists():
             return p
-    raise FileNotFoundError(f"no bars for {symbol} {timeframe}: expected {d}/{symbol}_{timeframe}.csv or .parquet")
+    raise FileNotFoundError(
+        f"no bars for {symbol} {timeframe}: expected {d}/{symbol}_{timeframe}.csv or .parquet"
+    )
