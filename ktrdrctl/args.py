@@ -1,0 +1,79 @@
+"""Parsing and checking command-line values before anything is sent to the daemon.
+
+Each parser raises ``click.BadParameter`` (a usage error, exit 2) naming what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+NAME_PREFIX = "operations/"
+STATE_PREFIX = "OPERATION_STATE_"
+#: Operation states a user may filter by, in lifecycle order.
+STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED")
+
+_ID_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_LABEL_KEY_RE = re.compile(r"[A-Za-z0-9_./-]+")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)?")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def operation_name(text: str) -> str:
+    """``op_x`` or ``operations/op_x`` → ``operations/op_x``."""
+    op_id = text.removeprefix(NAME_PREFIX)
+    if not _ID_RE.fullmatch(op_id):
+        raise click.BadParameter(
+            f"{text!r} is not an operation id; expected op_… or operations/op_… "
+            "(letters, digits, '_', '.', '-')"
+        )
+    return NAME_PREFIX + op_id
+
+
+def operation_state(text: str) -> str:
+    """``running`` / ``RUNNING`` / ``OPERATION_STATE_RUNNING`` → ``OPERATION_STATE_RUNNING``."""
+    short = text.strip().upper().removeprefix(STATE_PREFIX)
+    if short == "CANCELED":
+        short = "CANCELLED"
+    if short not in STATES:
+        raise click.BadParameter(f"{text!r} is not a state; expected one of {', '.join(STATES).lower()}")
+    return STATE_PREFIX + short
+
+
+def label_selector(text: str) -> str:
+    """``key=value`` (the value may be empty); returned unchanged once checked."""
+    key, sep, _value = text.partition("=")
+    if not sep or not _LABEL_KEY_RE.fullmatch(key):
+        raise click.BadParameter(f"{text!r} is not a label selector; expected key=value")
+    return text
+
+
+def duration_seconds(text: str) -> float:
+    """``90``, ``90s``, ``1.5m``, ``2h``, ``500ms``, ``1d`` → seconds (a bare number is seconds)."""
+    match = _DURATION_RE.fullmatch(text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration; expected e.g. 30, 30s, 5m, 2h, 500ms")
+    return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+
+
+class _Converter(click.ParamType):
+    """A click parameter type from one of the parsers above."""
+
+    def __init__(self, name: str, parse) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return self._parse(value)
+        except click.BadParameter as e:
+            self.fail(e.message, param, ctx)
+
+
+OPERATION = _Converter("OPERATION", operation_name)
+STATE = _Converter("STATE", operation_state)
+LABEL = _Converter("KEY=VALUE", label_selector)
+DURATION = _Converter("DURATION", duration_seconds)

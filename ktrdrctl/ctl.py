@@ -1,0 +1,188 @@
+"""Blocking client for ktrdrd's ctl socket: NDJSON frames, JSON-RPC 2.0 shaped, no asyncio.
+
+A request is one line ``{"jsonrpc":"2.0","id":N,"method":"pkg.Service/Method","params":{…}}``.
+A unary call gets one frame back: ``{"id":N,"result":{…}}`` or ``{"id":N,"error":{"code":…,
+"message":…,"data":{"reason":…,"fieldViolations":[…]}}}``; a server stream gets several ``result``
+frames with the same id and then ``{"id":N,"done":true}`` (or an error frame). Params and results
+are canonical proto3 JSON. Frames are at most ``MAX_FRAME`` bytes.
+
+Failures are split so the CLI can map them onto exit codes: :class:`DaemonUnreachable` (no
+socket, refused, closed mid-call, no answer in time) and :class:`CtlError` (the daemon answered
+with an error frame). A frame that is not JSON-RPC is a :class:`DaemonUnreachable` too: whatever
+is listening is not a ktrdrd we can talk to.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+MAX_FRAME = 4 * 1024 * 1024
+
+#: gRPC status code numbers → names, for messages.
+CODE_NAMES = {
+    0: "OK",
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    10: "ABORTED",
+    11: "OUT_OF_RANGE",
+    12: "UNIMPLEMENTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    15: "DATA_LOSS",
+    16: "UNAUTHENTICATED",
+}
+NOT_FOUND = 5
+
+
+class DaemonUnreachable(Exception):
+    """The daemon could not be asked or did not answer; ``missing`` when nothing listens at all."""
+
+    def __init__(self, path: str, reason: str, *, missing: bool = False) -> None:
+        super().__init__(f"cannot reach ktrdrd at {path}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.missing = missing
+
+
+class CtlError(Exception):
+    """An error frame: gRPC ``code`` number, ``message`` and ``data`` (reason, fieldViolations)."""
+
+    def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data or {}
+
+    @property
+    def code_name(self) -> str:
+        return CODE_NAMES.get(self.code, f"CODE_{self.code}")
+
+    @property
+    def field_violations(self) -> list[tuple[str, str]]:
+        """``(field, description)`` pairs from ``data.fieldViolations``."""
+        found = self.data.get("fieldViolations") or self.data.get("field_violations") or []
+        return [(str(v.get("field", "")), str(v.get("description", ""))) for v in found]
+
+
+class CtlClient:
+    """One connection to ``ctl.sock``. Calls are sequential; ids increase from 1.
+
+    ``timeout`` (seconds, None = wait forever) bounds connecting and each wait for a frame of a
+    unary call; streams wait for frames without a bound unless ``stream(..., timeout=)`` says so.
+    Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str, *, timeout: float | None = 30.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._reader: Any = None
+        self._next_id = 1
+
+    def __enter__(self) -> CtlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def call(self, method: str, params: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        """Unary call; returns the ``result`` object. ``timeout`` overrides the client's for this call."""
+        call_id = self._send(method, params)
+        frame = self._read_frame(call_id, self.timeout if timeout is None else timeout)
+        if frame.get("done"):
+            raise DaemonUnreachable(self.path, f"{method} ended without a result")
+        return frame["result"]
+
+    def stream(
+        self, method: str, params: dict[str, Any], *, timeout: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Server-streaming call; yields each ``result`` object until the ``done`` frame."""
+        call_id = self._send(method, params)
+        while True:
+            frame = self._read_frame(call_id, timeout)
+            if frame.get("done"):
+                return
+            yield frame["result"]
+
+    # -- framing ---------------------------------------------------------------------------------
+
+    def _connect(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            sock.close()
+            raise DaemonUnreachable(self.path, e.strerror or str(e), missing=True) from None
+        except TimeoutError:
+            sock.close()
+            raise DaemonUnreachable(self.path, f"no answer within {self.timeout:g}s") from None
+        except OSError as e:
+            sock.close()
+            raise DaemonUnreachable(self.path, e.strerror or str(e)) from None
+        self._sock = sock
+        self._reader = sock.makefile("rb")
+        return sock
+
+    def _send(self, method: str, params: dict[str, Any]) -> int:
+        sock = self._connect()
+        call_id = self._next_id
+        self._next_id += 1
+        request = {"jsonrpc": "2.0", "id": call_id, "method": method, "params": params}
+        data = json.dumps(request, separators=(",", ":")).encode() + b"\n"
+        if len(data) > MAX_FRAME:
+            raise ValueError(f"request of {len(data)} bytes is over the {MAX_FRAME}-byte frame cap")
+        try:
+            sock.sendall(data)
+        except OSError as e:
+            raise DaemonUnreachable(self.path, f"sending failed: {e.strerror or e}") from None
+        return call_id
+
+    def _read_frame(self, call_id: int, timeout: float | None) -> dict[str, Any]:
+        """Next frame for ``call_id``: a result or done frame; raises on error frames."""
+        assert self._sock is not None
+        self._sock.settimeout(timeout)
+        try:
+            line = self._reader.readline(MAX_FRAME + 1)
+        except TimeoutError:
+            raise DaemonUnreachable(self.path, f"no answer within {timeout:g}s") from None
+        except OSError as e:
+            raise DaemonUnreachable(self.path, f"receiving failed: {e.strerror or e}") from None
+        if not line:
+            raise DaemonUnreachable(self.path, "the daemon closed the connection")
+        if len(line) > MAX_FRAME or not line.endswith(b"\n"):
+            raise DaemonUnreachable(self.path, "the daemon sent an oversized or truncated frame")
+        try:
+            frame = json.loads(line)
+        except ValueError:
+            raise DaemonUnreachable(self.path, "the daemon sent a frame that is not JSON") from None
+        if not isinstance(frame, dict) or frame.get("id") != call_id:
+            raise DaemonUnreachable(self.path, f"unexpected frame for request {call_id}: {line[:200]!r}")
+        error = frame.get("error")
+        if error is not None:
+            if not isinstance(error, dict):
+                raise DaemonUnreachable(self.path, f"malformed error frame: {line[:200]!r}")
+            raise CtlError(int(error.get("code", 2)), str(error.get("message", "")), error.get("data"))
+        if not frame.get("done") and not isinstance(frame.get("result"), dict):
+            raise DaemonUnreachable(self.path, f"frame without result: {line[:200]!r}")
+        return frame

@@ -1,0 +1,169 @@
+"""ktrdrctl as a real process: import budget, exit codes, and ``ops watch`` on a terminal (a pty)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ctlserver import (
+    OPS,
+    REPO,
+    SYSTEM,
+    PtyProcess,
+    ScriptedServer,
+    event,
+    ktrdrctl_env,
+    operation,
+    result,
+    run_ktrdrctl,
+)
+
+OP = "op_01jabcdefghjkmnpqrstvwxyz0"
+FORBIDDEN = ("grpc", "google.protobuf", "asyncio", "numpy", "pandas", "yaml", "torch")
+
+
+def imported_modules(stderr: str) -> list[str]:
+    """Module names from ``-X importtime`` output."""
+    names = []
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "package":
+                names.append(name)
+    return names
+
+
+def forbidden_in(modules: list[str]) -> list[str]:
+    return [m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
+
+
+def test_help_imports_only_stdlib_click_and_ktrdrctl() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ktrdrctl", "--help"],
+        cwd=REPO,
+        env=ktrdrctl_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules = imported_modules(proc.stderr)
+    assert "click" in modules and "ktrdrctl.cli" in modules  # the parse really saw the imports
+    assert forbidden_in(modules) == []
+    # --help does not even load the socket client.
+    assert "ktrdrctl.ctl" not in modules
+
+
+def test_a_real_command_imports_nothing_heavy_either(server: ScriptedServer) -> None:
+    server.on(SYSTEM + "GetInfo", lambda _: result({"version": "0.1.0"}))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "ktrdrctl",
+            "--runtime-dir",
+            str(server.runtime_dir),
+            "status",
+        ],
+        cwd=REPO,
+        env=ktrdrctl_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules = imported_modules(proc.stderr)
+    assert "ktrdrctl.ctl" in modules and "socket" in modules
+    assert forbidden_in(modules) == []
+
+
+def test_process_exit_codes_usage_and_unreachable(short_dir: Path) -> None:
+    usage = run_ktrdrctl("ops", "show")
+    assert usage.returncode == 2 and "Missing argument 'OPERATION'" in usage.stderr
+    unreachable = run_ktrdrctl("--runtime-dir", str(short_dir), "ops", "list")
+    assert unreachable.returncode == 3
+    assert f"start it with: ktrdrd --runtime-dir {short_dir}" in unreachable.stderr
+    assert unreachable.stdout == ""
+    via_env = run_ktrdrctl("status", KTRDR_RUNTIME_DIR=str(short_dir))
+    assert via_env.returncode == 3 and str(short_dir) in via_env.stderr
+
+
+def live_watch(server: ScriptedServer) -> None:
+    """A watch that reports progress and then stays open (the operation keeps running)."""
+
+    def handle(_: dict) -> object:
+        yield {"result": {"snapshot": operation(OP, "RUNNING", stage="train", lastSeq="1")}}
+        yield {"result": event(2, progress={"fraction": 0.25, "message": "epoch 1/4"}, stage="train")}
+        yield {
+            "result": event(
+                3, progress={"fraction": 0.5, "message": "epoch 2/4", "eta": "20s"}, stage="train"
+            )
+        }
+        server.release.wait(60)
+
+    server.on(OPS + "WatchOperation", handle)
+
+
+def test_watch_on_a_tty_redraws_one_line_and_ctrl_c_detaches(server: ScriptedServer) -> None:
+    live_watch(server)
+    child = PtyProcess("--runtime-dir", str(server.runtime_dir), "ops", "watch", OP)
+    try:
+        output = child.read_until(b"epoch 2/4")
+        # The second progress line replaced the first on the same terminal line.
+        assert b"\rRUNNING  train  [#####---------------]  25%  epoch 1/4\x1b[K" in output
+        assert b"\rRUNNING  train  [##########----------]  50%  epoch 2/4  ETA 20.0s\x1b[K" in output
+        between = output.split(b"epoch 1/4", 1)[1].split(b"epoch 2/4", 1)[0]
+        assert b"\n" not in between
+        os.kill(child.proc.pid, signal.SIGINT)
+        code = child.finish()
+    finally:
+        if child.proc.poll() is None:
+            child.proc.kill()
+    text = child.output.decode()
+    assert code == 130
+    assert f"detached from operations/{OP} (it keeps running)" in text
+    assert f"re-attach with: ktrdrctl --runtime-dir {server.runtime_dir} ops watch {OP} --after-seq 3" in text
+    assert "Traceback" not in text
+
+
+def test_watch_resumes_with_after_seq_and_finishes_on_a_tty(server: ScriptedServer) -> None:
+    def handle(params: dict) -> object:
+        after = int(params["afterSeq"])
+        yield {"result": {"snapshot": operation(OP, "RUNNING", stage="train", lastSeq="3")}}
+        for item in (
+            event(4, progress={"fraction": 0.75}, stage="train"),
+            event(5, "SUCCEEDED", "STATE", stage="train"),
+        ):
+            if int(item["event"]["seq"]) > after:
+                yield {"result": item}
+        yield {"done": True}
+
+    server.on(OPS + "WatchOperation", handle)
+    child = PtyProcess(
+        "--runtime-dir", str(server.runtime_dir), "ops", "watch", f"operations/{OP}", "--after-seq", "3"
+    )
+    code = child.finish()
+    text = child.output.decode()
+    assert code == 0, text
+    assert server.params_of(OPS + "WatchOperation") == [{"name": f"operations/{OP}", "afterSeq": "3"}]
+    assert "75%" in text and "#5 state SUCCEEDED" in text
+    assert text.rstrip().splitlines()[-1].startswith(f"operations/{OP} SUCCEEDED")
+
+
+def test_interrupt_outside_watch_exits_130(server: ScriptedServer) -> None:
+    server.on(OPS + "WaitOperation", lambda _: (server.release.wait(60), [])[1])
+    child = PtyProcess("--runtime-dir", str(server.runtime_dir), "ops", "wait", OP)
+    deadline = time.monotonic() + 30
+    while not server.params_of(OPS + "WaitOperation"):
+        assert time.monotonic() < deadline, child.output
+        time.sleep(0.02)
+    os.kill(child.proc.pid, signal.SIGINT)
+    code = child.finish()
+    assert code == 130, child.output
+    assert b"interrupted" in child.output and b"Traceback" not in child.output
