@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ktrdrctl import args, exits, strategies
+from ktrdrctl import args, exits
 
 if TYPE_CHECKING:
     from ktrdrctl.session import Session
@@ -82,9 +82,6 @@ def cli(runtime_dir: str | None, call_timeout: float) -> None:
     Exit codes: 0 ok; 1 operation failed or cancelled, or another daemon error; 2 usage error;
     3 daemon unreachable; 4 not found; 124 `ops wait --timeout` elapsed; 130 interrupted.
     """
-
-
-cli.add_command(strategies.strategies)
 
 
 @cli.command()

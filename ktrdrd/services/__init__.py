@@ -12,10 +12,11 @@ from typing import Any
 
 from google.protobuf.descriptor import ServiceDescriptor
 
-from ktrdr.daemon.v1 import backtests_pb2, data_pb2, models_pb2, strategies_pb2, training_pb2
+from ktrdr.daemon.v1 import backtests_pb2, data_pb2, models_pb2, training_pb2
 from ktrdrd.appstate import AppState
 from ktrdrd.services.operations import OperationsService
 from ktrdrd.services.registry import Call, MethodSpec, Registry
+from ktrdrd.services.strategies import StrategiesService
 from ktrdrd.services.system import SystemService
 
 __all__ = ["Call", "MethodSpec", "Pending", "Registry", "build_registry"]
@@ -36,7 +37,7 @@ def build_registry(app_state: AppState, core: Any) -> Registry:
             OperationsService(core),
             Pending(training_pb2.DESCRIPTOR.services_by_name["TrainingService"]),
             Pending(data_pb2.DESCRIPTOR.services_by_name["DataService"]),
-            Pending(strategies_pb2.DESCRIPTOR.services_by_name["StrategiesService"]),
+            StrategiesService(),
             Pending(models_pb2.DESCRIPTOR.services_by_name["ModelsService"]),
             Pending(backtests_pb2.DESCRIPTOR.services_by_name["BacktestsService"]),
         ]

@@ -48,16 +48,18 @@ class StrategyIssue(_message.Message):
     def __init__(self, severity: _Optional[_Union[IssueSeverity, str]] = ..., path: _Optional[str] = ..., message: _Optional[str] = ..., line: _Optional[int] = ..., column: _Optional[int] = ..., suggestion: _Optional[str] = ..., source_name: _Optional[str] = ...) -> None: ...
 
 class DataRequirement(_message.Message):
-    __slots__ = ("series", "start_time", "end_time", "warmup_bars")
+    __slots__ = ("series", "start_time", "end_time", "warmup_bars", "run_start_time")
     SERIES_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     WARMUP_BARS_FIELD_NUMBER: _ClassVar[int]
+    RUN_START_TIME_FIELD_NUMBER: _ClassVar[int]
     series: _common_pb2.SeriesKey
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     warmup_bars: int
-    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warmup_bars: _Optional[int] = ...) -> None: ...
+    run_start_time: _timestamp_pb2.Timestamp
+    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warmup_bars: _Optional[int] = ..., run_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ValidateStrategyRequest(_message.Message):
     __slots__ = ("source", "overrides")
@@ -90,17 +92,19 @@ class DescribeStrategyRequest(_message.Message):
     def __init__(self, source: _Optional[_Union[StrategySource, _Mapping]] = ..., overrides: _Optional[_Iterable[_Union[_common_pb2.ParameterOverride, _Mapping]]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DescribeStrategyResponse(_message.Message):
-    __slots__ = ("name", "description", "normalized", "issues", "feature_names", "data_requirements")
+    __slots__ = ("name", "description", "normalized", "issues", "feature_names", "data_requirements", "period")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     NORMALIZED_FIELD_NUMBER: _ClassVar[int]
     ISSUES_FIELD_NUMBER: _ClassVar[int]
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
     DATA_REQUIREMENTS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     normalized: _struct_pb2.Struct
     issues: _containers.RepeatedCompositeFieldContainer[StrategyIssue]
     feature_names: _containers.RepeatedScalarFieldContainer[str]
     data_requirements: _containers.RepeatedCompositeFieldContainer[DataRequirement]
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., normalized: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[StrategyIssue, _Mapping]]] = ..., feature_names: _Optional[_Iterable[str]] = ..., data_requirements: _Optional[_Iterable[_Union[DataRequirement, _Mapping]]] = ...) -> None: ...
+    period: _common_pb2.TimeRange
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., normalized: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[StrategyIssue, _Mapping]]] = ..., feature_names: _Optional[_Iterable[str]] = ..., data_requirements: _Optional[_Iterable[_Union[DataRequirement, _Mapping]]] = ..., period: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ...) -> None: ...

@@ -57,7 +57,8 @@ class StrategiesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DescribeStrategy(self, request, context):
-        """Validate, then describe the normalized strategy; FAILED_PRECONDITION with the issues if invalid.
+        """Validate, then describe the normalized strategy. An invalid document is INVALID_ARGUMENT
+        (reason STRATEGY_INVALID) with one BadRequest field violation on source.content per error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,183 @@
+"""``ktrdr.daemon.v1.StrategiesService``: validate and describe strategy documents clients send.
+
+The daemon never opens a path: the client sends the YAML text and a name used in messages. Loading
+and checking a document takes milliseconds, so each call runs in a worker thread; the strategy
+library (which imports yaml and numpy) is imported there on first use, keeping an idle daemon lean.
+
+- ``ValidateStrategy``: a document with errors is an answer (``valid = false`` and the issues),
+  not an RPC error. Issues: errors first (file order), then warnings (file order).
+- ``DescribeStrategy``: the normalized strategy, its warnings, the model's feature names and the
+  bars each symbol × timeframe needs for a period. An invalid document is INVALID_ARGUMENT, reason
+  ``STRATEGY_INVALID``, one field violation on ``source.content`` per error
+  (``file:line:col: path: message``).
+
+Malformed requests (empty ``source.content``, ``overrides`` given, ``end_time`` not after
+``start_time``, a period whose warm-up starts before year 1) are INVALID_ARGUMENT naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from ktrdr.common.v1 import common_pb2
+from ktrdr.daemon.v1 import strategies_pb2 as pb
+from ktrdrd.errors import INVALID_ARGUMENT, ApiError, FieldViolation, invalid_argument
+from ktrdrd.services.registry import Call
+
+#: ``source_name`` used in messages when the request leaves it empty.
+DEFAULT_SOURCE_NAME = "<strategy>"
+#: Length of the default ``DescribeStrategy`` period, and of a period given by one end only.
+DEFAULT_PERIOD_NS = 365 * 86400 * 10**9
+_DAY_NS = 86400 * 10**9
+# The range a google.protobuf.Timestamp can hold: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
+_MIN_TS_NS = -62135596800 * 10**9
+_MAX_TS_NS = 253402300799 * 10**9
+_SUGGESTION = re.compile(r"\(did you mean (['\"])(.+?)\1\?\)")
+
+
+class StrategiesService:
+    """Stateless: every call reads only its request."""
+
+    descriptor = pb.DESCRIPTOR.services_by_name["StrategiesService"]
+
+    async def ValidateStrategy(
+        self, request: pb.ValidateStrategyRequest, call: Call
+    ) -> pb.ValidateStrategyResponse:
+        content, name = _checked_source(request)
+        return await asyncio.to_thread(_validate, content, name)
+
+    async def DescribeStrategy(
+        self, request: pb.DescribeStrategyRequest, call: Call
+    ) -> pb.DescribeStrategyResponse:
+        content, name = _checked_source(request)
+        start_ns, end_ns = period_of(request, time.time_ns())
+        return await asyncio.to_thread(_describe, content, name, start_ns, end_ns)
+
+
+def _checked_source(request: pb.ValidateStrategyRequest | pb.DescribeStrategyRequest) -> tuple[str, str]:
+    """The document text and its display name; INVALID_ARGUMENT for an empty document or overrides."""
+    if not request.source.content:
+        raise invalid_argument(
+            "source.content", "required: the strategy YAML text (the daemon reads no files)"
+        )
+    if request.overrides:
+        raise invalid_argument(
+            "overrides",
+            "parameter overrides are not supported by StrategiesService yet",
+            "OVERRIDES_UNSUPPORTED",
+        )
+    return request.source.content, request.source.source_name or DEFAULT_SOURCE_NAME
+
+
+def period_of(request: pb.DescribeStrategyRequest, now_ns: int) -> tuple[int, int]:
+    """``[start, end)`` in int ns UTC: the request's, or the documented default (see the proto)."""
+    has_start, has_end = request.HasField("start_time"), request.HasField("end_time")
+    start = request.start_time.ToNanoseconds() if has_start else None
+    end = request.end_time.ToNanoseconds() if has_end else None
+    for field, value in (("start_time", start), ("end_time", end)):
+        if value is not None and not _MIN_TS_NS <= value <= _MAX_TS_NS:
+            raise invalid_argument(field, "outside 0001-01-01 .. 9999-12-31")
+    if start is None and end is None:
+        end = now_ns - now_ns % _DAY_NS
+    if start is None:
+        start = end - DEFAULT_PERIOD_NS
+    if end is None:
+        end = min(start + DEFAULT_PERIOD_NS, _MAX_TS_NS)
+    if end <= start:
+        raise invalid_argument("end_time", "must be after start_time")
+    return start, end
+
+
+def _timestamp(ns: int) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(ns)
+    return ts
+
+
+def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(data)
+    return out
+
+
+def _issue(issue: Any, severity: int) -> pb.StrategyIssue:
+    """A ``ktrdr.strategy.StrategyIssue`` as the proto message; the "did you mean" goes to ``suggestion``."""
+    match = _SUGGESTION.search(issue.message)
+    return pb.StrategyIssue(
+        severity=severity,
+        path=issue.path,
+        message=issue.message,
+        line=issue.line,
+        column=issue.column,
+        suggestion=match.group(2) if match else "",
+        source_name=issue.source,
+    )
+
+
+def _validate(content: str, name: str) -> pb.ValidateStrategyResponse:
+    """Worker thread: load ``content`` and report the outcome."""
+    from ktrdr.strategy import StrategyError, load_strategy_text
+
+    try:
+        loaded = load_strategy_text(content, source=name)
+    except StrategyError as exc:
+        return pb.ValidateStrategyResponse(
+            valid=False, issues=[_issue(i, pb.ISSUE_SEVERITY_ERROR) for i in exc.issues]
+        )
+    return pb.ValidateStrategyResponse(
+        valid=True,
+        issues=[_issue(w, pb.ISSUE_SEVERITY_WARNING) for w in loaded.warnings],
+        normalized=_struct(loaded.normalized()),
+    )
+
+
+def _invalid(messages: list[str]) -> ApiError:
+    violations = [FieldViolation("source.content", m) for m in messages]
+    noun = "error" if len(messages) == 1 else "errors"
+    return ApiError(
+        INVALID_ARGUMENT,
+        f"source.content: invalid strategy ({len(messages)} {noun})",
+        "STRATEGY_INVALID",
+        violations,
+    )
+
+
+def _describe(content: str, name: str, start_ns: int, end_ns: int) -> pb.DescribeStrategyResponse:
+    """Worker thread: load ``content`` and describe it for ``[start_ns, end_ns)``."""
+    from ktrdr.research.features import FeatureError, feature_spec
+    from ktrdr.strategy import StrategyError, data_requirements, load_strategy_text
+
+    try:
+        loaded = load_strategy_text(content, source=name)
+        spec = feature_spec(loaded.strategy)
+    except StrategyError as exc:
+        raise _invalid([str(i) for i in exc.issues]) from None
+    except FeatureError as exc:
+        raise _invalid([f"{name}: {exc}"]) from None
+    requirements = data_requirements(loaded.strategy, start_ns, end_ns)
+    if any(r.start < _MIN_TS_NS for r in requirements):
+        raise invalid_argument("start_time", "the warm-up before it would begin before 0001-01-01")
+    strategy = loaded.strategy
+    return pb.DescribeStrategyResponse(
+        name=strategy.name,
+        description=strategy.description,
+        normalized=_struct(loaded.normalized()),
+        issues=[_issue(w, pb.ISSUE_SEVERITY_WARNING) for w in loaded.warnings],
+        feature_names=spec.names,
+        data_requirements=[
+            pb.DataRequirement(
+                series=common_pb2.SeriesKey(symbol=r.symbol, timeframe=r.timeframe),
+                start_time=_timestamp(r.start),
+                end_time=_timestamp(r.end),
+                warmup_bars=r.warmup_bars,
+                run_start_time=_timestamp(r.run_start),
+            )
+            for r in requirements
+        ],
+        period=common_pb2.TimeRange(start_time=_timestamp(start_ns), end_time=_timestamp(end_ns)),
+    )

@@ -1,0 +1,127 @@
+"""``ktrdrctl strategies validate|show`` as users run them: ``python -m ktrdrctl`` against a real ktrdrd.
+
+Expected positions come from text the tests put into files; expected features and requirements
+from the strategy library in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ktrdr.research.features import feature_spec
+from ktrdr.strategy import data_requirements, load_strategy_file
+
+REPO = Path(__file__).resolve().parents[2]
+STRATEGY_DIR = REPO / "strategies"
+NEURO = "strategies/neuro_mean_reversion.yaml"
+
+
+def ktrdrctl(runtime_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KTRDR_")}
+    return subprocess.run(
+        [sys.executable, "-m", "ktrdrctl", "--runtime-dir", str(runtime_dir), *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_validate_files(daemon, tmp_path: Path) -> None:
+    files = sorted(str(p.relative_to(REPO)) for p in STRATEGY_DIR.glob("*.yaml"))
+    ok = ktrdrctl(daemon.runtime_dir, "strategies", "validate", *files)
+    assert ok.returncode == 0, ok.stderr
+    summaries = [line for line in ok.stdout.splitlines() if ": valid (" in line]
+    assert [line.split(": valid")[0] for line in summaries] == files
+    neuro_warnings = load_strategy_file(REPO / NEURO).warnings
+    for w in neuro_warnings:
+        assert f"{NEURO}:{w.line}:{w.column}: warning: {w.path}: {w.message}" in ok.stdout
+    quiet = ktrdrctl(daemon.runtime_dir, "strategies", "validate", "-q", *files)
+    assert quiet.returncode == 0 and quiet.stdout == ""
+
+    good_text = (STRATEGY_DIR / "rsi_bbands_single.yaml").read_text().rstrip("\n") + "\n"
+    lines = good_text.count("\n")
+    (tmp_path / "good.yaml").write_text(good_text)
+    (tmp_path / "unknown.yaml").write_text(good_text + "indicatorz: []\n")
+    (tmp_path / "syntax.yaml").write_text(good_text + "extra: [1, 2\n")
+    (tmp_path / "empty.yaml").write_text("")
+    names = [str(tmp_path / n) for n in ("good.yaml", "unknown.yaml", "syntax.yaml", "empty.yaml")]
+    bad = ktrdrctl(daemon.runtime_dir, "strategies", "validate", *names)
+    assert bad.returncode == 1, bad.stderr
+    out = bad.stdout.splitlines()
+    assert f"{names[0]}: valid (0 warnings)" in out
+    assert any(
+        line.startswith(
+            f"{names[1]}:{lines + 1}:1: indicatorz: unknown key 'indicatorz' (did you mean 'indicators'?)"
+        )
+        for line in out
+    )
+    assert any(line.startswith(f"{names[2]}:{lines + 2}:1: YAML syntax error") for line in out)
+    assert f"{names[3]}:1:1: the document is empty" in out
+    assert [line for line in out if ": invalid (" in line] == [
+        f"{names[1]}: invalid (1 error)",
+        f"{names[2]}: invalid (1 error)",
+        f"{names[3]}: invalid (1 error)",
+    ]
+    assert "3 of 4 strategy files invalid" in bad.stderr
+
+    as_json = ktrdrctl(daemon.runtime_dir, "strategies", "validate", "--json", *names[:2])
+    documents = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert as_json.returncode == 1 and [d["valid"] for d in documents] == [True, False]
+    assert documents[1]["issues"][0]["suggestion"] == "indicators"
+
+    missing = ktrdrctl(daemon.runtime_dir, "strategies", "validate", names[0], str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and f"cannot read {tmp_path / 'nope.yaml'}" in missing.stderr
+    assert missing.stdout == ""  # nothing was validated
+
+
+def test_show(daemon, tmp_path: Path) -> None:
+    loaded = load_strategy_file(REPO / NEURO)
+    features = feature_spec(loaded.strategy).names
+    people = ktrdrctl(
+        daemon.runtime_dir, "strategies", "show", NEURO, "--start", "2024-01-01", "--end", "2025-01-01"
+    )
+    assert people.returncode == 0, people.stderr
+    text = people.stdout
+    assert text.startswith("name: neuro_mean_reversion\n")
+    assert "  symbols: [AAPL, MSFT, GOOGL]" in text and "    period: 14" in text
+    assert f"warnings ({len(loaded.warnings)}):" in text
+    assert "features (27, in model input order):" in text
+    assert all(name in text for name in features)
+    assert "data requirements for 2024-01-01T00:00:00Z .. 2025-01-01T00:00:00Z" in text
+    for r in data_requirements(loaded.strategy, 1704067200 * 10**9, 1735689600 * 10**9):
+        row = r.to_dict()
+        assert any(
+            line.split() == [r.symbol, r.timeframe, row["start"], row["end"], str(r.warmup_bars)]
+            for line in text.splitlines()
+        ), row
+
+    as_json = ktrdrctl(
+        daemon.runtime_dir, "strategies", "show", "--json", NEURO, "--start", "2024-01-01T00:00:00"
+    )
+    document = json.loads(as_json.stdout)
+    assert document["featureNames"] == features
+    assert document["period"] == {"startTime": "2024-01-01T00:00:00Z", "endTime": "2024-12-31T00:00:00Z"}
+    assert len(document["dataRequirements"]) == 9
+
+    (tmp_path / "bad.yaml").write_text(
+        (REPO / NEURO).read_text().replace("period: 14", "perod: 14", 1) + "indicatorz: []\n"
+    )
+    bad = ktrdrctl(daemon.runtime_dir, "strategies", "show", str(tmp_path / "bad.yaml"))
+    errors = [line for line in bad.stderr.splitlines() if line.startswith(f"{tmp_path / 'bad.yaml'}:")]
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert len(errors) == 2 and "did you mean 'period'" in errors[0] and "indicatorz" in errors[1]
+    assert "invalid strategy; nothing to show" in bad.stderr
+
+    usage = ktrdrctl(daemon.runtime_dir, "strategies", "show", NEURO, "--start", "Jan 1")
+    assert usage.returncode == 2 and "--start" in usage.stderr
+
+
+def test_unreachable_daemon_exits_3(tmp_path: Path) -> None:
+    proc = ktrdrctl(tmp_path, "strategies", "validate", NEURO)
+    assert proc.returncode == 3 and "start it with" in proc.stderr
