@@ -5,7 +5,6 @@
 features of all symbols, the target (≤ 1 s) and, as the in-run baseline, the share spent computing
 the indicators alone through the registry (the floor any feature builder pays).
 
-:func:`random_walk` and :func:`resample` are also the synthetic-data helpers of the feature tests.
 """
 
 from __future__ import annotations
@@ -13,85 +12,22 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
-import numpy as np
-
-from ktrdr import timeframes
-from ktrdr.research.bars import Bars
+from ktrdr.research.bars import Bars, resample
 from ktrdr.research.features import build_features
 from ktrdr.research.indicators import lookup
-from ktrdr.strategy.model import (
-    DataSpec,
-    FeatureSpecConfig,
-    FuzzyInputSpec,
-    IndicatorSpec,
-    LabelSpec,
-    MembershipSpec,
-    ModelSpec,
-    OptimSpec,
-    SplitSpec,
-    Strategy,
-)
+from ktrdr.research.synthetic import random_walk
+from ktrdr.strategy import Strategy, load_strategy_file
 
 TARGET_S = 1.0
-START_NS = 1_640_995_200 * 10**9  # 2022-01-01T00:00:00Z
-
-
-def random_walk(symbol: str, n: int, seed: int, *, timeframe: str = "1h", start_ns: int = START_NS) -> Bars:
-    """``n`` consecutive bars of a geometric random walk (0.5 % per bar), seeded, valid OHLC."""
-    rng = np.random.default_rng(seed)
-    step = timeframes.parse(timeframe).ns
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.005, n)))
-    open_ = np.concatenate(([100.0], close[:-1]))
-    wick = np.abs(rng.normal(0.0, 0.002, (2, n)))
-    high = np.maximum(open_, close) * (1.0 + wick[0])
-    low = np.minimum(open_, close) * (1.0 - wick[1])
-    volume = rng.integers(1_000, 10_000, n).astype(np.float64)
-    time_ = start_ns + step * np.arange(n, dtype=np.int64)
-    return Bars.from_arrays(symbol, timeframe, time_, open_, high, low, close, volume)
-
-
-def resample(bars: Bars, timeframe: str) -> Bars:
-    """Aggregate to a slower timeframe on UTC boundaries (epoch-aligned): open first, high max, low
-    min, close last, volume sum. A trailing group that is not yet complete stays as the still
-    forming bar, as a live feed would show it."""
-    d = timeframes.parse(timeframe).ns
-    key = bars.time // d * d
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1))
-    ends = np.concatenate((starts[1:], [len(bars)])) - 1
-    return Bars.from_arrays(
-        bars.symbol,
-        timeframe,
-        key[starts],
-        bars.open[starts],
-        np.maximum.reduceat(bars.high, starts),
-        np.minimum.reduceat(bars.low, starts),
-        bars.close[ends],
-        np.add.reduceat(bars.volume, starts),
-    )
 
 
 def neuro_mean_reversion() -> Strategy:
-    """The reference ``neuro_mean_reversion`` as the loader normalizes it: RSI 14 fuzzified on 1h,
-    4h and 1d, lookback 2 (MACD has no fuzzy sets, so it is not computed)."""
-    sets = (
-        MembershipSpec("oversold", "triangular", (0.0, 20.0, 35.0)),
-        MembershipSpec("neutral", "triangular", (30.0, 50.0, 70.0)),
-        MembershipSpec("overbought", "triangular", (65.0, 80.0, 100.0)),
-    )
-    return Strategy(
-        name="neuro_mean_reversion",
-        data=DataSpec(("AAPL", "MSFT", "GOOGL"), ("1h", "4h", "1d"), "1h", 200),
-        indicators=(
-            IndicatorSpec("rsi", "rsi", {"period": 14, "source": "close"}),
-            IndicatorSpec("macd", "macd", {"fast_period": 12, "slow_period": 26, "signal_period": 9}),
-        ),
-        fuzzy=(FuzzyInputSpec("rsi", "rsi", "value", sets),),
-        model=ModelSpec(features=FeatureSpecConfig(lookback_periods=2)),
-        optim=OptimSpec(),
-        labels=LabelSpec(),
-        split=SplitSpec(),
-    )
+    """The shipped ``strategies/neuro_mean_reversion.yaml`` as the loader normalizes it."""
+    return load_strategy_file(
+        Path(__file__).resolve().parent.parent / "strategies" / "neuro_mean_reversion.yaml"
+    ).strategy
 
 
 def make_data(strategy: Strategy, n_hours: int, seed: int) -> dict[str, dict[str, Bars]]:

@@ -38,7 +38,8 @@ def _run(argv: list[str], env: dict[str, str]) -> None:
 
 
 def _write_data(data_dir: Path) -> None:
-    from ktrdr.research.synthetic import gbm_bars, resample, write_csv
+    from ktrdr.research.bars import resample
+    from ktrdr.research.synthetic import gbm_bars, write_csv
     from ktrdr.strategy import load_strategy_file
 
     strategy = load_strategy_file(STRATEGY).strategy

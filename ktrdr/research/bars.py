@@ -128,6 +128,47 @@ class Bars:
         )
 
 
+#: 1970-01-01 was a Thursday; weekly buckets start on Monday 00:00 UTC (1970-01-05).
+_WEEK_ORIGIN_NS = 4 * 86400 * 10**9
+
+
+def resample(bars: Bars, timeframe: str, *, keep_forming: bool = False) -> Bars:
+    """Aggregate to a slower ``timeframe`` with bar-*open* stamps: open first, high max, low min,
+    close last, volume sum.
+
+    Buckets are ``[k·D, (k+1)·D)`` in ns since the epoch (1d at UTC midnight, 4h at 00, 04, … UTC;
+    1w on Mondays). A bucket the input does not cover from its start (the first one, when the data
+    begins mid-bucket) is dropped: its open would be wrong. The last bucket, when the input ends
+    before its close, is the still-forming bar: dropped unless ``keep_forming`` (a live feed shows
+    it; a completed-bars consumer must never use it). Interior buckets are kept however many bars
+    they hold (gaps are hours without trading).
+    """
+    src, dst = timeframes.parse(bars.timeframe), timeframes.parse(timeframe)
+    if dst.ns % src.ns:
+        raise BarsError(f"cannot resample {src} bars to {dst}: not a multiple")
+    origin = _WEEK_ORIGIN_NS if timeframe.endswith("w") else 0
+    key = (bars.time - origin) // dst.ns * dst.ns + origin
+    if len(bars) == 0:
+        return Bars.from_arrays(bars.symbol, dst.text, key, *(getattr(bars, f) for f in FIELDS))
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1))
+    ends = np.concatenate((starts[1:], [len(bars)])) - 1
+    keep = np.ones(starts.shape[0], dtype=bool)
+    keep[0] = bars.time[0] == key[0]
+    if not keep_forming and bars.time[-1] + src.ns < key[-1] + dst.ns:
+        keep[-1] = False
+    return Bars.from_arrays(
+        bars.symbol,
+        dst.text,
+        key[starts][keep],
+        bars.open[starts][keep],
+        np.maximum.reduceat(bars.high, starts)[keep],
+        np.minimum.reduceat(bars.low, starts)[keep],
+        bars.close[ends][keep],
+        np.add.reduceat(bars.volume, starts)[keep],
+        source=f"resample({bars.symbol} {src}->{dst})",
+    )
+
+
 def _validate(source: str, t: np.ndarray, o, h, lo, c, v) -> None:
     if t.shape[0] > 1:
         d = np.diff(t)

@@ -1,14 +1,12 @@
-"""Seeded synthetic bars for tests, benchmarks and demos: a geometric random walk and resampling.
+"""Seeded synthetic bars for tests, benchmarks and demos: a geometric random walk.
 
 :func:`gbm_bars` draws continuous (24×7, no gaps) bars of one timeframe whose closes follow a
 geometric Brownian motion: log-return per bar ~ N((μ − σ²/2)·Δ, σ²·Δ) with Δ the bar length in
 years (365-day year). Each bar opens at the previous close; high/low extend beyond open/close by a
 half-normal amount of the bar's volatility. Same arguments and seed → identical bars.
 
-:func:`resample` aggregates to a slower timeframe with bar-*open* stamps: a bucket is
-``[k·D, (k+1)·D)`` in ns since the Unix epoch (so 1d buckets start at UTC midnight and 4h buckets
-at 00, 04, … UTC). Only complete buckets are kept: a slower bar must not exist before all of its
-faster bars do.
+:func:`random_walk` is the same walk given as ``n`` bars with a per-bar volatility. Slower
+timeframes come from :func:`ktrdr.research.bars.resample`.
 """
 
 from __future__ import annotations
@@ -64,29 +62,23 @@ def gbm_bars(
     return Bars.from_arrays(symbol, tf.text, time, open_, high, low, close, volume, source=f"gbm({symbol})")
 
 
-def resample(bars: Bars, timeframe: str) -> Bars:
-    """Aggregate ``bars`` to the slower ``timeframe`` (module docstring): open first, high max,
-    low min, close last, volume sum; incomplete buckets dropped."""
-    src, dst = timeframes.parse(bars.timeframe), timeframes.parse(timeframe)
-    if dst.ns % src.ns:
-        raise ValueError(f"cannot resample {src} bars to {dst}: not a multiple")
-    per = dst.ns // src.ns
-    bucket = bars.time // dst.ns * dst.ns
-    starts, first, counts = np.unique(bucket, return_index=True, return_counts=True)
-    keep = counts == per
-    last = first + counts - 1
-    out = Bars.from_arrays(
-        bars.symbol,
-        dst.text,
-        starts[keep],
-        bars.open[first][keep],
-        np.maximum.reduceat(bars.high, first)[keep] if first.size else bars.high[:0],
-        np.minimum.reduceat(bars.low, first)[keep] if first.size else bars.low[:0],
-        bars.close[last][keep],
-        np.add.reduceat(bars.volume, first)[keep] if first.size else bars.volume[:0],
-        source=f"resample({bars.symbol} {src}->{dst})",
+def random_walk(
+    symbol: str,
+    n: int,
+    seed: int,
+    *,
+    timeframe: str = "1h",
+    start: str | int | datetime = "2022-01-01",
+    bar_sigma: float = 0.005,
+) -> Bars:
+    """``n`` consecutive bars from ``start`` whose log-returns have standard deviation
+    ``bar_sigma`` per bar (no drift): :func:`gbm_bars` parametrised by bar count."""
+    tf = timeframes.parse(timeframe)
+    t0 = to_ns(start) // tf.ns * tf.ns
+    sigma = bar_sigma * np.sqrt(_YEAR_S / tf.seconds)
+    return gbm_bars(
+        symbol, timeframe, t0, t0 + n * tf.ns, seed=seed, sigma=float(sigma), mu=float(sigma**2 / 2)
     )
-    return out
 
 
 def write_csv(bars: Bars, directory: str | Path) -> Path:

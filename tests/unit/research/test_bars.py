@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ktrdr.research.bars import Bars, BarsError, find_file, read_file
+from ktrdr.research.bars import Bars, BarsError, find_file, read_file, resample
+from ktrdr.research.synthetic import random_walk
 from ktrdr.timeframes import TimeframeError
 
 H = 3600 * 10**9
@@ -91,3 +92,26 @@ def test_from_arrays_leaves_the_callers_arrays_alone():
     t, o, h, lo, c, v = arrays()
     make(t, o, h, lo, c, v)
     assert c.flags.writeable and t.flags.writeable
+
+
+def test_resample_drops_a_partial_first_bucket_and_the_forming_last_one():
+    # 1h bars from Mon 2024-01-01 02:00 to Wed 05:00 (exclusive): day 1 starts mid-bucket, day 3
+    # is still forming.
+    h = random_walk("X", 51, 3, start="2024-01-01T02:00:00Z")
+    day = resample(h, "1d")
+    assert [str(np.datetime64(int(t), "ns"))[:10] for t in day.time] == ["2024-01-02"]
+    i = int(np.searchsorted(h.time, day.time[0]))
+    assert day.open[0] == h.open[i] and day.close[0] == h.close[i + 23]
+    assert day.high[0] == h.high[i : i + 24].max() and day.low[0] == h.low[i : i + 24].min()
+    assert day.volume[0] == h.volume[i : i + 24].sum()
+    forming = resample(h, "1d", keep_forming=True)
+    assert len(forming) == 2 and forming.close[-1] == h.close[-1]
+
+
+def test_resample_weeks_start_on_monday_and_rejects_non_multiples():
+    h = random_walk("X", 24 * 21, 4, start="2024-01-01")  # Monday
+    week = resample(h, "1w")
+    assert len(week) == 3
+    assert [pd.Timestamp(t, tz="UTC").day_name() for t in week.time] == ["Monday"] * 3
+    with pytest.raises(BarsError, match="not a multiple"):
+        resample(resample(h, "4h"), "1h")

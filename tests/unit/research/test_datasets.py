@@ -7,10 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bench.features import random_walk, resample
+from ktrdr.research.bars import resample
 from ktrdr.research.datasets import DatasetError, build_dataset, split_rows
 from ktrdr.research.features import build_features
 from ktrdr.research.labels import class_distribution, make_labels
+from ktrdr.research.synthetic import random_walk
 from ktrdr.strategy.model import (
     DataSpec,
     FeatureSpecConfig,

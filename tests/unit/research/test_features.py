@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.features import neuro_mean_reversion, random_walk, resample
-from ktrdr.research.bars import Bars
+from ktrdr.research.bars import Bars, resample
 from ktrdr.research.features import (
     FeatureError,
     FeatureSpec,
@@ -20,6 +20,8 @@ from ktrdr.research.features import (
 )
 from ktrdr.research.fuzzy import memberships
 from ktrdr.research.indicators import lookup
+from ktrdr.research.synthetic import random_walk
+from ktrdr.strategy import load_strategy_file
 from ktrdr.strategy.model import (
     DataSpec,
     FeatureSpecConfig,
@@ -33,6 +35,7 @@ from ktrdr.strategy.model import (
     Strategy,
 )
 
+NMR = Path(__file__).resolve().parents[3] / "strategies" / "neuro_mean_reversion.yaml"
 HOUR = 3600 * 10**9
 RSI_SETS = (
     MembershipSpec("oversold", "left_shoulder", (20.0, 35.0)),
@@ -88,7 +91,9 @@ def test_multi_timeframe_names_have_a_single_prefix_fastest_first():
         f"{tf}_rsi_{k}" for tf in ("1h", "4h", "1d") for k in ("oversold", "neutral", "overbought")
     ]
     assert names[9:] == [f"{n}_lag_1" for n in names[:9]]
-    assert len(feature_spec(neuro_mean_reversion()).names) == 27  # 3 sets x 3 timeframes x (1 + 2 lags)
+    assert (
+        len(feature_spec(load_strategy_file(NMR).strategy).names) == 27
+    )  # 3 sets x 3 timeframes x (1 + 2 lags)
 
 
 def test_daily_feature_at_10am_uses_the_previous_day_never_todays_close():

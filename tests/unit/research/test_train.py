@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from ktrdr.research.artifacts import load_model_dir
+from ktrdr.research.bars import resample
 from ktrdr.research.features import feature_spec
-from ktrdr.research.synthetic import gbm_bars, resample, write_csv
+from ktrdr.research.synthetic import gbm_bars, write_csv
 from ktrdr.research.train import main
 from ktrdr.strategy import load_strategy_file
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ktrdr.research.bars import find_file, read_file
-from ktrdr.research.synthetic import gbm_bars, resample, write_csv
+from ktrdr.research.bars import find_file, read_file, resample
+from ktrdr.research.synthetic import gbm_bars, write_csv
 
 H = 3600 * 10**9
 
