@@ -216,6 +216,33 @@ def rolling_min(x: np.ndarray, period: int) -> np.ndarray:
     return _rolling_extreme(x, period, np.minimum)
 
 
+def bars_since_extreme(x: np.ndarray, period: int, highest: bool) -> np.ndarray:
+    """Bars since the highest (or lowest) of the last ``period`` values, ties to the most recent.
+
+    Element ``i`` of the result is for the window ending at ``t = i + period - 1`` (so there are
+    ``n - period + 1`` of them, none if ``n < period``); values are integers ``0 .. period-1``. By
+    doubling as in :func:`_rolling_extreme`, carrying each span's best value and its position.
+    """
+    n = x.shape[0]
+    if n < period:
+        return np.empty(0, dtype=np.int64)
+    better = np.greater_equal if highest else np.less_equal
+    val = np.array(x, dtype=np.float64)
+    pos = np.arange(n)
+    width = 1
+
+    def merge(left: slice, right: slice) -> tuple[np.ndarray, np.ndarray]:
+        take = better(val[right], val[left])  # the later span wins ties: the most recent extreme
+        return np.where(take, val[right], val[left]), np.where(take, pos[right], pos[left])
+
+    while 2 * width <= period:
+        val, pos = merge(slice(0, val.shape[0] - width), slice(width, val.shape[0]))
+        width *= 2
+    count = n - period + 1
+    _, pos = merge(slice(0, count), slice(period - width, period - width + count))
+    return np.arange(period - 1, n) - pos
+
+
 def lag(x: np.ndarray, k: int) -> np.ndarray:
     """``x`` delayed by ``k >= 0`` bars (NaN for the first ``k``)."""
     out = np.full(x.shape[0], np.nan)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ktrdr.research.bars import Bars
 from ktrdr.research.indicators import kernels as k
 from ktrdr.research.indicators.catalogue._common import define, period, source_param
 from ktrdr.research.indicators.catalogue.volatility import atr
-from ktrdr.research.indicators.registry import Param
+from ktrdr.research.indicators.registry import IndicatorParamError, Param
+from ktrdr.research.indicators.sar import parabolic_sar
 
 
 def _wilder_sum(x: np.ndarray, n: int) -> np.ndarray:
@@ -54,9 +54,8 @@ def _aroon(bars: Bars, period: int) -> dict[str, np.ndarray]:
     up = np.full(n, np.nan)
     down = np.full(n, np.nan)
     if n > period:
-        w = period + 1
-        since_high = sliding_window_view(bars.high, w)[:, ::-1].argmax(axis=1)
-        since_low = sliding_window_view(bars.low, w)[:, ::-1].argmin(axis=1)
+        since_high = k.bars_since_extreme(bars.high, period + 1, highest=True)
+        since_low = k.bars_since_extreme(bars.low, period + 1, highest=False)
         up[period:] = 100.0 * (period - since_high) / period
         down[period:] = 100.0 * (period - since_low) / period
     return {"up": up, "down": down, "oscillator": up - down}
@@ -67,44 +66,13 @@ def _psar(bars: Bars, acceleration: float, maximum: float) -> dict[str, np.ndarr
     −DM, else long; the first SAR (bar 1) is bar 0's low (long) or high (short). Each bar the SAR
     moves ``af`` of the way to the extreme point, ``af`` grows by ``acceleration`` on each new
     extreme up to ``maximum``, and the SAR never enters the last two bars' range; a bar that crosses
-    it reverses the trend with the SAR at the extreme point. Sequential by nature: a loop over bars.
+    it reverses the trend with the SAR at the extreme point. Sequential by nature; computed exactly,
+    mostly vectorised, by :func:`ktrdr.research.indicators.sar.parabolic_sar`. ``acceleration``
+    must not exceed ``maximum`` (TA-Lib silently caps it; we refuse the contradiction).
     """
-    high = bars.high.tolist()
-    low = bars.low.tolist()
-    n = len(high)
-    out = [float("nan")] * n
-    if n >= 2:
-        down_move = low[0] - low[1]
-        is_long = not (down_move > 0 and down_move > high[1] - high[0])
-        af = acceleration
-        ep = high[1] if is_long else low[1]
-        sar = low[0] if is_long else high[0]
-        new_low, new_high = low[1], high[1]
-        for t in range(1, n):
-            prev_low, prev_high = new_low, new_high
-            new_low, new_high = low[t], high[t]
-            if is_long:
-                if new_low <= sar:
-                    is_long, sar, af = False, max(ep, prev_high, new_high), acceleration
-                    out[t] = sar
-                    ep = new_low
-                    sar = max(sar + af * (ep - sar), prev_high, new_high)
-                else:
-                    out[t] = sar
-                    if new_high > ep:
-                        ep, af = new_high, min(af + acceleration, maximum)
-                    sar = min(sar + af * (ep - sar), prev_low, new_low)
-            elif new_high >= sar:
-                is_long, sar, af = True, min(ep, prev_low, new_low), acceleration
-                out[t] = sar
-                ep = new_high
-                sar = min(sar + af * (ep - sar), prev_low, new_low)
-            else:
-                out[t] = sar
-                if new_low < ep:
-                    ep, af = new_low, min(af + acceleration, maximum)
-                sar = max(sar + af * (ep - sar), prev_high, new_high)
-    return {"value": np.array(out, dtype=np.float64)}
+    if acceleration > maximum:
+        raise IndicatorParamError(f"psar: acceleration ({acceleration}) must not exceed maximum ({maximum})")
+    return {"value": parabolic_sar(bars.high, bars.low, acceleration, maximum)}
 
 
 def _supertrend(bars: Bars, period: int, multiplier: float) -> dict[str, np.ndarray]:
