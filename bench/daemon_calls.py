@@ -1,0 +1,316 @@
+"""Per-call cost of the daemon's two front doors: ctl in-process, ctl over ctl.sock, gRPC over grpc.sock.
+
+``python -m bench daemon_calls [-n N] [--inflight K] [--total T]``
+
+1. ctl in-process (no socket): the ctl server's per-connection dispatcher is handed one request line
+   and we wait for the reply bytes it writes — JSON parse, method lookup, params → proto, the
+   service method, proto → JSON, encode. The servers are built in this process on temporary
+   directories, on uvloop, like the daemon builds them. Target: p50 ≤ 0.3 ms.
+2. Socket figures against the real ``ktrdrd`` in its own process (client and server do not share a
+   GIL): ctl over one persistent ctl.sock connection (sequential, and K requests in flight), and
+   gRPC unary over one persistent ``grpc.aio`` channel on grpc.sock (sequential p50/p99, and calls/s
+   with K = 64 in flight). Target: gRPC ≥ 3,000 calls/s with 64 in flight.
+
+The journal holds 20 finished operations; GetOperation asks for one of them, ListOperations lists
+them all. Yardstick in the same run: a bare JSON echo on a unix socket served by a uvloop server in
+a child process (the floor of any request/reply over a socket from Python).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._util import percentile, populate_journal, running_daemon, wait_for_path
+
+TARGET_INPROC_P50_MS = 0.3
+TARGET_GRPC_CALLS_S = 3000.0
+N_OPERATIONS = 20
+INFO = "ktrdr.daemon.v1.SystemService/GetInfo"
+GET = "ktrdr.daemon.v1.OperationsService/GetOperation"
+LIST = "ktrdr.daemon.v1.OperationsService/ListOperations"
+
+
+def _row(label: str, samples_s: list[float], extra: str = "") -> str:
+    p50, p99 = percentile(samples_s, 50) * 1e3, percentile(samples_s, 99) * 1e3
+    return f"  {label:<44} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   {extra}"
+
+
+# ---- 1. in-process ---------------------------------------------------------------------------------
+
+
+class _MemoryWriter:
+    """Stands in for the connection's StreamWriter: collects frames, wakes the waiter per frame."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.arrived: asyncio.Future[None] | None = None
+
+    def write(self, data: bytes) -> None:
+        self.frames.append(data)
+        if self.arrived is not None and not self.arrived.done():
+            self.arrived.set_result(None)
+
+    async def drain(self) -> None:
+        return None
+
+
+async def _inprocess(db_dir: Path, names: list[str], n: int) -> dict[str, list[float]]:
+    from ktrdrd.appstate import AppState
+    from ktrdrd.ctl.server import _Connection
+    from ktrdrd.operations import OperationsCore
+    from ktrdrd.server import build_servers
+
+    core = await OperationsCore.open(db_dir / "ktrdr.db")
+    await core.resume_pending()
+    state = AppState(
+        runtime_dir=db_dir,
+        state_dir=db_dir,
+        grpc_socket=db_dir / "grpc.sock",
+        ctl_socket=db_dir / "ctl.sock",
+        db_path=db_dir / "ktrdr.db",
+        pid=os.getpid(),
+    )
+    servers = await build_servers(
+        core=core, app_state=state, grpc_socket=state.grpc_socket, ctl_socket=state.ctl_socket
+    )
+    writer = _MemoryWriter()
+    # The dispatcher of one ctl connection; it is never started, so no socket is read.
+    connection = _Connection(servers.ctl_server, asyncio.StreamReader(), writer)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    results: dict[str, list[float]] = {}
+    try:
+        for label, method, params in (
+            ("GetInfo", INFO, {}),
+            ("GetOperation", GET, {"name": names[len(names) // 2]}),
+            (f"ListOperations ({len(names)} ops)", LIST, {}),
+        ):
+            samples = []
+            for i in range(n + n // 10):
+                line = json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
+                writer.arrived = loop.create_future()
+                t0 = time.perf_counter()
+                await connection._frame(line)
+                await writer.arrived
+                elapsed = time.perf_counter() - t0
+                if i >= n // 10:  # the first tenth is warm-up
+                    samples.append(elapsed)
+            reply = json.loads(writer.frames[-1])
+            if "result" not in reply:
+                raise RuntimeError(f"{method}: {reply}")
+            writer.frames.clear()
+            results[label] = samples
+    finally:
+        await servers.grpc_server.stop(None)
+        await core.close()
+    return results
+
+
+# ---- 2. sockets --------------------------------------------------------------------------------------
+
+
+class _LineClient:
+    """A blocking NDJSON client on one persistent unix-socket connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self.reader = self.sock.makefile("rb")
+        self.next_id = 0
+
+    def send(self, method: str, params: dict[str, Any]) -> None:
+        self.next_id += 1
+        frame = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}
+        self.sock.sendall(json.dumps(frame).encode() + b"\n")
+
+    def recv(self) -> dict[str, Any]:
+        reply = json.loads(self.reader.readline())
+        if "result" not in reply:
+            raise RuntimeError(f"ctl error: {reply}")
+        return reply
+
+    def sequential(self, method: str, params: dict[str, Any], n: int) -> list[float]:
+        for _ in range(n // 10):
+            self.send(method, params)
+            self.recv()
+        samples = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            self.send(method, params)
+            self.recv()
+            samples.append(time.perf_counter() - t0)
+        return samples
+
+    def pipelined(self, method: str, params: dict[str, Any], total: int, inflight: int) -> float:
+        """Calls/s with ``inflight`` requests outstanding on the one connection."""
+        t0 = time.perf_counter()
+        for _ in range(inflight):
+            self.send(method, params)
+        sent = inflight
+        for _ in range(total):
+            self.recv()
+            if sent < total:
+                self.send(method, params)
+                sent += 1
+        return total / (time.perf_counter() - t0)
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+async def _grpc(target: str, name: str, n: int, total: int, inflight: int) -> dict[str, Any]:
+    import grpc
+
+    from ktrdr.daemon.v1 import operations_pb2, operations_pb2_grpc, system_pb2, system_pb2_grpc
+
+    out: dict[str, Any] = {}
+    async with grpc.aio.insecure_channel(target) as channel:
+        system = system_pb2_grpc.SystemServiceStub(channel)
+        ops = operations_pb2_grpc.OperationsServiceStub(channel)
+        calls = {
+            "GetInfo": (system.GetInfo, system_pb2.GetInfoRequest()),
+            "GetOperation": (ops.GetOperation, operations_pb2.GetOperationRequest(name=name)),
+        }
+        for label, (rpc, request) in calls.items():
+            for _ in range(n // 10):
+                await rpc(request)
+            samples = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                await rpc(request)
+                samples.append(time.perf_counter() - t0)
+            remaining = total
+
+            async def worker(rpc: Any = rpc, request: Any = request) -> None:
+                nonlocal remaining
+                while remaining > 0:
+                    remaining -= 1
+                    await rpc(request)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(inflight)))
+            out[label] = (samples, total / (time.perf_counter() - t0))
+    return out
+
+
+_ECHO_SERVER = """
+import asyncio, sys, uvloop
+async def handle(reader, writer):
+    while line := await reader.readline():
+        writer.write(line)
+        await writer.drain()
+async def main():
+    await asyncio.start_unix_server(handle, path=sys.argv[1])
+    await asyncio.Event().wait()
+uvloop.run(main())
+"""
+
+
+def _echo_floor(tmp: Path, n: int) -> list[float]:
+    """Sequential round trips of a GetInfo-sized request to a bare uvloop echo server (child process)."""
+    path = tmp / "echo.sock"
+    proc = subprocess.Popen([sys.executable, "-c", _ECHO_SERVER, str(path)])
+    try:
+        wait_for_path(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(path))
+        reader = sock.makefile("rb")
+        line = json.dumps({"jsonrpc": "2.0", "id": 1, "method": INFO, "params": {}}).encode() + b"\n"
+        samples = []
+        for i in range(n + n // 10):
+            t0 = time.perf_counter()
+            sock.sendall(line)
+            json.loads(reader.readline())
+            if i >= n // 10:
+                samples.append(time.perf_counter() - t0)
+        reader.close()
+        sock.close()
+        return samples
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench daemon_calls", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("-n", type=int, default=3000, help="sequential calls per figure (default 3000)")
+    parser.add_argument("--inflight", type=int, default=64)
+    parser.add_argument("--total", type=int, default=10000, help="calls per in-flight figure (default 10000)")
+    args = parser.parse_args(argv)
+
+    import uvloop
+
+    with tempfile.TemporaryDirectory(prefix="ktrdr-bench-", dir="/tmp") as tmp_name:
+        tmp = Path(tmp_name)
+        state_dir = tmp / "state"
+        state_dir.mkdir(mode=0o750)
+        names = asyncio.run(populate_journal(state_dir / "ktrdr.db", N_OPERATIONS))
+
+        inproc_dir = tmp / "inproc"
+        inproc_dir.mkdir()
+        (inproc_dir / "ktrdr.db").write_bytes((state_dir / "ktrdr.db").read_bytes())
+        inproc = uvloop.run(_inprocess(inproc_dir, names, args.n))
+        print(f"1. ctl dispatcher in-process (no socket; request line → reply bytes), uvloop, n={args.n}")
+        for label, samples in inproc.items():
+            print(_row(label, samples))
+        p50_ms = percentile(inproc["GetInfo"], 50) * 1e3
+        print(
+            f"  target p50 ≤ {TARGET_INPROC_P50_MS} ms (GetInfo): {'met' if p50_ms <= TARGET_INPROC_P50_MS else 'MISSED'}"
+        )
+
+        floor = _echo_floor(tmp, args.n)
+        with running_daemon(state_dir=state_dir) as daemon:
+            client = _LineClient(daemon.runtime_dir / "ctl.sock")
+            print(f"\n2. ctl over one persistent ctl.sock connection, ktrdrd in its own process, n={args.n}")
+            print(_row("yardstick: bare uvloop JSON echo (child proc)", floor))
+            get_params = {"name": names[len(names) // 2]}
+            for label, method, params in (("GetInfo", INFO, {}), ("GetOperation", GET, get_params)):
+                samples = client.sequential(method, params, args.n)
+                rate = client.pipelined(method, params, args.total, args.inflight)
+                ratio = percentile(samples, 50) / percentile(floor, 50)
+                print(
+                    _row(
+                        label,
+                        samples,
+                        f"{rate:7.0f} calls/s with {args.inflight} in flight; p50 {ratio:.1f}× echo",
+                    )
+                )
+            client.close()
+
+            grpc_results = uvloop.run(
+                _grpc(
+                    f"unix:{daemon.runtime_dir / 'grpc.sock'}",
+                    get_params["name"],
+                    args.n,
+                    args.total,
+                    args.inflight,
+                )
+            )
+            print(
+                f"\n3. gRPC unary over grpc.sock, one persistent grpc.aio channel (client on uvloop), n={args.n}"
+            )
+            worst = float("inf")
+            for label, (samples, rate) in grpc_results.items():
+                print(_row(label, samples, f"{rate:7.0f} calls/s with {args.inflight} in flight"))
+                worst = min(worst, rate)
+            hit = worst >= TARGET_GRPC_CALLS_S
+            print(
+                f"  target ≥ {TARGET_GRPC_CALLS_S:g} calls/s with 64 in flight: {'met' if hit else 'MISSED'} (lowest {worst:.0f})"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
