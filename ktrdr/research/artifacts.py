@@ -148,7 +148,8 @@ def save_model_dir(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        # clone: each tensor owns its values (the trainer's parameters are views of one buffer)
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         with open(tmp / "weights.pt", "wb") as fh:
             torch.save(state, fh)
             _sync(fh)

@@ -20,8 +20,17 @@ Contracts:
   during an epoch and always at each epoch end (then with that epoch's validation metrics).
 * Cancellation: ``cancel.is_set()`` is checked before every batch; when set, a checkpoint is
   written (if ``checkpoint_path`` is given) and :class:`Cancelled` is raised.
+* Optimizer and lr schedule: :mod:`ktrdr.research.optim`. The model's parameters are re-pointed
+  into one flat buffer (values unchanged; they stay there after training); no ``torch.optim``,
+  whose first use imports ``torch._dynamo``. Gradient clipping scales the global gradient norm
+  like ``torch.nn.utils.clip_grad_norm_``. Gradients: :mod:`ktrdr.research.gradients` (written
+  out by hand for the plain ReLU MLP in float32, autograd for anything else).
+* Per batch there is no host-device sync: the batch loss and predictions stay on the device
+  and are reduced when progress is reported and at epoch end (the non-finite-loss check is at
+  epoch end). Epoch loss = sum over batches of batch mean loss × batch size, divided by N.
 * Checkpoints hold everything the loop's future depends on (weights, optimizer, scheduler, RNG
-  states, the current epoch's permutation and position, running sums, history, best state,
+  states, the current epoch's permutation and position, per-batch losses and correct count so
+  far, history, best state,
   early-stopping counters), so ``train(..., resume=path)`` ends with exactly the weights an
   uninterrupted run ends with. Written atomically (temp file, fsync, rename); loaded with
   ``weights_only=True``.
@@ -31,7 +40,6 @@ Contracts:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -46,12 +54,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ktrdr.strategy.model import LrSchedulerSpec, OptimSpec
+from ktrdr.research.gradients import autocast, batch_gradients
+from ktrdr.research.optim import (
+    FlatOptimizer,
+    FlatParameters,
+    OptimError,
+    Scheduler,
+    make_optimizer,
+    make_scheduler,
+)
+from ktrdr.strategy.model import OptimSpec
 
 #: Checkpoint layout version; a checkpoint of another version is refused.
-CHECKPOINT_VERSION = 1
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULERS = ("step", "exponential", "reduce_on_plateau")
+CHECKPOINT_VERSION = 2
 MONITORS = ("val_loss", "val_accuracy")
 
 
@@ -167,8 +182,8 @@ class _LoopState:
     epoch: int = 0  # epochs completed
     batch: int = 0  # batches completed in the current epoch
     perm: torch.Tensor | None = None  # the current epoch's permutation (None between epochs)
-    loss_sum: float = 0.0
-    correct: int = 0
+    losses: torch.Tensor | None = None  # float32 mean loss of each completed batch of this epoch
+    correct: int = 0  # correct predictions in this epoch's completed batches
     history: dict[str, list[float]] = field(
         default_factory=lambda: {
             k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
@@ -182,45 +197,32 @@ class _LoopState:
     elapsed_s: float = 0.0
 
 
+class _EpochTally:
+    """One epoch's per-batch mean losses and predictions, kept on the device (no sync per batch)
+    and reduced on demand. Batches before ``st.batch`` ran before a resume: their losses come
+    from ``st.losses`` and their correct count is ``st.correct``."""
+
+    def __init__(self, ys: torch.Tensor, batch_sizes: torch.Tensor, bs: int, st: _LoopState) -> None:
+        self.ys, self.batch_sizes, self.bs = ys, batch_sizes, bs
+        self.first, self.correct_before = st.batch, st.correct
+        self.losses: list[torch.Tensor] = [] if st.losses is None else list(st.losses.to(ys.device).unbind())
+        self.preds = torch.empty_like(ys)  # argmax of each batch's logits, written in place
+
+    def sums(self, done: int) -> tuple[float, int]:
+        """(sum of per-sample losses, correct count) over the first ``done`` batches; one sync."""
+        if done == 0:
+            return 0.0, self.correct_before
+        loss_sum = (torch.stack(self.losses).double() * self.batch_sizes[:done]).sum()
+        lo, hi = self.first * self.bs, done * self.bs
+        correct = (self.preds[lo:hi] == self.ys[lo:hi]).sum()
+        return loss_sum.item(), self.correct_before + int(correct.item())
+
+
 def resolve_device(name: str | None) -> torch.device:
     """``None`` → CUDA when available, else CPU; otherwise the named device."""
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def make_optimizer(model: nn.Module, spec: OptimSpec) -> torch.optim.Optimizer:
-    """Adam / AdamW / SGD (with ``momentum``) / RMSprop, each with ``weight_decay``.
-
-    The fused (Adam, AdamW, SGD) or multi-tensor (RMSprop) implementations: on a small MLP the
-    per-parameter Python loop of the default path costs more than forward and backward together.
-    """
-    params, lr, wd = model.parameters(), spec.learning_rate, spec.weight_decay
-    name = spec.optimizer.lower()
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, fused=True)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, fused=True)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=spec.momentum, weight_decay=wd, fused=True)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd, foreach=True)
-    raise TrainingError(f"unknown optimizer {spec.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
-
-
-def make_scheduler(opt: torch.optim.Optimizer, spec: LrSchedulerSpec | None) -> Any:
-    """The LR scheduler for ``spec`` (None → no scheduler)."""
-    if spec is None:
-        return None
-    if spec.type == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=spec.step_size, gamma=spec.gamma)
-    if spec.type == "exponential":
-        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=spec.gamma)
-    if spec.type == "reduce_on_plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=spec.factor, patience=spec.patience
-        )
-    raise TrainingError(f"unknown lr scheduler {spec.type!r}; known: {', '.join(SCHEDULERS)}")
 
 
 @torch.no_grad()
@@ -235,7 +237,7 @@ def loss_and_accuracy(
     correct = torch.zeros((), dtype=torch.int64, device=data.x.device)
     for i in range(0, n, chunk):
         s = None if data.symbol_index is None else data.symbol_index[i : i + chunk]
-        with _autocast(data.x.device, amp):
+        with autocast(data.x.device, amp):
             logits = model(data.x[i : i + chunk], s).float()
         y = data.y[i : i + chunk]
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
@@ -266,19 +268,27 @@ def train(
     tr = train_data.to(device)
     va = val_data.to(device) if val_data is not None else None
     weights = class_weights.to(device=device, dtype=torch.float32) if class_weights is not None else None
-    opt = make_optimizer(model, spec)
-    sched = make_scheduler(opt, spec.lr_scheduler)
-    gen = torch.Generator()
-    st = _LoopState()
-    if resume is not None:
-        st = _load_checkpoint(Path(resume), model, opt, sched, gen, spec, len(tr), device)
-    else:
+    try:
+        flat = FlatParameters(model)
+        opt = make_optimizer(flat, spec)
+        sched = make_scheduler(opt, spec.lr_scheduler)
+        gen = torch.Generator()
+        st = _LoopState()
+        if resume is not None:
+            st = _load_checkpoint(Path(resume), model, opt, sched, gen, spec, len(tr), device)
+    except OptimError as exc:
+        raise TrainingError(str(exc)) from None
+    gradients = batch_gradients(model, flat, weights, amp)
+    if resume is None:
         gen.manual_seed(spec.seed)
         torch.manual_seed(spec.seed)
 
     es = spec.early_stopping
     n, bs, epochs = len(tr), spec.batch_size, spec.epochs
     batches = math.ceil(n / bs)
+    batch_sizes = torch.tensor(
+        [min(bs, n - b * bs) for b in range(batches)], dtype=torch.float64, device=device
+    )
     t_start = time.perf_counter()
     elapsed_before = st.elapsed_s
     samples_done = 0  # in this call, for the rate
@@ -316,35 +326,34 @@ def train(
         epoch = st.epoch
         if st.perm is None:
             st.perm = torch.randperm(n, generator=gen)
-            st.batch, st.loss_sum, st.correct = 0, 0.0, 0
+            st.batch, st.losses, st.correct = 0, None, 0
         idx = st.perm.to(device)
-        xs, ys = tr.x[idx], tr.y[idx]
-        ss = tr.symbol_index[idx] if tr.symbol_index is not None else None
-        loss_sum = torch.tensor(st.loss_sum, dtype=torch.float64, device=device)
-        correct = torch.tensor(st.correct, dtype=torch.int64, device=device)
+        ys = tr.y[idx]
+        xb, yb = tr.x[idx].split(bs), ys.split(bs)
+        sb = tr.symbol_index[idx].split(bs) if tr.symbol_index is not None else [None] * batches
+        tally = _EpochTally(ys, batch_sizes, bs, st)
+        losses, pred_b = tally.losses, tally.preds.split(bs)
         model.train()
         for b in range(st.batch, batches):
             if cancel is not None and cancel.is_set():
-                st.batch, st.loss_sum, st.correct = b, loss_sum.item(), int(correct.item())
+                st.correct = tally.sums(b)[1]
+                st.batch, st.losses = b, torch.stack(losses).cpu() if losses else None
                 raise Cancelled(epoch, b, checkpoint())
-            lo, hi = b * bs, min(n, (b + 1) * bs)
-            yb = ys[lo:hi]
-            with _autocast(device, amp):
-                logits = model(xs[lo:hi], None if ss is None else ss[lo:hi]).float()
-            loss = F.cross_entropy(logits, yb, weight=weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, logits = gradients(xb[b], yb[b], sb[b])
             if spec.gradient_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), spec.gradient_clip)
+                flat.clip_grad_norm_(spec.gradient_clip)
             opt.step()
-            loss_sum.add_(loss.detach(), alpha=hi - lo)
-            correct.add_((logits.detach().argmax(1) == yb).sum())
-            samples_done += hi - lo
+            losses.append(loss)
+            torch.argmax(logits, 1, out=pred_b[b])
+            samples_done += len(yb[b])
             if progress is not None and time.perf_counter() - last_report >= options.progress_interval_s:
                 last_report = time.perf_counter()
-                report(epoch, b + 1, loss_sum.item() / hi, correct.item() / hi)
+                hi = min(n, (b + 1) * bs)
+                loss_sum, correct = tally.sums(b + 1)
+                report(epoch, b + 1, loss_sum / hi, correct / hi)
 
-        train_loss, train_acc = loss_sum.item() / n, correct.item() / n
+        loss_sum, correct = tally.sums(batches)
+        train_loss, train_acc = loss_sum / n, correct / n
         if not math.isfinite(train_loss):
             raise TrainingError(
                 f"training loss is {train_loss} in epoch {epoch + 1}; lower the learning rate"
@@ -352,16 +361,13 @@ def train(
         h = st.history
         h["train_loss"].append(train_loss)
         h["train_accuracy"].append(train_acc)
-        h["lr"].append(opt.param_groups[0]["lr"])
+        h["lr"].append(opt.lr)
         if va is not None:
             val_loss, val_acc = loss_and_accuracy(model, va, chunk=options.eval_batch_size, amp=amp)
             h["val_loss"].append(val_loss)
             h["val_accuracy"].append(val_acc)
         if sched is not None:
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(h["val_loss"][-1] if va is not None else train_loss)
-            else:
-                sched.step()
+            sched.step(h["val_loss"][-1] if va is not None else train_loss)
         if es is not None:
             value = h[es.monitor][-1]
             score = -value if es.monitor == "val_loss" else value
@@ -376,7 +382,7 @@ def train(
             else:
                 st.bad_epochs += 1
                 st.stopped_early = st.bad_epochs >= es.patience
-        st.epoch, st.batch, st.perm = epoch + 1, 0, None
+        st.epoch, st.batch, st.perm, st.losses, st.correct = epoch + 1, 0, None, None, 0
         if progress is not None:
             last_report = time.perf_counter()
             report(epoch, batches, train_loss, train_acc)
@@ -399,12 +405,6 @@ def train(
         train_time_s=elapsed_before + loop_s,
         samples_per_s=samples_done / loop_s if loop_s > 0 else 0.0,
     )
-
-
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    if not amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def _check_settings(tr: Split, va: Split | None, spec: OptimSpec, class_weights: torch.Tensor | None) -> None:
@@ -433,7 +433,16 @@ def _fingerprint(spec: OptimSpec, n_train: int) -> dict[str, Any]:
     return {"optim": repr(sorted(d.items())), "n_train": n_train}
 
 
-def _save_checkpoint(path: Path, model, opt, sched, gen: torch.Generator, st: _LoopState, spec, n) -> None:
+def _save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    opt: FlatOptimizer,
+    sched: Scheduler | None,
+    gen: torch.Generator,
+    st: _LoopState,
+    spec: OptimSpec,
+    n: int,
+) -> None:
     payload = {
         "version": CHECKPOINT_VERSION,
         "fingerprint": _fingerprint(spec, n),
@@ -454,7 +463,16 @@ def _save_checkpoint(path: Path, model, opt, sched, gen: torch.Generator, st: _L
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: Path, model, opt, sched, gen, spec, n, device) -> _LoopState:
+def _load_checkpoint(
+    path: Path,
+    model: nn.Module,
+    opt: FlatOptimizer,
+    sched: Scheduler | None,
+    gen: torch.Generator,
+    spec: OptimSpec,
+    n: int,
+    device: torch.device,
+) -> _LoopState:
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
@@ -466,7 +484,7 @@ def _load_checkpoint(path: Path, model, opt, sched, gen, spec, n, device) -> _Lo
             f"{path}: checkpoint was written for other training settings or data; refusing to resume"
         )
     model.load_state_dict(payload["model"])
-    opt.load_state_dict(payload["optimizer"])
+    opt.load_state_dict(payload["optimizer"])  # OptimError on a mismatch
     if (sched is None) != (payload["scheduler"] is None):
         raise TrainingError(f"{path}: checkpoint scheduler does not match the settings")
     if sched is not None:
@@ -476,6 +494,7 @@ def _load_checkpoint(path: Path, model, opt, sched, gen, spec, n, device) -> _Lo
         torch.cuda.set_rng_state_all([s.cpu() for s in payload["rng_cuda"]])
     gen.set_state(payload["generator"].cpu())
     loop = payload["loop"]
-    if loop["perm"] is not None:
-        loop["perm"] = loop["perm"].cpu()
+    for key in ("perm", "losses"):
+        if loop[key] is not None:
+            loop[key] = loop[key].cpu()
     return _LoopState(**loop)

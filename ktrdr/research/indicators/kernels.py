@@ -23,6 +23,9 @@ import numpy as np
 _BLOCK = 16
 _ROW_ALIGN = 32
 _NEGLIGIBLE = 1e-18  # a decay below this contributes less than float64 rounding
+# OpenBLAS runs a product of at most this many multiply-adds (m * n * k) on the calling thread only.
+# Larger ones are split over threads, which on a loaded machine wait for each other's cores.
+_SERIAL_MULADDS = 4 * 65536
 
 
 @lru_cache(maxsize=512)
@@ -47,6 +50,20 @@ def _rows(n: int, width: int) -> int:
     return -(-n // (width * _ROW_ALIGN)) * _ROW_ALIGN
 
 
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` in row slices small enough for BLAS to compute each on the calling thread.
+
+    ``a``'s height and every slice's height are multiples of ``_ROW_ALIGN`` (see :func:`_rows`), so
+    the values do not depend on the slicing; single-threaded products are also the fastest here.
+    """
+    k, w = b.shape
+    step = max(_ROW_ALIGN, (_SERIAL_MULADDS // (k * w) - 1) // _ROW_ALIGN * _ROW_ALIGN)
+    out = np.empty((a.shape[0], w))
+    for i in range(0, a.shape[0], step):
+        np.matmul(a[i : i + step], b, out=out[i : i + step])
+    return out
+
+
 def linear_filter(u: np.ndarray, d: float) -> np.ndarray:
     """``y[t] = d * y[t-1] + u[t]`` with ``y[-1] = 0``, for ``0 <= d <= 1``; a new array."""
     n = u.shape[0]
@@ -57,7 +74,7 @@ def linear_filter(u: np.ndarray, d: float) -> np.ndarray:
     blocks[:n] = u
     blocks = blocks.reshape(m, _BLOCK)
     e, tail = _filter_kernel(float(d))
-    y = blocks @ e
+    y = _matmul(blocks, e)
     used = -(-n // _BLOCK)
     if used > 1:
         d_block = d**_BLOCK
@@ -113,7 +130,7 @@ def _upper_ones(k: int) -> np.ndarray:
 def _block_prefix(blocks: np.ndarray) -> np.ndarray:
     """Prefix sums along each row (a matrix product for short rows: faster than cumsum)."""
     k = blocks.shape[1]
-    return blocks @ _upper_ones(k) if k <= 64 else np.cumsum(blocks, axis=1)
+    return _matmul(blocks, _upper_ones(k)) if k <= 64 else np.cumsum(blocks, axis=1)
 
 
 def _windowed(x: np.ndarray, period: int, squares: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -33,7 +33,9 @@ class _Inputs:
     ``favour`` the price that makes new extremes (high / ``-low``); ``clamp`` the bound the SAR may
     not cross: the extreme of the previous and current bar (at bar 1, bar 1's own value). Grids
     have one column per chunk and ``WARMUP + CHUNK`` rows: the chunk's bars preceded by the last
-    ``WARMUP`` bars before it (repeated bar 1 for chunk 0, unused); the tail is padded with the last bar.
+    ``WARMUP`` bars before it (repeated bar 1 for chunk 0, unused); the tail is padded with the last
+    bar. ``long[j]`` stacks, for row ``j``, what a long trend reads: its adverse price, its favour and
+    clamp, and the favour and clamp of the short trend it would reverse into; ``short[j]`` mirrors it.
     """
 
     def __init__(self, high: np.ndarray, low: np.ndarray) -> None:
@@ -45,12 +47,21 @@ class _Inputs:
         np.minimum(low[1:-1], low[2:], out=floor[2:])
         np.maximum(high[1:-1], high[2:], out=ceil[2:])
         self.n = n
-        self.chunks = -(-(n - 1) // CHUNK)
-        first = 1 + np.arange(self.chunks) * CHUNK
-        rows = np.arange(-WARMUP, CHUNK)[:, None] + first[None, :]
-        index = np.clip(rows, 1, n - 1)
-        self.long = [low[index], high[index], floor[index]]
-        self.short = [-high[index], -low[index], -ceil[index]]
+        self.chunks = m = -(-(n - 1) // CHUNK)
+        rows = WARMUP + CHUNK
+
+        def grid(x: np.ndarray) -> np.ndarray:
+            # padded[WARMUP + i] = x[1 + i]; column c, row j reads padded[c * CHUNK + j].
+            padded = np.empty(m * CHUNK + WARMUP + CHUNK)
+            padded[WARMUP : WARMUP + n - 1] = x[1:]
+            padded[:WARMUP] = x[1]
+            padded[WARMUP + n - 1 :] = x[-1]
+            view = np.lib.stride_tricks.as_strided(padded, (rows, m), (8, 8 * CHUNK), writeable=False)
+            return np.ascontiguousarray(view)
+
+        g_low, g_high = grid(low), grid(high)
+        self.long = [g_low, g_high, grid(floor)]
+        self.short = [np.negative(g_high), np.negative(g_low), np.negative(grid(ceil))]
         self._arrays = (low, high, floor, ceil)
 
     def lists(self, first: int, stop: int) -> list[list[float]]:
@@ -65,28 +76,48 @@ def _lockstep(
 
     Returns the SAR grid ``(CHUNK, chunks)`` of the chunks' own bars, the state at each chunk's
     first bar (after the warm-up) and the state after its last bar.
+
+    A reversal sets ``sar = min(-ep, clamp)`` and clears ``ep`` to ``-inf`` and ``af`` to 0, after
+    which the ordinary new-extreme step sets ``ep = favour`` and ``af = min(0 + acc, cap) = acc`` (as
+    ``acc <= cap``): the values the sequential rule assigns, without a separate branch.
     """
-    is_long, sar, ep, af = (a.copy() for a in starts)
+    is_long = starts[0].copy()
+    sar, ep, af = (np.array(a, dtype=np.float64) for a in starts[1:])
     (lo, hi, fl), (nhi, nlo, nce) = inp.long, inp.short
+    m = is_long.shape[0]
+    stay = np.empty(m, dtype=bool)
+    grow = np.empty(m, dtype=bool)
+    step = np.empty(m)
     sars = np.empty_like(lo)
     longs = np.empty(lo.shape, dtype=bool)
     at_start: tuple[np.ndarray, ...] = ()
     for j in range(WARMUP + CHUNK):
         if j == WARMUP:
             at_start = (is_long.copy(), sar.copy(), ep.copy(), af.copy())
-        rev = np.where(is_long, lo[j], nhi[j]) <= sar
-        is_long ^= rev
+        np.greater(np.where(is_long, lo[j], nhi[j]), sar, out=stay)
+        np.equal(is_long, stay, out=is_long)  # flips where the trend reverses
         favour = np.where(is_long, hi[j], nlo[j])
         clamp = np.where(is_long, fl[j], nce[j])
-        sar = np.where(rev, np.minimum(-ep, clamp), sar)
+        np.negative(ep, out=step)
+        np.minimum(step, clamp, out=step)
+        sar = np.where(stay, sar, step)
+        ep = np.where(stay, ep, -np.inf)
+        af *= stay
         sars[j] = sar
         longs[j] = is_long
-        grow = (favour > ep) & ~rev
-        af = np.where(rev, acc, np.where(grow, np.minimum(af + acc, cap), af))
-        ep = np.where(rev | grow, favour, ep)
-        sar = np.minimum(sar + af * (ep - sar), clamp)
+        np.greater(favour, ep, out=grow)
+        np.maximum(ep, favour, out=ep)
+        np.add(af, acc, out=step)
+        np.minimum(step, cap, out=step)
+        af = np.where(grow, step, af)
+        np.subtract(ep, sar, out=step)
+        step *= af
+        sar += step
+        np.minimum(sar, clamp, out=sar)
     own = slice(WARMUP, None)
-    return np.where(longs[own], sars[own], -sars[own]), at_start, (is_long, sar, ep, af)
+    out = sars[own]
+    np.negative(out, out=out, where=~longs[own])
+    return out, at_start, (is_long, sar, ep, af)
 
 
 def _scalar(inp: _Inputs, chunk: int, state: State, acc: float, cap: float, out: np.ndarray) -> State:

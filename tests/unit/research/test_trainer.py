@@ -210,3 +210,26 @@ def test_non_finite_loss_is_an_error():
     bad.x[0, 0] = float("nan")
     with pytest.raises(TrainingError, match="loss is nan in epoch 1"):
         train(build_model(SPEC, 6, seed=0), bad, va, OptimSpec(epochs=1))
+
+
+def test_autograd_path_cancel_and_resume_is_exact(tmp_path):
+    # A symbol-embedding model trains through autograd (not the hand-written MLP path).
+    optim = OptimSpec(epochs=3, learning_rate=0.01, seed=6, optimizer="adamw", gradient_clip=0.5)
+    straight, r_straight = _run(optim, symbols=3)
+    token = threading.Event()
+
+    def on_progress(p: Progress) -> None:
+        if p.epoch == 2 and p.batch >= 3:
+            token.set()
+
+    ckpt = tmp_path / "cancel.pt"
+    opts = TrainOptions(checkpoint_path=ckpt, progress_interval_s=0.0)
+    with pytest.raises(Cancelled):
+        _run(optim, symbols=3, options=opts, progress=on_progress, cancel=token)
+    tr, va = _data(symbols=3)
+    resumed = build_model(
+        dataclasses.replace(SPEC, symbol_embedding_dim=4), tr.x.shape[1], n_symbols=3, seed=0
+    )
+    r = train(resumed, tr, va, optim, resume=ckpt)
+    assert _same_weights(straight, resumed)
+    assert r.history == r_straight.history

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ktrdr.research.bars import Bars
 from ktrdr.research.indicators import kernels as k
@@ -65,8 +64,16 @@ def _cci(bars: Bars, period: int) -> dict[str, np.ndarray]:
     mean = k.rolling_mean(tp, period)
     mad = np.full(n, np.nan)
     if n >= period:
-        windows = sliding_window_view(tp, period)
-        mad[period - 1 :] = np.abs(windows - mean[period - 1 :, None]).mean(axis=1)
+        # One pass per lag over whole arrays: no (n, period) temporary.
+        m = n - period + 1
+        centre = mean[period - 1 :]
+        total = np.zeros(m)
+        dev = np.empty(m)
+        for lag in range(period):
+            np.subtract(tp[lag : lag + m], centre, out=dev)
+            np.abs(dev, out=dev)
+            total += dev
+        np.divide(total, period, out=mad[period - 1 :])
     return {"value": k.safe_ratio(tp - mean, 0.015 * mad, 0.0)}
 
 
