@@ -59,7 +59,35 @@ def operation_outcome(op: dict[str, Any]) -> None:
         raise exits.CliFailure(f"{op.get('name', '')} {state}{detail}", exits.FAILED)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A group whose ``lazy_commands`` (name → ``"module:attribute"``) are imported on first use.
+
+    Command groups of other areas live in their own modules of this package; loading them only
+    when they are run (or listed by ``--help``) keeps their imports off every other command.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy_commands.get(cmd_name)
+        if target is not None and cmd_name not in self.commands:
+            import importlib
+
+            module_name, _, attribute = target.partition(":")
+            self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands={"strategies": "ktrdrctl.strategies:strategies"},
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--runtime-dir",
     envvar="KTRDR_RUNTIME_DIR",
@@ -354,13 +382,3 @@ def ops_resume(ctx: click.Context, operation: str, request_id: str, as_json: boo
     click.echo(
         f"  follow it: {session.command('ops', 'watch', new_name.removeprefix('operations/'))}", err=True
     )
-
-
-def _register_area_groups() -> None:
-    """Command groups that other areas keep in their own modules of this package."""
-    from ktrdrctl.strategies import strategies
-
-    cli.add_command(strategies)
-
-
-_register_area_groups()

@@ -10,12 +10,16 @@ Failures are split so the CLI can map them onto exit codes: :class:`DaemonUnreac
 socket, refused, closed mid-call, no answer in time) and :class:`CtlError` (the daemon answered
 with an error frame). A frame that is not JSON-RPC is a :class:`DaemonUnreachable` too: whatever
 is listening is not a ktrdrd we can talk to.
+
+The socket is ``_socket.socket``, the C type under :mod:`socket`: importing :mod:`socket` itself
+(enum conversions, selectors, array) costs a few ms of every command's start-up, and a blocking
+AF_UNIX client needs nothing from it. Lines are read with a small buffer of our own.
 """
 
 from __future__ import annotations
 
+import _socket
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,8 +89,8 @@ class CtlClient:
     def __init__(self, path: str, *, timeout: float | None = 30.0) -> None:
         self.path = path
         self.timeout = timeout
-        self._sock: socket.socket | None = None
-        self._reader: Any = None
+        self._sock: _socket.socket | None = None
+        self._buffer = bytearray()  # received bytes not yet returned as lines
         self._next_id = 1
 
     def __enter__(self) -> CtlClient:
@@ -96,9 +100,7 @@ class CtlClient:
         self.close()
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        self._buffer.clear()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -124,10 +126,10 @@ class CtlClient:
 
     # -- framing ---------------------------------------------------------------------------------
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> _socket.socket:
         if self._sock is not None:
             return self._sock
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
             sock.connect(self.path)
@@ -141,7 +143,6 @@ class CtlClient:
             sock.close()
             raise DaemonUnreachable(self.path, e.strerror or str(e)) from None
         self._sock = sock
-        self._reader = sock.makefile("rb")
         return sock
 
     def _send(self, method: str, params: dict[str, Any]) -> int:
@@ -163,7 +164,7 @@ class CtlClient:
         assert self._sock is not None
         self._sock.settimeout(timeout)
         try:
-            line = self._reader.readline(MAX_FRAME + 1)
+            line = self._readline()
         except TimeoutError:
             raise DaemonUnreachable(self.path, f"no answer within {timeout:g}s") from None
         except OSError as e:
@@ -186,3 +187,25 @@ class CtlClient:
         if not frame.get("done") and not isinstance(frame.get("result"), dict):
             raise DaemonUnreachable(self.path, f"frame without result: {line[:200]!r}")
         return frame
+
+    def _readline(self) -> bytes:
+        """The next line with its ``\\n``; more than ``MAX_FRAME`` bytes without one, or what was
+        left when the peer closed (no ``\\n``; empty when nothing was), is returned as is."""
+        assert self._sock is not None
+        buffer, start = self._buffer, 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end >= 0:
+                line = bytes(buffer[: end + 1])
+                del buffer[: end + 1]
+                return line
+            if len(buffer) > MAX_FRAME:
+                break
+            start = len(buffer)
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                break
+            buffer += chunk
+        line = bytes(buffer)
+        buffer.clear()
+        return line

@@ -9,7 +9,6 @@ service's RuntimeDirectory) for root. A normal user whose own default has no ``c
 from __future__ import annotations
 
 import os
-import shlex
 
 SYSTEM_RUNTIME_DIR = "/run/ktrdr"
 CTL_SOCKET = "ctl.sock"
@@ -47,4 +46,6 @@ def start_command(runtime_dir: str) -> str:
     """The shell command that starts a daemon serving ``runtime_dir``."""
     if runtime_dir == SYSTEM_RUNTIME_DIR:
         return "systemctl start ktrdrd" if os.geteuid() == 0 else "sudo systemctl start ktrdrd"
+    import shlex  # only this message needs it
+
     return f"ktrdrd --runtime-dir {shlex.quote(runtime_dir)}"

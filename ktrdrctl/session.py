@@ -8,7 +8,6 @@ violations.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,6 +41,8 @@ class Session:
 
     def command(self, *words: str) -> str:
         """A ktrdrctl command line for hints, repeating ``--runtime-dir`` when the user gave it."""
+        import shlex  # only hints need it
+
         flag = ["--runtime-dir", self.runtime_dir] if self.explicit_flag else []
         return shlex.join(["ktrdrctl", *flag, *words])
 
