@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,12 +38,12 @@ def main(argv: list[str]) -> int:
         return importlib.import_module(f"bench.{name}").main(rest)
     status = 0
     for name in names:
-        mod = importlib.import_module(f"bench.{name}")
-        if not hasattr(mod, "main"):
+        if not hasattr(importlib.import_module(f"bench.{name}"), "main"):
             continue
         print(f"\n=== bench {name} ===", flush=True)
         t0 = time.perf_counter()
-        rc = mod.main([])
+        # Each benchmark in a fresh process: no imports, allocator settings or threads carry over.
+        rc = subprocess.run([sys.executable, "-m", "bench", name]).returncode
         print(f"--- {name}: exit {rc}, {time.perf_counter() - t0:.1f} s", flush=True)
         status = status or rc
     return status

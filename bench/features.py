@@ -14,6 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
+from ktrdr.research.allocator import keep_freed_memory
 from ktrdr.research.bars import Bars, resample
 from ktrdr.research.features import build_features
 from ktrdr.research.indicators import lookup
@@ -45,6 +46,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
+    keep_freed_memory()  # as the product's compute processes do (ktrdr.research.allocator)
     strategy = neuro_mean_reversion()
     data = make_data(strategy, int(args.years * 365 * 24), args.seed)
     rsi = strategy.indicator("rsi")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import talib
 
+from ktrdr.research.allocator import keep_freed_memory
 from ktrdr.research.bars import Bars
 from ktrdr.research.indicators import lookup
 
@@ -96,6 +97,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--bars", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=15, help="rounds; the best time of each side counts")
     args = ap.parse_args(argv)
+    keep_freed_memory()  # as the product's compute processes do (ktrdr.research.allocator)
     b = _bars(args.bars)
     print(f"indicators on {args.bars} bars, best of {args.repeat}")
     _table(b, args.repeat)

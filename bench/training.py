@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from ktrdr.research.allocator import keep_freed_memory
 from ktrdr.research.model import build_model
 from ktrdr.research.trainer import Split, TrainOptions, train
 from ktrdr.strategy.model import ModelSpec, OptimSpec
@@ -72,6 +73,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeat", type=int, default=1)
     args = p.parse_args(argv)
+    keep_freed_memory()  # as the product's compute processes do (ktrdr.research.allocator)
     torch.set_num_threads(1)
     t = time.perf_counter()
     torch.optim.Adam(torch.nn.Linear(2, 2).parameters())

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ktrdr.research import bars as barsmod
+from ktrdr.research.allocator import keep_freed_memory
 from ktrdr.research.artifacts import save_model_dir
 from ktrdr.research.datasets import Dataset, build_dataset
 from ktrdr.research.evaluation import evaluate
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     args = p.parse_args(argv)
+    keep_freed_memory()
 
     def show(pr: Progress) -> None:
         if pr.batch == pr.batches:
