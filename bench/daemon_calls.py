@@ -2,8 +2,8 @@
 
 ``python -m bench daemon_calls [-n N] [--inflight K] [--total T]``
 
-1. ctl in-process (no socket): the ctl server's per-connection dispatcher is handed one request line
-   and we wait for the reply bytes it writes — JSON parse, method lookup, params → proto, the
+1. ctl in-process (no socket): ``CtlServer.dispatch`` is handed one request line and returns the
+   reply bytes — JSON parse, method lookup, params → proto, the
    service method, proto → JSON, encode. The servers are built in this process on temporary
    directories, on uvloop, like the daemon builds them. Target: p50 ≤ 0.3 ms.
 2. Socket figures against the real ``ktrdrd`` in its own process (client and server do not share a
@@ -48,25 +48,8 @@ def _row(label: str, samples_s: list[float], extra: str = "") -> str:
 # ---- 1. in-process ---------------------------------------------------------------------------------
 
 
-class _MemoryWriter:
-    """Stands in for the connection's StreamWriter: collects frames, wakes the waiter per frame."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self.arrived: asyncio.Future[None] | None = None
-
-    def write(self, data: bytes) -> None:
-        self.frames.append(data)
-        if self.arrived is not None and not self.arrived.done():
-            self.arrived.set_result(None)
-
-    async def drain(self) -> None:
-        return None
-
-
 async def _inprocess(db_dir: Path, names: list[str], n: int) -> dict[str, list[float]]:
     from ktrdrd.appstate import AppState
-    from ktrdrd.ctl.server import _Connection
     from ktrdrd.operations import OperationsCore
     from ktrdrd.server import build_servers
 
@@ -83,10 +66,7 @@ async def _inprocess(db_dir: Path, names: list[str], n: int) -> dict[str, list[f
     servers = await build_servers(
         core=core, app_state=state, grpc_socket=state.grpc_socket, ctl_socket=state.ctl_socket
     )
-    writer = _MemoryWriter()
-    # The dispatcher of one ctl connection; it is never started, so no socket is read.
-    connection = _Connection(servers.ctl_server, asyncio.StreamReader(), writer)  # type: ignore[arg-type]
-    loop = asyncio.get_running_loop()
+    dispatch = servers.ctl_server.dispatch  # the ctl dispatcher without a socket
     results: dict[str, list[float]] = {}
     try:
         for label, method, params in (
@@ -97,17 +77,14 @@ async def _inprocess(db_dir: Path, names: list[str], n: int) -> dict[str, list[f
             samples = []
             for i in range(n + n // 10):
                 line = json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
-                writer.arrived = loop.create_future()
                 t0 = time.perf_counter()
-                await connection._frame(line)
-                await writer.arrived
+                frames = await dispatch(line)
                 elapsed = time.perf_counter() - t0
                 if i >= n // 10:  # the first tenth is warm-up
                     samples.append(elapsed)
-            reply = json.loads(writer.frames[-1])
+            reply = json.loads(frames[-1])
             if "result" not in reply:
                 raise RuntimeError(f"{method}: {reply}")
-            writer.frames.clear()
             results[label] = samples
     finally:
         await servers.grpc_server.stop(None)
@@ -168,7 +145,9 @@ class _LineClient:
         self.sock.close()
 
 
-async def _grpc(target: str, name: str, n: int, total: int, inflight: int) -> dict[str, Any]:
+async def _grpc(
+    target: str, name: str, n: int, total: int, inflight: int, only_info: bool = False
+) -> dict[str, Any]:
     import grpc
 
     from ktrdr.daemon.v1 import operations_pb2, operations_pb2_grpc, system_pb2, system_pb2_grpc
@@ -181,6 +160,8 @@ async def _grpc(target: str, name: str, n: int, total: int, inflight: int) -> di
             "GetInfo": (system.GetInfo, system_pb2.GetInfoRequest()),
             "GetOperation": (ops.GetOperation, operations_pb2.GetOperationRequest(name=name)),
         }
+        if only_info:
+            del calls["GetOperation"]
         for label, (rpc, request) in calls.items():
             for _ in range(n // 10):
                 await rpc(request)
@@ -214,6 +195,48 @@ async def main():
     await asyncio.Event().wait()
 uvloop.run(main())
 """
+
+
+_BARE_GRPC_SERVER = """
+import asyncio, sys, grpc, uvloop
+from ktrdr.daemon.v1 import system_pb2
+async def info(request, context):
+    return system_pb2.GetInfoResponse(version="bare", pid=1)
+async def main():
+    server = grpc.aio.server()
+    handler = grpc.unary_unary_rpc_method_handler(
+        info,
+        request_deserializer=system_pb2.GetInfoRequest.FromString,
+        response_serializer=system_pb2.GetInfoResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("ktrdr.daemon.v1.SystemService", {"GetInfo": handler})]
+    )
+    server.add_insecure_port("unix:" + sys.argv[1])
+    await server.start()
+    await server.wait_for_termination()
+uvloop.run(main())
+"""
+
+
+async def _grpc_calls(target: str, n: int, total: int, inflight: int) -> dict[str, Any]:
+    """GetInfo only (the bare server's one method): as :func:`_grpc`."""
+    return await _grpc(target, "", n, total, inflight, only_info=True)
+
+
+def _bare_grpc(tmp: Path, n: int, total: int, inflight: int) -> tuple[list[float], float]:
+    """A bare ``grpc.aio`` server (uvloop, one handler returning a fixed GetInfoResponse) in a child
+    process, driven exactly like the daemon: the floor our per-call overhead is measured against."""
+    import uvloop
+
+    path = tmp / "bare-grpc.sock"
+    proc = subprocess.Popen([sys.executable, "-c", _BARE_GRPC_SERVER, str(path)])
+    try:
+        wait_for_path(path)
+        return uvloop.run(_grpc_calls(f"unix:{path}", n, total, inflight))["GetInfo"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def _echo_floor(tmp: Path, n: int) -> list[float]:
@@ -301,9 +324,23 @@ def main(argv: list[str]) -> int:
             print(
                 f"\n3. gRPC unary over grpc.sock, one persistent grpc.aio channel (client on uvloop), n={args.n}"
             )
+            bare_samples, bare_rate = _bare_grpc(tmp, args.n, args.total, args.inflight)
+            print(
+                _row(
+                    "yardstick: bare grpc.aio GetInfo (child proc)",
+                    bare_samples,
+                    f"{bare_rate:7.0f} calls/s with {args.inflight} in flight",
+                )
+            )
             worst = float("inf")
             for label, (samples, rate) in grpc_results.items():
-                print(_row(label, samples, f"{rate:7.0f} calls/s with {args.inflight} in flight"))
+                print(
+                    _row(
+                        label,
+                        samples,
+                        f"{rate:7.0f} calls/s with {args.inflight} in flight ({rate / bare_rate:.2f}× bare)",
+                    )
+                )
                 worst = min(worst, rate)
             hit = worst >= TARGET_GRPC_CALLS_S
             print(

@@ -22,7 +22,23 @@ FRAME_LIMIT = 4 * 1024 * 1024  # bytes per frame, newline excluded, both directi
 
 def encode(frame: dict[str, Any]) -> bytes:
     """One frame as a compact UTF-8 JSON line."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return dumps(frame) + b"\n"
+
+
+def dumps(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON, exactly as :func:`encode` writes it inside a frame."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def result_prefix(call_id: Any) -> bytes:
+    """The bytes of a result frame of ``call_id`` before its body (see :func:`splice_result`)."""
+    return b'{"jsonrpc":"2.0","id":' + dumps(call_id) + b',"result":'
+
+
+def splice_result(prefix: bytes, body: bytes) -> bytes:
+    """A result frame from :func:`result_prefix` and a JSON body: the bytes ``encode(result_frame(...))``
+    gives for the same id and result."""
+    return prefix + body + b"}\n"
 
 
 def result_frame(call_id: Any, result: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +65,33 @@ def bad_frame(description: str) -> ApiError:
 def to_json(message: Message) -> dict[str, Any]:
     """Canonical proto3 JSON (lowerCamelCase names), fields at their default value included."""
     return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
+class BodyCache:
+    """Bounded cache of response messages' JSON bodies, by message identity.
+
+    An entry holds a reference to its message, so the identity cannot be reused while cached; the
+    oldest entries are dropped beyond ``capacity`` entries or ``max_bytes`` of bodies. For responses
+    shared between calls (watch events): they are encoded once whatever the number of watchers.
+    Messages must not be mutated once cached.
+    """
+
+    def __init__(self, capacity: int, max_bytes: int) -> None:
+        self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._bodies: dict[int, tuple[Message, bytes]] = {}
+
+    def body(self, message: Message) -> bytes:
+        entry = self._bodies.get(id(message))
+        if entry is not None:
+            return entry[1]
+        body = dumps(to_json(message))
+        self._bodies[id(message)] = (message, body)
+        self._bytes += len(body)
+        while len(self._bodies) > self._capacity or self._bytes > self._max_bytes:
+            self._bytes -= len(self._bodies.pop(next(iter(self._bodies)))[1])
+        return body
 
 
 def _locate(params: Any, message: Message, prefix: str) -> tuple[str, str]:

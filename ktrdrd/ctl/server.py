@@ -28,12 +28,15 @@ from typing import Any
 
 from ktrdrd.ctl.protocol import (
     FRAME_LIMIT,
+    BodyCache,
     bad_frame,
     done_frame,
     encode,
     error_frame,
     parse_params,
     result_frame,
+    result_prefix,
+    splice_result,
     to_json,
 )
 from ktrdrd.errors import INTERNAL, UNIMPLEMENTED, ApiError
@@ -42,6 +45,10 @@ from ktrdrd.services.registry import Call, MethodSpec, Registry
 log = logging.getLogger(__name__)
 
 SOCKET_MODE = 0o660
+HIGH_WATER = 64 * 1024  # bytes queued in a connection's transport above which a call waits for drain
+STREAM_BODY_CACHE = 8192  # streamed responses whose JSON body is kept for sharing between calls
+STREAM_BODY_BYTES = 8 * 1024 * 1024  # ... and at most this many bytes of such bodies
+FLUSH_SLICE = 32  # connections written between two yields to the loop in a flush round
 _HALF_CLOSED_POLL_S = 0.2
 _END = object()
 
@@ -64,12 +71,54 @@ class _Connection:
         self._writer = writer
         self._calls: dict[Any, asyncio.Task[None]] = {}
         self._inputs: dict[Any, asyncio.Queue[Any]] = {}  # open client streams by id
-        self._write_lock = asyncio.Lock()
+        self._transport = writer.transport
+        self._pushed: list[bytes] = []  # pushed frames waiting for the server's flush round
+        self._pushed_bytes = 0
 
     async def send(self, frame: dict[str, Any]) -> None:
-        async with self._write_lock:
-            self._writer.write(encode(frame))
+        await self.write(encode(frame))
+
+    async def write(self, data: bytes) -> None:
+        """Queue ``data`` on the socket now; wait only while the transport holds over :data:`HIGH_WATER`.
+
+        Writes are synchronous, so frames leave in the order their calls wrote them, without a lock
+        (``StreamWriter.drain`` may be awaited by several calls at once). ConnectionResetError once the
+        connection is closing.
+        """
+        self._emit(data)
+        if self._transport.get_write_buffer_size() > HIGH_WATER:
             await self._writer.drain()
+
+    def _emit(self, data: bytes) -> None:
+        """Queue ``data`` (after any pushed frames not yet flushed) on the socket, never waiting;
+        ConnectionResetError once the connection is closing."""
+        if self._transport.is_closing():
+            raise ConnectionResetError("ctl connection closed")
+        if self._pushed:
+            self._pushed.append(data)
+            data = b"".join(self._pushed)
+            self._pushed.clear()
+            self._pushed_bytes = 0
+        self._writer.write(data)
+
+    def push(self, data: bytes) -> bool:
+        """Queue pushed frames for the server's next flush round; False once the client lags
+        (over :data:`HIGH_WATER` bytes waiting). ConnectionResetError once the connection is closing."""
+        if self._transport.is_closing():
+            raise ConnectionResetError("ctl connection closed")
+        self._pushed.append(data)
+        self._pushed_bytes += len(data)
+        self._server.flush_soon(self)
+        return self._pushed_bytes + self._transport.get_write_buffer_size() <= HIGH_WATER
+
+    def flush(self) -> None:
+        """Write the pushed frames waiting, as one socket write."""
+        if self._pushed:
+            data = b"".join(self._pushed)
+            self._pushed.clear()
+            self._pushed_bytes = 0
+            if not self._transport.is_closing():
+                self._writer.write(data)
 
     def stop_reading(self) -> None:
         """Take no more requests (as if the client half-closed); calls in flight go on."""
@@ -84,6 +133,7 @@ class _Connection:
                 task.cancel()
             if self._calls:
                 await asyncio.gather(*self._calls.values(), return_exceptions=True)
+            self.flush()
             self._writer.close()
             with contextlib.suppress(Exception):
                 await self._writer.wait_closed()
@@ -105,7 +155,7 @@ class _Connection:
                 log.warning("ctl: bytes that are not UTF-8; closing the connection")
                 return
             if text.strip():
-                await self._frame(text)
+                await self.handle(text)
 
     async def _finish_half_closed(self) -> None:
         """After EOF: let calls in flight finish unless the peer is gone entirely (then cancel them)."""
@@ -115,7 +165,12 @@ class _Connection:
                 return
             await asyncio.wait(list(self._calls.values()), timeout=_HALF_CLOSED_POLL_S)
 
-    async def _frame(self, text: str) -> None:
+    def calls(self) -> list[asyncio.Task[None]]:
+        """The calls in flight."""
+        return list(self._calls.values())
+
+    async def handle(self, text: str) -> None:
+        """Take one request frame (a line of text): answer it or start its call as a task."""
         try:
             frame = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -184,8 +239,17 @@ class _Connection:
             response = await spec.unary(self._requests(queue, spec), call)
             await self.send(result_frame(call_id, to_json(response)))
         elif spec.server_streaming:
-            async for response in spec.stream(parse_params(params, spec.request_type), call):
-                await self.send(result_frame(call_id, to_json(response)))
+            prefix, bodies = result_prefix(call_id), self._server.stream_bodies
+
+            def frames(batch: list[Any]) -> bytes:
+                return b"".join([splice_result(prefix, bodies.body(response)) for response in batch])
+
+            def push(batch: list[Any]) -> bool:
+                return self.push(frames(batch))
+
+            request = parse_params(params, spec.request_type)
+            async for batch in spec.stream_batches(request, Call("ctl", push=push)):
+                await self.write(frames(batch))
             await self.send(done_frame(call_id))
         else:
             response = await spec.unary(parse_params(params, spec.request_type), call)
@@ -206,6 +270,23 @@ class _Connection:
             await self.send(result_frame(call_id, await outcome))
 
 
+class _MemoryWriter:
+    """The part of a StreamWriter a connection uses, collecting frames in memory (see ``dispatch``)."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.transport = self
+
+    def write(self, data: bytes) -> None:
+        self.frames.extend(data.splitlines(keepends=True))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
 class CtlServer:
     """The ctl socket server. ``start()`` binds (socket mode 0660); ``stop(grace)`` drains, then cancels."""
 
@@ -213,8 +294,43 @@ class CtlServer:
         self.path = path
         self.registry = registry
         self.extra_methods: Mapping[str, Any] = extra_methods if extra_methods is not None else {}
+        self.stream_bodies = BodyCache(STREAM_BODY_CACHE, STREAM_BODY_BYTES)
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
+        self._dirty: dict[_Connection, None] = {}  # connections with pushed frames to write
+        self._flusher: asyncio.Task[None] | None = None
+
+    def flush_soon(self, connection: _Connection) -> None:
+        """Have ``connection``'s pushed frames written in the next flush round.
+
+        A round writes each waiting connection once, yielding to the loop every
+        :data:`FLUSH_SLICE` connections; frames pushed meanwhile join their connection's write if it
+        is still waiting in the round, or the next round. So one socket write carries every event
+        a client got since its last write, and publishing never waits for the writes.
+        """
+        self._dirty[connection] = None
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_rounds())
+
+    async def _flush_rounds(self) -> None:
+        while self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            for i, connection in enumerate(dirty):
+                connection.flush()
+                if i % FLUSH_SLICE == FLUSH_SLICE - 1:
+                    await asyncio.sleep(0)
+
+    async def dispatch(self, line: str) -> list[bytes]:
+        """Handle one request line in this process, exactly as a connection would; its reply frames.
+
+        Every frame the call writes (one for a unary call, results then ``done`` for a stream), each
+        ending with a newline. For benchmarks and tests of the dispatcher without a socket.
+        """
+        sink = _MemoryWriter()
+        connection = _Connection(self, asyncio.StreamReader(), sink)  # type: ignore[arg-type]
+        await connection.handle(line)
+        await asyncio.gather(*connection.calls())
+        return sink.frames
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._accept, path=str(self.path), limit=FRAME_LIMIT)

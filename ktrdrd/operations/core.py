@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -334,6 +334,27 @@ class OperationsCore:
         means "from the snapshot on" (live events only). Yielded events are shared: do not mutate.
         NOT_FOUND (on the first iteration) when there is no such operation.
         """
+        async for item in self.watch_batches(name, after_seq):
+            if isinstance(item, list):
+                for event in item:
+                    yield event
+            else:
+                yield item
+
+    async def watch_batches(
+        self,
+        name: str,
+        after_seq: int = 0,
+        push: Callable[[list[EventRecord]], bool] | None = None,
+    ) -> AsyncIterator[OperationRecord | list[EventRecord]]:
+        """:meth:`watch` with the events grouped: the snapshot, then non-empty lists of events in seq
+        order, each list being every event available at once (up to the fan-out's slice size). The
+        last list ends with the terminal event. The lists and events are shared: do not mutate.
+
+        With ``push``, live events of a caught-up watcher are not yielded but handed to ``push`` from
+        inside the fan-out (see :meth:`Hub.follow`) for as long as it returns True; then they are
+        yielded again from where it stopped. Either way every event is delivered once, in order.
+        """
         op_id = parse_name(name)
         live = self._active.get(op_id)
         snapshot = live.acked.copy() if live is not None else await self.get(name)
@@ -345,17 +366,24 @@ class OperationsCore:
             if batch == [] and hub is not None:
                 if hub.closed:
                     return
-                await hub.wait()
+                if push is None:
+                    await hub.wait()
+                    continue
+                followed_to = await hub.follow(cursor, push)
+                if followed_to is None:
+                    return
+                cursor = followed_to
                 continue
             if batch is None:
                 batch = await self._journal.read_events(op_id, cursor)
                 if not batch:
                     return
-            for event in batch:
-                yield event
-                cursor = event.seq
+            for i, event in enumerate(batch):
                 if event.state in TERMINAL_STATES:
+                    yield batch[: i + 1]
                     return
+            yield batch
+            cursor = batch[-1].seq
 
     async def apply_retention(self) -> int:
         """Delete terminal operations that ended more than ``retention_s`` ago; returns how many."""

@@ -11,6 +11,8 @@ from ktrdrd.operations import parse_label_selectors
 from ktrdrd.services.convert import event_to_proto, operation_to_proto, state_from_proto
 from ktrdrd.services.registry import Call
 
+EVENT_CACHE_SIZE = 8192  # event responses kept for sharing (≥ the fan-out ring's 2 × 4096)
+
 
 class OperationsService:
     """Get/List/Cancel/Delete/Wait/Watch over ``core`` (a ``ktrdrd.operations.OperationsCore``)."""
@@ -19,6 +21,7 @@ class OperationsService:
 
     def __init__(self, core: Any) -> None:
         self._core = core
+        self._events = _EventResponses()
 
     @staticmethod
     def _name(name: str) -> str:
@@ -73,11 +76,41 @@ class OperationsService:
 
     async def WatchOperation(
         self, request: pb.WatchOperationRequest, call: Call
-    ) -> AsyncIterator[pb.WatchOperationResponse]:
+    ) -> AsyncIterator[pb.WatchOperationResponse | list[pb.WatchOperationResponse]]:
+        """The snapshot, then lists of event responses (every event available at once, in seq order).
+
+        An event's response is built once and shared by every watcher (see :class:`_EventResponses`).
+        Where the transport offers ``call.push``, live events go to it from the fan-out directly.
+        """
         if request.after_seq < 0:
             raise invalid_argument("after_seq", "must not be negative")
-        async for item in self._core.watch(self._name(request.name), request.after_seq):
-            if hasattr(item, "seq"):
-                yield pb.WatchOperationResponse(event=event_to_proto(item))
+        push = None
+        if call.push is not None:
+            send, response = call.push, self._events.response
+            push = lambda events: send([response(event) for event in events])  # noqa: E731
+        async for item in self._core.watch_batches(self._name(request.name), request.after_seq, push):
+            if isinstance(item, list):
+                yield [self._events.response(event) for event in item]
             else:
                 yield pb.WatchOperationResponse(snapshot=operation_to_proto(item))
+
+
+class _EventResponses:
+    """Bounded cache of ``WatchOperationResponse(event=...)`` by (operation, seq), shared by watchers.
+
+    An acknowledged event never changes, so one response serves every watcher; the oldest entries
+    are dropped beyond ``capacity`` (a watcher that far behind gets a fresh, equal response).
+    """
+
+    def __init__(self, capacity: int = EVENT_CACHE_SIZE) -> None:
+        self._capacity = capacity
+        self._cache: dict[tuple[str, int], pb.WatchOperationResponse] = {}
+
+    def response(self, event: Any) -> pb.WatchOperationResponse:
+        key = (event.operation, event.seq)
+        response = self._cache.get(key)
+        if response is None:
+            response = self._cache[key] = pb.WatchOperationResponse(event=event_to_proto(event))
+            if len(self._cache) > self._capacity:
+                del self._cache[next(iter(self._cache))]
+        return response

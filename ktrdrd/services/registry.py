@@ -4,7 +4,10 @@ A service implementation is a plain object with a ``descriptor`` attribute (the 
 ``ServiceDescriptor``) and one coroutine method per RPC, named exactly as in the proto:
 
 - unary:            ``async def GetOperation(self, request, call) -> GetOperationResponse``
-- server streaming: ``async def WatchOperation(self, request, call)`` as an async generator
+- server streaming: ``async def WatchOperation(self, request, call)`` as an async generator; it may
+  yield a ``list`` of responses (several ready at once, sent in order: the ctl transport writes them
+  with one socket write). A yielded response is sent as is and may be shared between calls (a
+  transport may cache its encoding by identity), so it must not be mutated afterwards.
 - client streaming: ``async def ImportBars(self, requests, call) -> ImportBarsResponse`` where
   ``requests`` is an async iterator of request messages
 
@@ -16,7 +19,7 @@ does not define answers UNIMPLEMENTED, so a service may be registered before its
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +35,15 @@ class Call:
     """What a method may know about the call, whichever transport carried it.
 
     ``transport`` is ``"grpc"`` or ``"ctl"``; ``deadline`` is a ``time.monotonic()`` instant or None.
+    ``push`` (server streams, where the transport offers it): sends a list of responses at once,
+    synchronously, returning False once the client is not keeping up. A streaming method may hand
+    responses to it instead of yielding them (the same responses, in the same order) while it returns
+    True; the stream still ends when the method returns.
     """
 
     transport: str
     deadline: float | None = None
+    push: Callable[[list[Message]], bool] | None = None
 
     def time_remaining(self) -> float | None:
         """Seconds left before the client's deadline (never negative), or None without a deadline."""
@@ -67,11 +75,21 @@ class MethodSpec:
         return await self.handler(request, call)
 
     async def stream(self, request: Message, call: Call) -> AsyncIterator[Message]:
-        """Run a server-streaming method, yielding its responses."""
+        """Run a server-streaming method, yielding its responses one by one."""
+        async for batch in self.stream_batches(request, call):
+            for response in batch:
+                yield response
+
+    async def stream_batches(self, request: Message, call: Call) -> AsyncIterator[list[Message]]:
+        """Run a server-streaming method, yielding its responses in the non-empty lists it groups them."""
         if self.handler is None:
             raise unimplemented(self.full_name)
-        async for response in self.handler(request, call):
-            yield response
+        async for item in self.handler(request, call):
+            if isinstance(item, list):
+                if item:
+                    yield item
+            else:
+                yield [item]
 
 
 def _spec(method: MethodDescriptor, impl: object) -> MethodSpec:
