@@ -35,7 +35,7 @@ test: $(STAMP) $(NODE_STAMP)
 
 bench: $(STAMP)
 	# Benchmarks measure installed code with bytecode, as users run it.
-	env -u PYTHONDONTWRITEBYTECODE $(PY) -m compileall -q ktrdr ktrdrd ktrdrctl hostd bench
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m compileall -q ktrdr ktrdrd ktrdrctl bench
 	env -u PYTHONDONTWRITEBYTECODE $(PY) -m bench
 
 protos: $(STAMP)
