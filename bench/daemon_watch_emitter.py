@@ -7,12 +7,20 @@ test-only kinds; nothing here ships or registers itself otherwise). Kind ``bench
 sets progress at absolute times ``go + i / rate`` for ``seconds`` (a late step is not made up by
 waiting longer, so the rate does not drift with the daemon's load) and succeeds. Each progress call is
 one journaled progress event unless two fall within the core's progress interval (they coalesce).
+Each event's ``time`` is stamped by the core when the event is created (at publish, not at the
+scheduled instant); how late each step ran against its schedule is returned in the result
+(``lateMs``: p50, p99, max), so a starved loop shows there as well as in the delivery latency.
 ``ktrdr.bench.v1/StartEmitter`` ``{"params": {...}}`` starts one and answers ``{"name": ...}``.
+
+With ``KTRDR_BENCH_PROFILE=FILE`` in the daemon's environment, the daemon is profiled (cProfile)
+from Go until the last step is committed, and the stats are written to FILE.
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import os
 from typing import Any
 
 from ktrdrd import errors
@@ -31,18 +39,35 @@ class Emitter:
         rate, seconds = float(ctx.params.get("rate", 100.0)), float(ctx.params.get("seconds", 5.0))
         await ctx.set_stage("armed")
         await self.gate(ctx.name).wait()
+        profile_path = os.environ.get("KTRDR_BENCH_PROFILE")
+        profiler = cProfile.Profile() if profile_path else None
+        if profiler is not None:
+            profiler.enable()
         await ctx.set_stage("emitting")
         loop = asyncio.get_running_loop()
         total = max(1, round(rate * seconds))
         go = loop.time()
+        late: list[float] = []
         for i in range(1, total + 1):
-            await asyncio.sleep(max(0.0, go + i / rate - loop.time()))
+            due = go + i / rate
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            late.append(loop.time() - due)
             if ctx.cancelled.is_set():
                 break
             await ctx.progress(current=i, total=total)
         await ctx.flush()
         self.gates.pop(ctx.name, None)
-        return {"@type": "type.googleapis.com/google.protobuf.Struct", "value": {"steps": total}}
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+        late.sort()
+        late_ms = {
+            "p50": late[len(late) // 2] * 1e3,
+            "p99": late[min(len(late) - 1, len(late) * 99 // 100)] * 1e3,
+            "max": late[-1] * 1e3,
+        }
+        value = {"steps": total, "lateMs": late_ms}
+        return {"@type": "type.googleapis.com/google.protobuf.Struct", "value": value}
 
     async def reattach(self, ctx: Any) -> None:
         return None

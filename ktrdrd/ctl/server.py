@@ -239,10 +239,12 @@ class _Connection:
             response = await spec.unary(self._requests(queue, spec), call)
             await self.send(result_frame(call_id, to_json(response)))
         elif spec.server_streaming:
-            prefix, bodies = result_prefix(call_id), self._server.stream_bodies
+            prefix, frame = result_prefix(call_id), self._server.stream_frame
 
             def frames(batch: list[Any]) -> bytes:
-                return b"".join([splice_result(prefix, bodies.body(response)) for response in batch])
+                if len(batch) == 1:  # a live event, pushed to every watcher in a row
+                    return frame(prefix, batch[0])
+                return b"".join([frame(prefix, response) for response in batch])
 
             def push(batch: list[Any]) -> bool:
                 return self.push(frames(batch))
@@ -295,10 +297,22 @@ class CtlServer:
         self.registry = registry
         self.extra_methods: Mapping[str, Any] = extra_methods if extra_methods is not None else {}
         self.stream_bodies = BodyCache(STREAM_BODY_CACHE, STREAM_BODY_BYTES)
+        self._last_frame: tuple[Any, bytes, bytes] = (None, b"", b"")
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._dirty: dict[_Connection, None] = {}  # connections with pushed frames to write
         self._flusher: asyncio.Task[None] | None = None
+
+    def stream_frame(self, prefix: bytes, response: Any) -> bytes:
+        """The result frame of a streamed (shared, immutable) ``response`` for the call whose
+        :func:`result_prefix` is ``prefix``. The last frame built is kept, so pushing one event to
+        many watchers with the same call id (clients number their calls alike) builds it once."""
+        last_response, last_prefix, data = self._last_frame
+        if response is last_response and prefix == last_prefix:
+            return data
+        data = splice_result(prefix, self.stream_bodies.body(response))
+        self._last_frame = (response, prefix, data)
+        return data
 
     def flush_soon(self, connection: _Connection) -> None:
         """Have ``connection``'s pushed frames written in the next flush round.

@@ -5,8 +5,10 @@ transaction across ``kill -9`` of the process (the OS holds the WAL pages); FULL
 across power loss, and group commit (see :mod:`ktrdrd.journal.writer`) makes its fsync per batch
 cheap. An event is *acknowledged* when the transaction holding it committed.
 
-All methods are called from the event loop. Writes go to the single writer thread; reads run on one
-reader thread with its own connection, so the loop never waits on SQLite.
+All methods are called from the event loop. Writes go to the single writer thread. Scans (lists,
+event ranges, start-up loads) run on one reader thread with its own connection. A point read by
+primary key (:meth:`Journal.get_operation`) runs on the loop thread itself, on a third, read-only
+connection, because handing it to a thread costs more than the read; see :class:`_PointReader`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ _OP_COLUMNS = (
     " update_time, end_time, error, result, last_seq"
 )
 _EVENT_COLUMNS = "op_id, seq, time, type, state, stage, progress, message"
+_GET_OP_SQL = f"SELECT {_OP_COLUMNS} FROM operations WHERE id = ?"
 _TERMINAL_SQL = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
 
 
@@ -128,12 +131,55 @@ def _delete_expired(conn: sqlite3.Connection, cutoff: float) -> int:
     ).rowcount
 
 
+class _PointReader:
+    """A read-only connection used on the event loop thread for single-row reads by primary key.
+
+    Why the loop may run these reads itself: such a read touches a handful of pages (the table's
+    B-tree by ``id``) that sit in SQLite's or the OS's cache, and costs tens of µs, well under the
+    loop's ~1 ms budget, while the hop to the reader thread and back costs more than the read. It
+    cannot wait on the writer: in WAL mode a reader works from the last committed snapshot and
+    never takes a lock the writer holds. The rare moments a reader could wait (WAL recovery, every
+    read-mark slot taken) give SQLITE_BUSY at once (busy timeout 0) and :meth:`read` returns None,
+    so the caller falls back to the reader thread. The connection never writes (``query_only``),
+    so it never runs an automatic checkpoint; it is closed while the writer is still open, so
+    closing it does not checkpoint either (only the last connection to close does that).
+    Each read runs its statement to the end (``fetchall``), so no read transaction stays open to
+    hold back checkpoints or to pin an old snapshot for the next read.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def open(cls, path: Path) -> _PointReader:
+        """Open (in any thread; the connection is then used by the loop thread only)."""
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=0.0, check_same_thread=False)
+        conn.execute("PRAGMA query_only = ON")
+        return cls(conn)
+
+    def read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """Every row of ``sql``, or None if SQLite would have to wait (the caller reads elsewhere)."""
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if (exc.sqlite_errorcode & 0xFF) in (
+                sqlite3.SQLITE_BUSY,
+                sqlite3.SQLITE_LOCKED,
+            ):  # extended codes too
+                return None
+            raise
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class Journal:
     """The store. Create with :meth:`open`; finish with :meth:`close`."""
 
-    def __init__(self, path: Path, writer: Writer) -> None:
+    def __init__(self, path: Path, writer: Writer, point: _PointReader) -> None:
         self.path = path
         self._writer = writer
+        self._point = point
         self._local = threading.local()
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-read")
 
@@ -166,10 +212,16 @@ class Journal:
             raise JournalOpenError(path, f"SQLite refused it ({exc})") from exc
         except ValueError as exc:
             raise JournalOpenError(path, str(exc)) from exc
-        return cls(path, writer)
+        try:
+            point = await asyncio.to_thread(_PointReader.open, path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(path, writer, point)
 
     async def close(self) -> None:
         """Commit queued writes, stop both threads and close the connections."""
+        self._point.close()
         await self._writer.close()
         await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
         self._reader.shutdown(wait=True)
@@ -194,8 +246,14 @@ class Journal:
         return await asyncio.get_running_loop().run_in_executor(self._reader, lambda: fn(self._read_conn()))
 
     async def get_operation(self, op_id: str) -> OperationRecord | None:
-        """The operation with id ``op_id`` (``op_...``), or None."""
-        return await self._read(lambda conn: _select_op(conn, "id = ?", (op_id,)))
+        """The operation with id ``op_id`` (``op_...``) as last committed, or None.
+
+        Read on the loop thread (see :class:`_PointReader`); on the reader thread only if that would wait.
+        """
+        rows = self._point.read(_GET_OP_SQL, (op_id,))
+        if rows is None:
+            return await self._read(lambda conn: _select_op(conn, "id = ?", (op_id,)))
+        return _op_from_row(rows[0]) if rows else None
 
     async def load_nonterminal(self) -> list[OperationRecord]:
         """Every operation not in a terminal state, oldest first."""

@@ -105,8 +105,17 @@ class _EventResponses:
     def __init__(self, capacity: int = EVENT_CACHE_SIZE) -> None:
         self._capacity = capacity
         self._cache: dict[tuple[str, int], pb.WatchOperationResponse] = {}
+        self._last: tuple[Any, pb.WatchOperationResponse | None] = (None, None)
 
     def response(self, event: Any) -> pb.WatchOperationResponse:
+        last_event, last_response = self._last  # a live event reaches every watcher in a row
+        if event is last_event and last_response is not None:
+            return last_response
+        response = self._lookup(event)
+        self._last = (event, response)
+        return response
+
+    def _lookup(self, event: Any) -> pb.WatchOperationResponse:
         key = (event.operation, event.seq)
         response = self._cache.get(key)
         if response is None:
