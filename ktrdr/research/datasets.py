@@ -117,7 +117,7 @@ def split_rows(
                 f"fractions {fr[0]}/{fr[1]}/{fr[2]}, embargo {embargo} bars: the {name} part is empty"
             )
         if rows.size:
-            last = int(pos[bounds[k + 1] - 1])
+            last = int(rows[-1])  # the embargo trims a part's head only, so this is its nominal end
         parts.append(rows)
     return parts[0], parts[1], parts[2]
 

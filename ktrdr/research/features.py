@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -214,11 +214,7 @@ def feature_spec(strategy: Strategy) -> FeatureSpec:
                 )
     if not current:
         raise FeatureError("strategy has no fuzzy inputs: there would be no features")
-    lagged = [
-        ColumnSource(**{**asdict(c), "name": f"{c.name}_lag_{k}", "lag": k, "parameters": c.parameters})
-        for k in range(1, lookback + 1)
-        for c in current
-    ]
+    lagged = [replace(c, name=f"{c.name}_lag_{k}", lag=k) for k in range(1, lookback + 1) for c in current]
     return FeatureSpec(tuple(current + lagged), timeframes.parse(base).text, tfs, lookback)
 
 

@@ -111,8 +111,8 @@ def run(
     t = time.perf_counter()
     model.cpu()
     reports = {
-        name: evaluate(model, p.x, p.y, torch.from_numpy(ds.parts()[name].symbol_index), symbols=symbols)
-        for name, p in parts.items()
+        name: evaluate(model, parts[name].x, parts[name].y, torch.from_numpy(p.symbol_index), symbols=symbols)
+        for name, p in ds.parts().items()
     }
     timings["evaluate_s"] = time.perf_counter() - t
 
@@ -152,7 +152,7 @@ def run(
 def summary(path, strategy, model, result, reports, timings, warnings) -> dict[str, Any]:
     """``model_dir, strategy, parameters, features, device, epochs_trained, best_epoch,
     samples_per_s, splits{name: {samples, accuracy, baseline_accuracy, loss, macro_f1,
-    distribution}}, timings, warnings``."""
+    per_class, distribution}}, timings, warnings``."""
     return {
         "model_dir": str(path),
         "strategy": strategy.name,
@@ -165,7 +165,15 @@ def summary(path, strategy, model, result, reports, timings, warnings) -> dict[s
         "splits": {
             name: {
                 k: r[k]
-                for k in ("samples", "accuracy", "baseline_accuracy", "loss", "macro_f1", "distribution")
+                for k in (
+                    "samples",
+                    "accuracy",
+                    "baseline_accuracy",
+                    "loss",
+                    "macro_f1",
+                    "per_class",
+                    "distribution",
+                )
             }
             for name, r in reports.items()
         },
@@ -183,6 +191,11 @@ def _print_text(s: dict[str, Any]) -> None:
             f"{name:>10}: n={r['samples']:<7} accuracy {r['accuracy']:.4f}  majority baseline "
             f"{r['baseline_accuracy']:.4f}  loss {loss}  macro-F1 {r['macro_f1']:.4f}"
         )
+        for cls, c in r["per_class"].items():
+            print(
+                f"{'':>12}{cls:<5} {r['distribution'][cls + '_pct']:6.1%} of labels  "
+                f"P {c['precision']:.3f}  R {c['recall']:.3f}  F1 {c['f1']:.3f}  n={c['support']}"
+            )
     print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in s["timings"].items()))
     for w in s["warnings"]:
         print(f"warning: {w}")

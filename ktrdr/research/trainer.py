@@ -370,13 +370,8 @@ def train(
             sched.step(h["val_loss"][-1] if va is not None else train_loss)
         if es is not None:
             value = h[es.monitor][-1]
-            score = -value if es.monitor == "val_loss" else value
-            best = (
-                None
-                if st.best_metric is None
-                else (-st.best_metric if es.monitor == "val_loss" else st.best_metric)
-            )
-            if best is None or score > best + es.min_delta:
+            sign = -1.0 if es.monitor == "val_loss" else 1.0  # so that higher is better
+            if st.best_metric is None or sign * value > sign * st.best_metric + es.min_delta:
                 st.best_metric, st.best_epoch, st.bad_epochs = value, epoch + 1, 0
                 st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:

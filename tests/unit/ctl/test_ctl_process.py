@@ -27,10 +27,19 @@ OP = "op_01jabcdefghjkmnpqrstvwxyz0"
 FORBIDDEN = ("grpc", "google.protobuf", "asyncio", "numpy", "pandas", "yaml", "torch")
 
 
-def imported_modules(stderr: str) -> list[str]:
-    """Module names from ``-X importtime`` output."""
+def imported_modules(*args: str) -> list[str]:
+    """Run ``python -X importtime -m ktrdrctl ARGS`` (it must exit 0); the module names it imported."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ktrdrctl", *args],
+        cwd=REPO,
+        env=ktrdrctl_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
     names = []
-    for line in stderr.splitlines():
+    for line in proc.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
             name = line.rsplit("|", 1)[1].strip()
             if name != "package":
@@ -43,16 +52,7 @@ def forbidden_in(modules: list[str]) -> list[str]:
 
 
 def test_help_imports_only_stdlib_click_and_ktrdrctl() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "ktrdrctl", "--help"],
-        cwd=REPO,
-        env=ktrdrctl_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    modules = imported_modules(proc.stderr)
+    modules = imported_modules("--help")
     assert "click" in modules and "ktrdrctl.cli" in modules  # the parse really saw the imports
     assert forbidden_in(modules) == []
     # --help does not even load the socket client.
@@ -61,25 +61,7 @@ def test_help_imports_only_stdlib_click_and_ktrdrctl() -> None:
 
 def test_a_real_command_imports_nothing_heavy_either(server: ScriptedServer) -> None:
     server.on(SYSTEM + "GetInfo", lambda _: result({"version": "0.1.0"}))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-m",
-            "ktrdrctl",
-            "--runtime-dir",
-            str(server.runtime_dir),
-            "status",
-        ],
-        cwd=REPO,
-        env=ktrdrctl_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    modules = imported_modules(proc.stderr)
+    modules = imported_modules("--runtime-dir", str(server.runtime_dir), "status")
     assert "ktrdrctl.ctl" in modules and "_socket" in modules
     # The C socket type is enough for the client; socket.py (enum, selectors) is start-up cost.
     assert forbidden_in(modules) == [] and "socket" not in modules and "strategies" not in str(modules)

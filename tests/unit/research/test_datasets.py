@@ -6,24 +6,14 @@ import dataclasses
 
 import numpy as np
 import pytest
+from tinystrategy import make_strategy as tiny_strategy
 
 from ktrdr.research.bars import resample
 from ktrdr.research.datasets import DatasetError, build_dataset, split_rows
 from ktrdr.research.features import build_features
 from ktrdr.research.labels import class_distribution, make_labels
 from ktrdr.research.synthetic import random_walk
-from ktrdr.strategy.model import (
-    DataSpec,
-    FeatureSpecConfig,
-    FuzzyInputSpec,
-    IndicatorSpec,
-    LabelSpec,
-    MembershipSpec,
-    ModelSpec,
-    OptimSpec,
-    SplitSpec,
-    Strategy,
-)
+from ktrdr.strategy.model import LabelSpec, MembershipSpec, SplitSpec
 
 HOUR = 3600 * 10**9
 SETS = (
@@ -33,15 +23,15 @@ SETS = (
 
 
 def make_strategy(labels=None, split=None, lookback=2, tfs=("1h",), weights="none", symbols=("AAA", "BBB")):
-    return Strategy(
-        name="t",
-        data=DataSpec(symbols, tfs, tfs[0], 20),
-        indicators=(IndicatorSpec("rsi", "rsi", {"period": 14}),),
-        fuzzy=(FuzzyInputSpec("rsi", "rsi", "value", SETS),),
-        model=ModelSpec(features=FeatureSpecConfig(lookback_periods=lookback)),
-        optim=OptimSpec(class_weights=weights),
+    return tiny_strategy(
+        symbols=symbols,
+        tfs=tfs,
+        history=20,
+        lookback=lookback,
+        sets=SETS,
         labels=labels or LabelSpec(source="forward", zigzag_threshold=0.01, label_lookahead=10),
-        split=split or SplitSpec(),
+        split=split,
+        weights=weights,
     )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tinystrategy import RSI_SETS, make_strategy
 
 from ktrdr.research.bars import Bars, resample
 from ktrdr.research.features import (
@@ -22,39 +23,10 @@ from ktrdr.research.fuzzy import memberships
 from ktrdr.research.indicators import lookup
 from ktrdr.research.synthetic import random_walk
 from ktrdr.strategy import load_strategy_file
-from ktrdr.strategy.model import (
-    DataSpec,
-    FeatureSpecConfig,
-    FuzzyInputSpec,
-    IndicatorSpec,
-    LabelSpec,
-    MembershipSpec,
-    ModelSpec,
-    OptimSpec,
-    SplitSpec,
-    Strategy,
-)
+from ktrdr.strategy.model import DataSpec, FuzzyInputSpec, IndicatorSpec, MembershipSpec
 
 NMR = Path(__file__).resolve().parents[3] / "strategies" / "neuro_mean_reversion.yaml"
 HOUR = 3600 * 10**9
-RSI_SETS = (
-    MembershipSpec("oversold", "left_shoulder", (20.0, 35.0)),
-    MembershipSpec("neutral", "triangular", (30.0, 50.0, 70.0)),
-    MembershipSpec("overbought", "right_shoulder", (65.0, 80.0)),
-)
-
-
-def make_strategy(tfs=("1h",), lookback=2, history=0, indicators=None, fuzzy=None) -> Strategy:
-    return Strategy(
-        name="t",
-        data=DataSpec(("AAA",), tfs, tfs[0], history),
-        indicators=indicators or (IndicatorSpec("rsi", "rsi", {"period": 14}),),
-        fuzzy=fuzzy or (FuzzyInputSpec("rsi", "rsi", "value", RSI_SETS),),
-        model=ModelSpec(features=FeatureSpecConfig(lookback_periods=lookback)),
-        optim=OptimSpec(),
-        labels=LabelSpec(),
-        split=SplitSpec(),
-    )
 
 
 def mtf_data(n_hours: int, seed: int, tfs=("1h", "4h", "1d")) -> dict[str, Bars]:
