@@ -3,7 +3,7 @@
 For each symbol (in ``strategy.data.symbols`` order):
 
 1. Usable rows: feature row valid (:class:`~ktrdr.research.features.FeatureMatrix`) and a label
-   (y ≥ 0). With m usable rows, the first ⌊train·m⌋ are the nominal train part, the next
+   (y ≥ 0; labels not final by the end of the data are -1, e.g. ZigZag's provisional tail). With m usable rows, the first ⌊train·m⌋ are the nominal train part, the next
    ⌊validation·m⌋ the validation part, the rest test.
 2. Embargo: a part keeps only rows whose base-bar position is more than E bars after the last row
    of the previous non-empty part, so E bars lie between parts. E = max(``split.embargo``,

@@ -10,11 +10,30 @@ train, validation and test, so no training label reads a price of a later part.
   unknown, the first bar whose change from it reaches ±θ sets the direction and becomes an extreme;
   going up, a higher close moves the current extreme there, a fall of θ from it marks a new extreme
   and turns down (mirror image going down). Bars strictly between two consecutive extremes get BUY
-  if the second is higher, else SELL; extremes and the bars after the last extreme are HOLD.
-  Horizon: a bar's label is final once the extreme after it is confirmed, i.e. when the next
-  reversal is seen. The horizon is the largest such distance, measured on the data
-  (:attr:`Labels.horizon`); bars whose label was not final by the end of the data (the last two
-  segments) are counted up to the end of the data. ``label_lookahead`` does not bound it.
+  if the second is higher, else SELL; extremes get HOLD.
+
+  Only *final* labels are given, those no later bar can change; every other bar gets -1. The walk
+  is online, so on a longer series it repeats the shorter series' walk and goes on from there.
+  With extremes e_0 = 0 < … < e_K at the end of the data: e_0 … e_K-1 are fixed (each was
+  confirmed by the reversal that marked the next one), e_K is provisional. More data can only move
+  e_K forward, to a bar whose close lies further in the same direction, or confirm it in place
+  and add extremes after it. Hence:
+
+  - bars before e_K are final: their segment's start is fixed, its end only moves forward, and its
+    direction (the sign of close[e_K] - close[e_K-1]) cannot flip, because e_K only moves to a
+    more extreme close; the bars stay strictly inside their segment, extremes stay extremes;
+  - e_K and every bar after it get -1: e_K turns into a segment bar if the extreme moves on, and
+    a bar after e_K lands in the segment before or after the final extreme depending on prices
+    not seen yet. While the direction is unknown (K = 0) that is every bar but bar 0;
+  - bar 0 is always an extreme: HOLD, final from the start.
+
+  Horizon: the walk *sets* the last extreme at bar 0, at every reversal bar and at every bar that
+  moves an extreme. A bar i > 0 is final once the last extreme lies after it, i.e. from the first
+  bar j > i at which the walk sets an extreme; its wait is h(i) = j - i bars (bar 0: h = 0). The
+  label of bar i is thus a function of the closes of bars 0 … i + h(i), and h(i) is the smallest
+  number with that property: given only bars 0 … i + h(i) - 1, bar i is still -1.
+  :attr:`Labels.horizon` is the largest h(i) over the labelled bars of the data; bars left
+  unlabelled at the end do not count. ``label_lookahead`` does not bound it.
 * **Forward window** (:func:`forward_labels`, ``source: forward``). For bar i, over the closes of
   bars i+1..i+L (L = ``label_lookahead``): gain g = max/close_i - 1, loss l = 1 - min/close_i.
   BUY if g ≥ θ and g > l; SELL if l ≥ θ and l > g; else HOLD. The last L bars get -1 (no full
@@ -63,14 +82,15 @@ def _check(close: np.ndarray, threshold: float) -> np.ndarray:
 def zigzag_extremes(close: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """ZigZag extremes of ``close`` (see module docstring).
 
-    Returns ``(extremes, marked)``: the extreme positions, ascending (the last one provisional), and
-    for each the position of the bar at which it was first marked (the reversal bar; 0 for bar 0).
+    Returns ``(extremes, updates)``, both int64 positions, ascending: the extremes (the last one
+    provisional) and the bars at which the walk set the last extreme (bar 0, every reversal bar,
+    every bar that moved an extreme). ``updates[-1] == extremes[-1]``.
     """
     c = _check(close, threshold)
     if c.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     prices = c.tolist()  # a plain loop over Python floats: the walk is inherently sequential
-    extremes, marked = [0], [0]
+    extremes, updates = [0], [0]
     ext_p = prices[0]
     direction = 0
     up, down = 1.0 + threshold, 1.0 - threshold
@@ -81,40 +101,41 @@ def zigzag_extremes(close: np.ndarray, threshold: float) -> tuple[np.ndarray, np
                 extremes[-1], ext_p = i, p
             elif p <= ext_p * down:
                 extremes.append(i)
-                marked.append(i)
                 ext_p, direction = p, -1
+            else:
+                continue
         elif direction == -1:
             if p < ext_p:
                 extremes[-1], ext_p = i, p
             elif p >= ext_p * up:
                 extremes.append(i)
-                marked.append(i)
                 ext_p, direction = p, 1
+            else:
+                continue
         elif p >= ext_p * up or p <= ext_p * down:
             extremes.append(i)
-            marked.append(i)
             ext_p, direction = p, (1 if p > ext_p else -1)
-    return np.asarray(extremes, np.int64), np.asarray(marked, np.int64)
+        else:
+            continue
+        updates.append(i)
+    return np.asarray(extremes, np.int64), np.asarray(updates, np.int64)
 
 
 def zigzag_labels(close: np.ndarray, threshold: float) -> Labels:
-    """ZigZag segment labels and their measured horizon (module docstring)."""
+    """ZigZag segment labels, -1 where not final, and the horizon over final labels (module
+    docstring)."""
     c = _check(close, threshold)
     n = c.size
-    y = np.full(n, HOLD, dtype=np.int64)
-    ext, marked = zigzag_extremes(c, threshold)
-    if ext.size >= 2:
-        seg = np.searchsorted(ext, np.arange(n), side="right") - 1  # segment of each bar
-        inside = (seg >= 0) & (seg < ext.size - 1)
-        inside[ext] = False
-        rising = c[ext[1:]] > c[ext[:-1]]
-        y[inside] = np.where(rising[seg[inside]], BUY, SELL)
-    # A bar in segment (e_k, e_k+1) is final when e_k+1 stops moving: when e_k+2 is marked.
-    rows = np.arange(n)
-    final_at = np.full(n, n, dtype=np.int64)
-    nxt = np.searchsorted(ext, rows, side="left")  # first extreme at or after the bar
-    known = nxt + 1 < ext.size
-    final_at[known] = marked[nxt[known] + 1]
+    y = np.full(n, NO_LABEL, dtype=np.int64)
+    if n == 0:
+        return Labels(y, 0, "zigzag")
+    ext, updates = zigzag_extremes(c, threshold)
+    y[0] = HOLD
+    rows = np.arange(1, ext[-1])  # final bars after bar 0: those before the provisional extreme
+    seg = np.searchsorted(ext, rows, side="right") - 1  # ext[seg] <= row < ext[seg + 1]
+    rising = c[ext[1:]] > c[ext[:-1]]
+    y[rows] = np.where(ext[seg] == rows, HOLD, np.where(rising[seg], BUY, SELL))
+    final_at = updates[np.searchsorted(updates, rows, side="right")]  # first update after the bar
     horizon = int((final_at - rows).max(initial=0))
     return Labels(y, horizon, "zigzag")
 
@@ -148,8 +169,9 @@ def make_labels(spec: LabelSpec, close: np.ndarray) -> Labels:
 
 
 def class_distribution(y: np.ndarray) -> dict[str, float | int]:
-    """Counts and fractions per class over labelled rows (-1 ignored):
-    ``buy_count, hold_count, sell_count, buy_pct, hold_pct, sell_pct, total`` (pct as fractions 0..1)."""
+    """Counts and fractions per class over labelled rows: ``buy_count, hold_count, sell_count,
+    buy_pct, hold_pct, sell_pct, total`` (pct as fractions 0..1 of ``total``, the labelled rows),
+    and ``no_label_count``, the rows labelled -1, which the fractions leave out."""
     yy = np.asarray(y)
     counts = np.bincount(yy[yy >= 0], minlength=3)[:3]
     total = int(counts.sum())
@@ -159,4 +181,5 @@ def class_distribution(y: np.ndarray) -> dict[str, float | int]:
     for name, k in zip(CLASS_NAMES, counts, strict=True):
         out[f"{name}_pct"] = float(k) / total if total else 0.0
     out["total"] = total
+    out["no_label_count"] = int((yy == NO_LABEL).sum())
     return out

@@ -97,6 +97,19 @@ def test_zigzag_embargo_uses_the_measured_horizon_and_a_larger_requested_embargo
     assert (t1[0] - t0[-1]) // HOUR > ds2.embargo["AAA"]
 
 
+def test_zigzag_rows_without_a_final_label_are_left_out():
+    s = make_strategy(labels=LabelSpec(source="zigzag", zigzag_threshold=0.02))
+    data = make_data()
+    ds = build_dataset(s, data)
+    for part in ds.parts().values():
+        assert set(part.y.tolist()) <= {0, 1, 2} and part.distribution["no_label_count"] == 0
+    for si, sym in enumerate(ds.symbols):
+        y = make_labels(s.labels, data[sym]["1h"].close).y
+        assert (y == -1).any()  # the provisional last extreme at least
+        first_unlabelled = data[sym]["1h"].time[np.flatnonzero(y == -1)[0]]
+        assert ds.test.time[ds.test.symbol_index == si][-1] < first_unlabelled
+
+
 def test_multi_timeframe_dataset_and_empty_test_part():
     s = make_strategy(tfs=("1h", "4h"), split=SplitSpec(0.8, 0.2, 0.0))
     ds = build_dataset(s, make_data(tfs=("1h", "4h")))

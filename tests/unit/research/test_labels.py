@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ktrdr.research.labels import (
     BUY,
@@ -27,33 +29,80 @@ def walk(n: int, seed: int) -> np.ndarray:
 
 
 def test_zigzag_extremes_move_with_new_highs_and_reverse_at_the_threshold():
-    ext, marked = zigzag_extremes(ZZ, 0.03)
-    # 104 reaches +3 % from 100; 100.5 is 3.4 % below 104 (reversal), 99 moves the low, 103 reverses up.
+    ext, updates = zigzag_extremes(ZZ, 0.03)
+    # 104 reaches +3 % from 100; 100.5 is 3.4 % below 104 (reversal), 99 moves the low, 103 reverses
+    # up, 106 moves the high.
     assert ext.tolist() == [0, 2, 5, 7]
-    assert marked.tolist() == [0, 2, 4, 6]
+    assert updates.tolist() == [0, 2, 4, 5, 6, 7]
 
 
 def test_zigzag_segment_labels_and_horizon():
     lab = zigzag_labels(ZZ, 0.03)
-    assert lab.y.tolist() == [HOLD, BUY, HOLD, SELL, SELL, HOLD, BUY, HOLD]
-    # Bar 1 and bar 3 wait 3 bars for the extreme after them to be confirmed by a reversal.
-    assert lab.horizon == 3 and lab.source == "zigzag"
+    # Bar 7 is the provisional last extreme: a higher close would make it BUY, so no label yet.
+    assert lab.y.tolist() == [HOLD, BUY, HOLD, SELL, SELL, HOLD, BUY, NO_LABEL]
+    # Bar 2 (the high at 104) is final when the reversal at bar 4 confirms it: 2 bars.
+    assert lab.horizon == 2 and lab.source == "zigzag"
 
 
-def test_zigzag_labels_within_the_horizon_do_not_change_with_more_data():
+def test_zigzag_bars_between_the_last_confirmed_and_the_provisional_extreme_are_final():
+    close = np.array([100, 104, 100, 101, 99.5, 100, 98], dtype=np.float64)
+    # Extremes 0, 1 (high, confirmed at 2), then the low moves 2 → 4 → 6 (provisional).
+    lab = zigzag_labels(close, 0.03)
+    assert lab.y.tolist() == [HOLD, HOLD, SELL, SELL, SELL, SELL, NO_LABEL]
+    for more in ([97.0], [103.0], [101.0, 97.5]):
+        longer = zigzag_labels(np.concatenate([close, more]), 0.03)
+        assert longer.y[:6].tolist() == lab.y[:6].tolist()
+
+
+def _first_final_cut(close: np.ndarray, threshold: float, i: int) -> int:
+    """The fewest bars after which bar i's label is no longer -1."""
+    return next(t for t in range(i + 1, close.size + 1) if zigzag_labels(close[:t], threshold).y[i] >= 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(st.floats(-0.04, 0.04, allow_nan=False), min_size=1, max_size=60),
+    threshold=st.sampled_from([0.02, 0.03, 0.05]),
+)
+def test_zigzag_final_labels_never_change_and_the_horizon_is_exact(steps, threshold):
+    close = 100 * np.exp(np.cumsum([0.0, *steps]))
+    full = zigzag_labels(close, threshold)
+    waits = []
+    for t in range(1, close.size + 1):
+        part = zigzag_labels(close[:t], threshold)
+        final = part.y >= 0
+        # Every label final at data end t is the label of the longer series, and stays final.
+        np.testing.assert_array_equal(part.y[final], full.y[:t][final])
+        assert part.horizon <= full.horizon
+    for i in np.flatnonzero(full.y >= 0):
+        waits.append(_first_final_cut(close, threshold, int(i)) - 1 - int(i))
+    # The horizon is the largest number of bars a labelled bar waits for its label to be final.
+    assert full.horizon == max(waits)
+    # Unlabelled bars form a tail: the provisional last extreme and everything after it.
+    unlabelled = np.flatnonzero(full.y < 0)
+    if unlabelled.size:
+        assert unlabelled.tolist() == list(range(int(unlabelled[0]), close.size))
+        assert unlabelled[0] == max(int(zigzag_extremes(close, threshold)[0][-1]), 1)
+
+
+def test_zigzag_tail_is_unlabelled_and_the_horizon_stays_short_on_a_long_walk():
     close = walk(3000, 4)
     full = zigzag_labels(close, 0.02)
-    assert 0 < full.horizon < 3000
+    last = int(zigzag_extremes(close, 0.02)[0][-1])
+    assert (full.y[last:] == NO_LABEL).all() and (full.y[:last] >= 0).all()
+    assert 0 < full.horizon < last
     for cut in (1000, 1700, 2500):
         part = zigzag_labels(close[:cut], 0.02)
-        safe = cut - full.horizon
-        assert safe > 0
-        np.testing.assert_array_equal(part.y[:safe], full.y[:safe])
+        final = part.y >= 0
+        np.testing.assert_array_equal(part.y[final], full.y[:cut][final])
+        cut_last = int(zigzag_extremes(close[:cut], 0.02)[0][-1])
+        assert (part.y[cut_last:] == NO_LABEL).all() and final[:cut_last].all()
 
 
-def test_zigzag_without_a_swing_is_all_hold():
+def test_zigzag_without_a_swing_has_no_label_but_bar_0():
     lab = zigzag_labels(np.array([100.0, 101, 100.5, 101.5]), 0.05)
-    assert lab.y.tolist() == [HOLD] * 4
+    assert lab.y.tolist() == [HOLD, NO_LABEL, NO_LABEL, NO_LABEL] and lab.horizon == 0
+    assert zigzag_labels(np.array([], dtype=np.float64), 0.05).y.size == 0
 
 
 def test_forward_labels_hand_example():
@@ -81,7 +130,8 @@ def test_make_labels_follows_the_strategy_and_scales_to_100k_bars():
     assert z.y.shape == f.y.shape == (100_000,)
     assert f.horizon == 20 and (f.y[-20:] == NO_LABEL).all() and (f.y[:-20] >= 0).all()
     d = class_distribution(z.y)
-    assert d["total"] == 100_000 and d["buy_count"] > 0 and d["sell_count"] > 0
+    assert d["total"] + d["no_label_count"] == 100_000 and d["buy_count"] > 0 and d["sell_count"] > 0
+    assert 0 < d["no_label_count"] < 100_000 and z.horizon < 2_000
 
 
 def test_class_distribution_counts_and_fractions_ignore_unlabelled_rows():
@@ -94,6 +144,7 @@ def test_class_distribution_counts_and_fractions_ignore_unlabelled_rows():
         "hold_pct": 1 / 6,
         "sell_pct": 3 / 6,
         "total": 6,
+        "no_label_count": 2,
     }
     assert class_distribution(np.array([], dtype=np.int64))["total"] == 0
 
