@@ -40,6 +40,16 @@ from ktrdr.research.model import MLP, build_model, parameter_count
 from ktrdr.strategy.model import ModelSpec
 
 FORMAT = "ktrdr.model/1"
+#: Keys of the manifest's ``model`` object that loading reads.
+_MODEL_KEYS = (
+    "type",
+    "hidden_layers",
+    "activation",
+    "dropout",
+    "symbol_embedding_dim",
+    "n_features",
+    "symbols",
+)
 FILES = ("weights.pt", "strategy.json", "feature_spec.json", "metrics.json", "manifest.json")
 
 
@@ -157,12 +167,12 @@ def save_model_dir(
             with open(tmp / name, "w", encoding="utf-8") as fh:
                 fh.write(text)
                 _sync(fh)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return dest
 
 
@@ -183,14 +193,20 @@ def load_model_dir(
         spec = FeatureSpec.from_json((d / "feature_spec.json").read_text(encoding="utf-8"))
     except (ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"{d}: unreadable record: {exc}") from None
-    if manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{d}: manifest format {manifest.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else manifest
+        raise ArtifactError(f"{d}: manifest format {got!r}, expected {FORMAT!r}")
     if expected is not None:
         try:
             expected.verify(spec)
         except FeatureSpecMismatch as exc:
             raise FeatureSpecMismatch(f"{d}: the model was trained on other features: {exc}") from None
-    m = manifest["model"]
+    m = manifest.get("model")
+    if not isinstance(m, dict):
+        raise ArtifactError(f"{d}: manifest.json has no 'model' object (got {m!r})")
+    absent = [k for k in _MODEL_KEYS if k not in m]
+    if absent:
+        raise ArtifactError(f"{d}: manifest.json 'model' lacks key(s) {', '.join(absent)}")
     if m["n_features"] != len(spec.columns):
         raise ArtifactError(
             f"{d}: model takes {m['n_features']} features, its feature spec has {len(spec.columns)}"
@@ -220,7 +236,8 @@ def _sync(fh) -> None:
     os.fsync(fh.fileno())
 
 
-def _fsync_dir(d: Path) -> None:
+def fsync_dir(d: Path) -> None:
+    """Flush directory ``d`` itself (its entries: a rename or a new file in it) to disk."""
     fd = os.open(d, os.O_RDONLY)
     try:
         os.fsync(fd)

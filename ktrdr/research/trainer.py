@@ -32,8 +32,8 @@ Contracts:
   states, the current epoch's permutation and position, per-batch losses and correct count so
   far, history, best state,
   early-stopping counters), so ``train(..., resume=path)`` ends with exactly the weights an
-  uninterrupted run ends with. Written atomically (temp file, fsync, rename); loaded with
-  ``weights_only=True``.
+  uninterrupted run ends with. Written atomically (temp file, fsync, rename, then an fsync of the
+  directory so the rename survives a crash); loaded with ``weights_only=True``.
 * CUDA: bfloat16 autocast when ``mixed_precision`` (default on) and the device is CUDA; CPU runs
   in float32.
 """
@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ktrdr.research.artifacts import fsync_dir
 from ktrdr.research.gradients import autocast, batch_gradients
 from ktrdr.research.optim import (
     FlatOptimizer,
@@ -456,6 +457,7 @@ def _save_checkpoint(
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def _load_checkpoint(

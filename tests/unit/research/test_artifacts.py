@@ -110,6 +110,16 @@ def test_load_errors_name_the_problem(tmp_path):
     (path / "manifest.json").write_text(json.dumps({**manifest, "format": "other/9"}))
     with pytest.raises(ArtifactError, match="format 'other/9'"):
         load_model_dir(path)
+    (path / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "model"}))
+    with pytest.raises(ArtifactError, match=rf"{re.escape(str(path))}: manifest.json has no 'model' object"):
+        load_model_dir(path)
+    model = {k: v for k, v in manifest["model"].items() if k not in ("dropout", "symbols")}
+    (path / "manifest.json").write_text(json.dumps({**manifest, "model": model}))
+    with pytest.raises(ArtifactError, match="'model' lacks key\\(s\\) dropout, symbols"):
+        load_model_dir(path)
+    (path / "manifest.json").write_text(json.dumps(["not", "a", "manifest"]))
+    with pytest.raises(ArtifactError, match="manifest format"):
+        load_model_dir(path)
     (path / "manifest.json").write_text(json.dumps(manifest))
     (path / "weights.pt").write_bytes(b"garbage")
     with pytest.raises(ArtifactError, match="cannot load weights"):
