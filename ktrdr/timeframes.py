@@ -17,10 +17,6 @@ _PATTERN = re.compile(r"^([1-9][0-9]*)([mhdw])$")
 #: Timeframes the system supports end to end (IB bar sizes exist for each).
 SUPPORTED = ("1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w")
 
-#: Bars per year by timeframe for annualisation, assuming continuous 24x7 trading; callers that
-#: know their session calendar (equities: 252 days x 6.5 h) pass their own figure.
-_YEAR_NS = 365 * 86400 * 10**9
-
 
 class TimeframeError(ValueError):
     """An unknown or malformed timeframe string."""
@@ -36,11 +32,6 @@ class Timeframe:
     @property
     def seconds(self) -> float:
         return self.ns / 1e9
-
-    @property
-    def bars_per_year(self) -> float:
-        """Bars in 365 days of continuous trading."""
-        return _YEAR_NS / self.ns
 
     def __str__(self) -> str:
         return self.text
