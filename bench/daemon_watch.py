@@ -1,18 +1,24 @@
 """Watch fan-out: W watchers each receive every event of one operation emitting ~100 events/s.
 
-``python -m bench daemon_watch [--watchers W] [--seconds S] [--rate R] [--clients C]``
+``python -m bench daemon_watch [--watchers W] [--seconds S] [--rate R] [--clients C] [--muxed-connections M]``
 
 The real ``ktrdrd`` runs in its own process with the bench-only plugin ``bench.daemon_watch_emitter``
 loaded through ``KTRDR_TEST_PLUGINS`` (the hook for test-only kinds; the product ships no kind that
 emits on demand). Its kind ``bench.emitter`` waits until every watcher is attached, then sets progress
 on a fixed schedule (one journaled progress event each) for ``--seconds``. Watchers use ctl
-(``WatchOperation`` on ``ctl.sock``, one connection each, ``after_seq`` 0): that is the transport of
-``ktrdrctl ops watch``. They are spread over C client processes (uvloop, raw protocol callbacks).
+(``WatchOperation`` on ``ctl.sock``, ``after_seq`` 0): the transport of ``ktrdrctl ops watch``.
+Two runs, one operation each, reported in this order:
 
-The clients share the machine with the daemon, so they must be cheap or they measure themselves:
-per read chunk a watcher parses only the first and last event frame and checks the rest by count
-(see :class:`_Watcher`), and gives every event of the chunk the first one's latency (an upper
-bound for the others).
+1. one connection per watcher (W connections);
+2. the same W Watch calls multiplexed over M connections (W/M concurrent calls per connection, ids
+   1..W/M): how a dashboard would watch many operations, as a gRPC client multiplexes its streams
+   over one HTTP/2 channel.
+
+Watchers are spread over C client processes, each a plain ``select.epoll`` loop over non-blocking
+sockets (no asyncio). The clients share the machine with the daemon, so they must be cheap or they
+measure themselves: per read chunk (``recv`` of up to 256 KiB) and call, a client parses only the
+first and last event frame and checks the rest by form and count (see :class:`_Connection`), and
+gives every event of the chunk the first one's latency (an upper bound for the others).
 
 Delivery latency = receipt time (client, ``time.time()``) − the event's ``time`` (stamped by the
 daemon when the event was created, before the journal commit), for events emitted after Go.
@@ -28,11 +34,12 @@ from __future__ import annotations
 
 import argparse
 import array
-import asyncio
 import calendar
 import json
 import os
 import resource
+import select
+import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +55,9 @@ START = "ktrdr.bench.v1/StartEmitter"
 GO = "ktrdr.bench.v1/Go"
 WATCH = "ktrdr.daemon.v1.OperationsService/WatchOperation"
 GET = "ktrdr.daemon.v1.OperationsService/GetOperation"
-CONNECT_BATCH = 25
+RECV_BYTES = 256 * 1024
+_ID_AT = len(b'{"jsonrpc":"2.0","id":')  # where a frame's call id starts
+_EVENT_AFTER_ID = b',"result":{"event":'  # what follows the id in an event frame
 
 
 # ---- client process ------------------------------------------------------------------------------
@@ -68,140 +77,187 @@ class _Seconds:
         return base + (float("0." + frac) if frac else 0.0)
 
 
-class _Watcher(asyncio.Protocol):
-    """One watch stream, checked and timed per read chunk so that the client stays cheap.
+class _Stream:
+    """One Watch call: its seq cursor, whether its snapshot and ``done`` came, what went wrong."""
 
-    Per chunk of complete frames read at once: frames that are not events (the snapshot, ``done``,
-    an error) are parsed in full; of the run of event frames between them only the FIRST and the
-    LAST are parsed (seq, event time). The run is checked by counting: every frame in it must start
-    as an event frame does, ``last.seq − first.seq + 1`` must equal the number of frames, and
-    ``first.seq`` must follow the previous chunk's last seq. Every event of the run is given the
-    FIRST event's latency (receipt − its time): the oldest event of a chunk waited longest, so this
-    overstates the others' latency, never understates it.
+    def __init__(self) -> None:
+        self.last_seq = 0
+        self.attached = False
+        self.finished = False
+        self.problems: list[str] = []
+
+
+class _Connection:
+    """One ctl connection carrying one or more Watch calls (ids 1..k), read with plain ``recv``.
+
+    Per chunk read, the complete frames (newline-ended; a partial last line waits for the next read)
+    are split into lines and told apart by call id. Frames that are not events (the snapshot,
+    ``done``, an error) are parsed in full. Of each call's run of event frames in the chunk only the
+    FIRST and the LAST are parsed (seq, event time); the rest are checked by form (each must start as
+    an event frame of that call does) and by count (``last.seq − first.seq + 1`` frames, ``first.seq``
+    right after the call's previous seq). Every event of a run is given the FIRST one's latency
+    (receipt − its time): the oldest event of a chunk waited longest, so this overstates the others'
+    latency, never understates it.
     """
 
-    def __init__(self, request: bytes, sent: array.array, recv: array.array, parse: _Seconds) -> None:
-        self.request, self.sent, self.recv, self.parse = request, sent, recv, parse
-        self.event_prefix = b'{"jsonrpc":"2.0","id":1,"result":{"event":'
-        self.buffer = b""
-        self.snapshot_at = 0.0
-        self.last_seq = 0
-        self.problems: list[str] = []
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def __init__(self, sock: socket.socket, calls: int, sink: _Sink) -> None:
+        self.sock = sock
+        self.sink = sink
+        self.rest = b""
+        self.streams = {str(i).encode(): _Stream() for i in range(1, calls + 1)}
+        self.open = calls
 
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        data = self.buffer + data
+    def feed(self, data: bytes, now: float) -> None:
+        data = self.rest + data
         end = data.rfind(b"\n") + 1
-        self.buffer, chunk = data[end:], data[:end]
-        prefix = self.event_prefix
-        while chunk and not chunk.startswith(prefix):  # leading frames that are not events
-            cut = chunk.index(b"\n") + 1
-            self._frame(json.loads(chunk[:cut]), now)
-            chunk = chunk[cut:]
-        tail: list[bytes] = []
-        while chunk:  # trailing frames that are not events
-            start = chunk.rfind(b"\n", 0, len(chunk) - 1) + 1
-            if chunk.startswith(prefix, start):
-                break
-            tail.append(chunk[start:])
-            chunk = chunk[:start]
-        if chunk:
-            self._events(chunk, now)
-        for frame in reversed(tail):
-            self._frame(json.loads(frame), now)
+        self.rest = data[end:]
+        runs: dict[bytes, list[Any]] = {}  # call id → [first line, last line, count]
+        for line in data[:end].split(b"\n")[:-1]:
+            cut = line.find(b",", _ID_AT)
+            call_id = line[_ID_AT:cut]
+            if line.startswith(_EVENT_AFTER_ID, cut):
+                run = runs.get(call_id)
+                if run is None:
+                    runs[call_id] = [line, line, 1]
+                else:
+                    run[1] = line
+                    run[2] += 1
+                continue
+            run = runs.pop(call_id, None)
+            if run is not None:
+                self._events(call_id, run, now)
+            self._frame(json.loads(line), now)
+        for call_id, run in runs.items():
+            self._events(call_id, run, now)
 
-    def _events(self, chunk: bytes, now: float) -> None:
-        """A run of event frames (each ending with a newline): parse first and last, check by count."""
-        count = chunk.count(b"\n")
-        if chunk.count(self.event_prefix) != count:  # a frame of another kind inside the run
-            for line in chunk.splitlines():
-                self._frame(json.loads(line), now)
-            return
-        first = json.loads(chunk[: chunk.index(b"\n")])["result"]["event"]
-        last = first if count == 1 else json.loads(chunk[chunk.rfind(b"\n", 0, -1) + 1 :])["result"]["event"]
-        self._record(int(first["seq"]), int(last["seq"]), count, self.parse(first["time"]), now)
+    def _events(self, call_id: bytes, run: list[Any], now: float) -> None:
+        first_line, last_line, count = run
+        first = json.loads(first_line)["result"]["event"]
+        last = first if count == 1 else json.loads(last_line)["result"]["event"]
+        self._record(self.streams[call_id], int(first["seq"]), int(last["seq"]), count, first["time"], now)
 
-    def _record(self, first_seq: int, last_seq: int, count: int, first_time: float, now: float) -> None:
-        if first_seq != self.last_seq + 1:
-            self.problems.append(f"seq {first_seq} after {self.last_seq}")
+    def _record(
+        self, stream: _Stream, first_seq: int, last_seq: int, count: int, first_time: str, now: float
+    ) -> None:
+        if first_seq != stream.last_seq + 1:
+            stream.problems.append(f"seq {first_seq} after {stream.last_seq}")
         if last_seq - first_seq + 1 != count:
-            self.problems.append(f"{count} frames carry seqs {first_seq}..{last_seq}")
-        self.last_seq = last_seq
-        self.sent.fromlist([first_time] * count)
-        self.recv.fromlist([now] * count)
+            stream.problems.append(f"{count} frames carry seqs {first_seq}..{last_seq}")
+        stream.last_seq = last_seq
+        self.sink.add(self.sink.parse(first_time), now, count)
 
     def _frame(self, frame: dict[str, Any], now: float) -> None:
         """One fully parsed frame of any kind."""
+        stream = self.streams.get(str(frame.get("id")).encode())
+        if stream is None:
+            raise RuntimeError(f"a frame for no call of this connection: {frame}")
         result = frame.get("result")
         if result is not None:
             event = result.get("event")
             if event is None:
-                self.snapshot_at = now
+                stream.attached = True
             else:
                 seq = int(event["seq"])
-                self._record(seq, seq, 1, self.parse(event["time"]), now)
+                self._record(stream, seq, seq, 1, event["time"], now)
         elif frame.get("done"):
-            self.transport.close()
-            if not self.finished.done():
-                self.finished.set_result(None)
+            stream.finished = True
+            self.open -= 1
         else:
-            self.problems.append(f"error frame {frame.get('error')}")
+            stream.problems.append(f"error frame {frame.get('error')}")
+            stream.finished = True
+            self.open -= 1
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.finished.done():
-            self.problems.append(f"connection lost before done ({exc})")
-            self.finished.set_result(None)
+    def lost(self) -> None:
+        for stream in self.streams.values():
+            if not stream.finished:
+                stream.problems.append("connection closed before done")
+                stream.finished = True
+        self.open = 0
 
 
-async def _connect(loop: asyncio.AbstractEventLoop, watcher: _Watcher, sock: str) -> None:
-    """Connect, retrying while the daemon's listen backlog is full (EAGAIN on a unix socket)."""
+class _Sink:
+    """Every delivery's (event time, receipt time), as two arrays of doubles."""
+
+    def __init__(self) -> None:
+        self.sent, self.recv, self.parse = array.array("d"), array.array("d"), _Seconds()
+
+    def add(self, sent: float, recv: float, count: int) -> None:
+        self.sent.fromlist([sent] * count)
+        self.recv.fromlist([recv] * count)
+
+
+def _connect(path: str, request: bytes) -> socket.socket:
+    """A blocking connect (it waits while the daemon's listen backlog is full), the request, then
+    non-blocking for the epoll loop."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     for _ in range(500):
         try:
-            await loop.create_unix_connection(lambda: watcher, sock)
-            return
+            sock.connect(path)
+            break
         except BlockingIOError:
-            await asyncio.sleep(0.01)
-    raise TimeoutError(f"cannot connect to {sock}: listen backlog stays full")
+            time.sleep(0.01)
+    else:
+        raise TimeoutError(f"cannot connect to {path}: listen backlog stays full")
+    sock.sendall(request)
+    sock.setblocking(False)
+    return sock
 
 
-async def _client(sock: str, name: str, watchers: int, out: Path) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    request = (
-        json.dumps({"jsonrpc": "2.0", "id": 1, "method": WATCH, "params": {"name": name}}).encode() + b"\n"
-    )
-    sent, recv, parse = array.array("d"), array.array("d"), _Seconds()
-    streams: list[_Watcher] = []
-    for start in range(0, watchers, CONNECT_BATCH):
-        batch = [
-            _Watcher(request, sent, recv, parse) for _ in range(start, min(watchers, start + CONNECT_BATCH))
-        ]
-        await asyncio.gather(*(_connect(loop, w, sock) for w in batch))
-        streams.extend(batch)
-    while any(w.snapshot_at == 0.0 and not w.finished.done() for w in streams):
-        await asyncio.sleep(0.005)
-    print("attached", flush=True)
-    await asyncio.gather(*(w.finished for w in streams))
+def _client(path: str, name: str, watchers: int, connections: int, out: Path) -> dict[str, Any]:
+    """Run ``watchers`` Watch calls spread over ``connections`` connections until every one is done."""
+    sink = _Sink()
+    per_conn = [watchers // connections + (i < watchers % connections) for i in range(connections)]
+    conns: dict[int, _Connection] = {}
+    poller = select.epoll()
+    for calls in per_conn:
+        request = b"".join(
+            json.dumps({"jsonrpc": "2.0", "id": i, "method": WATCH, "params": {"name": name}}).encode()
+            + b"\n"
+            for i in range(1, calls + 1)
+        )
+        conn = _Connection(_connect(path, request), calls, sink)
+        conns[conn.sock.fileno()] = conn
+        poller.register(conn.sock.fileno(), select.EPOLLIN)
+    streams = [s for c in conns.values() for s in c.streams.values()]
+    attached = False
+    live = dict(conns)
+    while live:
+        if not attached and all(s.attached or s.finished for s in streams):
+            print("attached", flush=True)
+            attached = True
+        for fd, _ in poller.poll(0.5 if attached else 0.005):
+            conn = live[fd]
+            try:
+                data = conn.sock.recv(RECV_BYTES)
+            except BlockingIOError:
+                continue
+            except ConnectionError:
+                data = b""
+            if data:
+                conn.feed(data, time.time())
+            else:
+                conn.lost()
+            if conn.open == 0:
+                poller.unregister(fd)
+                conn.sock.close()
+                del live[fd]
+    poller.close()
+    if not attached:
+        print("attached", flush=True)
     with open(out, "wb") as f:
-        sent.tofile(f)
-        recv.tofile(f)
+        sink.sent.tofile(f)
+        sink.recv.tofile(f)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        "last_seqs": [w.last_seq for w in streams],
-        "problems": [p for w in streams for p in w.problems][:20],
+        "last_seqs": [s.last_seq for s in streams],
+        "problems": [p for s in streams for p in s.problems][:20],
         "cpu_s": usage.ru_utime + usage.ru_stime,
     }
 
 
 def _client_main(argv: list[str]) -> int:
-    import uvloop
-
-    sock, name, watchers, out = argv[0], argv[1], int(argv[2]), Path(argv[3])
-    print(json.dumps(uvloop.run(_client(sock, name, watchers, out))), flush=True)
+    path, name, watchers, connections, out = argv[0], argv[1], int(argv[2]), int(argv[3]), Path(argv[4])
+    print(json.dumps(_client(path, name, watchers, connections, out)), flush=True)
     return 0
 
 
@@ -209,8 +265,6 @@ def _client_main(argv: list[str]) -> int:
 
 
 def _ctl(sock: Path, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    import socket
-
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(str(sock))
         s.sendall(
@@ -267,89 +321,87 @@ def _frame_cost_us(n: int = 3000) -> tuple[dict[str, float], float]:
     return steps, (time.perf_counter() - t0) / n * 1e6
 
 
-def main(argv: list[str]) -> int:
-    if argv and argv[0] == "--client":
-        return _client_main(argv[1:])
-    parser = argparse.ArgumentParser(
-        prog="python -m bench daemon_watch", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--watchers", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=6.0, help="emission time after watchers attach")
-    parser.add_argument("--rate", type=float, default=100.0, help="events/s the emitter aims at")
-    parser.add_argument("--clients", type=int, default=2, help="client processes")
-    parser.add_argument("--timeout", type=float, default=75.0, help="give up waiting for delivery after this")
-    args = parser.parse_args(argv)
+def _run(daemon: Any, tmp: Path, args: argparse.Namespace, connections: int) -> dict[str, Any]:
+    """One operation watched by ``args.watchers`` Watch calls over ``connections`` connections in
+    total, spread over ``args.clients`` client processes; what was measured."""
+    ctl_sock = daemon.runtime_dir / "ctl.sock"
+    name = _ctl(ctl_sock, START, {"params": {"rate": args.rate, "seconds": args.seconds}})["name"]
+    t_start = time.time()
+    split = [(i, args.clients) for i in range(args.clients)]
+    per_client = [(args.watchers * (i + 1) // n - args.watchers * i // n) for i, n in split]
+    conns = [(connections * (i + 1) // n - connections * i // n) for i, n in split]
+    outs = [tmp / f"client{connections}-{i}.bin" for i in range(args.clients)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.daemon_watch",
+                "--client",
+                str(ctl_sock),
+                name,
+                str(k),
+                str(c),
+                str(out),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k, c, out in zip(per_client, conns, outs, strict=True)
+    ]
+    for proc in procs:  # each client prints one line once all its watchers have their snapshot
+        if proc.stdout is None or not proc.stdout.readline():
+            raise RuntimeError("a watch client died before attaching; see its stderr above")
+    attached = time.time() - t_start
+    cpu0 = _cpu_s(daemon.proc.pid)
+    t_go = time.time()
+    _ctl(ctl_sock, GO, {"name": name})
+    summaries, timed_out = [], False
+    for proc in procs:
+        try:
+            stdout, _ = proc.communicate(timeout=max(1.0, t_go + args.seconds + args.timeout - time.time()))
+            summaries.append(json.loads(stdout))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            timed_out = True
+    t_end = time.time()
+    daemon_cpu = _cpu_s(daemon.proc.pid) - cpu0
+    final = _ctl(ctl_sock, GET, {"name": name})["operation"]
+    sent, recv = array.array("d"), array.array("d")
+    for out in outs:
+        if out.exists():
+            data = array.array("d")
+            data.frombytes(out.read_bytes())
+            half = len(data) // 2
+            sent.extend(data[:half])
+            recv.extend(data[half:])
+    return {
+        "connections": connections,
+        "final": final,
+        "t_go": t_go,
+        "wall": t_end - t_go,
+        "attached": attached,
+        "timed_out": timed_out or len(summaries) != args.clients,
+        "summaries": summaries,
+        "daemon_cpu": daemon_cpu,
+        "live": [r - s for s, r in zip(sent, recv, strict=True) if s >= t_go],
+        "deliveries": len(sent),
+    }
 
-    costs, splice_us = _frame_cost_us()
-    env = {"KTRDR_TEST_PLUGINS": PLUGIN, "PYTHONPATH": str(ROOT)}
-    with (
-        tempfile.TemporaryDirectory(prefix="ktrdr-bench-", dir="/tmp") as tmp_name,
-        running_daemon(extra_env=env) as daemon,
-    ):
-        tmp = Path(tmp_name)
-        ctl_sock = daemon.runtime_dir / "ctl.sock"
-        name = _ctl(ctl_sock, START, {"params": {"rate": args.rate, "seconds": args.seconds}})["name"]
-        t_start = time.time()
-        per_client = [
-            args.watchers // args.clients + (i < args.watchers % args.clients) for i in range(args.clients)
-        ]
-        outs = [tmp / f"client{i}.bin" for i in range(args.clients)]
-        procs = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.daemon_watch",
-                    "--client",
-                    str(ctl_sock),
-                    name,
-                    str(k),
-                    str(out),
-                ],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for k, out in zip(per_client, outs, strict=True)
-        ]
-        for proc in procs:  # each client prints one line once all its watchers have their snapshot
-            if proc.stdout is None or not proc.stdout.readline():
-                raise RuntimeError("a watch client died before attaching; see its stderr above")
-        attached = time.time() - t_start
-        cpu0 = _cpu_s(daemon.proc.pid)
-        t_go = time.time()
-        _ctl(ctl_sock, GO, {"name": name})
-        summaries, timed_out = [], False
-        for proc in procs:
-            try:
-                stdout, _ = proc.communicate(
-                    timeout=max(1.0, t_go + args.seconds + args.timeout - time.time())
-                )
-                summaries.append(json.loads(stdout))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                timed_out = True
-        t_end = time.time()
-        daemon_cpu = _cpu_s(daemon.proc.pid) - cpu0
-        final = _ctl(ctl_sock, GET, {"name": name})["operation"]
-        sent, recv = array.array("d"), array.array("d")
-        for out in outs:
-            if out.exists():
-                data = array.array("d")
-                data.frombytes(out.read_bytes())
-                half = len(data) // 2
-                sent.extend(data[:half])
-                recv.extend(data[half:])
 
+def _report(run: dict[str, Any], args: argparse.Namespace) -> None:
+    final, t_go, connections = run["final"], run["t_go"], run["connections"]
     last_seq = int(final["lastSeq"])
-    wall = t_end - t_go
     emitted = last_seq - 2  # minus the two stage events (armed, emitting) sent before Go
     achieved = emitted / args.seconds
-    print(
-        f"ktrdrd with the bench-only plugin {PLUGIN} (kind bench.emitter, loaded through KTRDR_TEST_PLUGINS); "
-        f"watchers on ctl.sock"
+    layout = (
+        "one ctl connection per watcher"
+        if connections == args.watchers
+        else f"{connections} ctl connections, {args.watchers // connections} concurrent Watch calls each"
     )
+    print(f"\n== {args.watchers} watchers, {layout}, over {args.clients} client processes")
     print(
         f"operation: {emitted} events after Go in {args.seconds:g} s = {achieved:.0f} events/s (aimed at "
         f"{args.rate:g}: {'reached' if achieved >= 0.9 * args.rate else 'NOT reached'}); last seq {last_seq}, "
@@ -361,46 +413,86 @@ def main(argv: list[str]) -> int:
             f"emitter steps late against their schedule (the loop's responsiveness): p50 {late['p50']:.1f} ms"
             f"  p99 {late['p99']:.1f} ms  max {late['max']:.1f} ms"
         )
-    if timed_out or len(summaries) != args.clients:
+    if run["timed_out"]:
         print(
             f"  MISSED: clients still receiving {args.timeout:g} s after the operation should have ended; "
             "the daemon cannot deliver at this rate"
         )
-    ready_at = t_go
-    live = [r - s for s, r in zip(sent, recv, strict=True) if s >= ready_at]
+    summaries = run["summaries"]
     seqs = [seq for s in summaries for seq in s["last_seqs"]]
     complete = sum(1 for seq in seqs if seq == last_seq)
     problems = [p for s in summaries for p in s["problems"]]
-    print(
-        f"watchers: {args.watchers} over {args.clients} client processes; all attached {attached:.1f} s after start"
-    )
+    print(f"watchers: all attached {run['attached']:.1f} s after start")
     print(
         f"count check: {complete}/{args.watchers} watchers got every event 1..{last_seq} in order; "
-        f"{len(sent)} of {args.watchers * last_seq} deliveries; problems: {problems[:3] or 'none'}"
+        f"{run['deliveries']} of {args.watchers * last_seq} deliveries; problems: {problems[:3] or 'none'}"
     )
+    live = run["live"]
     if live:
         p50, p99, worst = (percentile(live, q) * 1e3 for q in (50, 99, 100))
+        met = p99 <= TARGET_P99_MS and complete == args.watchers and achieved >= 0.9 * args.rate
         print(
             f"delivery latency of {len(live)} live deliveries (emitter stamp → client receipt): "
             f"p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {worst:.1f} ms   target p99 ≤ {TARGET_P99_MS:g} ms: "
-            f"{'met' if p99 <= TARGET_P99_MS and complete == args.watchers and achieved >= 0.9 * args.rate else 'MISSED'}"
+            f"{'met' if met else 'MISSED'}"
         )
+    wall, daemon_cpu = run["wall"], run["daemon_cpu"]
     client_cpu = sum(s["cpu_s"] for s in summaries)
+    per_delivery = daemon_cpu / run["deliveries"] * 1e6 if run["deliveries"] else float("nan")
     print(
-        f"CPU over {wall:.1f} s wall: ktrdrd {daemon_cpu:.1f} s ({daemon_cpu / wall:.0%} of a core), "
-        f"clients {client_cpu:.1f} s; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"CPU over {wall:.1f} s wall: ktrdrd {daemon_cpu:.1f} s ({daemon_cpu / wall:.0%} of a core, "
+        f"{per_delivery:.1f} µs per delivery), clients {client_cpu:.1f} s; "
+        f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--client":
+        return _client_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench daemon_watch", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=6.0, help="emission time after watchers attach")
+    parser.add_argument("--rate", type=float, default=100.0, help="events/s the emitter aims at")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--muxed-connections",
+        type=int,
+        default=20,
+        help="connections of the second run, carrying all watchers between them (0: skip it)",
+    )
+    parser.add_argument("--timeout", type=float, default=75.0, help="give up waiting for delivery after this")
+    args = parser.parse_args(argv)
+    layouts = [args.watchers] + ([args.muxed_connections] if args.muxed_connections > 0 else [])
+    if any(c < args.clients or c > args.watchers for c in layouts):
+        parser.error("connections must be between --clients and --watchers")
+
+    costs, splice_us = _frame_cost_us()
+    env = {"KTRDR_TEST_PLUGINS": PLUGIN, "PYTHONPATH": str(ROOT)}
+    with (
+        tempfile.TemporaryDirectory(prefix="ktrdr-bench-", dir="/tmp") as tmp_name,
+        running_daemon(extra_env=env) as daemon,
+    ):
+        runs = [_run(daemon, Path(tmp_name), args, connections) for connections in layouts]
+    print(
+        f"ktrdrd with the bench-only plugin {PLUGIN} (kind bench.emitter, loaded through KTRDR_TEST_PLUGINS); "
+        f"watchers on ctl.sock; one operation per run"
+    )
+    for run in runs:
+        _report(run, args)
     per_event = sum(costs.values())
     print(
-        f"frame cost, in-process: {per_event:.1f} µs once per event to build its frame body ("
+        f"\nframe cost, in-process: {per_event:.1f} µs once per event to build its frame body ("
         + ", ".join(f"{k} {v:.1f}" for k, v in costs.items())
         + f"), shared by all watchers; then {splice_us:.2f} µs per watcher per event to splice it into the"
         f" watcher's frame (× {args.watchers} × {args.rate:g} ev/s = "
         f"{splice_us * args.watchers * args.rate / 1e6:.3f} CPU-s per s) before the socket writes"
     )
     print(
-        "client method: per read chunk, first and last event frame parsed, the frames between checked by"
-        " count and seq continuity; every event of a chunk given the first one's (largest) latency"
+        "client method: plain sockets + epoll; per read chunk and call, first and last event frame parsed,"
+        " the frames between checked by form, count and seq continuity; every event of a chunk given the"
+        " first one's (largest) latency"
     )
     return 0
 

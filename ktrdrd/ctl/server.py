@@ -104,12 +104,15 @@ class _Connection:
     def push(self, data: bytes) -> bool:
         """Queue pushed frames for the server's next flush round; False once the client lags
         (over :data:`HIGH_WATER` bytes waiting). ConnectionResetError once the connection is closing."""
-        if self._transport.is_closing():
+        transport = self._transport
+        if transport.is_closing():
             raise ConnectionResetError("ctl connection closed")
-        self._pushed.append(data)
+        pushed = self._pushed
+        if not pushed:  # the first frame since the last flush: join the next flush round
+            self._server.flush_soon(self)
+        pushed.append(data)
         self._pushed_bytes += len(data)
-        self._server.flush_soon(self)
-        return self._pushed_bytes + self._transport.get_write_buffer_size() <= HIGH_WATER
+        return self._pushed_bytes + transport.get_write_buffer_size() <= HIGH_WATER
 
     def flush(self) -> None:
         """Write the pushed frames waiting, as one socket write."""
@@ -118,7 +121,7 @@ class _Connection:
             self._pushed.clear()
             self._pushed_bytes = 0
             if not self._transport.is_closing():
-                self._writer.write(data)
+                self._transport.write(data)
 
     def stop_reading(self) -> None:
         """Take no more requests (as if the client half-closed); calls in flight go on."""
@@ -239,15 +242,15 @@ class _Connection:
             response = await spec.unary(self._requests(queue, spec), call)
             await self.send(result_frame(call_id, to_json(response)))
         elif spec.server_streaming:
-            prefix, frame = result_prefix(call_id), self._server.stream_frame
+            prefix, frame, send = result_prefix(call_id), self._server.stream_frame, self.push
 
             def frames(batch: list[Any]) -> bytes:
-                if len(batch) == 1:  # a live event, pushed to every watcher in a row
-                    return frame(prefix, batch[0])
                 return b"".join([frame(prefix, response) for response in batch])
 
             def push(batch: list[Any]) -> bool:
-                return self.push(frames(batch))
+                if len(batch) == 1:  # a live event, pushed to every watcher in a row
+                    return send(frame(prefix, batch[0]))
+                return send(frames(batch))
 
             request = parse_params(params, spec.request_type)
             async for batch in spec.stream_batches(request, Call("ctl", push=push)):

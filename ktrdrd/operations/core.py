@@ -110,6 +110,7 @@ class OperationsCore:
     ) -> None:
         self._journal = journal
         self._retention_s = retention_s
+        self.deletions = 0  # bumped whenever operations may have been deleted (delete, retention)
         self._progress_interval_s = progress_interval_s
         self._cancel_grace_s = cancel_grace_s
         self._handlers: dict[str, KindHandler] = {}
@@ -308,6 +309,7 @@ class OperationsCore:
         op_id = parse_name(name)
         live = self._active.get(op_id)
         outcome = "not_done" if live is not None else await self._journal.delete_operation(op_id)
+        self.deletions += outcome == "deleted"
         if outcome == "missing":
             raise errors.not_found(f"operation {NAME_PREFIX}{op_id}")
         if outcome == "not_done":
@@ -387,7 +389,9 @@ class OperationsCore:
 
     async def apply_retention(self) -> int:
         """Delete terminal operations that ended more than ``retention_s`` ago; returns how many."""
-        return await self._journal.delete_expired(time.time() - self._retention_s)
+        deleted = await self._journal.delete_expired(time.time() - self._retention_s)
+        self.deletions += deleted > 0
+        return deleted
 
     async def close(self) -> None:
         """Stop handlers without ending their operations (they stay PENDING/RUNNING for the next

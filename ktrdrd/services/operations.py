@@ -12,6 +12,7 @@ from ktrdrd.services.convert import event_to_proto, operation_to_proto, state_fr
 from ktrdrd.services.registry import Call
 
 EVENT_CACHE_SIZE = 8192  # event responses kept for sharing (≥ the fan-out ring's 2 × 4096)
+DONE_CACHE_SIZE = 1024  # GetOperation responses of finished operations kept
 
 
 class OperationsService:
@@ -22,6 +23,7 @@ class OperationsService:
     def __init__(self, core: Any) -> None:
         self._core = core
         self._events = _EventResponses()
+        self._done = _DoneResponses(core)
 
     @staticmethod
     def _name(name: str) -> str:
@@ -30,8 +32,15 @@ class OperationsService:
         return name
 
     async def GetOperation(self, request: pb.GetOperationRequest, call: Call) -> pb.GetOperationResponse:
-        record = await self._core.get(self._name(request.name))
-        return pb.GetOperationResponse(operation=operation_to_proto(record))
+        name = self._name(request.name)
+        response = self._done.get(name)
+        if response is None:
+            generation = self._core.deletions
+            record = await self._core.get(name)
+            response = pb.GetOperationResponse(operation=operation_to_proto(record))
+            if record.done:
+                self._done.put(name, response, generation)
+        return response
 
     async def ListOperations(
         self, request: pb.ListOperationsRequest, call: Call
@@ -87,7 +96,12 @@ class OperationsService:
         push = None
         if call.push is not None:
             send, response = call.push, self._events.response
-            push = lambda events: send([response(event) for event in events])  # noqa: E731
+
+            def push(events: list[Any]) -> bool:
+                if len(events) == 1:  # a live event from the fan-out: the common case, kept cheap
+                    return send([response(events[0])])
+                return send([response(event) for event in events])
+
         async for item in self._core.watch_batches(self._name(request.name), request.after_seq, push):
             if isinstance(item, list):
                 yield [self._events.response(event) for event in item]
@@ -123,3 +137,36 @@ class _EventResponses:
             if len(self._cache) > self._capacity:
                 del self._cache[next(iter(self._cache))]
         return response
+
+
+class _DoneResponses:
+    """Bounded LRU of ``GetOperationResponse`` of finished operations by name, shared by callers.
+
+    A finished operation never changes until it is deleted, so its response is built once. Any
+    deletion (``DeleteOperation`` or retention) bumps ``core.deletions`` and empties the cache; a
+    response read before a deletion that completes meanwhile is not stored (``put`` checks the
+    generation it was read in).
+    """
+
+    def __init__(self, core: Any, capacity: int = DONE_CACHE_SIZE) -> None:
+        self._core = core
+        self._capacity = capacity
+        self._generation = core.deletions
+        self._cache: dict[str, pb.GetOperationResponse] = {}
+
+    def get(self, name: str) -> pb.GetOperationResponse | None:
+        if self._generation != self._core.deletions:
+            self._cache.clear()
+            self._generation = self._core.deletions
+            return None
+        response = self._cache.pop(name, None)
+        if response is not None:
+            self._cache[name] = response  # most recently used last
+        return response
+
+    def put(self, name: str, response: pb.GetOperationResponse, generation: int) -> None:
+        if generation != self._core.deletions or generation != self._generation:
+            return
+        self._cache[name] = response
+        if len(self._cache) > self._capacity:
+            del self._cache[next(iter(self._cache))]

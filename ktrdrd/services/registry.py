@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
@@ -30,8 +30,7 @@ from google.protobuf.message_factory import GetMessageClass
 from ktrdrd.errors import unimplemented
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     """What a method may know about the call, whichever transport carried it.
 
     ``transport`` is ``"grpc"`` or ``"ctl"``; ``deadline`` is a ``time.monotonic()`` instant or None.
