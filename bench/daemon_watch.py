@@ -14,8 +14,8 @@ Two runs, one operation each, reported in this order:
    1..W/M): how a dashboard would watch many operations, as a gRPC client multiplexes its streams
    over one HTTP/2 channel.
 
-Watchers are spread over C client processes, each a plain ``select.epoll`` loop over non-blocking
-sockets (no asyncio). The clients share the machine with the daemon, so they must be cheap or they
+Watchers are spread over C client processes, each a uvloop event loop with one protocol per
+connection (the C loop does the polling and reading). The clients share the machine with the daemon, so they must be cheap or they
 measure themselves: per read chunk (``recv`` of up to 256 KiB) and call, a client parses only the
 first and last event frame and checks the rest by form and count (see :class:`_Connection`), and
 gives every event of the chunk the first one's latency (an upper bound for the others).
@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import argparse
 import array
+import asyncio
 import calendar
 import json
 import os
+import re
 import resource
-import select
 import socket
 import subprocess
 import sys
@@ -46,6 +47,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 from bench._util import ROOT, percentile, running_daemon
 
@@ -58,6 +61,10 @@ GET = "ktrdr.daemon.v1.OperationsService/GetOperation"
 RECV_BYTES = 256 * 1024
 _ID_AT = len(b'{"jsonrpc":"2.0","id":')  # where a frame's call id starts
 _EVENT_AFTER_ID = b',"result":{"event":'  # what follows the id in an event frame
+# An event's seq and time, adjacent in canonical proto3 JSON (OperationEvent fields 2 and 3, emitted
+# in field-number order): read without decoding the whole frame; a frame where this does not match is
+# decoded in full.
+_SEQ_TIME = re.compile(rb'"seq":"(\d+)","time":"([^"]+)"')
 
 
 # ---- client process ------------------------------------------------------------------------------
@@ -88,7 +95,7 @@ class _Stream:
 
 
 class _Connection:
-    """One ctl connection carrying one or more Watch calls (ids 1..k), read with plain ``recv``.
+    """One ctl connection carrying one or more Watch calls (ids 1..k), fed the bytes as they arrive.
 
     Per chunk read, the complete frames (newline-ended; a partial last line waits for the next read)
     are split into lines and told apart by call id. Frames that are not events (the snapshot,
@@ -100,8 +107,7 @@ class _Connection:
     latency, never understates it.
     """
 
-    def __init__(self, sock: socket.socket, calls: int, sink: _Sink) -> None:
-        self.sock = sock
+    def __init__(self, calls: int, sink: _Sink) -> None:
         self.sink = sink
         self.rest = b""
         self.streams = {str(i).encode(): _Stream() for i in range(1, calls + 1)}
@@ -132,9 +138,9 @@ class _Connection:
 
     def _events(self, call_id: bytes, run: list[Any], now: float) -> None:
         first_line, last_line, count = run
-        first = json.loads(first_line)["result"]["event"]
-        last = first if count == 1 else json.loads(last_line)["result"]["event"]
-        self._record(self.streams[call_id], int(first["seq"]), int(last["seq"]), count, first["time"], now)
+        first_seq, first_time = _seq_time(first_line)
+        last_seq = first_seq if count == 1 else _seq_time(last_line)[0]
+        self._record(self.streams[call_id], first_seq, last_seq, count, first_time, now)
 
     def _record(
         self, stream: _Stream, first_seq: int, last_seq: int, count: int, first_time: str, now: float
@@ -175,6 +181,15 @@ class _Connection:
         self.open = 0
 
 
+def _seq_time(line: bytes) -> tuple[int, str]:
+    """An event frame's (seq, event time)."""
+    m = _SEQ_TIME.search(line)
+    if m is not None:
+        return int(m[1]), m[2].decode()
+    event = json.loads(line)["result"]["event"]
+    return int(event["seq"]), event["time"]
+
+
 class _Sink:
     """Every delivery's (event time, receipt time), as two arrays of doubles."""
 
@@ -186,64 +201,63 @@ class _Sink:
         self.recv.fromlist([recv] * count)
 
 
-def _connect(path: str, request: bytes) -> socket.socket:
-    """A blocking connect (it waits while the daemon's listen backlog is full), the request, then
-    non-blocking for the epoll loop."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    for _ in range(500):
-        try:
-            sock.connect(path)
-            break
-        except BlockingIOError:
-            time.sleep(0.01)
-    else:
-        raise TimeoutError(f"cannot connect to {path}: listen backlog stays full")
-    sock.sendall(request)
-    sock.setblocking(False)
-    return sock
+class _Reader(asyncio.Protocol):
+    """Feeds one connection's bytes to its :class:`_Connection`; ``idle`` is set once every
+    connection of the process is done."""
+
+    def __init__(self, conn: _Connection, live: set[_Connection], idle: asyncio.Event) -> None:
+        self.conn, self.live, self.idle = conn, live, idle
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.feed(data, time.time())
+        self._check()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.lost()
+        self._check()
+
+    def _check(self) -> None:
+        if self.conn.open == 0 and self.conn in self.live:
+            self.live.discard(self.conn)
+            if not self.live:
+                self.idle.set()
+
+
+async def _watch_all(path: str, name: str, watchers: int, connections: int, sink: _Sink) -> list[_Stream]:
+    loop = asyncio.get_running_loop()
+    per_conn = [watchers // connections + (i < watchers % connections) for i in range(connections)]
+    idle = asyncio.Event()
+    live: set[_Connection] = set()
+    for calls in per_conn:
+        conn = _Connection(calls, sink)
+        live.add(conn)
+        for attempt in range(500):  # the daemon's listen backlog may be full for a moment
+            try:
+                transport, _ = await loop.create_unix_connection(lambda c=conn: _Reader(c, live, idle), path)
+                break
+            except (BlockingIOError, ConnectionRefusedError):
+                if attempt == 499:
+                    raise
+                await asyncio.sleep(0.01)
+        transport.write(
+            b"".join(
+                json.dumps({"jsonrpc": "2.0", "id": i, "method": WATCH, "params": {"name": name}}).encode()
+                + b"\n"
+                for i in range(1, calls + 1)
+            )
+        )
+    streams = [s for c in live for s in c.streams.values()]
+    while not all(s.attached or s.finished for s in streams):
+        await asyncio.sleep(0.005)
+    print("attached", flush=True)
+    await idle.wait()
+    return streams
 
 
 def _client(path: str, name: str, watchers: int, connections: int, out: Path) -> dict[str, Any]:
     """Run ``watchers`` Watch calls spread over ``connections`` connections until every one is done."""
     sink = _Sink()
-    per_conn = [watchers // connections + (i < watchers % connections) for i in range(connections)]
-    conns: dict[int, _Connection] = {}
-    poller = select.epoll()
-    for calls in per_conn:
-        request = b"".join(
-            json.dumps({"jsonrpc": "2.0", "id": i, "method": WATCH, "params": {"name": name}}).encode()
-            + b"\n"
-            for i in range(1, calls + 1)
-        )
-        conn = _Connection(_connect(path, request), calls, sink)
-        conns[conn.sock.fileno()] = conn
-        poller.register(conn.sock.fileno(), select.EPOLLIN)
-    streams = [s for c in conns.values() for s in c.streams.values()]
-    attached = False
-    live = dict(conns)
-    while live:
-        if not attached and all(s.attached or s.finished for s in streams):
-            print("attached", flush=True)
-            attached = True
-        for fd, _ in poller.poll(0.5 if attached else 0.005):
-            conn = live[fd]
-            try:
-                data = conn.sock.recv(RECV_BYTES)
-            except BlockingIOError:
-                continue
-            except ConnectionError:
-                data = b""
-            if data:
-                conn.feed(data, time.time())
-            else:
-                conn.lost()
-            if conn.open == 0:
-                poller.unregister(fd)
-                conn.sock.close()
-                del live[fd]
-    poller.close()
-    if not attached:
-        print("attached", flush=True)
+    streams = uvloop.run(_watch_all(path, name, watchers, connections, sink))
     with open(out, "wb") as f:
         sink.sent.tofile(f)
         sink.recv.tofile(f)
@@ -490,7 +504,7 @@ def main(argv: list[str]) -> int:
         f"{splice_us * args.watchers * args.rate / 1e6:.3f} CPU-s per s) before the socket writes"
     )
     print(
-        "client method: plain sockets + epoll; per read chunk and call, first and last event frame parsed,"
+        "client method: uvloop protocols; per read chunk and call, first and last event frame parsed,"
         " the frames between checked by form, count and seq continuity; every event of a chunk given the"
         " first one's (largest) latency"
     )
