@@ -55,6 +55,7 @@ def _write_data(data_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ktrdr.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--run-dir", default=".run", help="directory for sockets, state, data and models")
+    p.add_argument("--epochs", type=int, help="override the strategy's epochs (the tests use 2)")
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir).resolve()
     runtime, state = run_dir / "runtime", run_dir / "state"
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.executable, "-m", "ktrdr.research.train", str(STRATEGY),
                 "--data", str(run_dir / "data"), "--start", START, "--end", END,
                 "--out", str(run_dir / "models"),
+                *(["--epochs", str(args.epochs)] if args.epochs else []),
             ],
             env,
         )  # fmt: skip
