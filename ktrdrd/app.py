@@ -2,9 +2,10 @@
 
 Start: directories → lock → journal → test plugins → resume pending operations → stale sockets
 removed → servers built and started → ``READY=1``. Stop (SIGTERM/SIGINT): ``STOPPING=1``, health
-NOT_SERVING, no new calls, in-flight calls get ``shutdown_grace_s`` → servers and channels closed →
-journal closed → sockets removed → lock released. A failure before READY is logged with a clear
-message and :func:`serve` returns :data:`EXIT_STARTUP_FAILED`; nothing already on disk is changed.
+NOT_SERVING, no new calls, in-flight calls get ``shutdown_grace_s`` (then are cancelled) → servers
+closed and sockets removed → journal closed (running operations stay resumable) → lock released.
+A failure before READY is logged with a clear message and :func:`serve` returns
+:data:`EXIT_STARTUP_FAILED`; nothing already on disk is changed.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ Health entries: ``""`` (overall), one per served service, ``ktrdr.journal`` and 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,12 +27,10 @@ from grpc_reflection.v1alpha import reflection
 
 from ktrdrd.appstate import AppState
 from ktrdrd.ctl import CtlServer
+from ktrdrd.runtime import SOCKET_MODE, remove_socket
 from ktrdrd.services import Registry, build_registry
 from ktrdrd.services.grpc_adapter import generic_handlers
 
-log = logging.getLogger(__name__)
-
-SOCKET_MODE = 0o660
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 JOURNAL_HEALTH = "ktrdr.journal"
 HOST_HEALTH_PREFIX = "ktrdr.host."
@@ -82,10 +79,8 @@ class Servers:
     async def stop(self, grace: float) -> None:
         """Health NOT_SERVING, stop accepting, drain calls in flight for ``grace`` s, remove sockets."""
         await self.health.enter_graceful_shutdown()
-        self.ctl_server.stop_accepting()
         await asyncio.gather(self.grpc_server.stop(grace), self.ctl_server.stop(grace))
-        if self.grpc_socket.is_socket():
-            self.grpc_socket.unlink()
+        remove_socket(self.grpc_socket)
 
 
 async def build_servers(

@@ -40,11 +40,11 @@ from ktrdrd.ctl.protocol import (
     to_json,
 )
 from ktrdrd.errors import INTERNAL, UNIMPLEMENTED, ApiError
+from ktrdrd.runtime import SOCKET_MODE, remove_socket
 from ktrdrd.services.registry import Call, MethodSpec, Registry
 
 log = logging.getLogger(__name__)
 
-SOCKET_MODE = 0o660
 HIGH_WATER = 64 * 1024  # bytes queued in a connection's transport above which a call waits for drain
 STREAM_BODY_CACHE = 8192  # streamed responses whose JSON body is kept for sharing between calls
 STREAM_BODY_BYTES = 8 * 1024 * 1024  # ... and at most this many bytes of such bodies
@@ -219,9 +219,9 @@ class _Connection:
                 raise ApiError(UNIMPLEMENTED, f"unknown method {method!r}", "UNKNOWN_METHOD")
         except ApiError as exc:
             await self._send_quietly(error_frame(call_id, exc))
-        except (asyncio.CancelledError, ConnectionError):
-            raise
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, ConnectionError) and self._transport.is_closing():
+                return  # the connection closed under the call: nobody to answer, nothing to log
             log.exception("ctl: unexpected error in %s", method)
             await self._send_quietly(
                 error_frame(call_id, ApiError(INTERNAL, f"internal error in {method}", "INTERNAL"))
@@ -363,14 +363,11 @@ class CtlServer:
         finally:
             self._connections.pop(task, None)
 
-    def stop_accepting(self) -> None:
-        """Close the listening socket; connections already open keep being served."""
+    async def stop(self, grace: float) -> None:
+        """Stop accepting and reading; calls in flight get ``grace`` seconds, then are cancelled;
+        the socket file is removed."""
         if self._server is not None:
             self._server.close()
-
-    async def stop(self, grace: float) -> None:
-        """Stop accepting and reading; calls in flight get ``grace`` seconds, then are cancelled."""
-        self.stop_accepting()
         for connection in self._connections.values():
             connection.stop_reading()
         if self._connections:
@@ -379,5 +376,4 @@ class CtlServer:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        remove_socket(self.path)

@@ -330,7 +330,8 @@ class Journal:
 
         def write(conn: sqlite3.Connection) -> OperationRecord | None:
             if rec.request_id:
-                existing = _select_op(conn, "request_id = ?", (rec.request_id,))
+                # "!= ''" lets SQLite use the partial unique index (a bound value cannot imply it).
+                existing = _select_op(conn, "request_id = ? AND request_id != ''", (rec.request_id,))
                 if existing is not None:
                     return existing
             conn.execute(

@@ -355,7 +355,9 @@ class OperationsCore:
 
         With ``push``, live events of a caught-up watcher are not yielded but handed to ``push`` from
         inside the fan-out (see :meth:`Hub.follow`) for as long as it returns True; then they are
-        yielded again from where it stopped. Either way every event is delivered once, in order.
+        yielded again from where it stopped, and pushing resumes only after the consumer took the next
+        yielded list (so a full consumer gets backpressure, not an ever-growing buffer). Either way
+        every event is delivered once, in order.
         """
         op_id = parse_name(name)
         live = self._active.get(op_id)
@@ -363,18 +365,19 @@ class OperationsCore:
         hub = live.hub if live is not None else None
         yield snapshot
         cursor = snapshot.last_seq if after_seq < 0 else after_seq
+        consumer_full = False  # push said so; pull until the consumer takes a yielded list
         while True:
             batch = hub.since(cursor) if hub is not None else None
             if batch == [] and hub is not None:
                 if hub.closed:
                     return
-                if push is None:
+                if push is None or consumer_full:
                     await hub.wait()
                     continue
                 followed_to = await hub.follow(cursor, push)
                 if followed_to is None:
                     return
-                cursor = followed_to
+                cursor, consumer_full = followed_to, True
                 continue
             if batch is None:
                 batch = await self._journal.read_events(op_id, cursor)
@@ -385,7 +388,7 @@ class OperationsCore:
                     yield batch[: i + 1]
                     return
             yield batch
-            cursor = batch[-1].seq
+            cursor, consumer_full = batch[-1].seq, False
 
     async def apply_retention(self) -> int:
         """Delete terminal operations that ended more than ``retention_s`` ago; returns how many."""

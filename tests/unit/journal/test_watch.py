@@ -118,3 +118,53 @@ def test_hub_ring_and_wakeups() -> None:
         assert hub.closed
 
     asyncio.run(scenario())
+
+
+class _Stepper:
+    """A kind that journals one message per item put on ``steps`` and succeeds on None."""
+
+    def __init__(self) -> None:
+        self.steps: asyncio.Queue[str | None] = asyncio.Queue()
+        self.ctx: Any = None
+        self.started = asyncio.Event()
+
+    async def run(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.started.set()
+        while (text := await self.steps.get()) is not None:
+            await ctx.message(text)
+        return None
+
+
+def test_a_full_push_consumer_gets_backpressure_not_more_pushes(db_path: Path) -> None:
+    """Once push reports its consumer full, nothing more is pushed until the consumer takes a
+    yielded list; every event still arrives once, in order, across pushes and yields."""
+
+    async def scenario() -> None:
+        async with opened(db_path, register=False) as core:
+            stepper = _Stepper()
+            core.register_kind("test.stepper", stepper)
+            rec = await core.start("test.stepper", params={})
+            await stepper.started.wait()
+            await stepper.ctx.flush()  # the watcher starts caught up, so its first live event is pushed
+            pushed: list[int] = []
+
+            def push(events: list[EventRecord]) -> bool:
+                pushed.extend(e.seq for e in events)
+                return False  # always full
+
+            stream = core.watch_batches(rec.name, -1, push)
+            snapshot = await anext(stream)
+            first = asyncio.ensure_future(anext(stream))
+            for i in range(10):
+                stepper.steps.put_nowait(f"m{i}")
+            stepper.steps.put_nowait(None)
+            done = await core.wait(rec.name, 10)
+            assert done.done
+            assert pushed == [snapshot.last_seq + 1]  # the consumer stalled: one push, then none
+            yielded = [e.seq for e in await first]
+            async for batch in stream:
+                yielded += [e.seq for e in batch]
+            assert pushed + yielded == list(range(snapshot.last_seq + 1, done.last_seq + 1))
+
+    asyncio.run(scenario())
