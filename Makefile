@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(NODE_STAMP): tests/interop/package.json
-	cd tests/interop && npm install --no-audit --no-fund --silent
+$(NODE_STAMP): tests/interop/package.json tests/interop/package-lock.json
+	cd tests/interop && npm ci --no-audit --no-fund --silent
 	touch $@
 
 # Starts ktrdrd with its embedded defaults in .run/, then trains neuro_mean_reversion end to end.
