@@ -188,7 +188,7 @@ def _read_params(r: Reader, defn: IndicatorDef, nodes: dict[str, YNode]) -> dict
             continue
         value = vnode.value()
         try:
-            defn.resolve_params({key: value})
+            defn.resolve_param(key, value)
         except IndicatorParamError as exc:
             r.error(vnode, str(exc))
             ok = False

@@ -66,6 +66,8 @@ class IndicatorDef:
     warmup: Callable[[Mapping[str, Any]], int]
     aliases: tuple[str, ...] = ()
     doc: str = ""
+    #: Constraints between parameters (MACD's fast < slow): raises IndicatorParamError, or None.
+    check: Callable[[Mapping[str, Any]], None] | None = None
     param_index: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -75,18 +77,27 @@ class IndicatorDef:
                 idx[key] = p
         object.__setattr__(self, "param_index", idx)
 
+    def resolve_param(self, key: str, value: Any) -> tuple[str, Any]:
+        """One parameter on its own: (canonical name, checked value). Constraints between
+        parameters are not checked here (see :meth:`resolve_params`)."""
+        p = self.param_index.get(key)
+        if p is None:
+            takes = ", ".join(q.name for q in self.params) or "none"
+            raise IndicatorParamError(f"{self.name}: unknown parameter {key!r}; takes {takes}")
+        return p.name, _check(self.name, p, value)
+
     def resolve_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults filled, aliases mapped to canonical names, types and ranges checked.
+        """Defaults filled, aliases mapped to canonical names, types and ranges checked, then the
+        constraints between parameters (``check``).
 
         Raises :class:`IndicatorParamError` naming the parameter and what was expected.
         """
         out = {p.name: p.default for p in self.params}
         for key, value in given.items():
-            p = self.param_index.get(key)
-            if p is None:
-                takes = ", ".join(q.name for q in self.params) or "none"
-                raise IndicatorParamError(f"{self.name}: unknown parameter {key!r}; takes {takes}")
-            out[p.name] = _check(self.name, p, value)
+            name, checked = self.resolve_param(key, value)
+            out[name] = checked
+        if self.check is not None:
+            self.check(out)
         return out
 
     def __call__(self, bars: Bars, **params: Any) -> dict[str, np.ndarray]:

@@ -214,3 +214,23 @@ def test_top_level_must_be_a_mapping() -> None:
 def test_unsafe_tag_is_rejected_with_its_line() -> None:
     e = one_error(MINIMAL.replace("name: t", "name: !!python/name:os.system t"))
     assert e.line == 1 and "YAML syntax error" in e.message
+
+
+def test_a_constraint_between_indicator_parameters_is_an_error_at_load_time():
+    text = MINIMAL.replace(
+        "    period: 14\n",
+        "    period: 14\n  - name: macd\n    fast_period: 30\n    slow_period: 20\n",
+    )
+    issue = one_error(text)
+    assert (issue.line, issue.path) == (9, "indicators[1].fast_period")
+    assert "macd: fast_period (30) must be less than slow_period (20)" in issue.message
+
+
+def test_parameters_checked_one_by_one_do_not_trip_constraints_against_defaults():
+    # fast_period 30 alone would exceed the default slow_period 26; together with 50 it is valid.
+    text = MINIMAL.replace(
+        "    period: 14\n",
+        "    period: 14\n  - name: macd\n    fast_period: 30\n    slow_period: 50\n",
+    )
+    macd = load_strategy_text(text, source="ok.yaml").strategy.indicator("macd")
+    assert (macd.params["fast_period"], macd.params["slow_period"]) == (30, 50)

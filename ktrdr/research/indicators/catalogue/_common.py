@@ -50,6 +50,7 @@ def define(
     *,
     aliases: tuple[str, ...] = (),
     doc: str = "",
+    check: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> IndicatorDef:
     """Register an indicator whose outputs are all NaN before ``warmup(params)`` and defined after.
 
@@ -80,5 +81,6 @@ def define(
             warmup=warmup,
             aliases=aliases,
             doc=doc or (compute.__doc__ or "").strip(),
+            check=check,
         )
     )

@@ -32,7 +32,6 @@ def _macd(
     ending at that bar, so the two averages describe the same stretch of history from their first
     value. The signal EMA is seeded with the mean of the first ``signal_period`` line values.
     """
-    require_less("macd", "fast_period", fast_period, "slow_period", slow_period)
     x = price(bars, source)
     start = slow_period - fast_period
     fast = np.full(x.shape[0], np.nan)
@@ -78,6 +77,7 @@ define(
     ("line", "signal", "histogram"),
     lambda p: p["slow_period"] + p["signal_period"] - 2,
     aliases=("moving_average_convergence_divergence",),
+    check=lambda p: require_less("macd", "fast_period", p["fast_period"], "slow_period", p["slow_period"]),
 )
 define(
     "distance_from_ma",

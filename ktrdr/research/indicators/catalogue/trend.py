@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from ktrdr.research.bars import Bars
@@ -61,6 +64,13 @@ def _aroon(bars: Bars, period: int) -> dict[str, np.ndarray]:
     return {"up": up, "down": down, "oscillator": up - down}
 
 
+def _psar_check(p: Mapping[str, Any]) -> None:
+    if p["acceleration"] > p["maximum"]:
+        raise IndicatorParamError(
+            f"psar: acceleration ({p['acceleration']}) must not exceed maximum ({p['maximum']})"
+        )
+
+
 def _psar(bars: Bars, acceleration: float, maximum: float) -> dict[str, np.ndarray]:
     """Wilder's Parabolic SAR with TA-Lib's start: the first trend is short if bar 1 has a positive
     −DM, else long; the first SAR (bar 1) is bar 0's low (long) or high (short). Each bar the SAR
@@ -68,10 +78,8 @@ def _psar(bars: Bars, acceleration: float, maximum: float) -> dict[str, np.ndarr
     extreme up to ``maximum``, and the SAR never enters the last two bars' range; a bar that crosses
     it reverses the trend with the SAR at the extreme point. Sequential by nature; computed exactly,
     mostly vectorised, by :func:`ktrdr.research.indicators.sar.parabolic_sar`. ``acceleration``
-    must not exceed ``maximum`` (TA-Lib silently caps it; we refuse the contradiction).
+    must not exceed ``maximum`` (:func:`_psar_check`; TA-Lib silently caps it).
     """
-    if acceleration > maximum:
-        raise IndicatorParamError(f"psar: acceleration ({acceleration}) must not exceed maximum ({maximum})")
     return {"value": parabolic_sar(bars.high, bars.low, acceleration, maximum)}
 
 
@@ -154,6 +162,7 @@ define(
     ("value",),
     lambda p: 1,
     aliases=("parabolic_sar", "sar"),
+    check=_psar_check,
 )
 define(
     "supertrend",
