@@ -62,6 +62,11 @@ def bad_frame(description: str) -> ApiError:
     return ApiError(INVALID_ARGUMENT, f"bad frame: {description}", "BAD_FRAME")
 
 
+#: Result messages above this many bytes (protobuf size) are converted to JSON in a worker thread:
+#: MessageToDict costs roughly 1 ms per 10 KiB, and the event loop must not block that long.
+INLINE_JSON_BYTES = 8 * 1024
+
+
 def to_json(message: Message) -> dict[str, Any]:
     """Canonical proto3 JSON (lowerCamelCase names), fields at their default value included."""
     return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)

@@ -28,9 +28,11 @@ from typing import Any
 
 from ktrdrd.ctl.protocol import (
     FRAME_LIMIT,
+    INLINE_JSON_BYTES,
     BodyCache,
     bad_frame,
     done_frame,
+    dumps,
     encode,
     error_frame,
     parse_params,
@@ -240,7 +242,7 @@ class _Connection:
             self._inputs[call_id] = queue
             queue.put_nowait(params)
             response = await spec.unary(self._requests(queue, spec), call)
-            await self.send(result_frame(call_id, to_json(response)))
+            await self.write(await _result_line(call_id, response))
         elif spec.server_streaming:
             prefix, frame, send = result_prefix(call_id), self._server.stream_frame, self.push
 
@@ -258,7 +260,7 @@ class _Connection:
             await self.send(done_frame(call_id))
         else:
             response = await spec.unary(parse_params(params, spec.request_type), call)
-            await self.send(result_frame(call_id, to_json(response)))
+            await self.write(await _result_line(call_id, response))
 
     @staticmethod
     async def _requests(queue: asyncio.Queue[Any], spec: MethodSpec) -> AsyncIterator[Any]:
@@ -290,6 +292,15 @@ class _MemoryWriter:
 
     def get_write_buffer_size(self) -> int:
         return 0
+
+
+async def _result_line(call_id: Any, response: Any) -> bytes:
+    """The result frame of a unary call; JSON built in a worker thread for a large response."""
+
+    def build() -> bytes:
+        return splice_result(result_prefix(call_id), dumps(to_json(response)))
+
+    return build() if response.ByteSize() <= INLINE_JSON_BYTES else await asyncio.to_thread(build)
 
 
 class CtlServer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from ktrdrd.services.registry import Call
 
 EVENT_CACHE_SIZE = 8192  # event responses kept for sharing (≥ the fan-out ring's 2 × 4096)
 DONE_CACHE_SIZE = 1024  # GetOperation responses of finished operations kept
+INLINE_RECORDS = 16  # ListOperations pages up to this size are converted on the loop (< ~0.5 ms)
 
 
 class OperationsService:
@@ -56,9 +58,14 @@ class OperationsService:
             page_size=request.page_size,
             page_token=request.page_token,
         )
-        return pb.ListOperationsResponse(
-            operations=[operation_to_proto(r) for r in records], next_page_token=token
-        )
+
+        def build() -> pb.ListOperationsResponse:
+            return pb.ListOperationsResponse(
+                operations=[operation_to_proto(r) for r in records], next_page_token=token
+            )
+
+        # ~20 µs per operation: a page larger than INLINE_RECORDS is built off the event loop.
+        return build() if len(records) <= INLINE_RECORDS else await asyncio.to_thread(build)
 
     async def CancelOperation(
         self, request: pb.CancelOperationRequest, call: Call

@@ -1,0 +1,46 @@
+"""Large answers are built off the event loop (ListOperations pages over INLINE_RECORDS, ctl result
+JSON over INLINE_JSON_BYTES) and must be exactly what the inline path gives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from ktrdr.daemon.v1 import operations_pb2 as pb
+from ktrdrd.ctl.protocol import INLINE_JSON_BYTES
+from ktrdrd.ctl.server import CtlServer
+from ktrdrd.services.operations import INLINE_RECORDS, OperationsService
+from ktrdrd.services.registry import Call, Registry
+from tests.support.journal import opened
+from tests.support.kinds import KIND
+
+
+def test_a_large_page_is_complete_ordered_and_identical_over_ctl(db_path: Path, tmp_path: Path) -> None:
+    n = 3 * INLINE_RECORDS
+
+    async def main() -> None:
+        async with opened(db_path) as core:
+            for i in range(n):
+                record = await core.start(KIND, params={"steps": 1, "interval_s": 0}, labels={"i": str(i)})
+                await core.wait(record.name, 10)
+            service = OperationsService(core)
+            direct = await service.ListOperations(pb.ListOperationsRequest(page_size=n), Call("grpc"))
+            assert len(direct.operations) == n
+            assert [op.labels["i"] for op in direct.operations] == [str(i) for i in reversed(range(n))]
+            assert direct.ByteSize() > INLINE_JSON_BYTES  # the ctl side takes its thread path too
+
+            ctl = CtlServer(tmp_path / "ctl.sock", Registry([service]))
+            request = {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "ktrdr.daemon.v1.OperationsService/ListOperations",
+                "params": {"pageSize": n},
+            }
+            (frame,) = await ctl.dispatch(json.dumps(request))
+            expected = json_format.MessageToDict(direct, always_print_fields_with_no_presence=True)
+            assert json.loads(frame) == {"jsonrpc": "2.0", "id": 7, "result": expected}
+
+    asyncio.run(main())
