@@ -300,6 +300,7 @@ def _frame_cost_us(n: int = 3000) -> tuple[dict[str, float], float]:
     """In-process µs to build one event's ctl frame body, step by step (paid once per event: the
     body is shared by every watcher), and to splice it into one watcher's frame (paid per watcher)."""
     from ktrdr.daemon.v1 import operations_pb2 as pb
+    from ktrdr.wire import EventType, OperationState
     from ktrdrd.ctl.protocol import dumps, result_prefix, splice_result, to_json
     from ktrdrd.journal.records import EventRecord
     from ktrdrd.services.convert import event_to_proto
@@ -313,7 +314,14 @@ def _frame_cost_us(n: int = 3000) -> tuple[dict[str, float], float]:
         "metrics": {},
     }
     event = EventRecord(
-        "operations/op_" + "a" * 26, 50, time.time(), "message", "RUNNING", "ticking", progress, "tick 50"
+        operation="operations/op_" + "a" * 26,
+        seq=50,
+        time=time.time(),
+        type=EventType.MESSAGE,
+        state=OperationState.RUNNING,
+        stage="ticking",
+        progress=progress,
+        message="tick 50",
     )
     steps: dict[str, float] = {}
     t0 = time.perf_counter()

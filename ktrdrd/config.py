@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ktrdrd import runtime
+from ktrdr import wire
 
 LOG_FORMATS = ("auto", "json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -56,8 +56,13 @@ class Key:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("runtime_dir", "path", runtime.default_runtime_dir, "directory for grpc.sock, ctl.sock, ktrdrd.lock"),
-    Key("state_dir", "path", runtime.default_state_dir, "directory for ktrdr.db (and data, models)"),
+    Key(
+        "runtime_dir",
+        "path",
+        wire.default_runtime_dir,
+        f"directory for {wire.GRPC_SOCKET}, {wire.CTL_SOCKET}, {wire.LOCK_NAME}",
+    ),
+    Key("state_dir", "path", wire.default_state_dir, f"directory for {wire.DB_NAME} (and data, models)"),
     Key("log_format", "choice", "auto", "auto = JSON unless stderr is a TTY", choices=LOG_FORMATS),
     Key("log_level", "choice", "info", "minimum level logged", choices=LOG_LEVELS),
     Key("shutdown_grace_s", "float", 10.0, "seconds in-flight calls get to finish on stop", minimum=0),

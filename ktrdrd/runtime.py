@@ -11,16 +11,17 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
-from collections.abc import Mapping
 from pathlib import Path
+
+# The file names are wire facts (shared with ktrdrctl); re-exported for the daemon's start-up code.
+from ktrdr.wire import CTL_SOCKET as CTL_SOCKET
+from ktrdr.wire import DB_NAME as DB_NAME
+from ktrdr.wire import GRPC_SOCKET as GRPC_SOCKET
+from ktrdr.wire import LOCK_NAME as LOCK_NAME
 
 RUNTIME_DIR_MODE = 0o750
 STATE_DIR_MODE = 0o750
 SOCKET_MODE = 0o660
-LOCK_NAME = "ktrdrd.lock"
-GRPC_SOCKET = "grpc.sock"
-CTL_SOCKET = "ctl.sock"
-DB_NAME = "ktrdr.db"
 
 
 class StartupError(Exception):
@@ -29,25 +30,6 @@ class StartupError(Exception):
 
 class AlreadyRunning(StartupError):
     """Another ktrdrd holds the lock on this runtime directory."""
-
-
-def default_runtime_dir(env: Mapping[str, str], euid: int) -> str | None:
-    """``/run/ktrdr`` for root, else ``$XDG_RUNTIME_DIR/ktrdr``; None when that variable is unset."""
-    if euid == 0:
-        return "/run/ktrdr"
-    xdg = env.get("XDG_RUNTIME_DIR")
-    return str(Path(xdg) / "ktrdr") if xdg else None
-
-
-def default_state_dir(env: Mapping[str, str], euid: int) -> str | None:
-    """``/var/lib/ktrdr`` for root, else ``$XDG_STATE_HOME/ktrdr`` (``~/.local/state/ktrdr``)."""
-    if euid == 0:
-        return "/var/lib/ktrdr"
-    xdg = env.get("XDG_STATE_HOME")
-    if xdg:
-        return str(Path(xdg) / "ktrdr")
-    home = env.get("HOME")
-    return str(Path(home) / ".local" / "state" / "ktrdr") if home else None
 
 
 def prepare_dir(path: Path, mode: int) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from ktrdrd.errors import INVALID_ARGUMENT, ApiError, invalid_argument
+from ktrdr.wire import FRAME_LIMIT as FRAME_LIMIT  # bytes per frame, newline excluded, both directions
+from ktrdr.wire import StatusCode
+from ktrdrd.errors import ApiError, invalid_argument
 from ktrdrd.services.status import error_data
-
-FRAME_LIMIT = 4 * 1024 * 1024  # bytes per frame, newline excluded, both directions
 
 
 def encode(frame: dict[str, Any]) -> bytes:
@@ -59,7 +59,7 @@ def error_frame(call_id: Any, error: ApiError) -> dict[str, Any]:
 
 def bad_frame(description: str) -> ApiError:
     """INVALID_ARGUMENT for a frame that is not a valid request (reason ``BAD_FRAME``)."""
-    return ApiError(INVALID_ARGUMENT, f"bad frame: {description}", "BAD_FRAME")
+    return ApiError(StatusCode.INVALID_ARGUMENT, f"bad frame: {description}", "BAD_FRAME")
 
 
 #: Result messages above this many bytes (protobuf size) are converted to JSON in a worker thread:

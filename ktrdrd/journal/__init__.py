@@ -1,18 +1,10 @@
 """The operations journal: SQLite store, schema migrations and the single group-committing writer."""
 
 from ktrdrd.journal.errors import JournalOpenError
-from ktrdrd.journal.records import (
-    STATES,
-    TERMINAL_STATES,
-    EventRecord,
-    OperationRecord,
-    empty_progress,
-)
+from ktrdrd.journal.records import EventRecord, OperationRecord, empty_progress
 from ktrdrd.journal.store import Journal
 
 __all__ = [
-    "STATES",
-    "TERMINAL_STATES",
     "EventRecord",
     "Journal",
     "JournalOpenError",

@@ -1,6 +1,7 @@
 """Operation and event records: the values the journal stores and the operations core hands out.
 
-Times are float seconds since the Unix epoch (UTC). ``progress`` is a dict with the keys
+Built with keywords only. States and event types are :mod:`ktrdr.wire`'s enums (equal to the
+plain strings the database holds). Times are float seconds since the Unix epoch (UTC). ``progress`` is a dict with the keys
 ``fraction`` (0..1), ``message``, ``current``, ``total`` (ints, units chosen by the kind),
 ``eta_s`` (seconds or None) and ``metrics`` (str -> float).
 """
@@ -11,10 +12,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-STATES: tuple[str, ...] = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED")
-TERMINAL_STATES: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"})
-EVENT_TYPES: tuple[str, ...] = ("state", "progress", "stage", "message")
-NAME_PREFIX = "operations/"
+from ktrdr.wire import NAME_PREFIX, TERMINAL_STATES, EventType, OperationState
 
 
 def empty_progress() -> dict[str, Any]:
@@ -22,7 +20,7 @@ def empty_progress() -> dict[str, Any]:
     return {"fraction": 0.0, "message": "", "current": 0, "total": 0, "eta_s": None, "metrics": {}}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class OperationRecord:
     """One operation, mirroring proto ``ktrdr.daemon.v1.Operation``.
 
@@ -33,7 +31,7 @@ class OperationRecord:
 
     name: str
     kind: str
-    state: str
+    state: OperationState
     stage: str
     progress: dict[str, Any]
     labels: dict[str, str]
@@ -63,7 +61,7 @@ class OperationRecord:
         return copy.deepcopy(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EventRecord:
     """One journal event of an operation; ``seq`` starts at 1 and increases by 1 per operation.
 
@@ -75,8 +73,8 @@ class EventRecord:
     operation: str
     seq: int
     time: float
-    type: str
-    state: str
+    type: EventType
+    state: OperationState
     stage: str
     progress: dict[str, Any]
     message: str

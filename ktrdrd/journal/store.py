@@ -22,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ktrdr.wire import NAME_PREFIX, TERMINAL_STATES, EventType, OperationState
 from ktrdrd.journal.errors import JournalOpenError
 from ktrdrd.journal.migrations import migrate
 from ktrdrd.journal.preflight import check_existing
-from ktrdrd.journal.records import NAME_PREFIX, TERMINAL_STATES, EventRecord, OperationRecord
+from ktrdrd.journal.records import EventRecord, OperationRecord
 from ktrdrd.journal.writer import Writer, connect
 
 T = TypeVar("T")
@@ -51,7 +52,7 @@ def _op_from_row(row: tuple[Any, ...]) -> OperationRecord:
     return OperationRecord(
         name=NAME_PREFIX + row[0],
         kind=row[1],
-        state=row[2],
+        state=OperationState(row[2]),
         stage=row[3],
         progress=json.loads(row[4]),
         labels=json.loads(row[5]),
@@ -73,8 +74,8 @@ def _event_from_row(row: tuple[Any, ...]) -> EventRecord:
         operation=NAME_PREFIX + row[0],
         seq=row[1],
         time=row[2],
-        type=row[3],
-        state=row[4],
+        type=EventType(row[3]),
+        state=OperationState(row[4]),
         stage=row[5],
         progress=json.loads(row[6]),
         message=row[7],

@@ -1,13 +1,11 @@
 """Operations: kind handlers, the state machine, cancel/wait/watch and restart reload over the journal."""
 
 from ktrdrd.journal import JournalOpenError
-from ktrdrd.journal.records import STATES, TERMINAL_STATES, EventRecord, OperationRecord
+from ktrdrd.journal.records import EventRecord, OperationRecord
 from ktrdrd.operations.context import KindHandler, OperationContext
 from ktrdrd.operations.core import OperationsCore, parse_label_selectors
 
 __all__ = [
-    "STATES",
-    "TERMINAL_STATES",
     "EventRecord",
     "JournalOpenError",
     "KindHandler",

@@ -4,9 +4,11 @@ Every state change, stage, message and (coalesced) progress update becomes an ev
 per-operation seq. Events are delivered to watchers and reflected by ``get`` only once their write
 committed, so whatever anyone has seen is in the database, and seqs are never reused.
 
-States: PENDING → RUNNING → SUCCEEDED | FAILED | CANCELLED. INTERRUPTED (terminal, ``done``) marks an
-operation found PENDING/RUNNING when the journal was opened whose kind has no handler able to
-reattach. A CANCELLED operation carries ``error = {"code": 1 (CANCELLED), ...}``.
+States (:class:`ktrdr.wire.OperationState`): PENDING → RUNNING → SUCCEEDED | FAILED | CANCELLED.
+INTERRUPTED (terminal, ``done``) marks an operation found PENDING/RUNNING when the journal was opened
+whose kind has no handler able to reattach. :data:`TRANSITIONS` is the whole lifecycle; every state
+change goes through :meth:`OperationsCore._set_state`, which checks it (an illegal change is a bug:
+:class:`IllegalTransition`). A CANCELLED operation carries ``error = {"code": 1 (CANCELLED), ...}``.
 
 Idempotent start: a non-empty ``request_id`` names one operation. Starting again with the same
 request id, kind, params, labels and parent returns the existing operation (whatever its state);
@@ -29,16 +31,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ktrdr.wire import NAME_PREFIX, TERMINAL_STATES, EventType, OperationState, StatusCode
 from ktrdrd import errors, logs
 from ktrdrd.journal import Journal
-from ktrdrd.journal.records import (
-    NAME_PREFIX,
-    STATES,
-    TERMINAL_STATES,
-    EventRecord,
-    OperationRecord,
-    empty_progress,
-)
+from ktrdrd.journal.records import EventRecord, OperationRecord, empty_progress
 from ktrdrd.operations import paging
 from ktrdrd.operations.context import KindHandler, OperationContext
 from ktrdrd.operations.fanout import Hub
@@ -51,6 +47,31 @@ MAX_PAGE_SIZE = 1000
 MAX_REQUEST_ID = 128
 MAX_LABEL_KEY = 63
 MAX_LABEL_VALUE = 256
+
+PENDING, RUNNING = OperationState.PENDING, OperationState.RUNNING
+SUCCEEDED, FAILED = OperationState.SUCCEEDED, OperationState.FAILED
+CANCELLED, INTERRUPTED = OperationState.CANCELLED, OperationState.INTERRUPTED
+
+#: The operation lifecycle: each state and the states it may change to. PENDING → RUNNING when the
+#: handler starts; PENDING → CANCELLED when cancelled before it started; → FAILED when the handler
+#: (or the journal) fails; → INTERRUPTED when the daemon restarted and no handler can reattach it.
+#: Terminal states never change.
+TRANSITIONS: dict[OperationState, frozenset[OperationState]] = {
+    PENDING: frozenset({RUNNING, CANCELLED, FAILED, INTERRUPTED}),
+    RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED, INTERRUPTED}),
+    **{state: frozenset() for state in TERMINAL_STATES},
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A state change the lifecycle does not allow: a bug in the core, never a user error."""
+
+
+def check_transition(current: OperationState, target: OperationState) -> OperationState:
+    """``target`` if :data:`TRANSITIONS` allows ``current`` → ``target``; else IllegalTransition."""
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(f"operation state {current} cannot change to {target}")
+    return target
 
 
 @dataclass
@@ -181,12 +202,12 @@ class OperationsCore:
                 )
                 continue
             error = {
-                "code": errors.ABORTED,
+                "code": StatusCode.ABORTED,
                 "message": f"ktrdrd restarted while the operation was {live.current.state}; "
                 f"no handler for kind {live.current.kind!r} can reattach it",
                 "reason": "DAEMON_RESTARTED",
             }
-            endings.append(self._finish(live, "INTERRUPTED", error, None))
+            endings.append(self._finish(live, INTERRUPTED, error, None))
         if endings:
             await asyncio.gather(*(asyncio.shield(ending) for ending in endings))
 
@@ -225,7 +246,7 @@ class OperationsCore:
         if not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID:
             raise errors.invalid_argument("request_id", f"expected a string of ≤ {MAX_REQUEST_ID} chars")
         if self._closing:
-            raise errors.ApiError(errors.UNAVAILABLE, "ktrdrd is shutting down", "SHUTTING_DOWN")
+            raise errors.ApiError(StatusCode.UNAVAILABLE, "ktrdrd is shutting down", "SHUTTING_DOWN")
         # A task, so that a caller cancelled mid-way cannot leave a journaled operation without a runner.
         creation = asyncio.ensure_future(self._create(kind, handler, params, labels, parent, request_id))
         return await asyncio.shield(creation)
@@ -253,7 +274,7 @@ class OperationsCore:
     ) -> tuple[list[OperationRecord], str]:
         """One page of operations matching every filter, newest first, and the next page token ("" at end).
 
-        ``states``: state names (``RUNNING``...); ``labels``: exact ``key=value`` matches (all must hold);
+        ``states``: state names (``RUNNING``...; :class:`OperationState` or plain strings); ``labels``: exact ``key=value`` matches (all must hold);
         ``page_size`` 0 → 100, capped at 1000. INVALID_ARGUMENT names the bad field.
         """
         if not isinstance(page_size, int) or page_size < 0:
@@ -261,10 +282,9 @@ class OperationsCore:
         page_size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         state_list = sorted(set(states))
         for state in state_list:
-            if state not in STATES:
-                raise errors.invalid_argument(
-                    "state", f"unknown state {state!r} (expected one of {', '.join(STATES)})"
-                )
+            if state not in OperationState.__members__:
+                known = ", ".join(OperationState.__members__)
+                raise errors.invalid_argument("state", f"unknown state {state!r} (expected one of {known})")
         labels = validate_labels(labels)
         if parent:
             parent = NAME_PREFIX + parse_name(parent, "parent")
@@ -299,7 +319,7 @@ class OperationsCore:
             )
         orphans = [self._request_cancel(live)]
         orphans += [self._request_cancel(child) for child in self._children(live.current.name)]
-        endings = [self._finish(orphan, "CANCELLED", None, None) for orphan in orphans if orphan is not None]
+        endings = [self._finish(orphan, CANCELLED, None, None) for orphan in orphans if orphan is not None]
         if endings:
             await asyncio.gather(*(asyncio.shield(ending) for ending in endings))
         return live.acked.copy()
@@ -432,24 +452,33 @@ class OperationsCore:
         name = NAME_PREFIX + self._ids.new_id()
         progress = empty_progress()
         rec = OperationRecord(
-            name,
-            kind,
-            "PENDING",
-            "",
-            progress,
-            labels,
-            parent,
-            request_id,
-            now,
-            None,
-            now,
-            None,
-            None,
-            None,
-            1,
-            params,
+            name=name,
+            kind=kind,
+            state=PENDING,
+            stage="",
+            progress=progress,
+            labels=labels,
+            parent=parent,
+            request_id=request_id,
+            create_time=now,
+            start_time=None,
+            update_time=now,
+            end_time=None,
+            error=None,
+            result=None,
+            last_seq=1,
+            params=params,
         )
-        first = EventRecord(name, 1, now, "state", "PENDING", "", progress, "")
+        first = EventRecord(
+            operation=name,
+            seq=1,
+            time=now,
+            type=EventType.STATE,
+            state=PENDING,
+            stage="",
+            progress=progress,
+            message="",
+        )
         existing = await self._journal.insert_operation(rec, first)
         if existing is not None:
             return self._same_request(existing, kind, params, labels, parent)
@@ -473,7 +502,7 @@ class OperationsCore:
         theirs = (existing.kind, _canonical(existing.params), existing.labels, existing.parent)
         if mine != theirs:
             raise errors.ApiError(
-                errors.ALREADY_EXISTS,
+                StatusCode.ALREADY_EXISTS,
                 f"request_id {existing.request_id!r} was already used by {existing.name} "
                 "with a different kind, params, labels or parent",
                 "REQUEST_ID_REUSED",
@@ -489,7 +518,7 @@ class OperationsCore:
             snapshot=lambda: live.current.copy(),
             set_stage=partial(self._set_stage, live),
             progress=partial(self._set_progress, live),
-            message=partial(self._write, live, "message"),
+            message=partial(self._write, live, EventType.MESSAGE),
             flush=partial(self._flush, live),
         )
         return live
@@ -503,58 +532,67 @@ class OperationsCore:
         error: dict[str, Any] | None = None
         try:
             if not ctx.cancelled.is_set():
-                if live.current.state == "PENDING":
-                    live.current.state = "RUNNING"
+                if live.current.state == PENDING:
+                    self._set_state(live, RUNNING)
                     live.current.start_time = time.time()
-                    await self._write(live, "state")
+                    await self._write(live, EventType.STATE)
                 result = await (handler.reattach(ctx) if reattach else handler.run(ctx))
-            state = "CANCELLED" if ctx.cancelled.is_set() else "SUCCEEDED"
+            state = CANCELLED if ctx.cancelled.is_set() else SUCCEEDED
         except asyncio.CancelledError:
             if self._closing:
                 raise
-            state = "CANCELLED"
+            state = CANCELLED
         except errors.ApiError as exc:
-            state, error = "FAILED", {"code": exc.code, "message": exc.message, "reason": exc.reason}
+            state, error = FAILED, {"code": exc.code, "message": exc.message, "reason": exc.reason}
         except Exception as exc:
             log.exception("operation handler failed", extra={"operation": live.current.name})
-            state = "FAILED"
+            state = FAILED
             error = {
-                "code": errors.INTERNAL,
+                "code": StatusCode.INTERNAL,
                 "message": f"{type(exc).__name__}: {exc}",
                 "reason": "HANDLER_ERROR",
             }
-        if state == "SUCCEEDED" and result is not None:
+        if state == SUCCEEDED and result is not None:
             try:
                 if not isinstance(result, dict):
                     raise TypeError(f"expected a dict or None, got {type(result).__name__}")
                 result = json.loads(json.dumps(result))
             except (TypeError, ValueError) as exc:
-                state, result = "FAILED", None
+                state, result = FAILED, None
                 error = {
-                    "code": errors.INTERNAL,
+                    "code": StatusCode.INTERNAL,
                     "message": f"handler result is not JSON ({exc})",
                     "reason": "BAD_RESULT",
                 }
-        await asyncio.shield(self._finish(live, state, error, result if state == "SUCCEEDED" else None))
+        await asyncio.shield(self._finish(live, state, error, result if state == SUCCEEDED else None))
+
+    def _set_state(self, live: _Live, state: OperationState) -> None:
+        """Change the operation's state: the one place that does, after checking :data:`TRANSITIONS`."""
+        live.current.state = check_transition(live.current.state, state)
 
     def _finish(
-        self, live: _Live, state: str, error: dict[str, Any] | None, result: dict[str, Any] | None
+        self,
+        live: _Live,
+        state: OperationState,
+        error: dict[str, Any] | None,
+        result: dict[str, Any] | None,
     ) -> asyncio.Future[None]:
         """Record the terminal ``state``; the future resolves once it is committed."""
         if live.kill_timer is not None:
             live.kill_timer.cancel()
         cur = live.current
-        if state == "CANCELLED":
+        self._set_state(live, state)
+        if state == CANCELLED:
             error = {
-                "code": errors.CANCELLED,
+                "code": StatusCode.CANCELLED,
                 "message": "the operation was cancelled",
                 "reason": "CANCELLED",
             }
-        if state == "SUCCEEDED":
+        if state == SUCCEEDED:
             cur.progress = {**cur.progress, "fraction": 1.0}
-        cur.state, cur.error, cur.result, cur.end_time = state, error, result, time.time()
+        cur.error, cur.result, cur.end_time = error, result, time.time()
         log.info("operation %s", state.lower(), extra={"operation": cur.name})
-        return self._submit(live, "state")
+        return self._submit(live, EventType.STATE)
 
     def _request_cancel(self, live: _Live) -> _Live | None:
         """Set the cancel flag; returns ``live`` when no task runs it (then the caller ends it)."""
@@ -571,7 +609,7 @@ class OperationsCore:
 
     # ---- events ----------------------------------------------------------------------------------
 
-    def _submit(self, live: _Live, type_: str, message: str = "") -> asyncio.Future[None]:
+    def _submit(self, live: _Live, type_: EventType, message: str = "") -> asyncio.Future[None]:
         """Give ``live.current`` the next seq and queue it with its event; acknowledged on commit."""
         if live.progress_timer is not None:  # this event carries the latest progress anyway
             live.progress_timer.cancel()
@@ -580,7 +618,16 @@ class OperationsCore:
         now = time.time()
         cur.last_seq += 1
         cur.update_time = now
-        event = EventRecord(cur.name, cur.last_seq, now, type_, cur.state, cur.stage, cur.progress, message)
+        event = EventRecord(
+            operation=cur.name,
+            seq=cur.last_seq,
+            time=now,
+            type=type_,
+            state=cur.state,
+            stage=cur.stage,
+            progress=cur.progress,
+            message=message,
+        )
         snapshot = dataclasses.replace(cur)
         future = self._journal.write_event(event, snapshot)
         future.add_done_callback(partial(self._acknowledged, live, event, snapshot))
@@ -600,7 +647,7 @@ class OperationsCore:
             live.done.set()
             self._active.pop(snapshot.id, None)
 
-    async def _write(self, live: _Live, type_: str, message: str = "") -> int:
+    async def _write(self, live: _Live, type_: EventType, message: str = "") -> int:
         if live.current.done:
             raise RuntimeError(f"{live.current.name} is done; no more events")
         future = self._submit(live, type_, message)
@@ -610,7 +657,7 @@ class OperationsCore:
 
     async def _set_stage(self, live: _Live, stage: str) -> int:
         live.current.stage = stage
-        return await self._write(live, "stage")
+        return await self._write(live, EventType.STAGE)
 
     def _set_progress(
         self,
@@ -647,7 +694,7 @@ class OperationsCore:
         if live.current.done:
             return
         live.last_progress_write = asyncio.get_running_loop().time()
-        self._submit(live, "progress")
+        self._submit(live, EventType.PROGRESS)
 
     async def _flush(self, live: _Live) -> int:
         if live.progress_timer is not None:

@@ -16,7 +16,8 @@ import asyncio
 import bisect
 from collections.abc import Callable
 
-from ktrdrd.journal.records import TERMINAL_STATES, EventRecord
+from ktrdr.wire import TERMINAL_STATES
+from ktrdrd.journal.records import EventRecord
 
 DEFAULT_CAPACITY = 4096
 MAX_SLICE = 512

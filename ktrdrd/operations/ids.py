@@ -1,4 +1,4 @@
-"""Operation ids: ``op_`` + 26 lowercase Crockford base32 characters, sortable by creation time.
+"""Operation ids (the form is :data:`ktrdr.wire.ID_PATTERN`), sortable by creation time.
 
 The 128 bits are a 48-bit millisecond Unix timestamp followed by 80 random bits (the ULID layout).
 Within one millisecond of one process the random part is incremented, so ids of one process are
@@ -7,15 +7,12 @@ strictly increasing and string order == creation order.
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 
+from ktrdr.wire import ID_ALPHABET, ID_PREFIX, parse_operation
 from ktrdrd import errors
-from ktrdrd.journal.records import NAME_PREFIX
 
-ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-ID_RE = re.compile(r"op_[0-9a-hjkmnp-tv-z]{26}")
 _RANDOM_BITS = 80
 
 
@@ -36,13 +33,13 @@ class IdGenerator:
             if self._last_random >> _RANDOM_BITS:
                 self._last_ms, self._last_random = self._last_ms + 1, 0
         value = (self._last_ms << _RANDOM_BITS) | self._last_random
-        chars = [ALPHABET[(value >> shift) & 31] for shift in range(125, -5, -5)]
-        return "op_" + "".join(chars)
+        chars = [ID_ALPHABET[(value >> shift) & 31] for shift in range(125, -5, -5)]
+        return ID_PREFIX + "".join(chars)
 
 
 def parse_name(name: str, field: str = "name") -> str:
     """The id of ``operations/op_...`` (a bare ``op_...`` is accepted too); INVALID_ARGUMENT otherwise."""
-    op_id = name.removeprefix(NAME_PREFIX)
-    if not ID_RE.fullmatch(op_id):
+    op_id = parse_operation(name) if isinstance(name, str) else None
+    if op_id is None:
         raise errors.invalid_argument(field, f"{name!r} is not an operation name (operations/op_<26 base32>)")
     return op_id

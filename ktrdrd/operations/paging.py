@@ -11,8 +11,8 @@ import hashlib
 import json
 from typing import Any
 
+from ktrdr.wire import ID_PATTERN
 from ktrdrd import errors
-from ktrdrd.operations.ids import ID_RE
 
 
 def filter_digest(filters: dict[str, Any]) -> str:
@@ -35,7 +35,7 @@ def decode(token: str, filters: dict[str, Any]) -> str:
         last_id, digest = data["after"], data["f"]
     except (binascii.Error, ValueError, TypeError, KeyError) as exc:
         raise errors.invalid_argument("page_token", "not a token returned by ListOperations") from exc
-    if not isinstance(last_id, str) or not ID_RE.fullmatch(last_id):
+    if not isinstance(last_id, str) or not ID_PATTERN.fullmatch(last_id):
         raise errors.invalid_argument("page_token", "not a token returned by ListOperations")
     if digest != filter_digest(filters):
         raise errors.invalid_argument("page_token", "the token was issued for different filters")

@@ -15,25 +15,23 @@ from google.rpc import status_pb2
 
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import operations_pb2
+from ktrdr.wire import EVENT_ENUM_PREFIX, STATE_ENUM_PREFIX, OperationState
 from ktrdrd.errors import invalid_argument
 from ktrdrd.services.status import error_info
 
 log = logging.getLogger(__name__)
 
-_STATE_PREFIX = "OPERATION_STATE_"
-_EVENT_PREFIX = "OPERATION_EVENT_TYPE_"
+
+def state_to_proto(state: OperationState) -> int:
+    return operations_pb2.OperationState.Value(STATE_ENUM_PREFIX + state)
 
 
-def state_to_proto(state: str) -> int:
-    return operations_pb2.OperationState.Value(_STATE_PREFIX + state)
-
-
-def state_from_proto(value: int, field: str) -> str:
+def state_from_proto(value: int, field: str) -> OperationState:
     """Core state name of an enum value; INVALID_ARGUMENT naming ``field`` for UNSPECIFIED/unknown."""
     known = operations_pb2.OperationState.values()
     if value == operations_pb2.OPERATION_STATE_UNSPECIFIED or value not in known:
         raise invalid_argument(field, f"not an operation state: {value}")
-    return operations_pb2.OperationState.Name(value).removeprefix(_STATE_PREFIX)
+    return OperationState(operations_pb2.OperationState.Name(value).removeprefix(STATE_ENUM_PREFIX))
 
 
 def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
@@ -114,7 +112,7 @@ def event_to_proto(event: Any) -> operations_pb2.OperationEvent:
         operation=event.operation,
         seq=event.seq,
         time=timestamp(event.time),
-        type=operations_pb2.OperationEventType.Value(_EVENT_PREFIX + event.type.upper()),
+        type=operations_pb2.OperationEventType.Value(EVENT_ENUM_PREFIX + event.type.upper()),
         state=state_to_proto(event.state),
         stage=event.stage,
         progress=progress_to_proto(event.progress),

@@ -16,7 +16,8 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from ktrdrd.errors import INTERNAL, ApiError
+from ktrdr.wire import StatusCode
+from ktrdrd.errors import ApiError
 from ktrdrd.services.registry import Call, MethodSpec, Registry
 from ktrdrd.services.status import to_status
 
@@ -32,7 +33,9 @@ def _as_api_error(spec: MethodSpec, exc: Exception) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     log.exception("unexpected error in %s", spec.full_name)
-    return ApiError(INTERNAL, f"internal error in {spec.full_name}: {type(exc).__name__}", "INTERNAL")
+    return ApiError(
+        StatusCode.INTERNAL, f"internal error in {spec.full_name}: {type(exc).__name__}", "INTERNAL"
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:

@@ -26,7 +26,8 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import strategies_pb2 as pb
-from ktrdrd.errors import INVALID_ARGUMENT, ApiError, FieldViolation, invalid_argument
+from ktrdr.wire import StatusCode
+from ktrdrd.errors import ApiError, FieldViolation, invalid_argument
 from ktrdrd.services.registry import Call
 
 #: ``source_name`` used in messages when the request leaves it empty.
@@ -140,7 +141,7 @@ def _invalid(messages: list[str]) -> ApiError:
     violations = [FieldViolation("source.content", m) for m in messages]
     noun = "error" if len(messages) == 1 else "errors"
     return ApiError(
-        INVALID_ARGUMENT,
+        StatusCode.INVALID_ARGUMENT,
         f"source.content: invalid strategy ({len(messages)} {noun})",
         "STRATEGY_INVALID",
         violations,

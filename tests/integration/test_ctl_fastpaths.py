@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 
 from ktrdr.daemon.v1 import operations_pb2 as pb
+from ktrdr.wire import EventType, OperationState
 from ktrdrd.ctl.protocol import BodyCache, dumps, encode, result_frame, result_prefix, splice_result, to_json
 from ktrdrd.journal.records import EventRecord
 from ktrdrd.operations.fanout import Hub
 from ktrdrd.services.convert import event_to_proto
 
 
-def _event(seq: int, state: str = "RUNNING") -> EventRecord:
+def _event(seq: int, state: OperationState = OperationState.RUNNING) -> EventRecord:
     progress = {
         "fraction": 0.25,
         "message": "m",
@@ -22,7 +23,14 @@ def _event(seq: int, state: str = "RUNNING") -> EventRecord:
         "metrics": {"loss": 0.5},
     }
     return EventRecord(
-        "operations/op_" + "a" * 26, seq, 1_700_000_000.123456, "progress", state, "fit", progress, "é"
+        operation="operations/op_" + "a" * 26,
+        seq=seq,
+        time=1_700_000_000.123456,
+        type=EventType.PROGRESS,
+        state=state,
+        stage="fit",
+        progress=progress,
+        message="é",
     )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ktrdr.wire import StatusCode
 from ktrdrd import errors
 from ktrdrd.operations import OperationContext, OperationsCore
 
@@ -50,7 +51,7 @@ class Ticker:
                 return None
             if fail_at is not None and step == int(fail_at):
                 raise errors.ApiError(
-                    errors.ABORTED, f"ticker failed at step {step} as asked", "TICKER_FAILED"
+                    StatusCode.ABORTED, f"ticker failed at step {step} as asked", "TICKER_FAILED"
                 )
             await ctx.progress(current=step, total=steps, message=f"step {step}/{steps}")
             if ctx.params.get("messages", False):

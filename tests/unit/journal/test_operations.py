@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ktrdr.wire import StatusCode
 from ktrdrd import errors
 from ktrdrd.operations import OperationContext, OperationsCore
 from ktrdrd.operations.ids import IdGenerator
@@ -65,7 +66,7 @@ def test_failure_records_error(db_path: Path) -> None:
             done = await core.wait(rec.name, 10)
             assert done.state == "FAILED"
             assert done.error == {
-                "code": errors.ABORTED,
+                "code": StatusCode.ABORTED,
                 "message": "ticker failed at step 3 as asked",
                 "reason": "TICKER_FAILED",
             }
@@ -91,7 +92,7 @@ def test_unexpected_exception_and_bad_result_fail(db_path: Path) -> None:
             core.register_kind("bad", BadResult())
             crashed = await core.wait((await core.start("crash", params={})).name, 10)
             assert crashed.state == "FAILED"
-            assert crashed.error["code"] == errors.INTERNAL and crashed.error["reason"] == "HANDLER_ERROR"
+            assert crashed.error["code"] == StatusCode.INTERNAL and crashed.error["reason"] == "HANDLER_ERROR"
             assert "KeyError" in crashed.error["message"]
             bad = await core.wait((await core.start("bad", params={})).name, 10)
             assert bad.state == "FAILED" and bad.error["reason"] == "BAD_RESULT"
@@ -117,7 +118,7 @@ def test_bad_start_arguments_name_the_field(db_path: Path) -> None:
                 kind = kwargs.pop("kind")
                 with pytest.raises(errors.ApiError) as info:
                     await core.start(kind, **kwargs)
-                assert info.value.code == errors.INVALID_ARGUMENT
+                assert info.value.code == StatusCode.INVALID_ARGUMENT
                 assert [v.field for v in info.value.violations] == [field]
             ops, _ = await core.list()
             assert ops == []
@@ -130,10 +131,10 @@ def test_get_unknown_and_malformed(db_path: Path) -> None:
         async with opened(db_path) as core:
             with pytest.raises(errors.ApiError) as info:
                 await core.get("operations/op_" + "0" * 26)
-            assert info.value.code == errors.NOT_FOUND
+            assert info.value.code == StatusCode.NOT_FOUND
             with pytest.raises(errors.ApiError) as info:
                 await core.get("operations/../../etc")
-            assert info.value.code == errors.INVALID_ARGUMENT
+            assert info.value.code == StatusCode.INVALID_ARGUMENT
             assert info.value.violations[0].field == "name"
 
     run(scenario())
@@ -152,7 +153,7 @@ def test_start_is_idempotent_on_request_id(db_path: Path) -> None:
             assert again.name == done.name and again.state == "SUCCEEDED"
             with pytest.raises(errors.ApiError) as info:
                 await core.start("test.ticker", params={"steps": 3}, request_id="req-1")
-            assert info.value.code == errors.ALREADY_EXISTS and info.value.reason == "REQUEST_ID_REUSED"
+            assert info.value.code == StatusCode.ALREADY_EXISTS and info.value.reason == "REQUEST_ID_REUSED"
             other = await core.start("test.ticker", params=params, request_id="req-2")
             assert other.name != done.name
             ops, _ = await core.list()
@@ -205,7 +206,7 @@ def test_list_filters_and_paging(db_path: Path) -> None:
             for bad in ("garbage!", "eyJhIjoxfQ", token[:-3]):
                 with pytest.raises(errors.ApiError) as info:
                     await core.list(page_token=bad)
-                assert info.value.code == errors.INVALID_ARGUMENT
+                assert info.value.code == StatusCode.INVALID_ARGUMENT
                 assert info.value.violations[0].field == "page_token"
             for kwargs, field in (
                 ({"states": ["DONE"]}, "state"),
@@ -230,13 +231,13 @@ def test_cancel_cascades_and_refuses_when_done(db_path: Path) -> None:
             for name in (parent.name, child.name):
                 done = await core.wait(name, 10)
                 assert done.state == "CANCELLED"
-                assert done.error["code"] == errors.CANCELLED
+                assert done.error["code"] == StatusCode.CANCELLED
             with pytest.raises(errors.ApiError) as info:
                 await core.cancel(parent.name)
-            assert info.value.code == errors.FAILED_PRECONDITION and info.value.reason == "OPERATION_DONE"
+            assert info.value.code == StatusCode.FAILED_PRECONDITION and info.value.reason == "OPERATION_DONE"
             with pytest.raises(errors.ApiError) as info:
                 await core.cancel("operations/op_" + "1" * 26)
-            assert info.value.code == errors.NOT_FOUND
+            assert info.value.code == StatusCode.NOT_FOUND
 
     run(scenario())
 
@@ -270,16 +271,19 @@ def test_delete_only_done_operations(db_path: Path) -> None:
             running = await core.start("test.ticker", params=SLOW)
             with pytest.raises(errors.ApiError) as info:
                 await core.delete(running.name)
-            assert info.value.code == errors.FAILED_PRECONDITION and info.value.reason == "OPERATION_NOT_DONE"
+            assert (
+                info.value.code == StatusCode.FAILED_PRECONDITION
+                and info.value.reason == "OPERATION_NOT_DONE"
+            )
             finished = await core.start("test.ticker", params={"steps": 3, "interval_s": 0}, request_id="r")
             await core.wait(finished.name, 10)
             await core.delete(finished.name)
             with pytest.raises(errors.ApiError) as info:
                 await core.get(finished.name)
-            assert info.value.code == errors.NOT_FOUND
+            assert info.value.code == StatusCode.NOT_FOUND
             with pytest.raises(errors.ApiError) as info:
                 await core.delete(finished.name)
-            assert info.value.code == errors.NOT_FOUND
+            assert info.value.code == StatusCode.NOT_FOUND
             again = await core.start("test.ticker", params={"steps": 3, "interval_s": 0}, request_id="r")
             assert again.name != finished.name  # the request id is free again
             await core.cancel(running.name)

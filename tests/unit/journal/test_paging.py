@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from ktrdr.wire import StatusCode
 from ktrdrd import errors
 from ktrdrd.operations import paging
 
@@ -29,7 +30,7 @@ def test_round_trip() -> None:
 def test_bad_tokens(token: str) -> None:
     with pytest.raises(errors.ApiError) as info:
         paging.decode(token, FILTERS)
-    assert info.value.code == errors.INVALID_ARGUMENT
+    assert info.value.code == StatusCode.INVALID_ARGUMENT
     assert info.value.violations[0].field == "page_token"
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ktrdr.wire import EventType, OperationState
 from ktrdrd.journal import Journal
 from ktrdrd.journal.records import EventRecord, OperationRecord, empty_progress
 
@@ -16,9 +17,37 @@ def _record(op_id: str) -> tuple[OperationRecord, EventRecord]:
     now = time.time()
     name = "operations/" + op_id
     rec = OperationRecord(
-        name, "k", "PENDING", "", empty_progress(), {}, "", "", now, None, now, None, None, None, 1, {}
+        name=name,
+        kind="k",
+        state=OperationState.PENDING,
+        stage="",
+        progress=empty_progress(),
+        labels={},
+        parent="",
+        request_id="",
+        create_time=now,
+        start_time=None,
+        update_time=now,
+        end_time=None,
+        error=None,
+        result=None,
+        last_seq=1,
     )
-    return rec, EventRecord(name, 1, now, "state", "PENDING", "", empty_progress(), "")
+    return rec, event(name, 1, OperationState.PENDING, rec.progress)
+
+
+def event(name: str, seq: int, state: OperationState, progress: dict[str, Any]) -> EventRecord:
+    """A state event of ``name``."""
+    return EventRecord(
+        operation=name,
+        seq=seq,
+        time=time.time(),
+        type=EventType.STATE,
+        state=state,
+        stage="",
+        progress=progress,
+        message="",
+    )
 
 
 def test_point_read_sees_each_commit_and_delete_without_the_reader_thread(db_path: Path) -> None:
@@ -37,11 +66,10 @@ def test_point_read_sees_each_commit_and_delete_without_the_reader_thread(db_pat
             rec, first = _record(op_id)
             assert await journal.insert_operation(rec, first) is None
             assert (await journal.get_operation(op_id)).state == "PENDING"
-            for seq, state in ((2, "RUNNING"), (3, "SUCCEEDED")):
+            for seq, state in ((2, OperationState.RUNNING), (3, OperationState.SUCCEEDED)):
                 rec.state, rec.last_seq = state, seq
                 rec.end_time = time.time() if state == "SUCCEEDED" else None
-                event = EventRecord(rec.name, seq, time.time(), "state", state, "", rec.progress, "")
-                await journal.write_event(event, rec)
+                await journal.write_event(event(rec.name, seq, state, rec.progress), rec)
                 got = await journal.get_operation(op_id)
                 assert (got.state, got.last_seq) == (state, seq)
             assert await journal.delete_operation(op_id) == "deleted"

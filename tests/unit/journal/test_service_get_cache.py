@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ktrdr.daemon.v1 import operations_pb2 as pb
-from ktrdrd.errors import NOT_FOUND, ApiError
+from ktrdr.wire import StatusCode
+from ktrdrd.errors import ApiError
 from ktrdrd.services.operations import OperationsService
 from ktrdrd.services.registry import Call
 from tests.support.journal import opened
@@ -37,7 +38,7 @@ def test_delete_evicts_the_cached_answer(db_path: Path) -> None:
             await service.DeleteOperation(pb.DeleteOperationRequest(name=name), CALL)
             with pytest.raises(ApiError) as err:
                 await service.GetOperation(pb.GetOperationRequest(name=name), CALL)
-            assert err.value.code == NOT_FOUND
+            assert err.value.code == StatusCode.NOT_FOUND
 
     asyncio.run(main())
 
@@ -51,6 +52,6 @@ def test_retention_evicts_the_cached_answer(db_path: Path) -> None:
             assert await core.apply_retention() == 1
             with pytest.raises(ApiError) as err:
                 await service.GetOperation(pb.GetOperationRequest(name=name), CALL)
-            assert err.value.code == NOT_FOUND
+            assert err.value.code == StatusCode.NOT_FOUND
 
     asyncio.run(main())

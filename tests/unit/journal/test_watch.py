@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ktrdr.wire import EventType, OperationState, StatusCode
 from ktrdrd import errors
 from ktrdrd.journal.records import EventRecord, OperationRecord
 from ktrdrd.operations import OperationsCore, fanout
@@ -89,7 +90,7 @@ def test_watch_unknown_operation(db_path: Path) -> None:
         async with opened(db_path) as core:
             with pytest.raises(errors.ApiError) as info:
                 await collect(core, "operations/op_" + "2" * 26)
-            assert info.value.code == errors.NOT_FOUND
+            assert info.value.code == StatusCode.NOT_FOUND
 
     asyncio.run(scenario())
 
@@ -99,7 +100,16 @@ def test_hub_ring_and_wakeups() -> None:
         hub = fanout.Hub(0, capacity=3)
 
         def event(seq: int) -> EventRecord:
-            return EventRecord("operations/x", seq, 0.0, "message", "RUNNING", "", {}, str(seq))
+            return EventRecord(
+                operation="operations/x",
+                seq=seq,
+                time=0.0,
+                type=EventType.MESSAGE,
+                state=OperationState.RUNNING,
+                stage="",
+                progress={},
+                message=str(seq),
+            )
 
         assert hub.since(0) == []
         waiter = asyncio.create_task(hub.wait())
