@@ -52,10 +52,10 @@ def _run(argv: list[str] | None) -> int:
         rv = cli.main(args=argv, prog_name="ktrdrctl", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("ktrdrctl: interrupted", err=True)
-        return exits.INTERRUPTED
+        return exits.CTRL_C
     except KeyboardInterrupt:
         click.echo("\nktrdrctl: interrupted", err=True)
-        return exits.INTERRUPTED
+        return exits.CTRL_C
     except click.ClickException as e:
         e.show()
         return e.exit_code

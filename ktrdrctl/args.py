@@ -1,6 +1,7 @@
 """Parsing and checking command-line values before anything is sent to the daemon.
 
-Each parser raises ``click.BadParameter`` (a usage error, exit 2) naming what was expected.
+Each parser raises ``click.BadParameter`` (a usage error, exit 2) naming what was expected. Operation
+ids and states are checked against :mod:`ktrdr.wire`, the forms the daemon accepts.
 """
 
 from __future__ import annotations
@@ -9,36 +10,34 @@ import re
 
 import click
 
-NAME_PREFIX = "operations/"
-STATE_PREFIX = "OPERATION_STATE_"
-#: Operation states a user may filter by, in lifecycle order.
-STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED")
+from ktrdr import wire
 
-_ID_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _LABEL_KEY_RE = re.compile(r"[A-Za-z0-9_./-]+")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)?")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def operation_name(text: str) -> str:
-    """``op_x`` or ``operations/op_x`` → ``operations/op_x``."""
-    op_id = text.removeprefix(NAME_PREFIX)
-    if not _ID_RE.fullmatch(op_id):
+    """``op_x`` or ``operations/op_x`` → ``operations/op_x``, when ``op_x`` is a well-formed id."""
+    op_id = wire.parse_operation(text)
+    if op_id is None:
+        shown = text if len(text) <= 60 else text[:60] + "…"
         raise click.BadParameter(
-            f"{text!r} is not an operation id; expected op_… or operations/op_… "
-            "(letters, digits, '_', '.', '-')"
+            f"{shown!r} is not an operation id; expected op_ and 26 characters of 0-9 and a-z "
+            "without i, l, o, u (e.g. op_01m8gy9510p9j0h5rbhr2k7wdr), optionally after operations/"
         )
-    return NAME_PREFIX + op_id
+    return wire.operation_name(op_id)
 
 
 def operation_state(text: str) -> str:
     """``running`` / ``RUNNING`` / ``OPERATION_STATE_RUNNING`` → ``OPERATION_STATE_RUNNING``."""
-    short = text.strip().upper().removeprefix(STATE_PREFIX)
+    short = text.strip().upper().removeprefix(wire.STATE_ENUM_PREFIX)
     if short == "CANCELED":
         short = "CANCELLED"
-    if short not in STATES:
-        raise click.BadParameter(f"{text!r} is not a state; expected one of {', '.join(STATES).lower()}")
-    return STATE_PREFIX + short
+    if short not in wire.OperationState.__members__:
+        known = ", ".join(wire.OperationState.__members__).lower()
+        raise click.BadParameter(f"{text!r} is not a state; expected one of {known}")
+    return wire.STATE_ENUM_PREFIX + short
 
 
 def label_selector(text: str) -> str:

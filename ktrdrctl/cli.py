@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ktrdr import wire
 from ktrdrctl import args, exits
 
 if TYPE_CHECKING:
@@ -49,11 +50,12 @@ def session_of(ctx: click.Context) -> Session:
 
 
 def operation_outcome(op: dict[str, Any]) -> None:
-    """Exit 1 (with the error on stderr) when a finished operation did not succeed."""
+    """Exit 1 (with the error on stderr) when a finished operation did not succeed: FAILED,
+    CANCELLED or INTERRUPTED."""
     from ktrdrctl import render
 
     state = render.state_name(op)
-    if state in ("FAILED", "CANCELLED"):
+    if state in wire.UNSUCCESSFUL_STATES:
         detail = render.status_text(op["error"]).removeprefix(state + ": ") if op.get("error") else ""
         detail = f": {detail}" if detail else ""
         raise exits.CliFailure(f"{op.get('name', '')} {state}{detail}", exits.FAILED)
@@ -107,7 +109,7 @@ class LazyGroup(click.Group):
 def cli(runtime_dir: str | None, call_timeout: float) -> None:
     """Control ktrdrd, the ktrdr daemon, over its ctl socket.
 
-    Exit codes: 0 ok; 1 operation failed or cancelled, or another daemon error; 2 usage error;
+    Exit codes: 0 ok; 1 operation failed, cancelled or interrupted, or another daemon error; 2 usage error;
     3 daemon unreachable; 4 not found; 124 `ops wait --timeout` elapsed; 130 interrupted.
     """
 
@@ -235,7 +237,7 @@ def ops_show(ctx: click.Context, operation: str, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def ops_wait(ctx: click.Context, operation: str, timeout: float | None, as_json: bool) -> None:
-    """Wait until an operation is done; exit 1 if it ended FAILED or CANCELLED.
+    """Wait until an operation is done; exit 1 if it ended FAILED, CANCELLED or INTERRUPTED.
 
     If --timeout passes first, exits 124 and the operation keeps running.
     """
@@ -277,7 +279,7 @@ def ops_wait(ctx: click.Context, operation: str, timeout: float | None, as_json:
 @json_option
 @click.pass_context
 def ops_watch(ctx: click.Context, operation: str, after_seq: int, as_json: bool) -> None:
-    """Follow an operation live until it is done; exit 1 if it ends FAILED or CANCELLED.
+    """Follow an operation live until it is done; exit 1 if it ends FAILED, CANCELLED or INTERRUPTED.
 
     On a terminal one progress line is redrawn in place; otherwise one line per event. Ctrl-C
     detaches (the operation keeps running) and prints the command that re-attaches.
@@ -287,7 +289,7 @@ def ops_watch(ctx: click.Context, operation: str, after_seq: int, as_json: bool)
     session = session_of(ctx)
     tracker = watch.Tracker(operation, after_seq)
     view = watch.TtyView(sys.stdout) if sys.stdout.isatty() else watch.LineView(sys.stdout)
-    reattach = session.command("ops", "watch", operation.removeprefix("operations/"), "--after-seq")
+    reattach = session.command("ops", "watch", operation.removeprefix(wire.NAME_PREFIX), "--after-seq")
     request = {"name": operation, "afterSeq": str(after_seq)}
     try:
         for item in session.stream(OPERATIONS + "WatchOperation", request):
@@ -300,7 +302,7 @@ def ops_watch(ctx: click.Context, operation: str, after_seq: int, as_json: bool)
         view.close()
         raise exits.CliFailure(
             f"detached from {operation} (it keeps running); re-attach with: {reattach} {tracker.last_seq}",
-            exits.INTERRUPTED,
+            exits.CTRL_C,
         ) from None
     except exits.CliFailure as e:
         view.close()
@@ -314,7 +316,7 @@ def ops_watch(ctx: click.Context, operation: str, after_seq: int, as_json: bool)
             exits.UNREACHABLE,
         )
     final = tracker.op
-    if tracker.state in ("FAILED", "CANCELLED"):
+    if tracker.state in wire.UNSUCCESSFUL_STATES:
         # Events carry no error status; the operation itself does (unless deleted meanwhile).
         with contextlib.suppress(exits.CliFailure):
             final = session.call(OPERATIONS + "GetOperation", {"name": operation})["operation"]
@@ -380,5 +382,5 @@ def ops_resume(ctx: click.Context, operation: str, request_id: str, as_json: boo
     new_name = response.get("operation", {}).get("name", "")
     click.echo(f"resumed {operation} as {new_name}")
     click.echo(
-        f"  follow it: {session.command('ops', 'watch', new_name.removeprefix('operations/'))}", err=True
+        f"  follow it: {session.command('ops', 'watch', new_name.removeprefix(wire.NAME_PREFIX))}", err=True
     )

@@ -4,7 +4,8 @@ A request is one line ``{"jsonrpc":"2.0","id":N,"method":"pkg.Service/Method","p
 A unary call gets one frame back: ``{"id":N,"result":{…}}`` or ``{"id":N,"error":{"code":…,
 "message":…,"data":{"reason":…,"fieldViolations":[…]}}}``; a server stream gets several ``result``
 frames with the same id and then ``{"id":N,"done":true}`` (or an error frame). Params and results
-are canonical proto3 JSON. Frames are at most ``MAX_FRAME`` bytes.
+are canonical proto3 JSON. Frames are at most :data:`ktrdr.wire.FRAME_LIMIT` bytes; error codes are
+gRPC status code numbers (:class:`ktrdr.wire.StatusCode`).
 
 Failures are split so the CLI can map them onto exit codes: :class:`DaemonUnreachable` (no
 socket, refused, closed mid-call, no answer in time) and :class:`CtlError` (the daemon answered
@@ -23,29 +24,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-MAX_FRAME = 4 * 1024 * 1024
-
-#: gRPC status code numbers → names, for messages.
-CODE_NAMES = {
-    0: "OK",
-    1: "CANCELLED",
-    2: "UNKNOWN",
-    3: "INVALID_ARGUMENT",
-    4: "DEADLINE_EXCEEDED",
-    5: "NOT_FOUND",
-    6: "ALREADY_EXISTS",
-    7: "PERMISSION_DENIED",
-    8: "RESOURCE_EXHAUSTED",
-    9: "FAILED_PRECONDITION",
-    10: "ABORTED",
-    11: "OUT_OF_RANGE",
-    12: "UNIMPLEMENTED",
-    13: "INTERNAL",
-    14: "UNAVAILABLE",
-    15: "DATA_LOSS",
-    16: "UNAUTHENTICATED",
-}
-NOT_FOUND = 5
+from ktrdr.wire import FRAME_LIMIT, code_name
 
 
 class DaemonUnreachable(Exception):
@@ -69,7 +48,7 @@ class CtlError(Exception):
 
     @property
     def code_name(self) -> str:
-        return CODE_NAMES.get(self.code, f"CODE_{self.code}")
+        return code_name(self.code)
 
     @property
     def field_violations(self) -> list[tuple[str, str]]:
@@ -151,8 +130,8 @@ class CtlClient:
         self._next_id += 1
         request = {"jsonrpc": "2.0", "id": call_id, "method": method, "params": params}
         data = json.dumps(request, separators=(",", ":")).encode() + b"\n"
-        if len(data) > MAX_FRAME:
-            raise ValueError(f"request of {len(data)} bytes is over the {MAX_FRAME}-byte frame cap")
+        if len(data) - 1 > FRAME_LIMIT:  # the cap excludes the newline
+            raise ValueError(f"request of {len(data) - 1} bytes is over the {FRAME_LIMIT}-byte frame cap")
         try:
             sock.sendall(data)
         except OSError as e:
@@ -171,7 +150,7 @@ class CtlClient:
             raise DaemonUnreachable(self.path, f"receiving failed: {e.strerror or e}") from None
         if not line:
             raise DaemonUnreachable(self.path, "the daemon closed the connection")
-        if len(line) > MAX_FRAME or not line.endswith(b"\n"):
+        if len(line) - 1 > FRAME_LIMIT or not line.endswith(b"\n"):
             raise DaemonUnreachable(self.path, "the daemon sent an oversized or truncated frame")
         try:
             frame = json.loads(line)
@@ -189,7 +168,7 @@ class CtlClient:
         return frame
 
     def _readline(self) -> bytes:
-        """The next line with its ``\\n``; more than ``MAX_FRAME`` bytes without one, or what was
+        """The next line with its ``\\n``; more than ``FRAME_LIMIT`` bytes without one, or what was
         left when the peer closed (no ``\\n``; empty when nothing was), is returned as is."""
         assert self._sock is not None
         buffer, start = self._buffer, 0
@@ -199,7 +178,7 @@ class CtlClient:
                 line = bytes(buffer[: end + 1])
                 del buffer[: end + 1]
                 return line
-            if len(buffer) > MAX_FRAME:
+            if len(buffer) > FRAME_LIMIT:
                 break
             start = len(buffer)
             chunk = self._sock.recv(65536)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 OK = 0
-#: The operation waited on or watched ended FAILED or CANCELLED; also any other daemon error.
+#: The operation waited on or watched did not succeed: it ended FAILED, CANCELLED or INTERRUPTED
+#: (:data:`ktrdr.wire.UNSUCCESSFUL_STATES`); also any other daemon error.
 FAILED = 1
 #: Bad command line (click's own usage errors use this code too).
 USAGE = 2
@@ -15,8 +16,8 @@ UNREACHABLE = 3
 NOT_FOUND = 4
 #: ``ops wait --timeout`` elapsed before the operation finished (it keeps running).
 WAIT_TIMEOUT = 124
-#: Interrupted by Ctrl-C (SIGINT).
-INTERRUPTED = 130
+#: Interrupted by Ctrl-C (SIGINT): 128 + 2, as shells report it.
+CTRL_C = 130
 
 
 class CliFailure(click.ClickException):

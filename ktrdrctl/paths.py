@@ -1,26 +1,25 @@
 """Where the daemon's sockets are: the same runtime-dir rules as ktrdrd.
 
 Order: ``--runtime-dir`` / ``KTRDR_RUNTIME_DIR`` (click resolves both into one option value), then
-the defaults — ``$XDG_RUNTIME_DIR/ktrdr`` for a normal user and ``/run/ktrdr`` (the systemd
-service's RuntimeDirectory) for root. A normal user whose own default has no ``ctl.sock`` but
-``/run/ktrdr/ctl.sock`` exists talks to the system service. Only ``os.path`` is used (cheap imports).
+the defaults — the daemon's own (:func:`ktrdr.wire.default_runtime_dir`: ``$XDG_RUNTIME_DIR/ktrdr``
+for a normal user, ``/run/ktrdr``, the systemd service's RuntimeDirectory, for root). A normal user
+whose own default has no ``ctl.sock`` but ``/run/ktrdr/ctl.sock`` exists talks to the system
+service. Only ``os.path`` is used (cheap imports).
 """
 
 from __future__ import annotations
 
 import os
 
-SYSTEM_RUNTIME_DIR = "/run/ktrdr"
-CTL_SOCKET = "ctl.sock"
+from ktrdr import wire
 
 
 def default_runtime_dirs() -> list[str]:
     """Candidate runtime dirs, most specific first (the daemon's default for this user first)."""
-    if os.geteuid() == 0:
-        return [SYSTEM_RUNTIME_DIR]
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    # Like ktrdrd, no user default without XDG_RUNTIME_DIR: only the system service remains.
-    return [os.path.join(xdg, "ktrdr"), SYSTEM_RUNTIME_DIR] if xdg else [SYSTEM_RUNTIME_DIR]
+    own = wire.default_runtime_dir(os.environ, os.geteuid())
+    if own is None:  # no XDG_RUNTIME_DIR: no user default (as for ktrdrd), only the system service
+        return [wire.SYSTEM_RUNTIME_DIR]
+    return [own] if own == wire.SYSTEM_RUNTIME_DIR else [own, wire.SYSTEM_RUNTIME_DIR]
 
 
 def resolve_runtime_dir(option: str | None) -> str:
@@ -32,19 +31,19 @@ def resolve_runtime_dir(option: str | None) -> str:
         return os.path.abspath(os.path.expanduser(option))
     candidates = default_runtime_dirs()
     for candidate in candidates:
-        if os.path.exists(os.path.join(candidate, CTL_SOCKET)):
+        if os.path.exists(os.path.join(candidate, wire.CTL_SOCKET)):
             return candidate
     return candidates[0]
 
 
 def ctl_socket(runtime_dir: str) -> str:
     """Path of the ctl socket inside ``runtime_dir``."""
-    return os.path.join(runtime_dir, CTL_SOCKET)
+    return os.path.join(runtime_dir, wire.CTL_SOCKET)
 
 
 def start_command(runtime_dir: str) -> str:
     """The shell command that starts a daemon serving ``runtime_dir``."""
-    if runtime_dir == SYSTEM_RUNTIME_DIR:
+    if runtime_dir == wire.SYSTEM_RUNTIME_DIR:
         return "systemctl start ktrdrd" if os.geteuid() == 0 else "sudo systemctl start ktrdrd"
     import shlex  # only this message needs it
 

@@ -13,18 +13,14 @@ import time
 from datetime import datetime
 from typing import Any
 
-from ktrdrctl.ctl import CODE_NAMES
-
-NAME_PREFIX = "operations/"
-DONE_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
-
+from ktrdr import wire
 
 # -- scalar formatting ---------------------------------------------------------------------------
 
 
 def short_id(name: str) -> str:
     """``operations/op_x`` → ``op_x``."""
-    return name.removeprefix(NAME_PREFIX)
+    return name.removeprefix(wire.NAME_PREFIX)
 
 
 def enum_name(value: str | None, prefix: str) -> str:
@@ -33,7 +29,8 @@ def enum_name(value: str | None, prefix: str) -> str:
 
 
 def state_name(op: dict[str, Any]) -> str:
-    return enum_name(op.get("state"), "OPERATION_STATE_")
+    """``RUNNING`` for ``{"state": "OPERATION_STATE_RUNNING"}``."""
+    return enum_name(op.get("state"), wire.STATE_ENUM_PREFIX)
 
 
 def as_int(value: Any) -> int:
@@ -117,7 +114,7 @@ def labels_text(labels: dict[str, str] | None) -> str:
 def status_text(status: dict[str, Any]) -> str:
     """A ``google.rpc.Status`` → ``FAILED_PRECONDITION: message (reason: X)``."""
     code = int(status.get("code", 2))
-    code_name = CODE_NAMES.get(code, f"CODE_{code}")
+    code_name = wire.code_name(code)
     text = f"{code_name}: {status.get('message', '')}"
     details = status.get("details", [])
     reasons = [

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ktrdr.wire import StatusCode
 from ktrdrctl import exits, paths
-from ktrdrctl.ctl import NOT_FOUND, CtlClient, CtlError, DaemonUnreachable
+from ktrdrctl.ctl import CtlClient, CtlError, DaemonUnreachable
 
 
 class Session:
@@ -71,7 +72,7 @@ class Session:
             elif "ermission denied" in error.reason:
                 lines.append("  the socket is for the daemon's user and group (see docs/operations.md)")
             return exits.CliFailure("\n".join(lines), exits.UNREACHABLE)
-        code = exits.NOT_FOUND if error.code == NOT_FOUND else exits.FAILED
+        code = exits.NOT_FOUND if error.code == StatusCode.NOT_FOUND else exits.FAILED
         return exits.CliFailure(error_text(error), code)
 
 

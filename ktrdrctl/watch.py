@@ -14,9 +14,9 @@ import os
 import time
 from typing import Any, TextIO
 
+from ktrdr import wire
 from ktrdrctl import render
 
-EVENT_PREFIX = "OPERATION_EVENT_TYPE_"
 _ERASE_TO_EOL = "\x1b[K"
 
 
@@ -33,7 +33,7 @@ class Tracker:
 
     @property
     def done(self) -> bool:
-        return bool(self.op.get("done")) or self.state in render.DONE_STATES
+        return bool(self.op.get("done")) or self.state in wire.TERMINAL_STATES
 
     def apply(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """Fold one stream item in; returns the event (None for a snapshot)."""
@@ -50,14 +50,14 @@ class Tracker:
         self.op["lastSeq"] = str(self.last_seq)
         if event.get("time"):
             self.op["updateTime"] = event["time"]
-        if self.state in render.DONE_STATES:
+        if self.state in wire.TERMINAL_STATES:
             self.op["done"] = True
             self.op.setdefault("endTime", event.get("time"))
         return event
 
 
 def event_type(event: dict[str, Any]) -> str:
-    return render.enum_name(event.get("type"), EVENT_PREFIX)
+    return render.enum_name(event.get("type"), wire.EVENT_ENUM_PREFIX)
 
 
 def status_line(op: dict[str, Any]) -> str:
@@ -82,7 +82,7 @@ def header_line(op: dict[str, Any]) -> str:
 def event_note(event: dict[str, Any], previous_state: str, previous_stage: str) -> str:
     """What an event says beyond progress (a message, a state or stage change); "" when nothing."""
     notes = []
-    state = render.enum_name(event.get("state"), "OPERATION_STATE_") if event.get("state") else ""
+    state = render.enum_name(event.get("state"), wire.STATE_ENUM_PREFIX) if event.get("state") else ""
     if state and state != previous_state:
         notes.append(f"state {state}")
     if event_type(event) == "STAGE" and event.get("stage", "") != previous_stage:

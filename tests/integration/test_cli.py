@@ -180,6 +180,27 @@ def test_watch_plain_and_json(daemon) -> None:
     assert failed.returncode == 1 and f"{failing} FAILED: ABORTED" in failed.stderr
 
 
+def test_wait_and_watch_exit_1_for_an_interrupted_operation(daemon_factory) -> None:
+    first = daemon_factory.start()
+    name = start(first, steps=100_000, interval_s=0.05)
+    assert first.stop() == 0  # the ticker stays RUNNING in the journal
+    # Restarted without the test kinds, nothing can reattach the ticker: it ends INTERRUPTED.
+    second = daemon_factory.start(env={"KTRDR_TEST_PLUGINS": ""})
+    waited = ctl(second, "ops", "wait", short(name))
+    assert waited.returncode == 1, waited.stderr
+    assert "state:      INTERRUPTED (done)" in waited.stdout
+    assert f"{name} INTERRUPTED: ABORTED: ktrdrd restarted while the operation was RUNNING" in waited.stderr
+    assert "(reason: DAEMON_RESTARTED)" in waited.stderr
+    as_json = ctl(second, "ops", "wait", name, "--json")
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["operation"]["state"] == "OPERATION_STATE_INTERRUPTED"
+    for argv in (("ops", "watch", name), ("ops", "watch", name, "--json")):
+        watched = ctl(second, *argv)
+        assert watched.returncode == 1, (argv, watched.stderr)
+        assert f"{name} INTERRUPTED: ABORTED" in watched.stderr
+    assert json.loads(watched.stdout.splitlines()[0])["snapshot"]["done"] is True
+
+
 def test_watch_on_a_terminal_detaches_on_ctrl_c_and_reattaches(daemon) -> None:
     name = start(daemon, steps=4000, interval_s=0.05)
     child = PtyProcess("--runtime-dir", str(daemon.runtime_dir), "ops", "watch", short(name))

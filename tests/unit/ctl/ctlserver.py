@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ktrdr.wire import TERMINAL_STATES
+
 REPO = Path(__file__).resolve().parents[3]
 Handler = Callable[[dict[str, Any]], Iterable[dict[str, Any] | bytes]]
 OPS = "ktrdr.daemon.v1.OperationsService/"
@@ -141,7 +143,7 @@ def operation(
         "updateTime": "2026-11-28T14:00:30Z",
         "lastSeq": "3",
     }
-    if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+    if state in TERMINAL_STATES:
         op["done"] = True
         op["endTime"] = "2026-11-28T14:01:01.500Z"
     op.update(fields)

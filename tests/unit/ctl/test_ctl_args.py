@@ -7,19 +7,37 @@ import pytest
 
 from ktrdrctl import args
 
+ID = "op_01m8gy9510p9j0h5rbhr2k7wdr"
+
 
 @pytest.mark.parametrize(
-    ("text", "name"),
-    [("op_01abc", "operations/op_01abc"), ("operations/op_01abc", "operations/op_01abc")],
+    ("text", "name"), [(ID, f"operations/{ID}"), (f"operations/{ID}", f"operations/{ID}")]
 )
 def test_operation_name_accepts_id_or_name(text: str, name: str) -> None:
     assert args.operation_name(text) == name
 
 
-@pytest.mark.parametrize("text", ["", "operations/", "op 1", "a/b", "operations/op_1/x", "op_é"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "operations/",
+        "op 1",
+        "a/b",
+        "op_01abc",  # too short
+        ID + "0",  # too long
+        ID.upper(),  # the daemon's ids are lowercase
+        ID[:-1] + "u",  # not Crockford base32 (no i, l, o, u)
+        f"operations/{ID}/x",
+        f"jobs/{ID}",
+        "op_é",
+        "9" * 5000,
+    ],
+)
 def test_operation_name_rejects_malformed(text: str) -> None:
-    with pytest.raises(click.BadParameter, match="not an operation id"):
+    with pytest.raises(click.BadParameter, match="not an operation id") as info:
         args.operation_name(text)
+    assert len(info.value.message) < 300  # a huge argument is not echoed whole
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from ctlserver import CLOSE, ScriptedServer, error, result, stream
 
-from ktrdrctl.ctl import MAX_FRAME, CtlClient, CtlError, DaemonUnreachable
+from ktrdr.wire import FRAME_LIMIT
+from ktrdrctl.ctl import CtlClient, CtlError, DaemonUnreachable
 
 
 def test_unary_call_sends_jsonrpc_request_and_returns_result(server: ScriptedServer) -> None:
@@ -115,7 +116,7 @@ def test_bad_frames_are_reported(server: ScriptedServer, frames: list[bytes], me
 
 
 def test_oversized_frame_is_refused(server: ScriptedServer) -> None:
-    big = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"x": "a" * MAX_FRAME}}).encode() + b"\n"
+    big = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"x": "a" * FRAME_LIMIT}}).encode() + b"\n"
     server.on("a.v1.S/Get", lambda _: [big])
     with pytest.raises(DaemonUnreachable, match="oversized"):
         CtlClient(str(server.path), timeout=10).call("a.v1.S/Get", {})
@@ -123,5 +124,5 @@ def test_oversized_frame_is_refused(server: ScriptedServer) -> None:
 
 def test_request_over_the_cap_is_not_sent(server: ScriptedServer) -> None:
     with pytest.raises(ValueError, match="frame cap"):
-        CtlClient(str(server.path)).call("a.v1.S/Get", {"x": "a" * MAX_FRAME})
+        CtlClient(str(server.path)).call("a.v1.S/Get", {"x": "a" * FRAME_LIMIT})
     assert server.requests == []

@@ -16,6 +16,7 @@ from ktrdrctl.__main__ import main
 
 OP = "op_01jabcdefghjkmnpqrstvwxyz0"
 NAME = f"operations/{OP}"
+PARENT = "op_01jabcdefghjkmnpqrstvwxyz1"
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +50,7 @@ def test_ops_list_sends_filters_and_prints_table(server: ScriptedServer, capsys)
         server,
         capsys,
         *("ops", "list", "--kind", "train", "--state", "running", "--state", "FAILED"),
-        *("--label", "symbol=EURUSD", "--parent", "op_parent", "--page-size", "5"),
+        *("--label", "symbol=EURUSD", "--parent", PARENT, "--page-size", "5"),
     )
     assert code == 0
     assert server.params_of(OPS + "ListOperations") == [
@@ -58,7 +59,7 @@ def test_ops_list_sends_filters_and_prints_table(server: ScriptedServer, capsys)
                 "kind": "train",
                 "state": ["OPERATION_STATE_RUNNING", "OPERATION_STATE_FAILED"],
                 "label": ["symbol=EURUSD"],
-                "parent": "operations/op_parent",
+                "parent": f"operations/{PARENT}",
             },
             "pageSize": 5,
         }
@@ -168,12 +169,17 @@ def test_runtime_dir_from_environment(server: ScriptedServer, capsys, monkeypatc
         ("SUCCEEDED", 0, ""),
         ("FAILED", 1, f"{NAME} FAILED: INTERNAL: trainer crashed"),
         ("CANCELLED", 1, f"{NAME} CANCELLED"),
+        ("INTERRUPTED", 1, f"{NAME} INTERRUPTED: ABORTED: ktrdrd restarted"),
     ],
 )
 def test_ops_wait_exit_code_follows_the_outcome(
     server: ScriptedServer, capsys, final: str, code: int, message: str
 ) -> None:
-    extra = {"error": {"code": 13, "message": "trainer crashed"}} if final == "FAILED" else {}
+    errors = {
+        "FAILED": {"code": 13, "message": "trainer crashed"},
+        "INTERRUPTED": {"code": 10, "message": "ktrdrd restarted"},
+    }
+    extra = {"error": errors[final]} if final in errors else {}
     server.on(OPS + "WaitOperation", lambda _: result({"operation": operation(OP, final, **extra)}))
     got, out, err = run(server, capsys, "ops", "wait", OP)
     assert got == code

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ktrdr import wire
 from ktrdrctl import paths
 
 
@@ -36,7 +37,7 @@ def test_resolve_prefers_the_option_then_a_default_with_a_socket(
 ) -> None:
     user.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
     system = tmp_path / "system"
-    user.setattr(paths, "SYSTEM_RUNTIME_DIR", str(system))
+    user.setattr(wire, "SYSTEM_RUNTIME_DIR", str(system))
     assert paths.resolve_runtime_dir(str(tmp_path / "given")) == str(tmp_path / "given")
     # No socket anywhere: the user's own default, so the error names it.
     assert paths.resolve_runtime_dir(None) == str(tmp_path / "xdg" / "ktrdr")

@@ -27,10 +27,10 @@ OP = "op_01jabcdefghjkmnpqrstvwxyz0"
 FORBIDDEN = ("grpc", "google.protobuf", "asyncio", "numpy", "pandas", "yaml", "torch")
 
 
-def imported_modules(*args: str) -> list[str]:
+def imported_modules(*args: str, program: tuple[str, ...] = ("-m", "ktrdrctl")) -> list[str]:
     """Run ``python -X importtime -m ktrdrctl ARGS`` (it must exit 0); the module names it imported."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "ktrdrctl", *args],
+        [sys.executable, "-X", "importtime", *program, *args],
         cwd=REPO,
         env=ktrdrctl_env(),
         capture_output=True,
@@ -42,7 +42,7 @@ def imported_modules(*args: str) -> list[str]:
     for line in proc.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
             name = line.rsplit("|", 1)[1].strip()
-            if name != "package":
+            if name != "imported package":
                 names.append(name)
     return names
 
@@ -51,10 +51,21 @@ def forbidden_in(modules: list[str]) -> list[str]:
     return [m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
 
 
-def test_help_imports_only_stdlib_click_and_ktrdrctl() -> None:
+def beyond_stdlib(modules: list[str]) -> set[str]:
+    """The modules that are not the standard library's, nor imported by a bare interpreter here
+    (site hooks of the environment)."""
+    bare = set(imported_modules(program=("-c", "pass")))
+    return {m for m in modules if m not in bare and m.split(".")[0] not in sys.stdlib_module_names}
+
+
+def test_help_imports_only_stdlib_click_ktrdrctl_and_the_wire_module() -> None:
     modules = imported_modules("--help")
     assert "click" in modules and "ktrdrctl.cli" in modules  # the parse really saw the imports
     assert forbidden_in(modules) == []
+    others = beyond_stdlib(modules)
+    assert {m.split(".")[0] for m in others} == {"click", "ktrdrctl", "ktrdr"}
+    # Of the ktrdr library, exactly its light root and the stdlib-only module of wire facts.
+    assert {m for m in others if m.split(".")[0] == "ktrdr"} == {"ktrdr", "ktrdr.wire"}
     # --help does not even load the socket client.
     assert "ktrdrctl.ctl" not in modules
 
@@ -65,6 +76,7 @@ def test_a_real_command_imports_nothing_heavy_either(server: ScriptedServer) -> 
     assert "ktrdrctl.ctl" in modules and "_socket" in modules
     # The C socket type is enough for the client; socket.py (enum, selectors) is start-up cost.
     assert forbidden_in(modules) == [] and "socket" not in modules and "strategies" not in str(modules)
+    assert {m for m in beyond_stdlib(modules) if m.split(".")[0] == "ktrdr"} == {"ktrdr", "ktrdr.wire"}
 
 
 def test_output_larger_than_a_pipe_buffer_arrives_whole_before_the_process_ends(
