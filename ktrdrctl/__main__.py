@@ -62,6 +62,8 @@ def _run(argv: list[str] | None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return exits.OK
+    except SystemExit as e:  # click's shell completion (``_KTRDRCTL_COMPLETE``) ends with sys.exit
+        return e.code if isinstance(e.code, int) else exits.OK if e.code is None else exits.FAILED
     return rv if isinstance(rv, int) else exits.OK
 
 

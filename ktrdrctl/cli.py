@@ -2,8 +2,8 @@
 
 Only click and ktrdrctl's own light modules are imported here, so ``--help`` and usage errors
 never load the socket client; each command imports what it needs when it runs. Every command
-prints a view for people, or with ``--json`` the daemon's response (canonical proto3 JSON) as one
-document (``ops watch --json``: one document per line). Exit codes: see ``ktrdrctl.exits``.
+prints a view for people, or with ``--json`` JSON documents, one per line (:func:`print_json`: each
+response message of the daemon as canonical proto3 JSON). Exit codes: see ``ktrdrctl.exits``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ import click
 
 from ktrdr import wire
 from ktrdrctl import args, exits
+from ktrdrctl.groups import LazyGroup
 
 if TYPE_CHECKING:
     from ktrdrctl.session import Session
 
 json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print the daemon's response as canonical proto3 JSON."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the daemon's response as canonical proto3 JSON, one document per line.",
 )
 operation_argument = click.argument("operation", type=args.OPERATION)
 
@@ -31,9 +35,15 @@ OPERATIONS = "ktrdr.daemon.v1.OperationsService/"
 
 
 def print_json(document: dict[str, Any]) -> None:
+    """Print one ``--json`` document: compact, UTF-8 (no ``\\u`` escapes), on one line, flushed.
+
+    The convention of every ``--json`` (docs/cli.md): stdout holds only such lines, each one
+    response message of the method called in canonical proto3 JSON, as the daemon sent it — one for
+    a unary call, one per stream message, one per input file; errors stay text on stderr.
+    """
     import json  # only the commands that print JSON pay for it
 
-    click.echo(json.dumps(document, ensure_ascii=False))
+    click.echo(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
 
 
 def session_of(ctx: click.Context) -> Session:
@@ -59,30 +69,6 @@ def operation_outcome(op: dict[str, Any]) -> None:
         detail = render.status_text(op["error"]).removeprefix(state + ": ") if op.get("error") else ""
         detail = f": {detail}" if detail else ""
         raise exits.CliFailure(f"{op.get('name', '')} {state}{detail}", exits.FAILED)
-
-
-class LazyGroup(click.Group):
-    """A group whose ``lazy_commands`` (name → ``"module:attribute"``) are imported on first use.
-
-    Command groups of other areas live in their own modules of this package; loading them only
-    when they are run (or listed by ``--help``) keeps their imports off every other command.
-    """
-
-    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy_commands = dict(lazy_commands or {})
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy_commands})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = self.lazy_commands.get(cmd_name)
-        if target is not None and cmd_name not in self.commands:
-            import importlib
-
-            module_name, _, attribute = target.partition(":")
-            self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
-        return super().get_command(ctx, cmd_name)
 
 
 @click.group(
@@ -127,6 +113,36 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from ktrdrctl import render
 
     click.echo(render.info_detail(response))
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def version(ctx: click.Context, as_json: bool) -> None:
+    """Show the versions of ktrdrctl and of the daemon it reaches.
+
+    The client's version is printed first, even when the daemon cannot be reached (then exit 3).
+    --json: {"client": {"version": ...}, "daemon": GetInfoResponse}.
+    """
+    from importlib import metadata  # only this command pays for it
+
+    client = {"version": metadata.version("ktrdr")}
+    session = session_of(ctx)
+    try:
+        info = session.call(SYSTEM + "GetInfo", {})
+    except exits.CliFailure:
+        if as_json:
+            print_json({"client": client})
+        else:
+            click.echo(f"client: ktrdrctl {client['version']}")
+        raise
+    if as_json:
+        print_json({"client": client, "daemon": info})
+        return
+    click.echo(f"client: ktrdrctl {client['version']}")
+    click.echo(
+        f"daemon: ktrdrd {info.get('version', '?')} (pid {info.get('pid', '?')}, {session.runtime_dir})"
+    )
 
 
 @cli.group()

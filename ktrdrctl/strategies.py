@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from ktrdrctl import exits
+from ktrdrctl.groups import Group
 
 STRATEGIES = "ktrdr.daemon.v1.StrategiesService/"
 ERROR = "ISSUE_SEVERITY_ERROR"
@@ -162,7 +163,7 @@ def utc_text(value: datetime | None) -> str | None:
 # -- commands ------------------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=Group)
 def strategies() -> None:
     """Validate strategy files and show what they need.
 

@@ -1,6 +1,6 @@
 """``ktrdrd`` / ``python -m ktrdrd``: parse flags, build the configuration, run the daemon on uvloop.
 
-Exit codes: 0 clean stop (or ``--print-config``), 1 startup failed (another instance, unreadable
+Exit codes: 0 clean stop (or ``--print-config``, ``--version``), 1 startup failed (another instance, unreadable
 journal, bad directory), 2 configuration or usage error.
 """
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ktrdrd import config as config_mod
+from ktrdrd.appstate import package_version
 
 EXIT_CONFIG = 2
 
@@ -24,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     parser.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    parser.add_argument("--version", action="version", version=f"ktrdrd {package_version()}")
     for key in config_mod.KEYS:
         shape = {"choices": key.choices} if key.choices else {"metavar": key.kind.upper()}
         parser.add_argument(key.flag, dest=key.name, help=key.help, **shape)

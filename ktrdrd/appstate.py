@@ -14,7 +14,8 @@ from importlib import metadata
 from pathlib import Path
 
 
-def _version() -> str:
+def package_version() -> str:
+    """The installed ktrdr package's version (what ``ktrdrd --version`` and GetInfo report)."""
     try:
         return metadata.version("ktrdr")
     except metadata.PackageNotFoundError:
@@ -51,7 +52,7 @@ class AppState:
     grpc_socket: Path
     ctl_socket: Path
     db_path: Path
-    version: str = field(default_factory=_version)
+    version: str = field(default_factory=package_version)
     instance_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     start_time: float = field(default_factory=time.time)
     pid: int = 0

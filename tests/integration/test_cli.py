@@ -56,6 +56,22 @@ def test_status_shows_the_running_daemon(daemon) -> None:
     assert via_env.returncode == 0 and json.loads(via_env.stdout)["instanceId"] == info["instanceId"]
 
 
+def test_version_shows_client_and_daemon_and_ktrdrd_has_version(daemon) -> None:
+    from importlib import metadata
+
+    info = daemon.info()
+    proc = ctl(daemon, "version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"client: ktrdrctl {metadata.version('ktrdr')}",
+        f"daemon: ktrdrd {info['version']} (pid {daemon.proc.pid}, {daemon.runtime_dir})",
+    ]
+    own = subprocess.run(
+        [sys.executable, "-m", "ktrdrd", "--version"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert (own.returncode, own.stdout) == (0, f"ktrdrd {info['version']}\n")
+
+
 def names_of_children(daemon, parent: str) -> list[str]:
     proc = ctl(daemon, "ops", "list", "--json", "--parent", short(parent))
     assert proc.returncode == 0, proc.stderr

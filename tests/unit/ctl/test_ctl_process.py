@@ -27,12 +27,14 @@ OP = "op_01jabcdefghjkmnpqrstvwxyz0"
 FORBIDDEN = ("grpc", "google.protobuf", "asyncio", "numpy", "pandas", "yaml", "torch")
 
 
-def imported_modules(*args: str, program: tuple[str, ...] = ("-m", "ktrdrctl")) -> list[str]:
+def imported_modules(
+    *args: str, program: tuple[str, ...] = ("-m", "ktrdrctl"), env: dict[str, str] | None = None
+) -> list[str]:
     """Run ``python -X importtime -m ktrdrctl ARGS`` (it must exit 0); the module names it imported."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", *program, *args],
         cwd=REPO,
-        env=ktrdrctl_env(),
+        env=ktrdrctl_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=60,
