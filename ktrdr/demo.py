@@ -2,7 +2,9 @@
 
 Steps, each printed as it happens:
 
-1. start ``ktrdrd`` on ``RUN_DIR/runtime`` and ``RUN_DIR/state`` and show ``ktrdrctl status``;
+1. start ``ktrdrd`` on ``RUN_DIR/runtime`` and ``RUN_DIR/state`` and show ``ktrdrctl status`` —
+   only a daemon it started itself: if another already serves ``RUN_DIR/runtime``, or its own
+   exits before it answers (another holds the lock, a bad directory), it stops there, non-zero;
 2. validate ``strategies/neuro_mean_reversion.yaml`` through the daemon (``ktrdrctl strategies validate``);
 3. write seeded synthetic bars (GBM; 1h, resampled to 4h and 1d) for the strategy's symbols into
    ``RUN_DIR/data`` — until the IB host and its gateway simulator land (later issues), synthetic
@@ -17,12 +19,15 @@ Exit code: non-zero when any step fails.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ktrdr import wire
 
 STRATEGY = Path("strategies/neuro_mean_reversion.yaml")
 START, END = "2023-01-01", "2025-01-01"
@@ -35,6 +40,46 @@ def _step(text: str) -> None:
 def _run(argv: list[str], env: dict[str, str]) -> None:
     print("$ " + " ".join(argv), flush=True)
     subprocess.run(argv, env=env, check=True)
+
+
+def _answering_pid(runtime: Path) -> int | None:
+    """The pid of the ktrdrd answering on ``runtime`` (``ktrdrctl status --json``); None when none does."""
+    ctl = Path(sys.executable).parent / "ktrdrctl"
+    argv = [str(ctl), "--runtime-dir", str(runtime), "--call-timeout", "5s", "status", "--json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    return int(json.loads(proc.stdout).get("pid", 0)) if proc.returncode == 0 else None
+
+
+def _start_daemon(argv: list[str], runtime: Path, env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+    """Start ktrdrd (``argv``) on ``runtime`` and return it once it is the daemon answering there.
+
+    Never another one: if a daemon already answers on ``runtime`` nothing is started; if ours exits
+    first (its reason is on stderr above), or another answers instead, or 60 s pass, it is stopped.
+    Each case prints why on stderr and returns None.
+    """
+    foreign = _answering_pid(runtime)
+    if foreign is not None:
+        print(
+            f"another ktrdrd (pid {foreign}) is already serving {runtime}; make run only uses a daemon "
+            "it starts itself: stop that one, or use another run dir (make run RUN_DIR=DIR)",
+            file=sys.stderr,
+        )
+        return None
+    daemon = subprocess.Popen(argv, env=env)
+    deadline = time.monotonic() + 60
+    while daemon.poll() is None:
+        pid = _answering_pid(runtime) if (runtime / wire.CTL_SOCKET).exists() else None
+        if pid == daemon.pid:
+            return daemon
+        if pid is not None or time.monotonic() > deadline:
+            daemon.terminate()
+            daemon.wait(30)
+            why = f"another ktrdrd (pid {pid}) answers on {runtime}" if pid else "no answer within 60 s"
+            print(f"ktrdrd did not start: {why}", file=sys.stderr)
+            return None
+        time.sleep(0.05)
+    print(f"ktrdrd exited {daemon.returncode} before it was ready (its reason is above)", file=sys.stderr)
+    return None
 
 
 def _write_data(data_dir: Path) -> None:
@@ -63,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "KTRDR_RUNTIME_DIR": str(runtime)}
 
     _step("starting ktrdrd")
-    daemon = subprocess.Popen(
+    daemon = _start_daemon(
         [
             str(bin_dir / "ktrdrd"),
             "--runtime-dir",
@@ -73,15 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             "--log-format",
             "text",
         ],
-        env=env,
+        runtime,
+        env,
     )
+    if daemon is None:
+        return 1
     try:
-        deadline = time.monotonic() + 30
-        while not (runtime / "ctl.sock").exists():
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                print("ktrdrd did not start", file=sys.stderr)
-                return 1
-            time.sleep(0.05)
         ctl = str(bin_dir / "ktrdrctl")
         _run([ctl, "status"], env)
 
