@@ -51,6 +51,12 @@ lint: $(STAMP) $(NODE_STAMP)
 	  sed 's|^ExecStart=/opt/ktrdr/.venv/bin/ktrdrd|ExecStart=$(CURDIR)/$(VENV)/bin/ktrdrd|' systemd/ktrdrd.service > $$tmp/ktrdrd.service && \
 	  out=$$(systemd-analyze verify $$tmp/ktrdrd.service 2>&1 >/dev/null); rm -rf $$tmp; \
 	  if [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify: output on stderr"; exit 1; fi
+	# the user unit, as a user manager reads it (ExecStart=%h/ktrdr/... pointed at this checkout;
+	# a user manager needs an XDG_RUNTIME_DIR, a temporary one here)
+	@tmp=$$(mktemp -d) && mkdir $$tmp/xdg && \
+	  sed 's|^ExecStart=%h/ktrdr/.venv/bin/ktrdrd|ExecStart=$(CURDIR)/$(VENV)/bin/ktrdrd|' systemd/user/ktrdrd.service > $$tmp/ktrdrd.service && \
+	  out=$$(XDG_RUNTIME_DIR=$$tmp/xdg systemd-analyze --user verify $$tmp/ktrdrd.service 2>&1 >/dev/null); rm -rf $$tmp; \
+	  if [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze --user verify: output on stderr"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) tests/interop/node_modules .run .pytest_cache .ruff_cache
