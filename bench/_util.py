@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ktrdr import wire
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -93,8 +95,8 @@ def running_daemon(
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for_path(runtime / "ctl.sock")
-            wait_for_path(runtime / "grpc.sock")
+            wait_for_path(runtime / wire.CTL_SOCKET)
+            wait_for_path(runtime / wire.GRPC_SOCKET)
             yield Daemon(proc, runtime, state)
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -36,6 +36,7 @@ from bench._util import (
     running_daemon,
     time_command,
 )
+from ktrdr import wire
 
 TARGET_VS_PREDECESSOR = 6.0
 TARGET_VS_PYTHON = 4.0
@@ -113,7 +114,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="ktrdr-bench-", dir="/tmp") as tmp:
         state_dir = Path(tmp) / "state"
         state_dir.mkdir(mode=0o750)
-        asyncio.run(populate_journal(state_dir / "ktrdr.db", N_OPERATIONS))
+        asyncio.run(populate_journal(state_dir / wire.DB_NAME, N_OPERATIONS))
         with running_daemon(state_dir=state_dir) as daemon:
             time.sleep(IDLE_S)
             rss_idle = rss_mib(daemon.proc.pid)

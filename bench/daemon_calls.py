@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._util import percentile, populate_journal, running_daemon, wait_for_path
+from ktrdr import wire
 
 TARGET_INPROC_P50_MS = 0.3
 TARGET_GRPC_CALLS_S = 3000.0
@@ -54,14 +55,14 @@ async def _inprocess(db_dir: Path, names: list[str], n: int) -> dict[str, list[f
     from ktrdrd.operations import OperationsCore
     from ktrdrd.server import build_servers
 
-    core = await OperationsCore.open(db_dir / "ktrdr.db")
+    core = await OperationsCore.open(db_dir / wire.DB_NAME)
     await core.resume_pending()
     state = AppState(
         runtime_dir=db_dir,
         state_dir=db_dir,
-        grpc_socket=db_dir / "grpc.sock",
-        ctl_socket=db_dir / "ctl.sock",
-        db_path=db_dir / "ktrdr.db",
+        grpc_socket=db_dir / wire.GRPC_SOCKET,
+        ctl_socket=db_dir / wire.CTL_SOCKET,
+        db_path=db_dir / wire.DB_NAME,
         pid=os.getpid(),
     )
     servers = await build_servers(
@@ -328,11 +329,11 @@ def main(argv: list[str]) -> int:
         tmp = Path(tmp_name)
         state_dir = tmp / "state"
         state_dir.mkdir(mode=0o750)
-        names = asyncio.run(populate_journal(state_dir / "ktrdr.db", N_OPERATIONS))
+        names = asyncio.run(populate_journal(state_dir / wire.DB_NAME, N_OPERATIONS))
 
         inproc_dir = tmp / "inproc"
         inproc_dir.mkdir()
-        (inproc_dir / "ktrdr.db").write_bytes((state_dir / "ktrdr.db").read_bytes())
+        (inproc_dir / wire.DB_NAME).write_bytes((state_dir / wire.DB_NAME).read_bytes())
         inproc = uvloop.run(_inprocess(inproc_dir, names, args.n))
         print(f"1. ctl dispatcher in-process (no socket; request line → reply bytes), uvloop, n={args.n}")
         for label, samples in inproc.items():
@@ -344,7 +345,7 @@ def main(argv: list[str]) -> int:
 
         floor = _echo_floor(tmp, args.n)
         with running_daemon(state_dir=state_dir) as daemon:
-            client = _LineClient(daemon.runtime_dir / "ctl.sock")
+            client = _LineClient(daemon.runtime_dir / wire.CTL_SOCKET)
             print(f"\n2. ctl over one persistent ctl.sock connection, ktrdrd in its own process, n={args.n}")
             print(_row("yardstick: bare uvloop JSON echo (child proc)", floor))
             get_params = {"name": names[len(names) // 2]}
@@ -361,7 +362,7 @@ def main(argv: list[str]) -> int:
                 )
             client.close()
 
-            target = f"unix:{daemon.runtime_dir / 'grpc.sock'}"
+            target = f"unix:{daemon.runtime_dir / wire.GRPC_SOCKET}"
             name = get_params["name"]
             ours = uvloop.run(_grpc(target, name, args.n, args.total, args.inflight))
             ours_sync = _grpc_sync(target, name, args.total, args.inflight)

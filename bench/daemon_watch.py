@@ -51,6 +51,7 @@ from typing import Any
 import uvloop
 
 from bench._util import ROOT, percentile, running_daemon
+from ktrdr import wire
 
 TARGET_P99_MS = 50.0
 PLUGIN = "bench.daemon_watch_emitter"
@@ -346,7 +347,7 @@ def _frame_cost_us(n: int = 3000) -> tuple[dict[str, float], float]:
 def _run(daemon: Any, tmp: Path, args: argparse.Namespace, connections: int) -> dict[str, Any]:
     """One operation watched by ``args.watchers`` Watch calls over ``connections`` connections in
     total, spread over ``args.clients`` client processes; what was measured."""
-    ctl_sock = daemon.runtime_dir / "ctl.sock"
+    ctl_sock = daemon.runtime_dir / wire.CTL_SOCKET
     name = _ctl(ctl_sock, START, {"params": {"rate": args.rate, "seconds": args.seconds}})["name"]
     t_start = time.time()
     split = [(i, args.clients) for i in range(args.clients)]
