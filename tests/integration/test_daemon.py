@@ -4,12 +4,18 @@ journal, graceful stop, sd_notify messages."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tests.integration.conftest import REPO
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Daemon, DaemonFactory
@@ -118,11 +124,35 @@ def test_structured_json_logs_on_a_pipe(daemon: Daemon) -> None:
     assert record["instance_id"] == daemon.info()["instanceId"]
 
 
-def test_a_test_plugin_that_cannot_load_stops_startup(daemon_factory: DaemonFactory) -> None:
+def test_a_test_plugin_that_cannot_load_stops_the_test_launcher(daemon_factory: DaemonFactory) -> None:
     daemon = daemon_factory.spawn(env={"KTRDR_TEST_PLUGINS": "tests.support.no_such_module"})
     assert daemon.proc.wait(60) == 1
     assert "KTRDR_TEST_PLUGINS: cannot import 'tests.support.no_such_module'" in daemon.logs()
-    assert not daemon.grpc_socket.exists() and (daemon.runtime_dir / "ktrdrd.lock").read_text() == ""
+    assert not daemon.grpc_socket.exists() and not daemon.runtime_dir.exists()
+
+
+def test_the_product_daemon_loads_no_test_plugin(daemon_factory: DaemonFactory, tmp_path: Path) -> None:
+    """Test hooks live in test support: plain ``ktrdrd`` ignores KTRDR_TEST_PLUGINS."""
+    runtime_dir, state_dir = tmp_path / "run", tmp_path / "state"
+    env = {**daemon_factory.env(), "KTRDR_TEST_PLUGINS": "tests.support.no_such_module"}
+    argv = [sys.executable, "-m", "ktrdrd", "--runtime-dir", str(runtime_dir), "--state-dir", str(state_dir)]
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (runtime_dir / "ctl.sock").exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(30)
+            sock.connect(str(runtime_dir / "ctl.sock"))
+            request = {"jsonrpc": "2.0", "id": 1, "method": START_TICKER, "params": {"params": {}}}
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            reply = json.loads(sock.makefile("rb").readline())
+        assert reply["error"]["code"] == 12  # UNIMPLEMENTED: no test kind, no test method
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
 
 
 OPS = "ktrdr.daemon.v1.OperationsService"

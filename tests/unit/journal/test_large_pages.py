@@ -14,6 +14,7 @@ from ktrdrd.ctl.protocol import INLINE_JSON_BYTES
 from ktrdrd.ctl.server import CtlServer
 from ktrdrd.services.operations import INLINE_RECORDS, OperationsService
 from ktrdrd.services.registry import Call, Registry
+from tests.support.ctl_dispatch import dispatch
 from tests.support.journal import opened
 from tests.support.kinds import KIND
 
@@ -39,7 +40,7 @@ def test_a_large_page_is_complete_ordered_and_identical_over_ctl(db_path: Path, 
                 "method": "ktrdr.daemon.v1.OperationsService/ListOperations",
                 "params": {"pageSize": n},
             }
-            (frame,) = await ctl.dispatch(json.dumps(request))
+            (frame,) = await dispatch(ctl, json.dumps(request))
             expected = json_format.MessageToDict(direct, always_print_fields_with_no_presence=True)
             assert json.loads(frame) == {"jsonrpc": "2.0", "id": 7, "result": expected}
 
