@@ -1,16 +1,18 @@
 """The daemon's lifecycle, start to stop, in one readable function (:func:`serve`).
 
-Start: directories → lock → journal → test plugins → resume pending operations → stale sockets
-removed → servers built and started → ``READY=1``. Stop (SIGTERM/SIGINT): ``STOPPING=1``, health
-NOT_SERVING, no new calls, in-flight calls get ``shutdown_grace_s`` (then are cancelled) → servers
-closed and sockets removed → journal closed (running operations stay resumable) → lock released.
-A failure before READY is logged with a clear message and :func:`serve` returns
-:data:`EXIT_STARTUP_FAILED`; nothing already on disk is changed.
+Start: directories claimed (runtime dir prepared, locked; state dir prepared, locked) → journal →
+test plugins → resume pending operations → stale sockets removed → servers built and started →
+``READY=1``. Stop (SIGTERM/SIGINT): ``STOPPING=1``, health NOT_SERVING, no new calls, in-flight
+calls get ``shutdown_grace_s`` (then are cancelled) → servers closed and sockets removed → journal
+closed (running operations stay resumable) → locks released. A failure before READY is logged with
+a clear message and :func:`serve` returns :data:`EXIT_STARTUP_FAILED`; nothing already on disk is
+changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
@@ -90,22 +92,18 @@ async def serve(config: Config, *, notifier: Notifier | None = None) -> int:
     stop = asyncio.Event()
     _install_stop_handlers(loop, stop)
 
-    runtime_dir, state_dir = config.runtime_dir, config.state_dir
-    state = AppState(
-        runtime_dir=runtime_dir,
-        state_dir=state_dir,
-        grpc_socket=runtime_dir / runtime.GRPC_SOCKET,
-        ctl_socket=runtime_dir / runtime.CTL_SOCKET,
-        db_path=state_dir / runtime.DB_NAME,
-        pid=os.getpid(),
-    )
-    lock = runtime.InstanceLock(runtime_dir / runtime.LOCK_NAME)
-    cleanup: list[Callable[[], Any]] = [notifier.close]
+    held_dirs = contextlib.ExitStack()
+    cleanup: list[Callable[[], Any]] = [notifier.close, held_dirs.close]
     try:
-        runtime.prepare_dir(runtime_dir, runtime.RUNTIME_DIR_MODE)
-        runtime.prepare_dir(state_dir, runtime.STATE_DIR_MODE)
-        lock.acquire()
-        cleanup.append(lock.release)
+        dirs = held_dirs.enter_context(runtime.claimed_dirs(config.runtime_dir, config.state_dir))
+        state = AppState(
+            runtime_dir=dirs.runtime_dir,
+            state_dir=dirs.state_dir,
+            grpc_socket=dirs.runtime_dir / runtime.GRPC_SOCKET,
+            ctl_socket=dirs.runtime_dir / runtime.CTL_SOCKET,
+            db_path=dirs.state_dir / runtime.DB_NAME,
+            pid=os.getpid(),
+        )
 
         core = await _open_journal(state.db_path, config["retention_days"] * 86400.0)
         cleanup.append(core.close)
