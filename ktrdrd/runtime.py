@@ -93,18 +93,20 @@ def prepare_dir(path: Path, mode: int) -> Path:
         raise StartupError(f"cannot use directory {path}: {exc.strerror or exc}") from None
     if not stat.S_ISDIR(info.st_mode):
         raise StartupError(f"{path} exists and is not a directory")
-    problems = []
-    if info.st_uid != os.geteuid():
-        problems.append(
-            f"it is owned by {_user(info.st_uid)}, not by {_user(os.geteuid())} that ktrdrd runs as"
-        )
+    euid = os.geteuid()
+    problems: list[tuple[str, str]] = []  # (what is wrong, the command that fixes it)
+    if info.st_uid != euid:
+        owner = f"it is owned by {_user(info.st_uid)}, not by {_user(euid)} that ktrdrd runs as"
+        problems.append((owner, _chown_fix(real)))
     if info.st_mode & stat.S_IWOTH:
-        problems.append(f"it is writable by others (mode {stat.S_IMODE(info.st_mode):04o})")
+        mode_now = stat.S_IMODE(info.st_mode)
+        problems.append(
+            (f"it is writable by others (mode {mode_now:04o})", f"chmod o-w {shlex.quote(str(real))}")
+        )
     if problems:
-        fixes = [_chown_fix(real)] if info.st_uid != os.geteuid() else []
-        fixes += [f"chmod o-w {shlex.quote(str(real))}"] if info.st_mode & stat.S_IWOTH else []
-        shown = str(path) if real == path else f"{path} (a link to {real})"
-        raise StartupError(f"refusing directory {shown}: {'; '.join(problems)}; fix: {' && '.join(fixes)}")
+        shown = str(path) if real == path else f"{path} (resolves to {real})"
+        whats, fixes = zip(*problems, strict=True)
+        raise StartupError(f"refusing directory {shown}: {'; '.join(whats)}; fix: {' && '.join(fixes)}")
     return real
 
 

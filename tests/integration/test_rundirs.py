@@ -118,7 +118,7 @@ def test_a_link_to_a_bad_or_missing_directory_is_refused_and_nothing_is_created(
     shared.mkdir()
     shared.chmod(0o1777)
     (tmp_path / "link").symlink_to(shared)
-    with pytest.raises(runtime.StartupError, match=re.escape(f"{tmp_path / 'link'} (a link to {shared})")):
+    with pytest.raises(runtime.StartupError, match=re.escape(f"{tmp_path / 'link'} (resolves to {shared})")):
         runtime.prepare_dir(tmp_path / "link", 0o750)
     assert mode_of(shared) == 0o1777
 
