@@ -1,7 +1,7 @@
 """The daemon's lifecycle, in the phases of uvicorn's server: :meth:`Daemon.startup` →
 :meth:`Daemon.main_loop` → :meth:`Daemon.shutdown`.
 
-Startup: directories and their locks → journal → extensions → resume pending operations → stale
+Startup: directories and their locks (:func:`ktrdrd.runtime.claimed_dirs`) → journal → extensions → resume pending operations → stale
 sockets removed → servers built and started → ``READY=1``. Every step that needs undoing pushes its
 undo on one ``contextlib.AsyncExitStack``, which runs them in reverse whatever happens. A failure
 before READY is logged with a clear message and :meth:`Daemon.serve` returns
@@ -124,11 +124,11 @@ class Daemon:
         config, state = self.config, self.state
         stack.callback(self.notifier.close)
         self._install_signal_handlers(stack)
-        runtime.prepare_dir(state.runtime_dir, runtime.RUNTIME_DIR_MODE)
-        runtime.prepare_dir(state.state_dir, runtime.STATE_DIR_MODE)
-        lock = runtime.InstanceLock(state.runtime_dir / runtime.LOCK_NAME)
-        lock.acquire()
-        stack.callback(lock.release)
+        dirs = stack.enter_context(runtime.claimed_dirs(config.runtime_dir, config.state_dir))
+        state.runtime_dir, state.state_dir = dirs.runtime_dir, dirs.state_dir  # real paths, links resolved
+        state.grpc_socket = dirs.runtime_dir / runtime.GRPC_SOCKET
+        state.ctl_socket = dirs.runtime_dir / runtime.CTL_SOCKET
+        state.db_path = dirs.state_dir / runtime.DB_NAME
 
         limits = Limits(
             max_connections=config["ctl_max_connections"],

@@ -65,15 +65,13 @@ def test_stale_sockets_from_a_crash_are_replaced(daemon_factory: DaemonFactory) 
     assert daemon.info()["ctlSocket"] == str(daemon.ctl_socket)
     stale = [r for r in daemon.log_records() if "stale socket" in r.get("msg", "")]
     assert sorted(Path(r["path"]).name for r in stale) == ["ctl.sock", "grpc.sock"]
-    assert (run_dir / "ktrdrd.lock").read_text().strip() == str(daemon.proc.pid)
+    assert (run_dir / "ktrdrd.lock").read_text() == f"{daemon.proc.pid}\n{run_dir}\n"
 
 
-def test_runtime_dir_is_0750_and_sockets_0660(daemon_factory: DaemonFactory) -> None:
-    run_dir = daemon_factory.base / "run"
-    run_dir.mkdir()
-    os.chmod(run_dir, 0o777)  # too open: the daemon fixes the mode of a directory it owns
-    daemon = daemon_factory.start()
-    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o750
+def test_new_dirs_are_0750_and_sockets_0660(daemon_factory: DaemonFactory) -> None:
+    run_dir = daemon_factory.base / "new" / "run"  # created with its parent
+    daemon = daemon_factory.start(runtime_dir=run_dir)
+    assert stat.S_IMODE(run_dir.stat().st_mode) == stat.S_IMODE(run_dir.parent.stat().st_mode) == 0o750
     for sock in (daemon.grpc_socket, daemon.ctl_socket):
         mode = sock.stat().st_mode
         assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660, (sock, oct(mode))
@@ -91,7 +89,10 @@ def test_corrupt_journal_refuses_to_start_and_changes_nothing(daemon_factory: Da
     assert str(db) in daemon.logs()
     assert not daemon.notify.seen("READY")
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
-    assert sorted(p.name for p in state.iterdir()) == ["ktrdr.db"], "no -wal/-shm or backup files"
+    assert sorted(p.name for p in state.iterdir()) == ["ktrdr.db", "ktrdrd.lock"], (
+        "no -wal/-shm or backup files"
+    )
+    assert (state / "ktrdrd.lock").read_text() == "", "the state dir's lock is released"
     assert not daemon.grpc_socket.exists() and not daemon.ctl_socket.exists()
     assert (daemon.runtime_dir / "ktrdrd.lock").read_text() == "", "the lock is released"
 
