@@ -219,8 +219,9 @@ def _locate(params: Any, message: Message, prefix: str) -> tuple[str, str]:
         try:
             json_format.ParseDict({key: value}, type(message)())
         except json_format.ParseError as exc:
-            is_message = field.message_type is not None and not field.message_type.GetOptions().map_entry
-            is_plain = is_message and not field.message_type.full_name.startswith("google.protobuf.")
+            kind = field.message_type
+            is_message = kind is not None and not kind.GetOptions().map_entry
+            is_plain = is_message and kind is not None and not kind.full_name.startswith("google.protobuf.")
             if is_plain and not field.is_repeated and isinstance(value, dict):
                 return _locate(value, getattr(message, field.name), path)
             return path, str(exc).split(" at ")[0].strip().rstrip(".")

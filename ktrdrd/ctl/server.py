@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
@@ -431,10 +432,10 @@ class Connection(asyncio.Protocol):
             self._inputs[call_id] = asyncio.Queue(INPUT_QUEUE)
         task = self._loop.create_task(self._run(call_id, request.method, spec, request.params))
         self._calls[call_id] = task
-        task.add_done_callback(lambda _t, cid=call_id: self._call_done(cid))
+        task.add_done_callback(functools.partial(self._call_done, call_id))
         return True
 
-    def _call_done(self, call_id: Any) -> None:
+    def _call_done(self, call_id: Any, _task: asyncio.Task[None]) -> None:
         self._calls.pop(call_id, None)
         self._inputs.pop(call_id, None)
         self._wake_worker()
@@ -611,7 +612,10 @@ class CtlServer:
         """Count ``connection`` until its worker ends."""
         self._connections[connection] = None
         assert connection.worker is not None
-        connection.worker.add_done_callback(lambda _t: self._connections.pop(connection, None))
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._connections.pop(connection, None)
+
+        connection.worker.add_done_callback(forget)
 
     def _protocol(self) -> asyncio.Protocol:
         if self._closing or len(self._connections) >= self.limits.max_connections:

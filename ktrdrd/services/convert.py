@@ -24,8 +24,9 @@ _STATE_PREFIX = "OPERATION_STATE_"
 _EVENT_PREFIX = "OPERATION_EVENT_TYPE_"
 
 
-def state_to_proto(state: str) -> int:
-    return operations_pb2.OperationState.Value(_STATE_PREFIX + state)
+def state_to_proto(state: str) -> str:
+    """The proto enum value name of a core state (message constructors take enum names)."""
+    return _STATE_PREFIX + state
 
 
 def state_from_proto(value: int, field: str) -> str:
@@ -114,7 +115,7 @@ def event_to_proto(event: Any) -> operations_pb2.OperationEvent:
         operation=event.operation,
         seq=event.seq,
         time=timestamp(event.time),
-        type=operations_pb2.OperationEventType.Value(_EVENT_PREFIX + event.type.upper()),
+        type=_EVENT_PREFIX + event.type.upper(),
         state=state_to_proto(event.state),
         stage=event.stage,
         progress=progress_to_proto(event.progress),
