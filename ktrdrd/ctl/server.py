@@ -612,6 +612,7 @@ class CtlServer:
         """Count ``connection`` until its worker ends."""
         self._connections[connection] = None
         assert connection.worker is not None
+
         def forget(_task: asyncio.Task[None]) -> None:
             self._connections.pop(connection, None)
 

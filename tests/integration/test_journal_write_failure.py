@@ -98,7 +98,9 @@ def test_write_failure_ends_operations_refuses_starts_and_recovers(daemon: Daemo
 
     def committed_state() -> str:
         with sqlite3.connect(f"file:{daemon.db_path}?mode=ro", uri=True) as conn:
-            return conn.execute("SELECT state FROM operations WHERE id = ?", (running.split("/")[1],)).fetchone()[0]
+            return conn.execute(
+                "SELECT state FROM operations WHERE id = ?", (running.split("/")[1],)
+            ).fetchone()[0]
 
     assert _until(lambda: committed_state() == "INTERRUPTED")
     assert daemon.proc.poll() is None
