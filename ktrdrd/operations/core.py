@@ -24,6 +24,7 @@ request id becomes free again when its operation is deleted (by ``delete`` or re
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import dataclasses
 import json
@@ -385,8 +386,8 @@ class OperationsCore:
         self,
         name: str,
         after_seq: int = 0,
-        push: Callable[[list[EventRecord]], bool] | None = None,
-    ) -> AsyncIterator[OperationRecord | list[EventRecord]]:
+        push: Callable[[builtins.list[EventRecord]], bool] | None = None,
+    ) -> AsyncIterator[OperationRecord | builtins.list[EventRecord]]:
         """:meth:`watch` with the events grouped: the snapshot, then non-empty lists of events in seq
         order, each list being every event available at once (up to the fan-out's slice size). The
         last list ends with the terminal event. The lists and events are shared: do not mutate.
@@ -617,7 +618,7 @@ class OperationsCore:
         live.kill_timer = asyncio.get_running_loop().call_later(self._cancel_grace_s, live.task.cancel)
         return None
 
-    def _children(self, parent: str) -> list[_Live]:
+    def _children(self, parent: str) -> builtins.list[_Live]:
         return [live for live in self._active.values() if live.current.parent == parent]
 
     # ---- events ----------------------------------------------------------------------------------
