@@ -44,6 +44,7 @@ protos: $(STAMP)
 lint: $(STAMP) $(NODE_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m ktrdr.tools.genprotos --check
 	cd protos && ../tests/interop/node_modules/.bin/buf lint
 	# verify a copy whose ExecStart points at this checkout's ktrdrd (the unit names /opt/ktrdr)

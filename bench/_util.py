@@ -82,13 +82,18 @@ class Daemon:
 def running_daemon(
     state_dir: Path | None = None, extra_env: dict[str, str] | None = None
 ) -> Iterator[Daemon]:
-    """Start ``ktrdrd`` on temporary directories; SIGTERM it on exit."""
+    """Start ``ktrdrd`` on temporary directories; SIGTERM it on exit.
+
+    With ``KTRDR_TEST_PLUGINS`` in ``extra_env`` the daemon is started through the test launcher
+    (tests/support/testd.py), which loads those extensions; otherwise it is the product's ktrdrd.
+    """
     with tempfile.TemporaryDirectory(prefix="ktrdr-bench-") as tmp:
         runtime = Path(tmp) / "run"
         state = state_dir or Path(tmp) / "state"
         env = {**os.environ, **(extra_env or {})}
+        module = "tests.support.testd" if "KTRDR_TEST_PLUGINS" in (extra_env or {}) else "ktrdrd"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ktrdrd", "--runtime-dir", str(runtime), "--state-dir", str(state)],
+            [sys.executable, "-m", module, "--runtime-dir", str(runtime), "--state-dir", str(state)],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

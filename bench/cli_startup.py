@@ -2,7 +2,7 @@
 
 ``python -m bench cli_startup [-n N] [--warmup W] [--importtime]``
 
-Method (as in shared/research/perf-baseline.md): a state dir is filled with ~20 finished operations,
+Method (the one the predecessor's start-up costs were measured with): a state dir is filled with ~20 finished operations,
 the real ``ktrdrd`` is started on it, and the JSON that ktrdrctl gets for each command is served
 unchanged by the predecessor stand-in (``bench/predecessor``: Typer + ``asyncio.run`` + a new
 ``httpx.AsyncClient`` → FastAPI/uvicorn over TCP). Each timing is one whole process, spawn → reap

@@ -33,6 +33,7 @@ from typing import Any
 
 from bench._util import percentile, populate_journal, running_daemon, wait_for_path
 from ktrdr import wire
+from tests.support.ctl_dispatch import dispatch
 
 TARGET_INPROC_P50_MS = 0.3
 TARGET_GRPC_CALLS_S = 3000.0
@@ -68,7 +69,7 @@ async def _inprocess(db_dir: Path, names: list[str], n: int) -> dict[str, list[f
     servers = await build_servers(
         core=core, app_state=state, grpc_socket=state.grpc_socket, ctl_socket=state.ctl_socket
     )
-    dispatch = servers.ctl_server.dispatch  # the ctl dispatcher without a socket
+    ctl_server = servers.ctl_server  # the ctl dispatcher without a socket (tests.support.ctl_dispatch)
     results: dict[str, list[float]] = {}
     try:
         for label, method, params in (
@@ -80,7 +81,7 @@ async def _inprocess(db_dir: Path, names: list[str], n: int) -> dict[str, list[f
             for i in range(n + n // 10):
                 line = json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
                 t0 = time.perf_counter()
-                frames = await dispatch(line)
+                frames = await dispatch(ctl_server, line)
                 elapsed = time.perf_counter() - t0
                 if i >= n // 10:  # the first tenth is warm-up
                     samples.append(elapsed)

@@ -2,9 +2,9 @@
 
 ``python -m bench daemon_watch [--watchers W] [--seconds S] [--rate R] [--clients C] [--muxed-connections M]``
 
-The real ``ktrdrd`` runs in its own process with the bench-only plugin ``bench.daemon_watch_emitter``
-loaded through ``KTRDR_TEST_PLUGINS`` (the hook for test-only kinds; the product ships no kind that
-emits on demand). Its kind ``bench.emitter`` waits until every watcher is attached, then sets progress
+The real ``ktrdrd`` runs in its own process (through the test launcher ``tests.support.testd``) with
+the bench-only extension ``bench.daemon_watch_emitter`` (the product ships no kind that emits on
+demand). Its kind ``bench.emitter`` waits until every watcher is attached, then sets progress
 on a fixed schedule (one journaled progress event each) for ``--seconds``. Watchers use ctl
 (``WatchOperation`` on ``ctl.sock``, ``after_seq`` 0): the transport of ``ktrdrctl ops watch``.
 Two runs, one operation each, reported in this order:
@@ -499,7 +499,7 @@ def main(argv: list[str]) -> int:
     ):
         runs = [_run(daemon, Path(tmp_name), args, connections) for connections in layouts]
     print(
-        f"ktrdrd with the bench-only plugin {PLUGIN} (kind bench.emitter, loaded through KTRDR_TEST_PLUGINS); "
+        f"ktrdrd with the bench-only plugin {PLUGIN} (kind bench.emitter, through the test launcher); "
         f"watchers on ctl.sock; one operation per run"
     )
     for run in runs:

@@ -1,7 +1,7 @@
 """Bench-only daemon plugin: the paced event source of ``bench/daemon_watch.py``.
 
-Loaded by ``ktrdrd`` through ``KTRDR_TEST_PLUGINS=bench.daemon_watch_emitter`` (the hook for
-test-only kinds; nothing here ships or registers itself otherwise). Kind ``bench.emitter`` with params
+Loaded by the test launcher ``tests.support.testd`` (``KTRDR_TEST_PLUGINS=bench.daemon_watch_emitter``);
+nothing here ships or registers itself otherwise. Kind ``bench.emitter`` with params
 ``{"rate": events/s, "seconds": s}``: it waits (stage ``armed``) until the ctl method
 ``ktrdr.bench.v1/Go`` ``{"name": ...}`` releases it, so that every watcher is attached first; then it
 sets progress at absolute times ``go + i / rate`` for ``seconds`` (a late step is not made up by

@@ -9,10 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ktrdrd import config as config_mod
 from ktrdrd.appstate import package_version
+
+if TYPE_CHECKING:
+    from ktrdrd.app import Extension
 
 EXIT_CONFIG = 2
 
@@ -32,11 +37,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, extensions: Sequence[Extension] = ()) -> int:
+    """Run the daemon with ``argv`` (default: the command line); ``extensions`` are an embedding
+    program's additions (see :data:`ktrdrd.app.Extension`; the product passes none)."""
     args = _parser().parse_args(argv)  # usage errors exit 2 (argparse)
     flags = {k.name: getattr(args, k.name) for k in config_mod.KEYS if getattr(args, k.name) is not None}
+
+    def load() -> config_mod.Config:
+        return config_mod.load(config_file=args.config, flags=flags)
+
     try:
-        config = config_mod.load(config_file=args.config, flags=flags)
+        config = load()
     except config_mod.ConfigError as exc:
         print(f"ktrdrd: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -50,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logs.setup(config["log_format"], config["log_level"])
     os.umask(0o027)  # files 0640, dirs 0750; sockets are chmod-ed to 0660 by the servers
-    return uvloop.run(app.serve(config))
+    return uvloop.run(app.Daemon(config, extensions=extensions, reload=load).serve())
 
 
 if __name__ == "__main__":

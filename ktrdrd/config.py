@@ -34,8 +34,8 @@ class ConfigError(Exception):
 class Key:
     """One configuration key: its TOML name, type, default and how env/flags spell it.
 
-    ``kind`` is one of ``path``, ``choice``, ``float``, ``bool``, ``str``, ``list``; ``default`` is a
-    value, or a callable ``(env, euid) -> value`` for computed defaults.
+    ``kind`` is one of ``path``, ``choice``, ``float``, ``int``, ``bool``, ``str``, ``list``; ``default``
+    is a value, or a callable ``(env, euid) -> value`` for computed defaults.
     """
 
     name: str
@@ -68,6 +68,27 @@ KEYS: tuple[Key, ...] = (
     Key("shutdown_grace_s", "float", 10.0, "seconds in-flight calls get to finish on stop", minimum=0),
     Key("watchdog", "bool", True, "send WATCHDOG=1 when systemd sets WATCHDOG_USEC"),
     Key("retention_days", "float", 30.0, "days finished operations are kept", minimum=0, above_minimum=True),
+    Key(
+        "stop_close_timeout_s",
+        "float",
+        1.0,
+        "seconds a stalled client may hold a stop after the grace",
+        minimum=0,
+    ),
+    Key("ctl_max_connections", "int", 1024, "ctl connections open at once (one more is refused)", minimum=1),
+    Key("ctl_max_calls", "int", 64, "calls in flight per ctl connection (then it is not read)", minimum=1),
+    Key(
+        "ctl_send_buffer_bytes",
+        "int",
+        1024 * 1024,
+        "unsent reply bytes per ctl connection above which it is not read",
+        minimum=64 * 1024,
+    ),
+    Key("ctl_frame_timeout_s", "float", 10.0, "seconds a partial ctl frame may stay incomplete", minimum=0.1),
+    Key(
+        "grpc_max_concurrent_rpcs", "int", 1024, "gRPC calls in flight (more: RESOURCE_EXHAUSTED)", minimum=1
+    ),
+    Key("grpc_max_streams", "int", 128, "concurrent gRPC calls per HTTP/2 connection", minimum=1),
     Key("hosts.training", "list", [], "training host addresses, comma-separated; empty = local host"),
     Key("hosts.ib", "str", "", "IB host address; empty = local host"),
 )
@@ -117,6 +138,12 @@ def _check(key: Key, value: Any, where: str) -> Any:
         if key.kind == "choice" and value not in key.choices:
             raise bad("one of " + ", ".join(key.choices))
         return os.path.expanduser(value) if key.kind == "path" else value
+    if key.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        if key.minimum is not None and value < key.minimum:
+            raise bad(f"an integer >= {key.minimum:g}")
+        return value
     if key.kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad("a number")
@@ -136,6 +163,11 @@ def _check(key: Key, value: Any, where: str) -> Any:
 
 def _from_text(key: Key, text: str, where: str) -> Any:
     """Parse an env/flag string into the key's type, then validate it like a TOML value."""
+    if key.kind == "int":
+        try:
+            return _check(key, int(text.strip().replace("_", "")), where)
+        except ValueError:
+            raise ConfigError(f"{where}: '{key.name}' must be an integer, got {text!r}") from None
     if key.kind == "float":
         try:
             return _check(key, float(text), where)
@@ -239,6 +271,8 @@ def load(
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if isinstance(value, float):
         return f"{value:g}" if value != int(value) else f"{value:.1f}"
     if isinstance(value, list):

@@ -87,3 +87,10 @@ def setup(log_format: str, log_level: str, stream: TextIO | None = None) -> None
     root.handlers[:] = [handler]
     root.setLevel(log_level.upper())
     logging.getLogger("grpc").setLevel(max(root.level, logging.WARNING))
+
+
+def set_level(log_level: str) -> None:
+    """Change the root logger's minimum level (``debug``, ``info``, ``warning``, ``error``) at run time."""
+    root = logging.getLogger()
+    root.setLevel(log_level.upper())
+    logging.getLogger("grpc").setLevel(max(root.level, logging.WARNING))

@@ -67,12 +67,13 @@ class Notifier:
 
     def start_watchdog(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Ping ``WATCHDOG=1`` every half watchdog period from ``loop``; False when not requested."""
-        if self.watchdog_interval_s is None or not self.enabled:
+        interval_s = self.watchdog_interval_s
+        if interval_s is None or not self.enabled:
             return False
 
         def ping() -> None:
             self.notify("WATCHDOG=1")
-            self._watchdog = loop.call_later(self.watchdog_interval_s, ping)
+            self._watchdog = loop.call_later(interval_s, ping)
 
         ping()
         return True

@@ -5,11 +5,16 @@
 service, standard health (``grpc.health.v1.Health``) and reflection, plus the ctl NDJSON server on
 ``ctl_socket``. Sockets are chmod 0660 after binding. Then ``await servers.start()``; on shutdown
 ``await servers.stop(grace)``: health NOT_SERVING for everything, no new calls, calls in flight get
-``grace`` seconds, then are cancelled; both socket files are removed.
+``grace`` seconds, then are cancelled; both socket files are removed. ``await servers.abort()``
+drops everything at once (a second stop signal).
 
-Health entries: ``""`` (overall), one per served service, ``ktrdr.journal`` and one per host of
-``app_state.hosts`` named ``ktrdr.host.<name>`` (SERVING when the host is READY), kept in step by
-:meth:`Servers.sync_hosts`, which is registered on ``app_state.on_change``.
+Limits: the ctl server's :class:`~ktrdrd.ctl.server.Limits`; on gRPC, ``maximum_concurrent_rpcs``
+(calls beyond it get RESOURCE_EXHAUSTED from grpcio), ``grpc.max_concurrent_streams`` per HTTP/2
+connection, and the message size cap.
+
+Health entries: ``""`` (overall), one per served service, ``ktrdr.journal`` (SERVING while journal
+writes succeed) and one per host of ``app_state.hosts`` named ``ktrdr.host.<name>`` (SERVING when
+the host is READY), kept in step by :meth:`Servers.follow_health`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ktrdrd.appstate import AppState
 from ktrdrd.ctl import CtlServer
+from ktrdrd.ctl.server import Limits
 from ktrdrd.runtime import SOCKET_MODE, remove_socket
 from ktrdrd.services import Registry, build_registry
 from ktrdrd.services.grpc_adapter import generic_handlers
@@ -49,30 +55,37 @@ class Servers:
     ctl_server: CtlServer
     health: health.aio.HealthServicer
     grpc_socket: Path
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+    core: Any = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     async def start(self) -> None:
-        """Start serving gRPC and ctl; every health entry SERVING (hosts per their state)."""
+        """Start serving gRPC and ctl; every health entry SERVING (journal and hosts per their state)."""
         await self.grpc_server.start()
         await self.ctl_server.start()
         await self.set_health("", True)
         for name in self.registry.service_names:
             await self.set_health(name, True)
-        await self.set_health(JOURNAL_HEALTH, True)
-        await self.sync_hosts()
-        self.app_state.on_change(lambda _state: self._spawn(self.sync_hosts()))
+        await self.sync_dependencies()
+        self.app_state.on_change(lambda _state: self._changed.set())
+        if self.core is not None:
+            self.core.on_journal_change(self._changed.set)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def follow_health(self) -> None:
+        """Keep the journal's and hosts' health entries in step with their states (runs until cancelled)."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            await self.sync_dependencies()
 
     async def set_health(self, service: str, serving: bool) -> None:
         """Set one health entry (``""`` = overall) to SERVING or NOT_SERVING."""
         await self.health.set(service, SERVING if serving else NOT_SERVING)
 
-    async def sync_hosts(self) -> None:
-        """Health entry ``ktrdr.host.<name>`` of each host: SERVING iff its state is READY."""
+    async def sync_dependencies(self) -> None:
+        """``ktrdr.journal``: SERVING while journal writes succeed; ``ktrdr.host.<name>`` of each host:
+        SERVING iff its state is READY."""
+        if self.core is not None:
+            await self.set_health(JOURNAL_HEALTH, self.core.journal_error is None)
         for name, host in list(self.app_state.hosts.items()):
             await self.set_health(HOST_HEALTH_PREFIX + name, host.state.upper() == "READY")
 
@@ -80,6 +93,12 @@ class Servers:
         """Health NOT_SERVING, stop accepting, drain calls in flight for ``grace`` s, remove sockets."""
         await self.health.enter_graceful_shutdown()
         await asyncio.gather(self.grpc_server.stop(grace), self.ctl_server.stop(grace))
+        remove_socket(self.grpc_socket)
+
+    async def abort(self) -> None:
+        """Drop every connection and call now (a no-op after :meth:`stop` completed)."""
+        self.ctl_server.abort_all()
+        await self.grpc_server.stop(0)
         remove_socket(self.grpc_socket)
 
 
@@ -90,6 +109,9 @@ async def build_servers(
     grpc_socket: Path,
     ctl_socket: Path,
     extra_ctl_methods: Mapping[str, Any] | None = None,
+    ctl_limits: Limits | None = None,
+    grpc_max_concurrent_rpcs: int | None = None,
+    grpc_max_streams: int = 128,
 ) -> Servers:
     """Create (not start) both servers; the gRPC socket is bound here, the ctl socket at start().
 
@@ -101,7 +123,9 @@ async def build_servers(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ]
+            ("grpc.max_concurrent_streams", grpc_max_streams),
+        ],
+        maximum_concurrent_rpcs=grpc_max_concurrent_rpcs,
     )
     server.add_generic_rpc_handlers(generic_handlers(registry))
     health_servicer = health.aio.HealthServicer()
@@ -121,7 +145,8 @@ async def build_servers(
         app_state=app_state,
         registry=registry,
         grpc_server=server,
-        ctl_server=CtlServer(ctl_socket, registry, extra_ctl_methods),
+        ctl_server=CtlServer(ctl_socket, registry, extra_ctl_methods, ctl_limits),
         health=health_servicer,
         grpc_socket=grpc_socket,
+        core=core,
     )

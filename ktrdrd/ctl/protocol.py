@@ -9,6 +9,8 @@ A client stream sends further ``{"id":ID,"params":{...}}`` frames and ends with 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
@@ -57,9 +59,112 @@ def error_frame(call_id: Any, error: ApiError) -> dict[str, Any]:
     }
 
 
-def bad_frame(description: str) -> ApiError:
-    """INVALID_ARGUMENT for a frame that is not a valid request (reason ``BAD_FRAME``)."""
-    return ApiError(StatusCode.INVALID_ARGUMENT, f"bad frame: {description}", "BAD_FRAME")
+def bad_frame(description: str, reason: str = "BAD_FRAME") -> ApiError:
+    """INVALID_ARGUMENT for a frame that is not a valid request (reason ``BAD_FRAME`` by default)."""
+    return ApiError(StatusCode.INVALID_ARGUMENT, f"bad frame: {description}", reason)
+
+
+#: Characters of client input an error message may echo (longer input is cut, with its length).
+ECHO_CHARS = 80
+#: Deepest nesting of arrays/objects a frame may have (the request messages need far less).
+MAX_DEPTH = 64
+#: An integer id must lie within ±2**53 (exact in every JSON implementation); a string id ≤ this.
+MAX_ID_CHARS = 128
+_MAX_INT_ID = 2**53
+
+
+def clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (saying how long it was) for echoing in an error message."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} chars)"
+
+
+@dataclass(frozen=True)
+class Request:
+    """A decoded frame: a call (``method`` set) or more input of an open client stream (``method`` None)."""
+
+    id: Any
+    method: str | None
+    params: Any
+    done: bool
+
+
+class BadFrame(Exception):
+    """A frame that is not a valid request: answer ``error`` to ``call_id`` (None when unknown);
+    ``fatal``: the connection cannot go on (bytes that are not UTF-8)."""
+
+    def __init__(self, error: ApiError, call_id: Any = None, fatal: bool = False) -> None:
+        super().__init__(error.message)
+        self.error, self.call_id, self.fatal = error, call_id, fatal
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {clip(text, 24)}")
+    return value
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """True when ``value`` nests arrays/objects deeper than ``limit`` levels."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _valid_id(call_id: Any) -> bool:
+    if isinstance(call_id, bool):
+        return False
+    if isinstance(call_id, int):
+        return -_MAX_INT_ID <= call_id <= _MAX_INT_ID
+    return isinstance(call_id, str) and len(call_id) <= MAX_ID_CHARS
+
+
+def decode_request(frame: bytes | str) -> Request:
+    """Parse one frame (without its newline) into a :class:`Request`; :class:`BadFrame` otherwise.
+
+    Refused, each as ``BAD_FRAME``: bytes that are not UTF-8 (fatal to the connection), text that is
+    not JSON, ``NaN``/``Infinity`` or a number out of range, an integer too long to convert, nesting
+    deeper than :data:`MAX_DEPTH`, a frame that is not an object, an ``id`` that is not an integer
+    within ±2**53 or a string of at most :data:`MAX_ID_CHARS` characters, a ``method`` that is not a
+    string.
+    """
+    try:
+        text = frame.decode("utf-8") if isinstance(frame, bytes) else frame
+    except UnicodeDecodeError as exc:
+        raise BadFrame(bad_frame(f"bytes that are not UTF-8 (at byte {exc.start})"), fatal=True) from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise BadFrame(bad_frame(f"not JSON ({exc.msg} at column {exc.colno})")) from None
+    except RecursionError:
+        raise BadFrame(bad_frame(f"nested deeper than {MAX_DEPTH} levels")) from None
+    except ValueError as exc:  # NaN/Infinity, 1e999, an integer of more than 4300 digits
+        raise BadFrame(bad_frame(f"a number cannot be read ({clip(str(exc), 60)})")) from None
+    if not isinstance(value, dict):
+        raise BadFrame(bad_frame("a frame must be a JSON object"))
+    # Cheap first: only a frame with many brackets can nest too deeply.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _too_deep(value, MAX_DEPTH):
+        raise BadFrame(bad_frame(f"nested deeper than {MAX_DEPTH} levels"))
+    call_id = value.get("id")
+    if call_id is None or not _valid_id(call_id):
+        raise BadFrame(
+            bad_frame(f"'id' must be an integer within ±2**53 or a string of ≤ {MAX_ID_CHARS} chars")
+        )
+    method = value.get("method")
+    if method is not None and not isinstance(method, str):
+        raise BadFrame(bad_frame("'method' must be a string"), call_id)
+    return Request(call_id, method, value.get("params"), value.get("done") is True)
 
 
 #: Result messages above this many bytes (protobuf size) are converted to JSON in a worker thread:
@@ -114,8 +219,9 @@ def _locate(params: Any, message: Message, prefix: str) -> tuple[str, str]:
         try:
             json_format.ParseDict({key: value}, type(message)())
         except json_format.ParseError as exc:
-            is_message = field.message_type is not None and not field.message_type.GetOptions().map_entry
-            is_plain = is_message and not field.message_type.full_name.startswith("google.protobuf.")
+            kind = field.message_type
+            is_message = kind is not None and not kind.GetOptions().map_entry
+            is_plain = is_message and kind is not None and not kind.full_name.startswith("google.protobuf.")
             if is_plain and not field.is_repeated and isinstance(value, dict):
                 return _locate(value, getattr(message, field.name), path)
             return path, str(exc).split(" at ")[0].strip().rstrip(".")
@@ -134,7 +240,9 @@ def parse_params(params: Any, request_type: type[Message]) -> Message:
         if not isinstance(params, dict):
             raise json_format.ParseError("not an object")
         json_format.ParseDict(params, message)
+    except RecursionError:
+        raise invalid_argument("params", "nested too deeply") from None
     except json_format.ParseError:
         path, problem = _locate(params, request_type(), "")
-        raise invalid_argument(path, problem) from None
+        raise invalid_argument(clip(path), clip(problem, 2 * ECHO_CHARS)) from None
     return message

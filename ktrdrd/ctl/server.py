@@ -1,36 +1,58 @@
 """The ctl transport: an asyncio unix-socket server speaking NDJSON frames (see :mod:`.protocol`).
 
-Each request runs as its own task, so one connection may have many calls in flight (told apart by
-``id``). A frame that is not JSON, not a request, names an unknown method or carries bad params gets
-an error frame and the connection stays usable. Bytes that are not UTF-8, or a frame over
-:data:`FRAME_LIMIT`, close that connection only. When the peer goes away its in-flight calls are
-cancelled; after a half-close (EOF on read, socket still open) calls in flight are allowed to finish.
+Every connection is a :class:`Connection` (an ``asyncio.Protocol``) with one worker task that takes
+complete frames from its receive buffer in order and starts each call as its own task, so one
+connection may have many calls in flight (told apart by ``id``). Replies are written in order of
+completion.
+
+Bounds (:class:`Limits`, from the daemon's configuration), so that one greedy client slows only itself:
+
+- at most ``max_connections`` connections; one more is accepted, told ``TOO_MANY_CONNECTIONS`` and closed;
+- at most ``max_calls`` calls in flight per connection, and no reading while the connection's unsent
+  replies exceed ``send_buffer_bytes``: the worker waits and the socket is not read (backpressure,
+  no error), so memory stays bounded whatever the client pipelines;
+- a frame over :data:`FRAME_LIMIT` is answered ``FRAME_TOO_LARGE`` and the connection closed; a
+  partial frame left incomplete for ``frame_timeout_s`` is answered ``FRAME_TIMEOUT`` and closed;
+- the worker yields to the loop between frames, so a flood of frames (empty lines included) shares
+  the loop with every other client;
+- a reply that would exceed the frame cap is answered ``REPLY_TOO_LARGE`` instead;
+- closing never waits on a peer that does not read: unsent bytes get ``close_timeout_s`` (while they
+  keep draining), then the connection is aborted.
+
+A frame that is not a valid request (see :func:`.protocol.decode_request`), names an unknown method
+or carries bad params gets an error frame and the connection stays usable. When the peer goes away
+its calls in flight are cancelled; after a half-close (EOF on read, socket still open) calls in flight
+are allowed to finish.
 
 Methods come from the same :class:`~ktrdrd.services.registry.Registry` as gRPC. Extra ctl-only methods
-(test plugins) live in a mapping ``name -> async callable(params: dict)`` returning a JSON-ready dict,
-or an async iterator of dicts for a stream; the mapping is read at call time, so it may be filled after
-the server starts.
+(an embedding program's, e.g. the test suite's operation kinds) live in a mapping
+``name -> async callable(params: dict)`` returning a JSON-ready dict, or an async iterator of dicts for
+a stream; the mapping is read at call time, so it may be filled after the server starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
-import json
 import logging
 import os
 import select
 import socket
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ktrdrd.ctl.protocol import (
     FRAME_LIMIT,
     INLINE_JSON_BYTES,
+    BadFrame,
     BodyCache,
     bad_frame,
+    clip,
+    decode_request,
     done_frame,
     dumps,
     encode,
@@ -41,18 +63,31 @@ from ktrdrd.ctl.protocol import (
     splice_result,
     to_json,
 )
-from ktrdrd.errors import INTERNAL, UNIMPLEMENTED, ApiError
+from ktrdrd.errors import INTERNAL, RESOURCE_EXHAUSTED, UNIMPLEMENTED, ApiError
 from ktrdrd.runtime import SOCKET_MODE, remove_socket
 from ktrdrd.services.registry import Call, MethodSpec, Registry
 
 log = logging.getLogger(__name__)
 
-HIGH_WATER = 64 * 1024  # bytes queued in a connection's transport above which a call waits for drain
+PUSH_HIGH_WATER = 64 * 1024  # bytes waiting for a connection above which pushed events stop (pull mode)
 STREAM_BODY_CACHE = 8192  # streamed responses whose JSON body is kept for sharing between calls
 STREAM_BODY_BYTES = 8 * 1024 * 1024  # ... and at most this many bytes of such bodies
 FLUSH_SLICE = 32  # connections written between two yields to the loop in a flush round
+INPUT_QUEUE = 16  # client-stream frames queued for their call before the connection stops reading
+EMPTY_LINES_PER_YIELD = 64  # empty lines skipped between two yields to the loop
 _HALF_CLOSED_POLL_S = 0.2
 _END = object()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-server bounds on clients (config keys ``ctl_*``; see docs/operations.md for defaults)."""
+
+    max_connections: int = 1024
+    max_calls: int = 64
+    send_buffer_bytes: int = 1024 * 1024
+    frame_timeout_s: float = 10.0
+    close_timeout_s: float = 1.0
 
 
 def _peer_gone(sock: socket.socket | None) -> bool:
@@ -64,57 +99,293 @@ def _peer_gone(sock: socket.socket | None) -> bool:
     return any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in poller.poll(0))
 
 
-class _Connection:
-    """One client connection: reads frames, runs calls as tasks, writes frames in order of completion."""
+class Connection(asyncio.Protocol):
+    """One client connection: a receive buffer, a frame worker, calls as tasks, bounded writes."""
 
-    def __init__(self, server: CtlServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(self, server: CtlServer) -> None:
         self._server = server
-        self._reader = reader
-        self._writer = writer
+        self._limits = server.limits
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()  # received bytes not yet taken as frames
+        self._scan = 0  # bytes of _buffer known to hold no newline
+        self._partial = 0  # bytes at the end of _buffer after its last newline
+        self._reading = True
+        self._eof = False  # the peer shut down its write half, or we stopped reading
+        self._lost = self._loop.create_future()  # resolved by connection_lost
+        self._wake: asyncio.Future[None] | None = None  # the worker's wait for frames or slots
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._frame_timer: asyncio.TimerHandle | None = None
         self._calls: dict[Any, asyncio.Task[None]] = {}
         self._inputs: dict[Any, asyncio.Queue[Any]] = {}  # open client streams by id
-        self._transport = writer.transport
         self._pushed: list[bytes] = []  # pushed frames waiting for the server's flush round
         self._pushed_bytes = 0
+        self.worker: asyncio.Task[None] | None = None
+
+    def attach(self, transport: asyncio.Transport) -> None:
+        """Write replies to ``transport`` without reading from it (in-process dispatch: frames are
+        handed to :meth:`handle` directly)."""
+        self._transport = transport
+
+    # ---- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        transport.set_write_buffer_limits(high=self._limits.send_buffer_bytes)
+        self.worker = self._loop.create_task(self._serve())
+        self._server.track(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._eof:
+            return
+        self._buffer += data
+        newline = data.rfind(b"\n")
+        if newline >= 0:
+            self._partial = len(data) - newline - 1
+            self._cancel_frame_timer()  # a frame completed: the partial one (if any) starts its clock
+        else:
+            self._partial += len(data)
+        self._check_partial()
+        self._wake_worker()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._cancel_frame_timer()
+        self._wake_worker()
+        return True  # keep the write half open: replies to calls in flight still go out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._cancel_frame_timer()
+        if not self._lost.done():
+            self._lost.set_result(None)
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionResetError("ctl connection lost"))
+        self._drain_waiters.clear()
+        for task in self._calls.values():
+            task.cancel()
+        self._wake_worker()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        self._wake_worker()
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    def _check_partial(self) -> None:
+        """Bound the partial frame at the buffer's end (size and time); pause reading when a full
+        buffer of frames is waiting for the worker."""
+        if self._partial > FRAME_LIMIT:
+            self._fail(bad_frame(f"frame over {FRAME_LIMIT} bytes", "FRAME_TOO_LARGE"))
+            return
+        if self._partial and self._frame_timer is None and self._reading:
+            self._frame_timer = self._loop.call_later(self._limits.frame_timeout_s, self._frame_timed_out)
+        if len(self._buffer) - self._partial > self._limits.send_buffer_bytes:
+            self._pause_reading()  # complete frames are waiting: read more once they are taken
+
+    def _cancel_frame_timer(self) -> None:
+        if self._frame_timer is not None:
+            self._frame_timer.cancel()
+            self._frame_timer = None
+
+    def _frame_timed_out(self) -> None:
+        self._frame_timer = None
+        seconds = f"{self._limits.frame_timeout_s:g}"
+        self._fail(bad_frame(f"incomplete frame: no newline for {seconds} s", "FRAME_TIMEOUT"))
+
+    def _fail(self, error: ApiError) -> None:
+        """Answer a framing error (id null), stop reading and close the connection."""
+        log.warning("ctl: %s; closing the connection", error.message)
+        self._buffer.clear()
+        self._scan = self._partial = 0
+        self._eof = True
+        self._cancel_frame_timer()
+        self._emit_quietly(encode(error_frame(None, error)))
+        self._wake_worker()
+
+    def _pause_reading(self) -> None:
+        if self._reading and self._transport is not None and not self._transport.is_closing():
+            self._reading = False
+            self._cancel_frame_timer()
+            self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if not self._reading and not self._eof and self._transport is not None:
+            self._reading = True
+            if not self._transport.is_closing():
+                self._transport.resume_reading()
+            self._check_partial()
+
+    def _next_frame(self) -> bytes | None:
+        """The next complete frame (without its newline) from the buffer, or None."""
+        index = self._buffer.find(b"\n", self._scan)
+        if index < 0:
+            self._scan = len(self._buffer)
+            return None
+        frame = bytes(self._buffer[:index])
+        del self._buffer[: index + 1]
+        self._scan = 0
+        return frame
+
+    def _wake_worker(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _sleep_until_woken(self) -> None:
+        self._wake = self._loop.create_future()
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+
+    def _busy(self) -> bool:
+        """True while the connection may not take another call (slots or unsent replies)."""
+        return len(self._calls) >= self._limits.max_calls or self._write_paused
+
+    def stop_reading(self) -> None:
+        """Take no more requests (as if the client half-closed); calls in flight go on."""
+        self._eof = True
+        self._buffer.clear()
+        self._scan = self._partial = 0
+        self._cancel_frame_timer()
+        if self._transport is not None and not self._transport.is_closing() and self._reading:
+            self._reading = False
+            self._transport.pause_reading()
+        self._wake_worker()
+
+    async def _serve(self) -> None:
+        try:
+            await self._read_frames()
+            await self._finish_half_closed()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await self._close()
+
+    async def _read_frames(self) -> None:
+        empty = 0
+        while True:
+            if self._busy():
+                self._pause_reading()
+                await self._sleep_until_woken()
+                continue
+            frame = self._next_frame()
+            if frame is None:
+                if self._eof:
+                    return
+                self._resume_reading()
+                await self._sleep_until_woken()
+                continue
+            if len(frame) > FRAME_LIMIT:
+                self._fail(bad_frame(f"frame over {FRAME_LIMIT} bytes", "FRAME_TOO_LARGE"))
+                return
+            if not frame.strip():
+                empty += 1
+                if empty % EMPTY_LINES_PER_YIELD == 0:
+                    await asyncio.sleep(0)
+                continue
+            if not await self.handle(frame):
+                return
+            await asyncio.sleep(0)  # one frame at a time: other connections get the loop between
+
+    async def _finish_half_closed(self) -> None:
+        """After EOF: let calls in flight finish unless the peer is gone entirely (then cancel them)."""
+        sock = self._transport.get_extra_info("socket") if self._transport is not None else None
+        while self._calls:
+            if self._lost.done() or _peer_gone(sock):
+                return
+            await asyncio.wait(list(self._calls.values()), timeout=_HALF_CLOSED_POLL_S)
+
+    async def _close(self) -> None:
+        """Cancel calls still in flight, write what is pushed, close; abort a peer that does not read."""
+        for task in self._calls.values():
+            task.cancel()
+        if self._calls:
+            await asyncio.gather(*self._calls.values(), return_exceptions=True)
+        self.flush()
+        await self.close_bounded(self._limits.close_timeout_s)
+
+    async def close_bounded(self, timeout_s: float) -> None:
+        """Close the transport, letting unsent bytes drain while they make progress within
+        ``timeout_s`` periods; abort once a period passes with no progress."""
+        transport = self._transport
+        if transport is None:
+            return
+        if not transport.is_closing():
+            transport.close()
+        left = transport.get_write_buffer_size()
+        while not self._lost.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._lost), timeout_s)
+            if self._lost.done():
+                break
+            now = transport.get_write_buffer_size()
+            if now >= left:
+                transport.abort()
+                break
+            left = now
+
+    def abort(self) -> None:
+        """Drop the connection at once (unsent bytes discarded)."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    # ---- writing ------------------------------------------------------------------------------
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.write(encode(frame))
 
     async def write(self, data: bytes) -> None:
-        """Queue ``data`` on the socket now; wait only while the transport holds over :data:`HIGH_WATER`.
+        """Queue ``data`` on the socket now; wait only while the unsent bytes exceed the high-water mark.
 
-        Writes are synchronous, so frames leave in the order their calls wrote them, without a lock
-        (``StreamWriter.drain`` may be awaited by several calls at once). ConnectionResetError once the
-        connection is closing.
+        Writes are synchronous, so frames leave in the order their calls wrote them, without a lock.
+        ConnectionResetError once the connection is closing.
         """
         self._emit(data)
-        if self._transport.get_write_buffer_size() > HIGH_WATER:
-            await self._writer.drain()
+        if self._write_paused:
+            waiter = self._loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
 
     def _emit(self, data: bytes) -> None:
         """Queue ``data`` (after any pushed frames not yet flushed) on the socket, never waiting;
         ConnectionResetError once the connection is closing."""
-        if self._transport.is_closing():
+        transport = self._transport
+        if transport is None or transport.is_closing():
             raise ConnectionResetError("ctl connection closed")
         if self._pushed:
             self._pushed.append(data)
             data = b"".join(self._pushed)
             self._pushed.clear()
             self._pushed_bytes = 0
-        self._writer.write(data)
+        transport.write(data)
+
+    def _emit_quietly(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionError):
+            self._emit(data)
 
     def push(self, data: bytes) -> bool:
         """Queue pushed frames for the server's next flush round; False once the client lags
-        (over :data:`HIGH_WATER` bytes waiting). ConnectionResetError once the connection is closing."""
+        (over :data:`PUSH_HIGH_WATER` bytes waiting). ConnectionResetError once the connection is closing."""
         transport = self._transport
-        if transport.is_closing():
+        if transport is None or transport.is_closing():
             raise ConnectionResetError("ctl connection closed")
         pushed = self._pushed
         if not pushed:  # the first frame since the last flush: join the next flush round
             self._server.flush_soon(self)
         pushed.append(data)
         self._pushed_bytes += len(data)
-        return self._pushed_bytes + transport.get_write_buffer_size() <= HIGH_WATER
+        return self._pushed_bytes + transport.get_write_buffer_size() <= PUSH_HIGH_WATER
 
     def flush(self) -> None:
         """Write the pushed frames waiting, as one socket write."""
@@ -122,114 +393,70 @@ class _Connection:
             data = b"".join(self._pushed)
             self._pushed.clear()
             self._pushed_bytes = 0
-            if not self._transport.is_closing():
+            if self._transport is not None and not self._transport.is_closing():
                 self._transport.write(data)
 
-    def stop_reading(self) -> None:
-        """Take no more requests (as if the client half-closed); calls in flight go on."""
-        self._reader.feed_eof()
-
-    async def serve(self) -> None:
-        try:
-            await self._read_loop()
-            await self._finish_half_closed()
-        finally:
-            for task in self._calls.values():
-                task.cancel()
-            if self._calls:
-                await asyncio.gather(*self._calls.values(), return_exceptions=True)
-            self.flush()
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
-
-    async def _read_loop(self) -> None:
-        while True:
-            try:
-                line = await self._reader.readline()
-            except (ValueError, asyncio.LimitOverrunError):
-                log.warning("ctl: frame over %d bytes; closing the connection", FRAME_LIMIT)
-                return
-            except ConnectionError:
-                return
-            if not line:
-                return
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                log.warning("ctl: bytes that are not UTF-8; closing the connection")
-                return
-            if text.strip():
-                await self.handle(text)
-
-    async def _finish_half_closed(self) -> None:
-        """After EOF: let calls in flight finish unless the peer is gone entirely (then cancel them)."""
-        sock = self._writer.get_extra_info("socket")
-        while self._calls:
-            if _peer_gone(sock):
-                return
-            await asyncio.wait(list(self._calls.values()), timeout=_HALF_CLOSED_POLL_S)
+    # ---- calls --------------------------------------------------------------------------------
 
     def calls(self) -> list[asyncio.Task[None]]:
         """The calls in flight."""
         return list(self._calls.values())
 
-    async def handle(self, text: str) -> None:
-        """Take one request frame (a line of text): answer it or start its call as a task."""
+    async def handle(self, frame: bytes | str) -> bool:
+        """Take one request frame: answer it or start its call as a task. False: close the connection."""
         try:
-            frame = json.loads(text)
-        except json.JSONDecodeError as exc:
-            await self.send(error_frame(None, bad_frame(f"not JSON ({exc.msg} at column {exc.colno})")))
-            return
-        if not isinstance(frame, dict):
-            await self.send(error_frame(None, bad_frame("a frame must be a JSON object")))
-            return
-        call_id = frame.get("id")
-        if call_id is None or isinstance(call_id, (dict, list, bool)):
-            await self.send(error_frame(None, bad_frame("'id' must be a number or string")))
-            return
-        if call_id in self._inputs:
-            await self._stream_input(call_id, frame)
-            return
-        method = frame.get("method")
-        if not isinstance(method, str):
-            await self.send(error_frame(call_id, bad_frame("'method' must be a string")))
-            return
+            request = decode_request(frame)
+        except BadFrame as exc:
+            await self._send_quietly(error_frame(exc.call_id, exc.error))
+            return not exc.fatal
+        call_id = request.id
+        queue = self._inputs.get(call_id)
+        if queue is not None and request.method is None:
+            if request.done:
+                del self._inputs[call_id]
+                await queue.put(_END)
+            else:
+                await queue.put(request.params)
+            return True
+        if request.method is None:
+            await self._send_quietly(error_frame(call_id, bad_frame("'method' must be a string")))
+            return True
         if call_id in self._calls:
-            await self.send(error_frame(call_id, bad_frame(f"id {call_id!r} is already in use")))
-            return
-        task = asyncio.create_task(self._run(call_id, method, frame.get("params")))
+            await self._send_quietly(
+                error_frame(call_id, bad_frame(f"id {clip(repr(call_id))} is already in use"))
+            )
+            return True
+        spec = self._server.registry.get(request.method)
+        if spec is not None and spec.client_streaming:
+            # Created now, not in the call's task: its next frames may be in this very read.
+            self._inputs[call_id] = asyncio.Queue(INPUT_QUEUE)
+        task = self._loop.create_task(self._run(call_id, request.method, spec, request.params))
         self._calls[call_id] = task
-        task.add_done_callback(lambda _t, cid=call_id: self._calls.pop(cid, None))
+        task.add_done_callback(functools.partial(self._call_done, call_id))
+        return True
 
-    async def _stream_input(self, call_id: Any, frame: dict[str, Any]) -> None:
-        queue = self._inputs[call_id]
-        if frame.get("done") is True:
-            del self._inputs[call_id]
-            queue.put_nowait(_END)
-        else:
-            queue.put_nowait(frame.get("params"))
+    def _call_done(self, call_id: Any, _task: asyncio.Task[None]) -> None:
+        self._calls.pop(call_id, None)
+        self._inputs.pop(call_id, None)
+        self._wake_worker()
 
-    async def _run(self, call_id: Any, method: str, params: Any) -> None:
+    async def _run(self, call_id: Any, method: str, spec: MethodSpec | None, params: Any) -> None:
         try:
-            spec = self._server.registry.get(method)
             if spec is not None:
                 await self._run_spec(call_id, spec, params)
             elif method in self._server.extra_methods:
                 await self._run_extra(call_id, self._server.extra_methods[method], params)
             else:
-                raise ApiError(UNIMPLEMENTED, f"unknown method {method!r}", "UNKNOWN_METHOD")
+                raise ApiError(UNIMPLEMENTED, f"unknown method {clip(repr(method))}", "UNKNOWN_METHOD")
         except ApiError as exc:
             await self._send_quietly(error_frame(call_id, exc))
         except Exception as exc:
-            if isinstance(exc, ConnectionError) and self._transport.is_closing():
+            if isinstance(exc, ConnectionError) and (self._transport is None or self._transport.is_closing()):
                 return  # the connection closed under the call: nobody to answer, nothing to log
-            log.exception("ctl: unexpected error in %s", method)
+            log.exception("ctl: unexpected error in %s", clip(method))
             await self._send_quietly(
-                error_frame(call_id, ApiError(INTERNAL, f"internal error in {method}", "INTERNAL"))
+                error_frame(call_id, ApiError(INTERNAL, f"internal error in {clip(method)}", "INTERNAL"))
             )
-        finally:
-            self._inputs.pop(call_id, None)
 
     async def _send_quietly(self, frame: dict[str, Any]) -> None:
         with contextlib.suppress(ConnectionError):
@@ -238,20 +465,18 @@ class _Connection:
     async def _run_spec(self, call_id: Any, spec: MethodSpec, params: Any) -> None:
         call = Call("ctl")
         if spec.client_streaming:
-            queue: asyncio.Queue[Any] = asyncio.Queue()
-            self._inputs[call_id] = queue
-            queue.put_nowait(params)
-            response = await spec.unary(self._requests(queue, spec), call)
+            queue = self._inputs[call_id]
+            response = await spec.unary(self._requests(params, queue, spec), call)
             await self.write(await _result_line(call_id, response))
         elif spec.server_streaming:
             prefix, frame, send = result_prefix(call_id), self._server.stream_frame, self.push
 
             def frames(batch: list[Any]) -> bytes:
-                return b"".join([frame(prefix, response) for response in batch])
+                return b"".join([_fitting(frame(prefix, response)) for response in batch])
 
             def push(batch: list[Any]) -> bool:
                 if len(batch) == 1:  # a live event, pushed to every watcher in a row
-                    return send(frame(prefix, batch[0]))
+                    return send(_fitting(frame(prefix, batch[0])))
                 return send(frames(batch))
 
             request = parse_params(params, spec.request_type)
@@ -263,7 +488,8 @@ class _Connection:
             await self.write(await _result_line(call_id, response))
 
     @staticmethod
-    async def _requests(queue: asyncio.Queue[Any], spec: MethodSpec) -> AsyncIterator[Any]:
+    async def _requests(first: Any, queue: asyncio.Queue[Any], spec: MethodSpec) -> AsyncIterator[Any]:
+        yield parse_params(first, spec.request_type)
         while (params := await queue.get()) is not _END:
             yield parse_params(params, spec.request_type)
 
@@ -271,27 +497,22 @@ class _Connection:
         outcome = method(params if params is not None else {})
         if inspect.isasyncgen(outcome) or hasattr(outcome, "__aiter__"):
             async for item in outcome:
-                await self.send(result_frame(call_id, item))
+                await self.write(_fitting(encode(result_frame(call_id, item))))
             await self.send(done_frame(call_id))
         else:
-            await self.send(result_frame(call_id, await outcome))
+            await self.write(_fitting(encode(result_frame(call_id, await outcome))))
 
 
-class _MemoryWriter:
-    """The part of a StreamWriter a connection uses, collecting frames in memory (see ``dispatch``)."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self.transport = self
-
-    def write(self, data: bytes) -> None:
-        self.frames.extend(data.splitlines(keepends=True))
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
+def _fitting(line: bytes) -> bytes:
+    """``line`` if it fits the frame cap; else RESOURCE_EXHAUSTED (raised, so the call answers it)."""
+    if len(line) > FRAME_LIMIT + 1:
+        raise ApiError(
+            RESOURCE_EXHAUSTED,
+            f"the reply is {len(line) - 1} bytes, over the {FRAME_LIMIT}-byte frame cap; "
+            "ask for less (a smaller page or range)",
+            "REPLY_TOO_LARGE",
+        )
+    return line
 
 
 async def _result_line(call_id: Any, response: Any) -> bytes:
@@ -300,22 +521,61 @@ async def _result_line(call_id: Any, response: Any) -> bytes:
     def build() -> bytes:
         return splice_result(result_prefix(call_id), dumps(to_json(response)))
 
-    return build() if response.ByteSize() <= INLINE_JSON_BYTES else await asyncio.to_thread(build)
+    line = build() if response.ByteSize() <= INLINE_JSON_BYTES else await asyncio.to_thread(build)
+    return _fitting(line)
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over ``max_connections``: told so in one error frame, then closed."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        error = ApiError(
+            RESOURCE_EXHAUSTED,
+            f"too many ctl connections (limit {self._limit}); retry later",
+            "TOO_MANY_CONNECTIONS",
+            retry_after_s=1.0,
+        )
+        transport.write(encode(error_frame(None, error)))
+        transport.close()
+        asyncio.get_running_loop().call_later(1.0, transport.abort)  # a peer that never reads
+
+    def data_received(self, data: bytes) -> None:
+        pass
 
 
 class CtlServer:
     """The ctl socket server. ``start()`` binds (socket mode 0660); ``stop(grace)`` drains, then cancels."""
 
-    def __init__(self, path: Path, registry: Registry, extra_methods: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        registry: Registry,
+        extra_methods: Mapping[str, Any] | None = None,
+        limits: Limits | None = None,
+    ):
         self.path = path
         self.registry = registry
+        self.limits = limits or Limits()
         self.extra_methods: Mapping[str, Any] = extra_methods if extra_methods is not None else {}
         self.stream_bodies = BodyCache(STREAM_BODY_CACHE, STREAM_BODY_BYTES)
         self._last_frame: tuple[Any, bytes, bytes] = (None, b"", b"")
-        self._server: asyncio.base_events.Server | None = None
-        self._connections: dict[asyncio.Task[None], _Connection] = {}
-        self._dirty: dict[_Connection, None] = {}  # connections with pushed frames to write
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: dict[Connection, None] = {}
+        self._dirty: dict[Connection, None] = {}  # connections with pushed frames to write
         self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    @property
+    def call_count(self) -> int:
+        return sum(len(c.calls()) for c in self._connections)
 
     def stream_frame(self, prefix: bytes, response: Any) -> bytes:
         """The result frame of a streamed (shared, immutable) ``response`` for the call whose
@@ -328,7 +588,7 @@ class CtlServer:
         self._last_frame = (response, prefix, data)
         return data
 
-    def flush_soon(self, connection: _Connection) -> None:
+    def flush_soon(self, connection: Connection) -> None:
         """Have ``connection``'s pushed frames written in the next flush round.
 
         A round writes each waiting connection once, yielding to the loop every
@@ -348,43 +608,56 @@ class CtlServer:
                 if i % FLUSH_SLICE == FLUSH_SLICE - 1:
                     await asyncio.sleep(0)
 
-    async def dispatch(self, line: str) -> list[bytes]:
-        """Handle one request line in this process, exactly as a connection would; its reply frames.
+    def track(self, connection: Connection) -> None:
+        """Count ``connection`` until its worker ends."""
+        self._connections[connection] = None
+        assert connection.worker is not None
 
-        Every frame the call writes (one for a unary call, results then ``done`` for a stream), each
-        ending with a newline. For benchmarks and tests of the dispatcher without a socket.
-        """
-        sink = _MemoryWriter()
-        connection = _Connection(self, asyncio.StreamReader(), sink)  # type: ignore[arg-type]
-        await connection.handle(line)
-        await asyncio.gather(*connection.calls())
-        return sink.frames
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._connections.pop(connection, None)
+
+        connection.worker.add_done_callback(forget)
+
+    def _protocol(self) -> asyncio.Protocol:
+        if self._closing or len(self._connections) >= self.limits.max_connections:
+            return _Refused(self.limits.max_connections)
+        return Connection(self)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_unix_server(self._accept, path=str(self.path), limit=FRAME_LIMIT)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(self._protocol, path=str(self.path), backlog=1024)
         os.chmod(self.path, SOCKET_MODE)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        connection = _Connection(self, reader, writer)
-        self._connections[task] = connection
-        try:
-            await connection.serve()
-        finally:
-            self._connections.pop(task, None)
+    def stop_accepting(self) -> None:
+        """Close the listening socket and stop reading every connection (calls in flight go on)."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            connection.stop_reading()
 
     async def stop(self, grace: float) -> None:
         """Stop accepting and reading; calls in flight get ``grace`` seconds, then are cancelled;
-        the socket file is removed."""
-        if self._server is not None:
-            self._server.close()
-        for connection in self._connections.values():
-            connection.stop_reading()
-        if self._connections:
-            _, pending = await asyncio.wait(set(self._connections), timeout=grace)
+        closing then takes at most about ``limits.close_timeout_s`` per stalled peer (in parallel)
+        before connections are aborted; the socket file is removed."""
+        self.stop_accepting()
+        workers = [c.worker for c in self._connections if c.worker is not None]
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+                _, stuck = await asyncio.wait(pending, timeout=self.limits.close_timeout_s * 2 + 1)
+                for connection in list(self._connections):
+                    connection.abort()
+                if stuck:
+                    await asyncio.wait(stuck, timeout=1.0)
         remove_socket(self.path)
+
+    def abort_all(self) -> None:
+        """Stop at once: every connection dropped, its calls cancelled (a second stop signal)."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            connection.abort()

@@ -79,7 +79,20 @@ def _v1_operations(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_operations,)
+def _v2_write_probe(conn: sqlite3.Connection) -> None:
+    """One row the daemon rewrites to learn whether the disk takes writes again after a failure."""
+    _execute_all(
+        conn,
+        """
+        CREATE TABLE journal_probe (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            time REAL NOT NULL
+        );
+        """,
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_operations, _v2_write_probe)
 LATEST_VERSION = len(MIGRATIONS)
 
 

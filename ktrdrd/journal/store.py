@@ -17,6 +17,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -387,6 +388,14 @@ class Journal:
             return "deleted"
 
         return await self._writer.submit(write)
+
+    async def probe(self) -> None:
+        """Commit one small write (the ``journal_probe`` row): proves the disk takes writes."""
+        await self._writer.submit(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO journal_probe (id, time) VALUES (1, ?)", (time.time(),)
+            )
+        )
 
     async def delete_expired(self, cutoff: float) -> int:
         """Delete terminal operations that ended before ``cutoff`` (epoch s); returns how many."""

@@ -4,7 +4,10 @@ Callers on the event loop ``submit`` a function ``fn(conn) -> value``; the threa
 queued (up to ``MAX_BATCH``), runs each in its own SAVEPOINT inside one transaction, COMMITs once and
 then resolves the callers' futures on the loop, in submission order. A future resolving means its
 write is committed (durable as ``synchronous`` allows), so "acknowledged" == "committed". A function
-that raises rolls back only its own savepoint; a failed COMMIT fails the whole batch.
+that raises rolls back only its own savepoint; a failed transaction (disk full, I/O error: any
+``sqlite3.Error`` outside a function) fails the whole batch with a
+:class:`~ktrdrd.journal.errors.JournalWriteError`, and the thread goes on serving: the next batch
+tries again, so the journal recovers when the disk does.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ktrdrd.journal.errors import JournalWriteError
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +130,20 @@ class Writer:
                     value = fn(conn)
                 except Exception as exc:
                     conn.execute("ROLLBACK TO item")
+                    if isinstance(exc, sqlite3.OperationalError):  # the disk, not the function's logic
+                        exc = JournalWriteError.from_sqlite(self._path, exc)
                     outcomes.append((future, None, exc))
                 else:
                     outcomes.append((future, value, None))
                 conn.execute("RELEASE item")
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.error("journal commit failed: %s", exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(future, None, exc) for _, future in batch]
+        except Exception as exc:  # the transaction failed as a whole: nothing of the batch is on disk
+            log.warning("journal commit failed: %s", exc)
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            error = JournalWriteError.from_sqlite(self._path, exc)
+            outcomes = [(future, None, error) for _, future in batch]
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             self._loop.call_soon_threadsafe(_resolve, outcomes)
 

@@ -10,6 +10,13 @@ whose kind has no handler able to reattach. :data:`TRANSITIONS` is the whole lif
 change goes through :meth:`OperationsCore._set_state`, which checks it (an illegal change is a bug:
 :class:`IllegalTransition`). A CANCELLED operation carries ``error = {"code": 1 (CANCELLED), ...}``.
 
+Journal write failures (disk full, I/O error): an operation whose event cannot be committed ends
+INTERRUPTED (reason ``JOURNAL_WRITE_FAILED``) in memory at once, so ``wait`` and ``watch`` return; its
+handler is cancelled; new starts are refused with the journal's error (RESOURCE_EXHAUSTED or
+UNAVAILABLE) while :attr:`OperationsCore.journal_error` is set; reads go on. :meth:`maintain` probes
+the disk every :data:`PROBE_INTERVAL_S` and, once it takes writes again, commits those terminal
+states and clears the error.
+
 Idempotent start: a non-empty ``request_id`` names one operation. Starting again with the same
 request id, kind, params, labels and parent returns the existing operation (whatever its state);
 the same request id with anything different is ALREADY_EXISTS, reason ``REQUEST_ID_REUSED``. A
@@ -19,6 +26,7 @@ request id becomes free again when its operation is deleted (by ``delete`` or re
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import dataclasses
 import json
@@ -34,6 +42,7 @@ from typing import Any
 from ktrdr.wire import NAME_PREFIX, TERMINAL_STATES, EventType, OperationState, StatusCode
 from ktrdrd import errors, logs
 from ktrdrd.journal import Journal
+from ktrdrd.journal.errors import JournalWriteError
 from ktrdrd.journal.records import EventRecord, OperationRecord, empty_progress
 from ktrdrd.operations import paging
 from ktrdrd.operations.context import KindHandler, OperationContext
@@ -47,6 +56,7 @@ MAX_PAGE_SIZE = 1000
 MAX_REQUEST_ID = 128
 MAX_LABEL_KEY = 63
 MAX_LABEL_VALUE = 256
+PROBE_INTERVAL_S = 1.0  # seconds between two attempts to write to a journal that failed
 
 PENDING, RUNNING = OperationState.PENDING, OperationState.RUNNING
 SUCCEEDED, FAILED = OperationState.SUCCEEDED, OperationState.FAILED
@@ -54,8 +64,8 @@ CANCELLED, INTERRUPTED = OperationState.CANCELLED, OperationState.INTERRUPTED
 
 #: The operation lifecycle: each state and the states it may change to. PENDING → RUNNING when the
 #: handler starts; PENDING → CANCELLED when cancelled before it started; → FAILED when the handler
-#: (or the journal) fails; → INTERRUPTED when the daemon restarted and no handler can reattach it.
-#: Terminal states never change.
+#: fails; → INTERRUPTED when the daemon restarted and no handler can reattach it, or when its events
+#: cannot be journaled (from its last committed state). Terminal states never change.
 TRANSITIONS: dict[OperationState, frozenset[OperationState]] = {
     PENDING: frozenset({RUNNING, CANCELLED, FAILED, INTERRUPTED}),
     RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED, INTERRUPTED}),
@@ -88,6 +98,7 @@ class _Live:
     last_progress_write: float = -math.inf
     last_write: asyncio.Future[None] | None = None
     kill_timer: asyncio.TimerHandle | None = None
+    lost: bool = False  # ended in memory after a journal write failed; nothing more is written
 
 
 def _canonical(value: Any) -> str:
@@ -138,7 +149,11 @@ class OperationsCore:
         self._active: dict[str, _Live] = {}
         self._ids = IdGenerator()
         self._closing = False
-        self._retention_task: asyncio.Task[None] | None = None
+        self._journal_error: JournalWriteError | None = None
+        self._journal_listeners: list[Callable[[], None]] = []
+        # Operations ended in memory whose terminal state is not committed yet: id → (record, event).
+        self._unwritten: dict[str, tuple[OperationRecord, EventRecord]] = {}
+        self._recovery = asyncio.Event()
 
     @classmethod
     async def open(
@@ -152,8 +167,8 @@ class OperationsCore:
     ) -> OperationsCore:
         """Open (create, migrate) the journal at ``db_path`` and load the operations that are not done.
 
-        ``retention_s``: terminal operations that ended longer ago are deleted now and every
-        ``retention_s / 10`` (1 s..1 h). ``progress_interval_s``: minimum seconds between two progress
+        ``retention_s``: terminal operations that ended longer ago are deleted now, and by
+        :meth:`maintain` every ``retention_s / 10`` (1 s..1 h). ``progress_interval_s``: minimum seconds between two progress
         events of one operation. ``cancel_grace_s``: seconds a handler has to return after a cancel
         before its task is cancelled. Raises ``JournalOpenError`` (file untouched) when unusable.
         Call :meth:`register_kind` for every kind, then :meth:`resume_pending`.
@@ -175,8 +190,21 @@ class OperationsCore:
         except BaseException:
             await journal.close()
             raise
-        core._retention_task = asyncio.create_task(core._retention_loop(), name="journal-retention")
         return core
+
+    @property
+    def journal_error(self) -> JournalWriteError | None:
+        """Why journal writes fail now, or None while they succeed."""
+        return self._journal_error
+
+    def on_journal_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` whenever :attr:`journal_error` is set or cleared."""
+        self._journal_listeners.append(listener)
+
+    @property
+    def active_count(self) -> int:
+        """Operations not done yet."""
+        return len(self._active)
 
     def register_kind(self, kind: str, handler: KindHandler) -> None:
         """Run operations of ``kind`` with ``handler``; registering a kind twice is a ValueError."""
@@ -209,7 +237,7 @@ class OperationsCore:
             }
             endings.append(self._finish(live, INTERRUPTED, error, None))
         if endings:
-            await asyncio.gather(*(asyncio.shield(ending) for ending in endings))
+            await asyncio.gather(*(asyncio.shield(ending) for ending in endings), return_exceptions=True)
 
     # ---- API -------------------------------------------------------------------------------------
 
@@ -247,6 +275,14 @@ class OperationsCore:
             raise errors.invalid_argument("request_id", f"expected a string of ≤ {MAX_REQUEST_ID} chars")
         if self._closing:
             raise errors.ApiError(StatusCode.UNAVAILABLE, "ktrdrd is shutting down", "SHUTTING_DOWN")
+        if self._journal_error is not None:
+            failure = self._journal_error
+            raise JournalWriteError(
+                failure.code,
+                f"new operations are refused until the journal can be written: {failure.message}",
+                failure.reason,
+                retry_after_s=failure.retry_after_s,
+            )
         # A task, so that a caller cancelled mid-way cannot leave a journaled operation without a runner.
         creation = asyncio.ensure_future(self._create(kind, handler, params, labels, parent, request_id))
         return await asyncio.shield(creation)
@@ -257,6 +293,8 @@ class OperationsCore:
         live = self._active.get(op_id)
         if live is not None:
             return live.acked.copy()
+        if op_id in self._unwritten:
+            return self._unwritten[op_id][0].copy()
         rec = await self._journal.get_operation(op_id)
         if rec is None:
             raise errors.not_found(f"operation {NAME_PREFIX}{op_id}")
@@ -301,7 +339,8 @@ class OperationsCore:
             limit=page_size + 1,
         )
         next_token = paging.encode(rows[page_size - 1].id, filters) if len(rows) > page_size else ""
-        return rows[:page_size], next_token
+        page = [self._unwritten[r.id][0].copy() if r.id in self._unwritten else r for r in rows[:page_size]]
+        return page, next_token
 
     async def cancel(self, name: str) -> OperationRecord:
         """Ask the operation (and its children) to stop; returns the record as committed now.
@@ -321,7 +360,7 @@ class OperationsCore:
         orphans += [self._request_cancel(child) for child in self._children(live.current.name)]
         endings = [self._finish(orphan, CANCELLED, None, None) for orphan in orphans if orphan is not None]
         if endings:
-            await asyncio.gather(*(asyncio.shield(ending) for ending in endings))
+            await asyncio.gather(*(asyncio.shield(ending) for ending in endings), return_exceptions=True)
         return live.acked.copy()
 
     async def delete(self, name: str) -> None:
@@ -367,8 +406,8 @@ class OperationsCore:
         self,
         name: str,
         after_seq: int = 0,
-        push: Callable[[list[EventRecord]], bool] | None = None,
-    ) -> AsyncIterator[OperationRecord | list[EventRecord]]:
+        push: Callable[[builtins.list[EventRecord]], bool] | None = None,
+    ) -> AsyncIterator[OperationRecord | builtins.list[EventRecord]]:
         """:meth:`watch` with the events grouped: the snapshot, then non-empty lists of events in seq
         order, each list being every event available at once (up to the fan-out's slice size). The
         last list ends with the terminal event. The lists and events are shared: do not mutate.
@@ -385,6 +424,15 @@ class OperationsCore:
         hub = live.hub if live is not None else None
         yield snapshot
         cursor = snapshot.last_seq if after_seq < 0 else after_seq
+        if live is None and op_id in self._unwritten:  # ended in memory: its last event is not on disk
+            terminal = self._unwritten[op_id][1]
+            if cursor < terminal.seq:
+                with contextlib.suppress(errors.ApiError):
+                    committed = await self._journal.read_events(op_id, cursor)
+                    if committed and committed[-1].seq < terminal.seq:
+                        yield committed
+                yield [terminal]
+            return
         consumer_full = False  # push said so; pull until the consumer takes a yielded list
         while True:
             batch = hub.since(cursor) if hub is not None else None
@@ -422,8 +470,6 @@ class OperationsCore:
         if self._closing:
             return
         self._closing = True
-        if self._retention_task is not None:
-            self._retention_task.cancel()
         tasks = [live.task for live in self._active.values() if live.task is not None]
         for task in tasks:
             task.cancel()
@@ -479,7 +525,11 @@ class OperationsCore:
             progress=progress,
             message="",
         )
-        existing = await self._journal.insert_operation(rec, first)
+        try:
+            existing = await self._journal.insert_operation(rec, first)
+        except JournalWriteError as exc:
+            self._journal_failed(exc)
+            raise
         if existing is not None:
             return self._same_request(existing, kind, params, labels, parent)
         hub = Hub(0)
@@ -564,11 +614,19 @@ class OperationsCore:
                     "message": f"handler result is not JSON ({exc})",
                     "reason": "BAD_RESULT",
                 }
-        await asyncio.shield(self._finish(live, state, error, result if state == SUCCEEDED else None))
+        if live.lost:
+            return  # ended in memory when its journal write failed
+        with contextlib.suppress(JournalWriteError):  # then the operation is interrupted (_acknowledged)
+            await asyncio.shield(self._finish(live, state, error, result if state == SUCCEEDED else None))
 
-    def _set_state(self, live: _Live, state: OperationState) -> None:
-        """Change the operation's state: the one place that does, after checking :data:`TRANSITIONS`."""
-        live.current.state = check_transition(live.current.state, state)
+    def _set_state(self, live: _Live, state: OperationState, *, committed_only: bool = False) -> None:
+        """Change the operation's state: the one place that does, after checking :data:`TRANSITIONS`.
+
+        The change is from its current state, or with ``committed_only`` from its last committed
+        one (a journal failure discards the changes that were not committed).
+        """
+        base = live.acked.state if committed_only else live.current.state
+        live.current.state = check_transition(base, state)
 
     def _finish(
         self,
@@ -591,7 +649,6 @@ class OperationsCore:
         if state == SUCCEEDED:
             cur.progress = {**cur.progress, "fraction": 1.0}
         cur.error, cur.result, cur.end_time = error, result, time.time()
-        log.info("operation %s", state.lower(), extra={"operation": cur.name})
         return self._submit(live, EventType.STATE)
 
     def _request_cancel(self, live: _Live) -> _Live | None:
@@ -604,7 +661,7 @@ class OperationsCore:
         live.kill_timer = asyncio.get_running_loop().call_later(self._cancel_grace_s, live.task.cancel)
         return None
 
-    def _children(self, parent: str) -> list[_Live]:
+    def _children(self, parent: str) -> builtins.list[_Live]:
         return [live for live in self._active.values() if live.current.parent == parent]
 
     # ---- events ----------------------------------------------------------------------------------
@@ -637,8 +694,15 @@ class OperationsCore:
     def _acknowledged(
         self, live: _Live, event: EventRecord, snapshot: OperationRecord, future: asyncio.Future[None]
     ) -> None:
-        if future.cancelled() or future.exception() is not None:
-            log.error("journal write failed: %s", future.exception(), extra={"operation": event.operation})
+        if future.cancelled() or live.lost:
+            return
+        failure = future.exception()
+        if failure is not None:
+            if not isinstance(failure, JournalWriteError):
+                log.error("journal write failed: %s", failure, extra={"operation": event.operation})
+                failure = JournalWriteError(StatusCode.UNAVAILABLE, str(failure), "JOURNAL_WRITE_FAILED")
+            self._journal_failed(failure)
+            self._interrupt(live, failure)
             return
         live.acked = snapshot
         live.hub.publish(event)
@@ -646,6 +710,65 @@ class OperationsCore:
             live.hub.close()
             live.done.set()
             self._active.pop(snapshot.id, None)
+            log.info("operation %s", snapshot.state.lower(), extra={"operation": snapshot.name})
+        if self._journal_error is not None:
+            self._journal_ok()
+
+    def _interrupt(self, live: _Live, failure: JournalWriteError) -> None:
+        """End ``live`` INTERRUPTED in memory (its events cannot be committed): watchers and waiters
+        see the end now; :meth:`maintain` commits it once the journal takes writes again."""
+        live.lost = True
+        for timer in (live.progress_timer, live.kill_timer):
+            if timer is not None:
+                timer.cancel()
+        cur = live.current
+        now = time.time()
+        cur.last_seq += 1  # after every seq handed out, committed or not
+        self._set_state(live, INTERRUPTED, committed_only=True)
+        cur.result, cur.end_time, cur.update_time = None, now, now
+        cur.error = {
+            "code": failure.code,
+            "message": f"stopped: its progress could not be journaled ({failure.message})",
+            "reason": "JOURNAL_WRITE_FAILED",
+        }
+        event = EventRecord(
+            operation=cur.name,
+            seq=cur.last_seq,
+            time=now,
+            type=EventType.STATE,
+            state=cur.state,
+            stage=cur.stage,
+            progress=cur.progress,
+            message="",
+        )
+        snapshot = dataclasses.replace(cur)
+        live.acked = snapshot
+        self._unwritten[snapshot.id] = (snapshot, event)
+        self._active.pop(snapshot.id, None)
+        live.hub.publish(event)
+        live.hub.close()
+        live.done.set()
+        if live.task is not None and live.task is not asyncio.current_task():
+            live.task.cancel()
+        log.warning("operation interrupted: the journal cannot be written", extra={"operation": cur.name})
+
+    def _journal_failed(self, failure: JournalWriteError) -> None:
+        if self._journal_error is None:
+            log.error(
+                "journal writes fail: new operations are refused, running ones are interrupted",
+                extra={"reason": failure.reason, "error": failure.message},
+            )
+            self._journal_error = failure
+            self._recovery.set()
+            for listener in self._journal_listeners:
+                listener()
+
+    def _journal_ok(self) -> None:
+        if self._journal_error is not None:
+            self._journal_error = None
+            log.info("journal writes succeed again")
+            for listener in self._journal_listeners:
+                listener()
 
     async def _write(self, live: _Live, type_: EventType, message: str = "") -> int:
         if live.current.done:
@@ -703,14 +826,41 @@ class OperationsCore:
             await asyncio.shield(live.last_write)
         return live.acked.last_seq
 
-    async def _retention_loop(self) -> None:
+    async def maintain(self) -> None:
+        """Background upkeep, run by the daemon until cancelled: retention every ``retention_s / 10``
+        (1 s..1 h); while journal writes fail, a write attempt every :data:`PROBE_INTERVAL_S` that
+        commits the interrupted operations' terminal states and clears :attr:`journal_error`."""
+        loop = asyncio.get_running_loop()
         interval = min(max(self._retention_s / 10, 1.0), 3600.0)
+        next_retention = loop.time() + interval
         while True:
-            await asyncio.sleep(interval)
-            try:
-                deleted = await self.apply_retention()
-            except Exception:
-                log.exception("journal retention failed")
-            else:
-                if deleted:
-                    log.info("journal retention deleted %d operations", deleted)
+            failing = self._journal_error is not None or bool(self._unwritten)
+            timeout = max(0.0, next_retention - loop.time())
+            if failing:
+                timeout = min(timeout, PROBE_INTERVAL_S)
+            self._recovery.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recovery.wait(), timeout)
+            if self._journal_error is not None or self._unwritten:
+                await self._recover()
+            if loop.time() >= next_retention:
+                next_retention = loop.time() + interval
+                try:
+                    deleted = await self.apply_retention()
+                except errors.ApiError as exc:
+                    log.warning("journal retention failed: %s", exc)
+                else:
+                    if deleted:
+                        log.info("journal retention deleted %d operations", deleted)
+
+    async def _recover(self) -> None:
+        """Commit the terminal states kept in memory, then prove the journal writable; or stay failed."""
+        try:
+            for op_id, (snapshot, event) in list(self._unwritten.items()):
+                await self._journal.write_event(event, snapshot)
+                self._unwritten.pop(op_id, None)
+            await self._journal.probe()
+        except JournalWriteError as exc:
+            self._journal_failed(exc)
+            return
+        self._journal_ok()

@@ -22,8 +22,9 @@ from ktrdrd.services.status import error_info
 log = logging.getLogger(__name__)
 
 
-def state_to_proto(state: OperationState) -> int:
-    return operations_pb2.OperationState.Value(STATE_ENUM_PREFIX + state)
+def state_to_proto(state: OperationState) -> str:
+    """The proto enum value name of a core state (message constructors take enum names)."""
+    return STATE_ENUM_PREFIX + state
 
 
 def state_from_proto(value: int, field: str) -> OperationState:
@@ -112,7 +113,7 @@ def event_to_proto(event: Any) -> operations_pb2.OperationEvent:
         operation=event.operation,
         seq=event.seq,
         time=timestamp(event.time),
-        type=operations_pb2.OperationEventType.Value(EVENT_ENUM_PREFIX + event.type.upper()),
+        type=EVENT_ENUM_PREFIX + event.type.upper(),
         state=state_to_proto(event.state),
         stage=event.stage,
         progress=progress_to_proto(event.progress),

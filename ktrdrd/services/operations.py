@@ -15,6 +15,9 @@ from ktrdrd.services.registry import Call
 EVENT_CACHE_SIZE = 8192  # event responses kept for sharing (≥ the fan-out ring's 2 × 4096)
 DONE_CACHE_SIZE = 1024  # GetOperation responses of finished operations kept
 INLINE_RECORDS = 16  # ListOperations pages up to this size are converted on the loop (< ~0.5 ms)
+#: Protobuf bytes a ListOperations page may hold; a larger page is cut to fit (with a next page
+#: token), so that its JSON (2-3× the binary size) fits the ctl frame cap of 4 MiB.
+PAGE_BYTES = 1024 * 1024
 
 
 class OperationsService:
@@ -47,25 +50,32 @@ class OperationsService:
     async def ListOperations(
         self, request: pb.ListOperationsRequest, call: Call
     ) -> pb.ListOperationsResponse:
+        """One page, newest first; a page over :data:`PAGE_BYTES` is cut short (its token goes on)."""
         flt = request.filter
         states = tuple(state_from_proto(s, f"filter.state[{i}]") for i, s in enumerate(flt.state))
         labels = parse_label_selectors(flt.label, "filter.label")
-        records, token = await self._core.list(
-            kind=flt.kind,
-            states=states,
-            labels=labels,
-            parent=flt.parent,
-            page_size=request.page_size,
-            page_token=request.page_token,
-        )
-
-        def build() -> pb.ListOperationsResponse:
-            return pb.ListOperationsResponse(
-                operations=[operation_to_proto(r) for r in records], next_page_token=token
+        page_size = request.page_size
+        while True:
+            records, token = await self._core.list(
+                kind=flt.kind,
+                states=states,
+                labels=labels,
+                parent=flt.parent,
+                page_size=page_size,
+                page_token=request.page_token,
             )
 
-        # ~20 µs per operation: a page larger than INLINE_RECORDS is built off the event loop.
-        return build() if len(records) <= INLINE_RECORDS else await asyncio.to_thread(build)
+            def build(records: list[Any] = records, token: str = token) -> pb.ListOperationsResponse:
+                return pb.ListOperationsResponse(
+                    operations=[operation_to_proto(r) for r in records], next_page_token=token
+                )
+
+            # ~20 µs per operation: a page larger than INLINE_RECORDS is built off the event loop.
+            response = build() if len(records) <= INLINE_RECORDS else await asyncio.to_thread(build)
+            size = response.ByteSize()
+            if size <= PAGE_BYTES or len(records) <= 1:
+                return response
+            page_size = max(1, len(records) * PAGE_BYTES // size)
 
     async def CancelOperation(
         self, request: pb.CancelOperationRequest, call: Call

@@ -8,12 +8,11 @@ from ktrdrd.services.convert import duration, timestamp
 from ktrdrd.services.registry import Call
 
 
-def _enum(enum: type, prefix: str, value: str) -> int:
-    """``HOST_STATE_<VALUE>``; UNSPECIFIED for a value the proto does not know."""
-    try:
-        return enum.Value(f"{prefix}{value.upper()}")
-    except ValueError:
-        return 0
+def _enum_name(known: list[str], prefix: str, value: str) -> str:
+    """``<PREFIX><VALUE>`` when the proto enum knows it, else ``<PREFIX>UNSPECIFIED`` (constructors
+    take enum value names)."""
+    name = f"{prefix}{value.upper()}"
+    return name if name in known else f"{prefix}UNSPECIFIED"
 
 
 class SystemService:
@@ -27,9 +26,9 @@ class SystemService:
         hosts = [
             pb.HostInfo(
                 name=h.name,
-                kind=_enum(pb.HostKind, "HOST_KIND_", h.kind),
+                kind=_enum_name(pb.HostKind.keys(), "HOST_KIND_", h.kind),
                 address=h.address,
-                state=_enum(pb.HostState, "HOST_STATE_", h.state),
+                state=_enum_name(pb.HostState.keys(), "HOST_STATE_", h.state),
                 message=h.message,
                 since=timestamp(h.since),
             )

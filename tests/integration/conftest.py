@@ -5,7 +5,8 @@ second instance on the same runtime dir). Readiness is exact: each daemon gets i
 ``NOTIFY_SOCKET`` (a real datagram socket, as systemd provides) and the fixture waits for
 ``READY=1``. At teardown every daemon still running gets SIGTERM and must exit 0.
 
-The daemon loads ``tests.support.kinds`` (``KTRDR_TEST_PLUGINS``), the test-only operation kinds.
+The daemon runs through the test launcher ``tests.support.testd`` (the product's ``ktrdrd`` plus the
+test-only operation kinds of ``tests.support.kinds``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_PLUGINS = "tests.support.kinds"
+LAUNCHER = "tests.support.testd"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
@@ -204,7 +206,7 @@ class DaemonFactory:
         argv = [
             sys.executable,
             "-m",
-            "ktrdrd",
+            LAUNCHER,
             "--runtime-dir",
             str(runtime_dir),
             "--state-dir",

@@ -88,6 +88,9 @@ def test_bad_frames_get_error_frames_and_the_connection_stays_usable(daemon):
 def test_garbage_and_oversized_frames_close_only_that_connection(daemon):
     garbage = Conn(daemon.ctl_socket)
     garbage.send(b"\xff\xfe\x00garbage\x80")
+    frame = garbage.recv()
+    assert frame["id"] is None and frame["error"]["data"]["reason"] == "BAD_FRAME"
+    assert "UTF-8" in frame["error"]["message"]
     assert garbage.closed_by_peer()
     garbage.close()
 
@@ -95,6 +98,9 @@ def test_garbage_and_oversized_frames_close_only_that_connection(daemon):
     payload = json.dumps({"jsonrpc": "2.0", "id": 1, "method": INFO, "params": {"pad": "x" * FRAME_LIMIT}})
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         big.send(payload)  # the daemon may close before all bytes are written
+    with contextlib.suppress(ConnectionResetError):  # unread bytes may turn the close into a reset
+        frame = big.recv()
+        assert frame["id"] is None and frame["error"]["data"]["reason"] == "FRAME_TOO_LARGE"
     assert big.closed_by_peer()
     big.close()
 

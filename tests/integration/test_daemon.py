@@ -4,12 +4,18 @@ journal, graceful stop, sd_notify messages."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tests.integration.conftest import REPO
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Daemon, DaemonFactory
@@ -59,15 +65,13 @@ def test_stale_sockets_from_a_crash_are_replaced(daemon_factory: DaemonFactory) 
     assert daemon.info()["ctlSocket"] == str(daemon.ctl_socket)
     stale = [r for r in daemon.log_records() if "stale socket" in r.get("msg", "")]
     assert sorted(Path(r["path"]).name for r in stale) == ["ctl.sock", "grpc.sock"]
-    assert (run_dir / "ktrdrd.lock").read_text().strip() == str(daemon.proc.pid)
+    assert (run_dir / "ktrdrd.lock").read_text() == f"{daemon.proc.pid}\n{run_dir}\n"
 
 
-def test_runtime_dir_is_0750_and_sockets_0660(daemon_factory: DaemonFactory) -> None:
-    run_dir = daemon_factory.base / "run"
-    run_dir.mkdir()
-    os.chmod(run_dir, 0o777)  # too open: the daemon fixes the mode of a directory it owns
-    daemon = daemon_factory.start()
-    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o750
+def test_new_dirs_are_0750_and_sockets_0660(daemon_factory: DaemonFactory) -> None:
+    run_dir = daemon_factory.base / "new" / "run"  # created with its parent
+    daemon = daemon_factory.start(runtime_dir=run_dir)
+    assert stat.S_IMODE(run_dir.stat().st_mode) == stat.S_IMODE(run_dir.parent.stat().st_mode) == 0o750
     for sock in (daemon.grpc_socket, daemon.ctl_socket):
         mode = sock.stat().st_mode
         assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660, (sock, oct(mode))
@@ -85,7 +89,10 @@ def test_corrupt_journal_refuses_to_start_and_changes_nothing(daemon_factory: Da
     assert str(db) in daemon.logs()
     assert not daemon.notify.seen("READY")
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
-    assert sorted(p.name for p in state.iterdir()) == ["ktrdr.db"], "no -wal/-shm or backup files"
+    assert sorted(p.name for p in state.iterdir()) == ["ktrdr.db", "ktrdrd.lock"], (
+        "no -wal/-shm or backup files"
+    )
+    assert (state / "ktrdrd.lock").read_text() == "", "the state dir's lock is released"
     assert not daemon.grpc_socket.exists() and not daemon.ctl_socket.exists()
     assert (daemon.runtime_dir / "ktrdrd.lock").read_text() == "", "the lock is released"
 
@@ -118,11 +125,35 @@ def test_structured_json_logs_on_a_pipe(daemon: Daemon) -> None:
     assert record["instance_id"] == daemon.info()["instanceId"]
 
 
-def test_a_test_plugin_that_cannot_load_stops_startup(daemon_factory: DaemonFactory) -> None:
+def test_a_test_plugin_that_cannot_load_stops_the_test_launcher(daemon_factory: DaemonFactory) -> None:
     daemon = daemon_factory.spawn(env={"KTRDR_TEST_PLUGINS": "tests.support.no_such_module"})
     assert daemon.proc.wait(60) == 1
     assert "KTRDR_TEST_PLUGINS: cannot import 'tests.support.no_such_module'" in daemon.logs()
-    assert not daemon.grpc_socket.exists() and (daemon.runtime_dir / "ktrdrd.lock").read_text() == ""
+    assert not daemon.grpc_socket.exists() and not daemon.runtime_dir.exists()
+
+
+def test_the_product_daemon_loads_no_test_plugin(daemon_factory: DaemonFactory, tmp_path: Path) -> None:
+    """Test hooks live in test support: plain ``ktrdrd`` ignores KTRDR_TEST_PLUGINS."""
+    runtime_dir, state_dir = tmp_path / "run", tmp_path / "state"
+    env = {**daemon_factory.env(), "KTRDR_TEST_PLUGINS": "tests.support.no_such_module"}
+    argv = [sys.executable, "-m", "ktrdrd", "--runtime-dir", str(runtime_dir), "--state-dir", str(state_dir)]
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (runtime_dir / "ctl.sock").exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(30)
+            sock.connect(str(runtime_dir / "ctl.sock"))
+            request = {"jsonrpc": "2.0", "id": 1, "method": START_TICKER, "params": {"params": {}}}
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            reply = json.loads(sock.makefile("rb").readline())
+        assert reply["error"]["code"] == 12  # UNIMPLEMENTED: no test kind, no test method
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
 
 
 OPS = "ktrdr.daemon.v1.OperationsService"

@@ -1,4 +1,5 @@
-"""The daemon's small parts on real files and sockets: lock, directories, sd_notify, log lines."""
+"""The daemon's small parts on real files and sockets: stale sockets, sd_notify, log lines.
+(Directories and locks: test_rundirs.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import json
 import logging
 import os
 import socket
-import stat
 import uuid
 from pathlib import Path
 
@@ -17,33 +17,6 @@ import pytest
 from ktrdrd import logs, runtime
 from ktrdrd.appstate import AppState, HostStatus
 from ktrdrd.sdnotify import Notifier
-
-
-def test_lock_refuses_a_second_holder_and_names_the_pid(tmp_path: Path) -> None:
-    first = runtime.InstanceLock(tmp_path / "ktrdrd.lock")
-    first.acquire()
-    assert (tmp_path / "ktrdrd.lock").read_text().strip() == str(os.getpid())
-    second = runtime.InstanceLock(tmp_path / "ktrdrd.lock")  # a new open file description conflicts
-    with pytest.raises(runtime.AlreadyRunning, match=rf"another ktrdrd \(pid {os.getpid()}\)"):
-        second.acquire()
-    first.release()
-    second.acquire()
-    second.release()
-    assert (tmp_path / "ktrdrd.lock").read_text() == ""
-
-
-def test_prepare_dir_creates_and_fixes_mode(tmp_path: Path) -> None:
-    new = tmp_path / "a" / "run"
-    runtime.prepare_dir(new, 0o750)
-    assert stat.S_IMODE(new.stat().st_mode) == 0o750
-    loose = tmp_path / "loose"
-    loose.mkdir(mode=0o777)
-    os.chmod(loose, 0o777)
-    runtime.prepare_dir(loose, 0o750)
-    assert stat.S_IMODE(loose.stat().st_mode) == 0o750
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(runtime.StartupError, match="exists and is not a directory"):
-        runtime.prepare_dir(tmp_path / "file", 0o750)
 
 
 def test_stale_socket_removed_but_never_a_regular_file(tmp_path: Path) -> None:

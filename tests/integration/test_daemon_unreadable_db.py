@@ -29,8 +29,7 @@ def test_unreadable_journal_refuses_to_start_and_changes_nothing() -> None:
         base = Path(tmp)
         base.chmod(0o777)
         state = base / "state"
-        state.mkdir(mode=0o777)
-        state.chmod(0o777)
+        state.mkdir(mode=0o750)
         db = state / "ktrdr.db"
 
         async def make_journal() -> None:
@@ -41,6 +40,7 @@ def test_unreadable_journal_refuses_to_start_and_changes_nothing() -> None:
         for extra in state.iterdir():  # a clean journal: no -wal/-shm beside it
             assert extra.name == "ktrdr.db"
         db.chmod(0o000)
+        os.chown(state, NOBODY, NOBODY)  # the daemon's own state dir; the journal in it stays root's
         before = hashlib.sha256(db.read_bytes()).hexdigest()
 
         as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
@@ -56,5 +56,5 @@ def test_unreadable_journal_refuses_to_start_and_changes_nothing() -> None:
         assert str(db) in proc.stderr
         assert "permission" in proc.stderr.lower() or "cannot read" in proc.stderr.lower(), proc.stderr
         assert hashlib.sha256(db.read_bytes()).hexdigest() == before
-        assert sorted(p.name for p in state.iterdir()) == ["ktrdr.db"]
+        assert sorted(p.name for p in state.iterdir()) == ["ktrdr.db", "ktrdrd.lock"]
         assert not (base / "run" / "grpc.sock").exists() and not (base / "run" / "ctl.sock").exists()

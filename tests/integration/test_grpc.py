@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -129,3 +131,28 @@ def test_watch_and_list_over_grpc(daemon, channel):
     )
     assert [op.name for op in listed.operations] == [name]
     assert listed.operations[0].done and listed.operations[0].last_seq == events[-1].seq
+
+
+def test_calls_beyond_grpc_max_concurrent_rpcs_get_resource_exhausted(daemon_factory):
+    daemon = daemon_factory.start(args=("--grpc-max-concurrent-rpcs", "2"))
+    name = daemon.ctl(START, {"params": {"steps": 100000, "interval_s": 0.05}})["operation"]["name"]
+    with grpc.insecure_channel(daemon.grpc_target) as ch:
+        ops = operations_pb2_grpc.OperationsServiceStub(ch)
+        info = system_pb2_grpc.SystemServiceStub(ch)
+        wait = operations_pb2.WaitOperationRequest(name=name)
+        wait.timeout.FromSeconds(30)
+        waits = [ops.WaitOperation.future(wait, timeout=60) for _ in range(2)]
+        try:
+            deadline = time.monotonic() + 20
+            while True:  # the two waits take both slots once they arrived
+                try:
+                    info.GetInfo(system_pb2.GetInfoRequest(), timeout=10)
+                except grpc.RpcError as err:
+                    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    break
+                assert time.monotonic() < deadline, "the third call was never refused"
+        finally:
+            daemon.ctl("ktrdr.daemon.v1.OperationsService/CancelOperation", {"name": name})
+        for waiting in waits:
+            assert waiting.result().operation.done
+        assert info.GetInfo(system_pb2.GetInfoRequest(), timeout=10).pid == daemon.proc.pid

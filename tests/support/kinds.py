@@ -1,4 +1,4 @@
-"""Test-only operation kind ``test.ticker`` (load with ``KTRDR_TEST_PLUGINS=tests.support.kinds``).
+"""Test-only operation kind ``test.ticker`` (the test launcher ``tests.support.testd`` loads it).
 
 A ticker runs ``steps`` steps (default 10), sleeping ``interval_s`` seconds (default 0.01) before
 each; after each step it reports progress ``current=step, total=steps`` and, when ``messages`` is

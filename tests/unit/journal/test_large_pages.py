@@ -14,6 +14,7 @@ from ktrdrd.ctl.protocol import INLINE_JSON_BYTES
 from ktrdrd.ctl.server import CtlServer
 from ktrdrd.services.operations import INLINE_RECORDS, OperationsService
 from ktrdrd.services.registry import Call, Registry
+from tests.support.ctl_dispatch import dispatch
 from tests.support.journal import opened
 from tests.support.kinds import KIND
 
@@ -39,8 +40,39 @@ def test_a_large_page_is_complete_ordered_and_identical_over_ctl(db_path: Path, 
                 "method": "ktrdr.daemon.v1.OperationsService/ListOperations",
                 "params": {"pageSize": n},
             }
-            (frame,) = await ctl.dispatch(json.dumps(request))
+            (frame,) = await dispatch(ctl, json.dumps(request))
             expected = json_format.MessageToDict(direct, always_print_fields_with_no_presence=True)
             assert json.loads(frame) == {"jsonrpc": "2.0", "id": 7, "result": expected}
+
+    asyncio.run(main())
+
+
+def test_a_page_over_the_byte_budget_is_cut_and_the_token_goes_on(db_path: Path, monkeypatch) -> None:
+    """Pages stay under PAGE_BYTES (so their JSON fits a ctl frame); nothing is lost or repeated."""
+    from ktrdrd.services import operations as service_module
+
+    monkeypatch.setattr(service_module, "PAGE_BYTES", 20_000)
+    n = 40
+    labels = {f"k{j}": "v" * 200 for j in range(4)}  # ~900 bytes per operation
+
+    async def main() -> None:
+        async with opened(db_path) as core:
+            for i in range(n):
+                record = await core.start(KIND, params={"steps": 0}, labels={**labels, "i": str(i)})
+                await core.wait(record.name, 10)
+            service = OperationsService(core)
+            seen: list[str] = []
+            token, pages = "", 0
+            while True:
+                request = pb.ListOperationsRequest(page_size=1000, page_token=token)
+                page = await service.ListOperations(request, Call("grpc"))
+                assert page.ByteSize() <= 20_000 and page.operations
+                seen += [op.labels["i"] for op in page.operations]
+                pages += 1
+                token = page.next_page_token
+                if not token:
+                    break
+            assert pages > 1
+            assert seen == [str(i) for i in reversed(range(n))]
 
     asyncio.run(main())

@@ -19,7 +19,7 @@ def test_triangular_peak_ends_and_slopes():
 
 
 def test_reference_worked_example_rsi_32():
-    # domain.md §5.3: RSI 32 → oversold 0.2, neutral 0.1, overbought 0.
+    # The predecessor's documented example: RSI 32 → oversold 0.2, neutral 0.1, overbought 0.
     sets = (
         MembershipSpec("oversold", "triangular", (0, 20, 35)),
         MembershipSpec("neutral", "triangular", (30, 50, 70)),

@@ -11,7 +11,7 @@ from ktrdr.strategy.model import ModelSpec
 
 
 def test_neuro_mean_reversion_shape_and_parameter_count():
-    # 27 features, 3 symbols, 16-dim embedding: 43 -> 50 -> 25 -> 3 (domain.md §9: 3,601 parameters).
+    # 27 features, 3 symbols, 16-dim embedding: 43 -> 50 -> 25 -> 3 (3,601 parameters, as the predecessor's model had).
     spec = ModelSpec(hidden_layers=(50, 25), activation="relu", dropout=0.2, symbol_embedding_dim=16)
     m = build_model(spec, 27, n_symbols=3, seed=0)
     assert parameter_count(m) == 3601
