@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr import timeframes
+from ktrdr.excerpts import echo
 from ktrdr.strategy.inputs import read_fuzzy, read_indicators, warn_unused
 from ktrdr.strategy.issues import StrategyError, StrategyIssue
 from ktrdr.strategy.model import (
@@ -54,7 +55,7 @@ from ktrdr.strategy.model import (
     SplitSpec,
     Strategy,
 )
-from ktrdr.strategy.reader import Reader
+from ktrdr.strategy.reader import Reader, listing
 from ktrdr.strategy.yamltree import YamlSyntaxError, YNode, parse
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
@@ -63,10 +64,15 @@ _NOT_USED_BY_TRAINING = "ktrdr trains and backtests what the command names; this
 
 @dataclass(frozen=True)
 class LoadedStrategy:
-    """A loaded strategy and the warnings about keys it accepted without effect."""
+    """A loaded strategy and the warnings about keys it accepted without effect.
+
+    ``warnings`` holds the first :data:`~ktrdr.strategy.reader.MAX_ISSUES` found, in file order;
+    ``omitted_warnings`` counts the rest.
+    """
 
     strategy: Strategy
     warnings: list[StrategyIssue] = field(default_factory=list)
+    omitted_warnings: int = 0
 
     def normalized(self) -> dict[str, Any]:
         """The normalized strategy as JSON-able data (every default filled)."""
@@ -94,8 +100,10 @@ def load_strategy_text(text: str, source: str = "<string>") -> LoadedStrategy:
     r = Reader(source)
     strategy = _read_document(r, root)
     if r.errors or strategy is None:
-        raise StrategyError(r.errors or [StrategyIssue(source, 1, 1, "", "invalid strategy")])
-    return LoadedStrategy(strategy, sorted(r.warnings, key=lambda i: (i.line, i.column)))
+        raise StrategyError(
+            r.errors or [StrategyIssue(source, 1, 1, "", "invalid strategy")], r.omitted_errors
+        )
+    return LoadedStrategy(strategy, sorted(r.warnings, key=lambda i: (i.line, i.column)), r.omitted_warnings)
 
 
 def _read_document(r: Reader, root: YNode) -> Strategy | None:
@@ -192,7 +200,7 @@ def _read_data(r: Reader, root: YNode, node: YNode | None) -> DataSpec | None:
     written = r.scalar(base_node, "str")
     if base_node is not None and written is not None:
         if written not in ordered:
-            r.error(base_node, f"base_timeframe {written!r} is not in the list ({', '.join(ordered)})")
+            r.error(base_node, f"base_timeframe {echo(written)} is not in the list ({listing(ordered)})")
         elif written != base:
             r.error(
                 base_node, f"base_timeframe must be the fastest timeframe ({base!r}): samples are its bars"
@@ -237,7 +245,7 @@ def _read_list_or_mode(
 
 
 def _check_symbol(s: str) -> str:
-    return "" if _SYMBOL.match(s) else f"symbol {s!r} must be letters, digits, '.', '_' or '-'"
+    return "" if _SYMBOL.match(s) else f"symbol {echo(s)} must be letters, digits, '.', '_' or '-'"
 
 
 def _check_timeframe(t: str) -> str:
@@ -255,7 +263,7 @@ def _checked_items(r: Reader, listed: _Listed | None, what: str, check) -> list[
     if not listed.items:
         r.error(listed.at, f"empty {what} list: a strategy needs at least one {what}")
         return []
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered, with constant-time membership
     for n in listed.items:
         s = r.scalar(n, "str")
         if s is None:
@@ -264,10 +272,10 @@ def _checked_items(r: Reader, listed: _Listed | None, what: str, check) -> list[
         if problem:
             r.error(n, problem)
         elif s in out:
-            r.error(n, f"{what} {s!r} listed twice")
+            r.error(n, f"{what} {echo(s)} listed twice")
         else:
-            out.append(s)
-    return out
+            out[s] = None
+    return list(out)
 
 
 def _read_model(r: Reader, node: YNode | None) -> tuple[ModelSpec, OptimSpec]:
