@@ -31,8 +31,8 @@ from typing import Any
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from ktrdr.common.v1 import common_pb2
-from ktrdr.excerpts import clip
 from ktrdr.daemon.v1 import strategies_pb2 as pb
+from ktrdr.excerpts import clip
 from ktrdrd.errors import INVALID_ARGUMENT, ApiError, FieldViolation, invalid_argument
 from ktrdrd.services.registry import Call
 
