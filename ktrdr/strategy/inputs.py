@@ -46,7 +46,10 @@ from ktrdr.strategy.model import FuzzyInputSpec, IndicatorSpec, MembershipSpec
 from ktrdr.strategy.reader import Reader, listing, suggest
 from ktrdr.strategy.yamltree import YNode
 
-_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Longest indicator id, fuzzy key, fuzzy set name or symbol (names end up in feature names).
+MAX_NAME_CHARS = 64
+_IDENT = re.compile(rf"^[A-Za-z][A-Za-z0-9_]{{0,{MAX_NAME_CHARS - 1}}}$")
+_IDENT_RULE = f"must match [A-Za-z][A-Za-z0-9_]* and be at most {MAX_NAME_CHARS} characters"
 _ENTRY_KEYS = ("id", "name", "type", "params", "outputs")
 _FUZZY_RESERVED = ("input", "output", "transform")
 TRANSFORMS = ("none", "close_ratio")
@@ -126,7 +129,7 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
             r.error(item, "missing 'type' (or 'name') naming the indicator")
         return None, None
     if not _IDENT.match(ident):
-        r.error(ident_node, f"indicator id {echo(ident)} must match [A-Za-z][A-Za-z0-9_]*")
+        r.error(ident_node, f"indicator id {echo(ident)} {_IDENT_RULE}")
         return None, None
     ident = ident.lower()
     if type_name is None:
@@ -249,7 +252,7 @@ def read_fuzzy(
         if not _IDENT.match(key):
             r.error(
                 e.value,
-                f"fuzzy key {echo(key)} must match [A-Za-z][A-Za-z0-9_]*",
+                f"fuzzy key {echo(key)} {_IDENT_RULE}",
                 line=e.line,
                 column=e.column,
             )
@@ -274,15 +277,24 @@ def _read_fuzzy_input(
         return None
     reserved: dict[str, YNode] = {}
     set_nodes: dict[str, YNode] = {}
+    misnamed = False  # a set whose name is too long: reported, and the input is not built
     for e in node.entries():
         name = str(e.key)
         if name in _FUZZY_RESERVED:
             reserved[name] = e.value
         elif name in set_nodes:
             r.error(e.value, f"duplicate fuzzy set {echo(name)}", line=e.line, column=e.column)
+        elif len(name) > MAX_NAME_CHARS:
+            r.error(
+                e.value,
+                f"fuzzy set name {echo(name)} is longer than {MAX_NAME_CHARS} characters",
+                line=e.line,
+                column=e.column,
+            )
+            misnamed = True
         else:
             set_nodes[name] = e.value
-    ok = True
+    ok = not misnamed
     source = r.scalar(reserved.get("input"), "str", key)
     ind_id, _, out_from_input = source.partition(".")
     ind = indicators.get(ind_id.lower())
@@ -320,7 +332,7 @@ def _read_fuzzy_input(
     default_transform = "close_ratio" if price_level else "none"
     transform = r.scalar(reserved.get("transform"), "str", default_transform, choices=TRANSFORMS)
     sets = [m for m in (_read_membership(r, name, n) for name, n in set_nodes.items()) if m is not None]
-    if not set_nodes:
+    if not set_nodes and not misnamed:
         r.error(node, f"fuzzy key {echo(key)} defines no sets", line=line, column=column)
         ok = False
     if not ok or len(sets) != len(set_nodes) or ind is None:

@@ -12,6 +12,8 @@ import pytest
 
 from ktrdr.excerpts import ECHO_CHARS, MAX_MESSAGE_CHARS, clip, echo
 from ktrdr.strategy import StrategyError, StrategyIssue, load_strategy_text
+from ktrdr.strategy.inputs import MAX_NAME_CHARS
+from ktrdr.strategy.loader import MAX_FEATURES, MAX_INDICATORS, MAX_SERIES
 from ktrdr.strategy.reader import MAX_ISSUES, MAX_SUGGEST_CANDIDATES, MAX_SUGGEST_WORD, listing, suggest
 from ktrdr.strategy.yamltree import MAX_DEPTH, MAX_INT_CHARS, MAX_PATH_KEY_CHARS
 
@@ -179,3 +181,48 @@ def test_suggestions_and_listings_are_bounded() -> None:
     assert listing(["a", "b"]) == "a, b"
     shown = listing([f"n{k}" for k in range(1000)])
     assert shown.endswith(", … (1000 in all)") and shown.count(",") == 30
+
+
+def test_a_strategy_at_the_extent_limits_loads() -> None:
+    indicators = "".join(f"  - {{id: r{n}, name: rsi}}\n" for n in range(MAX_INDICATORS - 1))
+    symbols = ", ".join(f"S{n}" for n in range(MAX_SERIES))
+    text = MINIMAL.replace("indicators:\n", "indicators:\n" + indicators).replace("[AAPL]", f"[{symbols}]")
+    text += f"model: {{features: {{lookback_periods: {MAX_FEATURES - 1}}}}}\n"
+    loaded = load_strategy_text(text, "edge.yaml")
+    assert (
+        len(loaded.strategy.indicators) == MAX_INDICATORS and len(loaded.strategy.data.symbols) == MAX_SERIES
+    )
+
+
+def test_a_strategy_over_the_extent_limits_is_refused() -> None:
+    indicators = "".join(f"  - {{id: r{n}, name: rsi}}\n" for n in range(MAX_INDICATORS))
+    symbols = ", ".join(f"S{n}" for n in range(MAX_SERIES + 1))
+    text = MINIMAL.replace("indicators:\n", "indicators:\n" + indicators).replace("[AAPL]", f"[{symbols}]")
+    text += "model: {features: {lookback_periods: 1000000000}}\n"
+    issues = failure(text).issues
+    assert [(i.path, i.message) for i in issues] == [
+        (
+            "training_data",
+            f"{MAX_SERIES + 1:,} series to load (symbols × timeframes = {MAX_SERIES + 1:,} × 1), "
+            f"over the limit of {MAX_SERIES:,}",
+        ),
+        ("indicators", f"{MAX_INDICATORS + 1:,} indicators, over the limit of {MAX_INDICATORS:,}"),
+        (
+            "fuzzy_sets",
+            "the model would have 1,000,000,001 input features (timeframes × fuzzy sets × "
+            f"(1 + lookback_periods) = 1 × 1 × (1 + 1,000,000,000)), over the limit of {MAX_FEATURES:,}",
+        ),
+    ]
+
+
+def test_names_longer_than_the_limit_are_errors() -> None:
+    long = "a" * (MAX_NAME_CHARS + 1)
+    text = MINIMAL.replace("[AAPL]", f"[{long}]").replace("low: {", f"{long}: {{")
+    text += f"  {long}: {{low: [0, 1, 2]}}\n"
+    messages = [i.message for i in failure(text).issues]
+    assert len(messages) == 3 and all(f"{MAX_NAME_CHARS} characters" in m for m in messages), messages
+    # An indicator id is checked by the same rule as a fuzzy key.
+    text = MINIMAL.replace("name: rsi\n", f"name: rsi\n    id: {long}\n")
+    assert f"{MAX_NAME_CHARS} characters" in failure(text).issues[0].message
+    fits = MINIMAL.replace("[AAPL]", f"[{long[:-1]}]").replace("low: {", f"{long[:-1]}: {{")
+    assert load_strategy_text(fits).strategy.data.symbols == (long[:-1],)
