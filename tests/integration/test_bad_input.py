@@ -12,8 +12,11 @@ import grpc
 
 from ktrdr.daemon.v1 import strategies_pb2, strategies_pb2_grpc
 from ktrdr.excerpts import MAX_MESSAGE_CHARS
+from ktrdr.strategy.inputs import MAX_NAME_CHARS
+from ktrdr.strategy.loader import MAX_FEATURES, MAX_INDICATORS, MAX_SERIES
 from ktrdr.strategy.reader import MAX_ISSUES
 from ktrdr.strategy.yamltree import MAX_DEPTH
+from ktrdrd.ctl.protocol import FRAME_LIMIT
 from ktrdrd.operations.core import MAX_LABEL_SELECTORS, MAX_LABELS
 from ktrdrd.services.strategies import MAX_SOURCE_NAME_CHARS, MAX_STRATEGY_BYTES
 
@@ -133,6 +136,39 @@ def test_a_document_over_the_size_cap_is_refused_and_one_at_the_cap_is_read(daem
     wide = at_cap[: -len("€")] + "€"
     frame = first_frame(daemon, SERVICE + "ValidateStrategy", {"source": {"content": wide}})
     invalid_argument(frame, "source.content")
+
+
+def largest_strategy() -> str:
+    """A valid strategy at every extent limit, with names of the longest length."""
+    ids = [f"i{n:04d}".ljust(MAX_NAME_CHARS, "x") for n in range(MAX_INDICATORS)]
+    sets_per_indicator = MAX_FEATURES // MAX_INDICATORS
+    set_lines = "".join(
+        f"    {f's{k}'.ljust(MAX_NAME_CHARS, 'y')}: [0, 1, 2]\n" for k in range(sets_per_indicator)
+    )
+    indicators = "".join(f"- {{id: {i}, name: macd}}\n" for i in ids)
+    fuzzy = "".join(f"  {i}:\n{set_lines}" for i in ids)
+    symbols = ", ".join(f"S{n:05d}".ljust(MAX_NAME_CHARS, "Z") for n in range(MAX_SERIES))
+    return (
+        f"name: t\ntraining_data: {{symbols: [{symbols}], timeframes: [1h]}}\n"
+        f"indicators:\n{indicators}fuzzy_sets:\n{fuzzy}"
+    )
+
+
+def test_the_largest_strategy_is_described_within_the_frame_cap(daemon) -> None:
+    frame = first_frame(daemon, SERVICE + "DescribeStrategy", {"source": {"content": largest_strategy()}})
+    reply = frame["result"]
+    assert len(reply["featureNames"]) == MAX_FEATURES and len(reply["dataRequirements"]) == MAX_SERIES
+    assert len(json.dumps(frame)) < FRAME_LIMIT // 2
+
+
+def test_a_lookback_bomb_is_refused_at_once(daemon) -> None:
+    # Before the feature limit this made DescribeStrategy build a billion feature names.
+    text = VALID + "model: {features: {lookback_periods: 1000000000}}\n"
+    error = invalid_argument(
+        first_frame(daemon, SERVICE + "DescribeStrategy", {"source": {"content": text}}), "source.content"
+    )
+    assert error["data"]["reason"] == "STRATEGY_INVALID"
+    assert "1,000,000,001 input features" in error["data"]["fieldViolations"][0]["description"]
 
 
 def test_a_long_source_name_is_refused(daemon) -> None:
