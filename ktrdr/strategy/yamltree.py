@@ -34,10 +34,13 @@ MAX_PATH_KEY_CHARS = 40
 
 # libyaml's parser when PyYAML was built with it: composing a 1.6 MB document of unknown keys took
 # 1.8 s of CPU against 6.7 s with the pure-Python parser (measured for issue 10, point 5).
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+try:
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # PyYAML without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 
-class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
+class _Loader(_SafeLoader):
     """The safe loader, refusing integers longer than :data:`MAX_INT_CHARS` at their position."""
 
 
