@@ -290,13 +290,9 @@ def _read_list_or_mode(
 
 
 def _check_symbol(s: str) -> str:
-    return (
-        ""
-        if _SYMBOL.match(s)
-        else (
-            f"symbol {echo(s)} must be letters, digits, '.', '_' or '-', at most {MAX_NAME_CHARS} characters"
-        )
-    )
+    if _SYMBOL.match(s):
+        return ""
+    return f"symbol {echo(s)} must be letters, digits, '.', '_' or '-', at most {MAX_NAME_CHARS} characters"
 
 
 def _check_timeframe(t: str) -> str:
