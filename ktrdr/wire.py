@@ -12,7 +12,7 @@ What it holds:
   (:class:`EventType`), as the journal stores them; their proto3 JSON forms carry a prefix
   (``OPERATION_STATE_RUNNING``);
 - the gRPC status codes (:class:`StatusCode`), numbers and names, as both transports send them;
-- the ctl frame cap (:data:`FRAME_LIMIT`);
+- the ctl frame cap (:data:`FRAME_LIMIT`) and the largest strategy document (:data:`MAX_STRATEGY_BYTES`);
 - the default directories and the names of the files inside them (sockets, lock, database).
 
 The lifecycle rules (which state may follow which) belong to the daemon's operations core.
@@ -127,6 +127,13 @@ def code_name(code: int) -> str:
 
 #: Bytes per ctl frame, newline excluded, in both directions.
 FRAME_LIMIT = 4 * 1024 * 1024
+
+# -- request sizes -------------------------------------------------------------------------------
+
+#: Largest strategy document (``source.content``) the daemon accepts, in UTF-8 bytes: 2 MiB, ~200
+#: times the shipped strategies (parsing one this size costs about 2 s of CPU in a worker thread).
+#: ktrdrctl refuses a larger file before sending it.
+MAX_STRATEGY_BYTES = 2 * 1024 * 1024
 
 # -- directories and the files in them -----------------------------------------------------------
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import textwrap
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
 
 from ktrdrctl import exits
+from ktrdrctl.files import FileProblem, read_text
 from ktrdrctl.groups import Group
 
 STRATEGIES = "ktrdr.daemon.v1.StrategiesService/"
@@ -39,15 +39,14 @@ TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]
 
 
 def read_files(files: tuple[str, ...]) -> list[tuple[str, str]]:
-    """``(name, text)`` of each file; one usage failure (exit 2) naming every unreadable file."""
+    """``(name, text)`` of each file; one usage failure (exit 2) naming every file that cannot be
+    sent (unreadable, not a regular file, over :data:`ktrdrctl.files.MAX_FILE_BYTES`, not UTF-8)."""
     out, problems = [], []
     for name in files:
         try:
-            out.append((name, Path(name).read_text(encoding="utf-8")))
-        except UnicodeDecodeError as e:
-            problems.append(f"cannot read {name}: not UTF-8 text ({e.reason} at byte {e.start})")
-        except OSError as e:
-            problems.append(f"cannot read {name}: {e.strerror or e}")
+            out.append((name, read_text(name)))
+        except FileProblem as e:
+            problems.append(str(e))
     if problems:
         raise exits.CliFailure("\n".join(problems), exits.USAGE)
     return out
@@ -72,12 +71,19 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def omitted_line(name: str, response: dict[str, Any]) -> str:
+    """``file: … and 250 more issues`` when the daemon listed only the first issues; else ``""``."""
+    omitted = int(response.get("omittedIssueCount", 0))
+    return f"{name}: … and {plural(omitted, 'more issue')}" if omitted else ""
+
+
 def validation_summary(name: str, response: dict[str, Any]) -> str:
-    """``file: valid (2 warnings)`` / ``file: invalid (1 error)``."""
+    """``file: valid (2 warnings)`` / ``file: invalid (1 error)``; counts include omitted issues."""
+    omitted = int(response.get("omittedIssueCount", 0))
     errors = sum(1 for i in response.get("issues", []) if i.get("severity") == ERROR)
     if response.get("valid"):
-        return f"{name}: valid ({plural(len(response.get('issues', [])), 'warning')})"
-    return f"{name}: invalid ({plural(errors, 'error')})"
+        return f"{name}: valid ({plural(len(response.get('issues', [])) + omitted, 'warning')})"
+    return f"{name}: invalid ({plural(errors + omitted, 'error')})"
 
 
 def scalar(value: Any) -> str:
@@ -126,8 +132,11 @@ def description_text(name: str, response: dict[str, Any]) -> str:
     for key in ordered_sections(normalized):
         lines += tree_lines({key: normalized[key]}, 0)
     warnings = response.get("issues", [])
-    lines += ["", f"warnings ({len(warnings)}):"]
+    omitted = int(response.get("omittedIssueCount", 0))
+    lines += ["", f"warnings ({len(warnings) + omitted}):"]
     lines += [f"  {issue_line(name, w)}" for w in warnings] or ["  none"]
+    if omitted:
+        lines.append(f"  … and {plural(omitted, 'more warning')}")
     features = response.get("featureNames", [])
     lines += ["", f"features ({len(features)}, in model input order):"]
     lines += textwrap.wrap(", ".join(features), 96, initial_indent="  ", subsequent_indent="  ")
@@ -204,6 +213,9 @@ def validate(ctx: click.Context, files: tuple[str, ...], quiet: bool, as_json: b
         for issue in response.get("issues", []):
             if not quiet or issue.get("severity") == ERROR:
                 click.echo(issue_line(name, issue))
+        more = omitted_line(name, response)
+        if more and (not quiet or not response.get("valid")):  # an invalid file's omitted are errors
+            click.echo(more)
         if not quiet:
             click.echo(validation_summary(name, response))
     if invalid:

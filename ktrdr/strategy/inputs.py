@@ -35,6 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ktrdr.excerpts import echo
 from ktrdr.research.indicators import (
     IndicatorDef,
     IndicatorParamError,
@@ -42,10 +43,13 @@ from ktrdr.research.indicators import (
     lookup,
 )
 from ktrdr.strategy.model import FuzzyInputSpec, IndicatorSpec, MembershipSpec
-from ktrdr.strategy.reader import Reader, suggest
+from ktrdr.strategy.reader import Reader, listing, suggest
 from ktrdr.strategy.yamltree import YNode
 
-_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Longest indicator id, fuzzy key, fuzzy set name or symbol (names end up in feature names).
+MAX_NAME_CHARS = 64
+_IDENT = re.compile(rf"^[A-Za-z][A-Za-z0-9_]{{0,{MAX_NAME_CHARS - 1}}}$")
+_IDENT_RULE = f"must match [A-Za-z][A-Za-z0-9_]* and be at most {MAX_NAME_CHARS} characters"
 _ENTRY_KEYS = ("id", "name", "type", "params", "outputs")
 _FUZZY_RESERVED = ("input", "output", "transform")
 TRANSFORMS = ("none", "close_ratio")
@@ -92,7 +96,7 @@ def read_indicators(r: Reader, node: YNode | None) -> dict[str, _Indicator | Non
         if ident is None:
             continue
         if ident in out:
-            r.error(item, f"duplicate indicator id {ident!r}; give each instance its own 'id'")
+            r.error(item, f"duplicate indicator id {echo(ident)}; give each instance its own 'id'")
             continue
         out[ident] = ind
     if node is not None and node.kind == "seq" and not node.items():
@@ -111,7 +115,7 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
     for e in item.entries():
         key = str(e.key)
         if key in seen:
-            r.error(e.value, f"duplicate key {key!r}", line=e.line, column=e.column)
+            r.error(e.value, f"duplicate key {echo(key)}", line=e.line, column=e.column)
             continue
         seen.add(key)
         (struct if key in _ENTRY_KEYS else flat)[key] = e.value
@@ -125,7 +129,7 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
             r.error(item, "missing 'type' (or 'name') naming the indicator")
         return None, None
     if not _IDENT.match(ident):
-        r.error(ident_node, f"indicator id {ident!r} must match [A-Za-z][A-Za-z0-9_]*")
+        r.error(ident_node, f"indicator id {echo(ident)} {_IDENT_RULE}")
         return None, None
     ident = ident.lower()
     if type_name is None:
@@ -136,13 +140,15 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
     except UnknownIndicatorError as exc:
         r.error(
             type_node,
-            f"unknown indicator {type_name!r}{suggest(type_name, exc.known)}; known: {', '.join(exc.known)}",
+            f"unknown indicator {echo(type_name)}{suggest(type_name, exc.known)}; known: {', '.join(exc.known)}",
         )
         return ident, None
     params_node = struct.get("params")
     if params_node is not None:
         for key, vnode in flat.items():
-            r.error(vnode, f"unknown key {key!r}{suggest(key, _ENTRY_KEYS)}; parameters go under 'params'")
+            r.error(
+                vnode, f"unknown key {echo(key)}{suggest(key, _ENTRY_KEYS)}; parameters go under 'params'"
+            )
         flat = r.fields(
             params_node, [e.key for e in params_node.entries()] if params_node.kind == "map" else []
         )
@@ -171,13 +177,14 @@ def _read_params(r: Reader, defn: IndicatorDef, nodes: dict[str, YNode]) -> dict
                 continue
             r.error(
                 vnode,
-                f"{defn.name} has no parameter {key!r}{suggest(key, defn.param_index)}; it takes: {takes}",
+                f"{defn.name} has no parameter {echo(key)}{suggest(key, defn.param_index)}; it takes: {takes}",
             )
             ok = False
             continue
         if param.name in canonical_of:
             r.error(
-                vnode, f"parameter {param.name!r} given twice (as {canonical_of[param.name]!r} and {key!r})"
+                vnode,
+                f"parameter {param.name!r} given twice (as {echo(canonical_of[param.name])} and {echo(key)})",
             )
             ok = False
             continue
@@ -221,7 +228,7 @@ def _read_declared_outputs(r: Reader, defn: IndicatorDef, node: YNode | None) ->
         if name not in defn.outputs:
             r.error(
                 it,
-                f"{defn.name} has no output {name!r}{suggest(name, defn.outputs)}; "
+                f"{defn.name} has no output {echo(name)}{suggest(name, defn.outputs)}; "
                 f"outputs: {', '.join(defn.outputs)}",
             )
             continue
@@ -244,11 +251,14 @@ def read_fuzzy(
         key = str(e.key)
         if not _IDENT.match(key):
             r.error(
-                e.value, f"fuzzy key {key!r} must match [A-Za-z][A-Za-z0-9_]*", line=e.line, column=e.column
+                e.value,
+                f"fuzzy key {echo(key)} {_IDENT_RULE}",
+                line=e.line,
+                column=e.column,
             )
             continue
         if key.lower() in keys:
-            r.error(e.value, f"duplicate fuzzy key {key!r}", line=e.line, column=e.column)
+            r.error(e.value, f"duplicate fuzzy key {echo(key)}", line=e.line, column=e.column)
             continue
         keys.add(key.lower())
         spec = _read_fuzzy_input(r, key, e.line, e.column, e.value, indicators)
@@ -266,16 +276,25 @@ def _read_fuzzy_input(
         r.error(node, "expected a mapping of set name → {type, parameters}")
         return None
     reserved: dict[str, YNode] = {}
-    set_nodes: list[tuple[str, YNode]] = []
+    set_nodes: dict[str, YNode] = {}
+    misnamed = False  # a set whose name is too long: reported, and the input is not built
     for e in node.entries():
         name = str(e.key)
         if name in _FUZZY_RESERVED:
             reserved[name] = e.value
-        elif any(name == s for s, _ in set_nodes):
-            r.error(e.value, f"duplicate fuzzy set {name!r}", line=e.line, column=e.column)
+        elif name in set_nodes:
+            r.error(e.value, f"duplicate fuzzy set {echo(name)}", line=e.line, column=e.column)
+        elif len(name) > MAX_NAME_CHARS:
+            r.error(
+                e.value,
+                f"fuzzy set name {echo(name)} is longer than {MAX_NAME_CHARS} characters",
+                line=e.line,
+                column=e.column,
+            )
+            misnamed = True
         else:
-            set_nodes.append((name, e.value))
-    ok = True
+            set_nodes[name] = e.value
+    ok = not misnamed
     source = r.scalar(reserved.get("input"), "str", key)
     ind_id, _, out_from_input = source.partition(".")
     ind = indicators.get(ind_id.lower())
@@ -284,8 +303,8 @@ def _read_fuzzy_input(
     elif ind is None:
         where = reserved.get("input")
         msg = (
-            f"fuzzy sets for indicator {ind_id!r}, which is not defined{suggest(ind_id, indicators)}; "
-            f"indicators: {', '.join(indicators) or 'none'}"
+            f"fuzzy sets for indicator {echo(ind_id)}, which is not defined{suggest(ind_id, indicators)}; "
+            f"indicators: {listing(indicators) or 'none'}"
         )
         if where is None:
             r.error(node, msg, line=line, column=column)
@@ -294,7 +313,7 @@ def _read_fuzzy_input(
         ok = False
     output = r.scalar(reserved.get("output"), "str")
     if output is not None and out_from_input:
-        r.error(reserved["output"], f"output given twice: in 'input' ({source!r}) and in 'output'")
+        r.error(reserved["output"], f"output given twice: in 'input' ({echo(source)}) and in 'output'")
         ok = False
     output = output or out_from_input or None
     if ind is not None:
@@ -305,16 +324,16 @@ def _read_fuzzy_input(
             at = reserved.get("output") or reserved.get("input") or node
             r.error(
                 at,
-                f"indicator {ind.spec.id!r} ({ind.defn.name}) has no {'declared ' if ind.declared else ''}"
-                f"output {output!r}{suggest(output, allowed)}; outputs: {', '.join(allowed)}",
+                f"indicator {echo(ind.spec.id)} ({ind.defn.name}) has no {'declared ' if ind.declared else ''}"
+                f"output {echo(output)}{suggest(output, allowed)}; outputs: {', '.join(allowed)}",
             )
             ok = False
     price_level = ind is not None and output in PRICE_LEVEL_OUTPUTS.get(ind.defn.name, ())
     default_transform = "close_ratio" if price_level else "none"
     transform = r.scalar(reserved.get("transform"), "str", default_transform, choices=TRANSFORMS)
-    sets = [m for m in (_read_membership(r, name, n) for name, n in set_nodes) if m is not None]
-    if not set_nodes:
-        r.error(node, f"fuzzy key {key!r} defines no sets", line=line, column=column)
+    sets = [m for m in (_read_membership(r, name, n) for name, n in set_nodes.items()) if m is not None]
+    if not set_nodes and not misnamed:
+        r.error(node, f"fuzzy key {echo(key)} defines no sets", line=line, column=column)
         ok = False
     if not ok or len(sets) != len(set_nodes) or ind is None:
         return None
@@ -325,7 +344,9 @@ def _read_membership(r: Reader, name: str, node: YNode) -> MembershipSpec | None
     if node.kind == "seq":
         params_node, type_ = node, {3: "triangular", 4: "trapezoidal"}.get(len(node.items()))
         if type_ is None:
-            r.error(node, f"set {name!r}: a list shorthand needs 3 (triangular) or 4 (trapezoidal) numbers")
+            r.error(
+                node, f"set {echo(name)}: a list shorthand needs 3 (triangular) or 4 (trapezoidal) numbers"
+            )
             return None
     else:
         f = r.fields(node, ("type", "parameters"))
@@ -344,7 +365,7 @@ def _read_membership(r: Reader, name: str, node: YNode) -> MembershipSpec | None
     count, meaning = MEMBERSHIPS[type_]
     problem = membership_problem(type_, values)
     if problem:
-        r.error(params_node, f"set {name!r} ({type_}): {problem}; expected {count} parameters {meaning}")
+        r.error(params_node, f"set {echo(name)} ({type_}): {problem}; expected {count} parameters {meaning}")
         return None
     return MembershipSpec(name, type_, tuple(values))
 
@@ -372,5 +393,5 @@ def warn_unused(r: Reader, indicators: dict[str, _Indicator | None]) -> None:
         if ind is not None and not ind.used:
             r.warn(
                 ind.node,
-                f"indicator {ind.spec.id!r} has no fuzzy sets, so it never reaches the model",
+                f"indicator {echo(ind.spec.id)} has no fuzzy sets, so it never reaches the model",
             )

@@ -35,13 +35,19 @@ class StrategyIssue:
 
 
 class StrategyError(ValueError):
-    """A strategy that cannot be loaded. ``issues``: every error found, in file order."""
+    """A strategy that cannot be loaded.
 
-    def __init__(self, issues: list[StrategyIssue]):
+    ``issues``: the errors kept, in file order (the loader keeps the first
+    ``ktrdr.strategy.reader.MAX_ISSUES`` it finds); ``omitted``: how many more were found.
+    """
+
+    def __init__(self, issues: list[StrategyIssue], omitted: int = 0):
         if not issues:
             raise ValueError("StrategyError needs at least one issue")
         self.issues = sorted(issues, key=lambda i: (i.line, i.column))
-        super().__init__("\n".join(str(i) for i in self.issues))
+        self.omitted = omitted
+        super().__init__(str(self))
 
     def __str__(self) -> str:
-        return "\n".join(str(i) for i in self.issues)
+        more = [f"... and {self.omitted} more errors"] if self.omitted else []
+        return "\n".join([*(str(i) for i in self.issues), *more])

@@ -30,6 +30,11 @@ Sections and what happens to each key:
   ``model.training.analytics``, ``training.fitness_metrics``, ``decisions.filters.volume_filter``;
   and ``include_price_context: true`` / ``scale_features: true``, which ask for something the
   feature builder does not do (features are fuzzy memberships, already in [0, 1]).
+
+Limits (errors when crossed), so that any strategy is described in a bounded answer:
+:data:`MAX_INDICATORS` indicators; :data:`MAX_FEATURES` model inputs (timeframes × fuzzy sets ×
+(1 + ``lookback_periods``)); :data:`MAX_SERIES` series (symbols × timeframes); names (indicator ids,
+fuzzy keys and sets, symbols) of at most :data:`~ktrdr.strategy.inputs.MAX_NAME_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -40,13 +45,15 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr import timeframes
-from ktrdr.strategy.inputs import read_fuzzy, read_indicators, warn_unused
+from ktrdr.excerpts import echo
+from ktrdr.strategy.inputs import MAX_NAME_CHARS, read_fuzzy, read_indicators, warn_unused
 from ktrdr.strategy.issues import StrategyError, StrategyIssue
 from ktrdr.strategy.model import (
     DataSpec,
     DecisionSpec,
     EarlyStoppingSpec,
     FeatureSpecConfig,
+    FuzzyInputSpec,
     LabelSpec,
     LrSchedulerSpec,
     ModelSpec,
@@ -54,19 +61,31 @@ from ktrdr.strategy.model import (
     SplitSpec,
     Strategy,
 )
-from ktrdr.strategy.reader import Reader
+from ktrdr.strategy.reader import Reader, listing
 from ktrdr.strategy.yamltree import YamlSyntaxError, YNode, parse
 
-_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+#: Limits on what one strategy may ask for, so that describing it (its normalized form, features
+#: and data requirements) stays a bounded answer: indicators listed; model input features
+#: (timeframes × fuzzy sets × (1 + lookback_periods)); series to load (symbols × timeframes).
+MAX_INDICATORS = 1_000
+MAX_FEATURES = 5_000
+MAX_SERIES = 1_000
+
+_SYMBOL = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._\-]{{0,{MAX_NAME_CHARS - 1}}}$")
 _NOT_USED_BY_TRAINING = "ktrdr trains and backtests what the command names; this block is not read"
 
 
 @dataclass(frozen=True)
 class LoadedStrategy:
-    """A loaded strategy and the warnings about keys it accepted without effect."""
+    """A loaded strategy and the warnings about keys it accepted without effect.
+
+    ``warnings`` holds the first :data:`~ktrdr.strategy.reader.MAX_ISSUES` found, in file order;
+    ``omitted_warnings`` counts the rest.
+    """
 
     strategy: Strategy
     warnings: list[StrategyIssue] = field(default_factory=list)
+    omitted_warnings: int = 0
 
     def normalized(self) -> dict[str, Any]:
         """The normalized strategy as JSON-able data (every default filled)."""
@@ -94,8 +113,10 @@ def load_strategy_text(text: str, source: str = "<string>") -> LoadedStrategy:
     r = Reader(source)
     strategy = _read_document(r, root)
     if r.errors or strategy is None:
-        raise StrategyError(r.errors or [StrategyIssue(source, 1, 1, "", "invalid strategy")])
-    return LoadedStrategy(strategy, sorted(r.warnings, key=lambda i: (i.line, i.column)))
+        raise StrategyError(
+            r.errors or [StrategyIssue(source, 1, 1, "", "invalid strategy")], r.omitted_errors
+        )
+    return LoadedStrategy(strategy, sorted(r.warnings, key=lambda i: (i.line, i.column)), r.omitted_warnings)
 
 
 def _read_document(r: Reader, root: YNode) -> Strategy | None:
@@ -134,6 +155,7 @@ def _read_document(r: Reader, root: YNode) -> Strategy | None:
     fuzzy = read_fuzzy(r, r.require(root, f, "fuzzy_sets"), indicators)
     warn_unused(r, indicators)
     model, optim = _read_model(r, f.get("model"))
+    _check_extent(r, f, data, len(indicators), fuzzy, model.features.lookback_periods)
     labels, split = _read_training(r, f.get("training"))
     decisions = _read_decisions(r, f.get("decisions"), legacy="scope" in f or "deployment" in root_keys(root))
     if r.errors or name is None or data is None:
@@ -154,6 +176,37 @@ def _read_document(r: Reader, root: YNode) -> Strategy | None:
         scope=scope,
         source=r.source,
     )
+
+
+def _check_extent(
+    r: Reader,
+    f: dict[str, YNode],
+    data: DataSpec | None,
+    indicator_count: int,
+    fuzzy: list[FuzzyInputSpec],
+    lookback: int,
+) -> None:
+    """Errors for a strategy over :data:`MAX_INDICATORS`, :data:`MAX_FEATURES` or :data:`MAX_SERIES`."""
+    if indicator_count > MAX_INDICATORS:
+        r.error(f["indicators"], f"{indicator_count:,} indicators, over the limit of {MAX_INDICATORS:,}")
+    if data is None:
+        return
+    sets = sum(len(fi.sets) for fi in fuzzy)
+    features = len(data.timeframes) * sets * (1 + lookback)
+    if features > MAX_FEATURES:
+        r.error(
+            f["fuzzy_sets"],
+            f"the model would have {features:,} input features (timeframes × fuzzy sets × "
+            f"(1 + lookback_periods) = {len(data.timeframes)} × {sets:,} × (1 + {lookback:,})), "
+            f"over the limit of {MAX_FEATURES:,}",
+        )
+    series = len(data.symbols) * len(data.timeframes)
+    if series > MAX_SERIES:
+        r.error(
+            f["training_data"],
+            f"{series:,} series to load (symbols × timeframes = {len(data.symbols):,} × "
+            f"{len(data.timeframes)}), over the limit of {MAX_SERIES:,}",
+        )
 
 
 def root_keys(root: YNode) -> set[str]:
@@ -192,7 +245,7 @@ def _read_data(r: Reader, root: YNode, node: YNode | None) -> DataSpec | None:
     written = r.scalar(base_node, "str")
     if base_node is not None and written is not None:
         if written not in ordered:
-            r.error(base_node, f"base_timeframe {written!r} is not in the list ({', '.join(ordered)})")
+            r.error(base_node, f"base_timeframe {echo(written)} is not in the list ({listing(ordered)})")
         elif written != base:
             r.error(
                 base_node, f"base_timeframe must be the fastest timeframe ({base!r}): samples are its bars"
@@ -237,7 +290,9 @@ def _read_list_or_mode(
 
 
 def _check_symbol(s: str) -> str:
-    return "" if _SYMBOL.match(s) else f"symbol {s!r} must be letters, digits, '.', '_' or '-'"
+    if _SYMBOL.match(s):
+        return ""
+    return f"symbol {echo(s)} must be letters, digits, '.', '_' or '-', at most {MAX_NAME_CHARS} characters"
 
 
 def _check_timeframe(t: str) -> str:
@@ -255,7 +310,7 @@ def _checked_items(r: Reader, listed: _Listed | None, what: str, check) -> list[
     if not listed.items:
         r.error(listed.at, f"empty {what} list: a strategy needs at least one {what}")
         return []
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered, with constant-time membership
     for n in listed.items:
         s = r.scalar(n, "str")
         if s is None:
@@ -264,10 +319,10 @@ def _checked_items(r: Reader, listed: _Listed | None, what: str, check) -> list[
         if problem:
             r.error(n, problem)
         elif s in out:
-            r.error(n, f"{what} {s!r} listed twice")
+            r.error(n, f"{what} {echo(s)} listed twice")
         else:
-            out.append(s)
-    return out
+            out[s] = None
+    return list(out)
 
 
 def _read_model(r: Reader, node: YNode | None) -> tuple[ModelSpec, OptimSpec]:

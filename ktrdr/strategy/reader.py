@@ -4,27 +4,58 @@ A :class:`Reader` is handed :class:`~ktrdr.strategy.yamltree.YNode` values and r
 values; a value that fails its check is recorded as an error and returned as the caller's default,
 so loading continues and the user sees all errors at once. Keys that the grammar accepts but that
 have no effect are recorded as warnings with the reason.
+
+Work and answers stay bounded on hostile documents: the first :data:`MAX_ISSUES` errors (and
+warnings) are kept and the rest only counted (``omitted_errors``, ``omitted_warnings``), without
+building their messages; messages echo at most a short excerpt of the input
+(:mod:`ktrdr.excerpts`); "did you mean" looks only at short words and short candidate lists.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from ktrdr.excerpts import clip, echo
 from ktrdr.strategy.issues import StrategyIssue
 from ktrdr.strategy.yamltree import YNode
+
+#: Errors kept per document, and warnings kept per document; further ones are only counted.
+MAX_ISSUES = 100
+#: Longest word, and longest candidate list, for which "did you mean" is looked up (difflib's cost
+#: grows with both; typos of grammar keys and indicator names are far inside these bounds).
+MAX_SUGGEST_WORD = 64
+MAX_SUGGEST_CANDIDATES = 200
+#: Names listed in a message ("known: a, b, …"); longer lists end with how many there are in all.
+MAX_LISTED = 30
 
 _KIND_WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
-    pool = list(candidates)
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string.
+
+    Empty without looking when ``word`` is longer than :data:`MAX_SUGGEST_WORD` characters or there
+    are more than :data:`MAX_SUGGEST_CANDIDATES` candidates.
+    """
+    text = str(word)
+    if len(text) > MAX_SUGGEST_WORD:
+        return ""
+    pool = list(itertools.islice(candidates, MAX_SUGGEST_CANDIDATES + 1))
+    if len(pool) > MAX_SUGGEST_CANDIDATES:
+        return ""
     lowered = {c.lower(): c for c in pool}
-    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(text.lower(), list(lowered), n=1, cutoff=0.6)
     return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def listing(names: Collection[str]) -> str:
+    """``a, b, c``: the first :data:`MAX_LISTED` names, then ``… (N in all)`` if there are more."""
+    shown = ", ".join(itertools.islice(names, MAX_LISTED))
+    return f"{shown}, … ({len(names)} in all)" if len(names) > MAX_LISTED else shown
 
 
 class Reader:
@@ -34,13 +65,28 @@ class Reader:
         self.source = source
         self.errors: list[StrategyIssue] = []
         self.warnings: list[StrategyIssue] = []
+        self.omitted_errors = 0
+        self.omitted_warnings = 0
+
+    @property
+    def errors_full(self) -> bool:
+        """True once :data:`MAX_ISSUES` errors are kept: a caller may skip building a message."""
+        return len(self.errors) >= MAX_ISSUES
 
     def error(self, at: YNode, message: str, *, line: int | None = None, column: int | None = None) -> None:
-        self.errors.append(StrategyIssue(self.source, line or at.line, column or at.column, at.path, message))
+        if self.errors_full:
+            self.omitted_errors += 1
+            return
+        self.errors.append(
+            StrategyIssue(self.source, line or at.line, column or at.column, at.path, clip(message))
+        )
 
     def warn(self, at: YNode, message: str, *, line: int | None = None, column: int | None = None) -> None:
+        if len(self.warnings) >= MAX_ISSUES:
+            self.omitted_warnings += 1
+            return
         self.warnings.append(
-            StrategyIssue(self.source, line or at.line, column or at.column, at.path, message)
+            StrategyIssue(self.source, line or at.line, column or at.column, at.path, clip(message))
         )
 
     def fields(
@@ -60,7 +106,7 @@ class Reader:
         if node.kind != "map":
             self.error(node, f"expected a mapping of keys, got {_describe(node)}")
             return {}
-        known = tuple(known)
+        known = dict.fromkeys(known)
         no_effect = no_effect or {}
         out: dict[str, YNode] = {}
         seen: set[str] = set()
@@ -68,11 +114,14 @@ class Reader:
             key = entry.key
             if not isinstance(key, str):
                 self.error(
-                    entry.value, f"keys must be strings, got {key!r}", line=entry.line, column=entry.column
+                    entry.value,
+                    f"keys must be strings, got {echo(key)}",
+                    line=entry.line,
+                    column=entry.column,
                 )
                 continue
             if key in seen:
-                self.error(entry.value, f"duplicate key {key!r}", line=entry.line, column=entry.column)
+                self.error(entry.value, f"duplicate key {echo(key)}", line=entry.line, column=entry.column)
                 continue
             seen.add(key)
             if key in known:
@@ -84,11 +133,13 @@ class Reader:
                     line=entry.line,
                     column=entry.column,
                 )
+            elif self.errors_full:
+                self.omitted_errors += 1
             else:
-                allowed = ", ".join(sorted((*known, *no_effect)))
+                allowed = sorted((*known, *no_effect))
                 self.error(
                     entry.value,
-                    f"unknown key {key!r}{suggest(key, (*known, *no_effect))}; allowed here: {allowed}",
+                    f"unknown key {echo(key)}{suggest(key, allowed)}; allowed here: {listing(allowed)}",
                     line=entry.line,
                     column=entry.column,
                 )
@@ -135,7 +186,8 @@ class Reader:
                 options = tuple(choices)
                 if value.lower() not in options:
                     self.error(
-                        node, f"expected one of {', '.join(options)}, got {value!r}{suggest(value, options)}"
+                        node,
+                        f"expected one of {', '.join(options)}, got {echo(value)}{suggest(value, options)}",
                     )
                     return default
                 value = value.lower()
@@ -143,7 +195,7 @@ class Reader:
         if kind in ("int", "float"):
             problem = _bounds(value, minimum, maximum, above, below)
             if problem:
-                self.error(node, f"{problem}, got {value!r}")
+                self.error(node, f"{problem}, got {echo(value)}")
                 return default
         return value
 
@@ -191,4 +243,4 @@ def _describe(node: YNode) -> str:
     value = node.value()
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {echo(value)}"

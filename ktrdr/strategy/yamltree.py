@@ -4,6 +4,12 @@
 in a :class:`YNode` carrying its key path and 1-based line/column, so every later complaint can
 point at the exact place in the file. Scalars are converted with the safe loader's own rules
 (``14`` → int, ``0.2`` → float, ``true`` → bool, quoted → str).
+
+Hostile text is a :class:`YamlSyntaxError` with a line and column, never another exception:
+characters YAML forbids (a NUL byte, an unpaired surrogate), nesting deeper than :data:`MAX_DEPTH`
+(PyYAML composes and constructs recursively) and integers longer than :data:`MAX_INT_CHARS`
+(Python refuses to convert more than 4,300 digits). Aliases never copy nodes, so an alias "bomb"
+costs what its text costs.
 """
 
 from __future__ import annotations
@@ -12,6 +18,44 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.events import CollectionEndEvent, CollectionStartEvent
+from yaml.reader import Reader as _YamlReader
+
+from ktrdr.excerpts import clip
+
+#: Deepest nesting of mappings and lists accepted (a strategy needs 5); deeper text is refused
+#: before it is composed.
+MAX_DEPTH = 64
+#: Longest integer accepted, in characters as written; longer ones are errors at their position.
+MAX_INT_CHARS = 100
+#: Characters of a key kept in the key paths of the nodes below it (paths appear in messages).
+MAX_PATH_KEY_CHARS = 40
+
+# libyaml's parser when PyYAML was built with it: composing a 1.6 MB document of unknown keys took
+# 1.8 s of CPU against 6.7 s with the pure-Python parser (measured for issue 10, point 5).
+try:
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # PyYAML without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+
+class _Loader(_SafeLoader):
+    """The safe loader, refusing integers longer than :data:`MAX_INT_CHARS` at their position."""
+
+
+def _construct_int(loader: SafeConstructor, node: yaml.ScalarNode) -> int:
+    if len(node.value) > MAX_INT_CHARS:
+        raise ConstructorError(
+            None,
+            None,
+            f"an integer of {len(node.value)} characters is too long (at most {MAX_INT_CHARS})",
+            node.start_mark,
+        )
+    return SafeConstructor.construct_yaml_int(loader, node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 class YamlSyntaxError(ValueError):
@@ -38,7 +82,7 @@ class YNode:
 
     __slots__ = ("_loader", "_node", "column", "kind", "line", "path")
 
-    def __init__(self, node: yaml.Node, path: str, loader: yaml.SafeLoader):
+    def __init__(self, node: yaml.Node, path: str, loader: SafeConstructor):
         self._node = node
         self._loader = loader
         self.path = path
@@ -60,7 +104,7 @@ class YNode:
                 if knode.tag != "tag:yaml.org,2002:str"
                 else knode.value
             )
-            text = key if isinstance(key, str) else str(key)
+            text = _path_key(key)
             child = f"{self.path}.{text}" if self.path else text
             out.append(
                 Entry(
@@ -81,6 +125,48 @@ class YNode:
         return self._loader.construct_object(self._node, deep=True)
 
 
+def _path_key(key: Any) -> str:
+    """A key as written in key paths; a long one is cut to its first :data:`MAX_PATH_KEY_CHARS`."""
+    text = key if isinstance(key, str) else str(key)
+    return text if len(text) <= MAX_PATH_KEY_CHARS else text[:MAX_PATH_KEY_CHARS] + "…"
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, column) of ``text[index]``."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+def _check_characters(text: str) -> None:
+    """A :class:`YamlSyntaxError` at the first character that YAML does not allow."""
+    bad = _YamlReader.NON_PRINTABLE.search(text)
+    if bad is not None:
+        line, column = _position(text, bad.start())
+        raise YamlSyntaxError(
+            f"YAML syntax error: character U+{ord(bad.group()):04X} is not allowed in YAML text",
+            line,
+            column,
+        )
+
+
+def _check_depth(text: str) -> None:
+    """A :class:`YamlSyntaxError` at the first mapping or list nested deeper than :data:`MAX_DEPTH`.
+
+    Reads the parser's events (iterative, no nodes built); syntax errors surface here first.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise YamlSyntaxError(
+                    f"YAML nesting deeper than {MAX_DEPTH} levels", mark.line + 1, mark.column + 1
+                )
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+
+
 def _mark(exc: yaml.MarkedYAMLError) -> tuple[int, int]:
     mark = exc.problem_mark or exc.context_mark
     return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -88,8 +174,10 @@ def _mark(exc: yaml.MarkedYAMLError) -> tuple[int, int]:
 
 def parse(text: str) -> YNode | None:
     """The document's root node, or None for an empty document. Raises :class:`YamlSyntaxError`."""
-    loader = yaml.SafeLoader(text)
+    _check_characters(text)
+    loader = _Loader(text)
     try:
+        _check_depth(text)
         node = loader.get_single_node()
         if node is not None:
             loader.construct_document(node)  # rejects unsafe tags and bad scalars up front
@@ -97,9 +185,9 @@ def parse(text: str) -> YNode | None:
         line, col = _mark(exc)
         problem = exc.problem or str(exc)
         context = f" ({exc.context})" if exc.context else ""
-        raise YamlSyntaxError(f"YAML syntax error: {problem}{context}", line, col) from None
+        raise YamlSyntaxError(clip(f"YAML syntax error: {problem}{context}"), line, col) from None
     except yaml.YAMLError as exc:
-        raise YamlSyntaxError(f"YAML syntax error: {exc}", 1, 1) from None
+        raise YamlSyntaxError(clip(f"YAML syntax error: {exc}"), 1, 1) from None
     finally:
         loader.dispose()
     return None if node is None else YNode(node, "", loader)

@@ -74,6 +74,7 @@ STREAM_BODY_CACHE = 8192  # streamed responses whose JSON body is kept for shari
 STREAM_BODY_BYTES = 8 * 1024 * 1024  # ... and at most this many bytes of such bodies
 FLUSH_SLICE = 32  # connections written between two yields to the loop in a flush round
 INPUT_QUEUE = 16  # client-stream frames queued for their call before the connection stops reading
+ENDED_INPUTS = 256  # ids of client streams answered early whose further input frames are dropped
 EMPTY_LINES_PER_YIELD = 64  # empty lines skipped between two yields to the loop
 _HALF_CLOSED_POLL_S = 0.2
 _END = object()
@@ -119,6 +120,9 @@ class Connection(asyncio.Protocol):
         self._frame_timer: asyncio.TimerHandle | None = None
         self._calls: dict[Any, asyncio.Task[None]] = {}
         self._inputs: dict[Any, asyncio.Queue[Any]] = {}  # open client streams by id
+        # Client streams whose call ended before the client's ``done``: their remaining input frames
+        # are dropped quietly (the call already answered), not taken as bad frames.
+        self._ended_inputs: dict[Any, None] = {}
         self._pushed: list[bytes] = []  # pushed frames waiting for the server's flush round
         self._pushed_bytes = 0
         self.worker: asyncio.Task[None] | None = None
@@ -418,6 +422,10 @@ class Connection(asyncio.Protocol):
             else:
                 await queue.put(request.params)
             return True
+        if call_id in self._ended_inputs and request.method is None:
+            if request.done:
+                del self._ended_inputs[call_id]
+            return True
         if request.method is None:
             await self._send_quietly(error_frame(call_id, bad_frame("'method' must be a string")))
             return True
@@ -437,7 +445,13 @@ class Connection(asyncio.Protocol):
 
     def _call_done(self, call_id: Any, _task: asyncio.Task[None]) -> None:
         self._calls.pop(call_id, None)
-        self._inputs.pop(call_id, None)
+        queue = self._inputs.pop(call_id, None)
+        if queue is not None:  # answered before the client's ``done``
+            self._ended_inputs[call_id] = None
+            if len(self._ended_inputs) > ENDED_INPUTS:
+                del self._ended_inputs[next(iter(self._ended_inputs))]
+            while not queue.empty():  # frees a worker waiting to put into it
+                queue.get_nowait()
         self._wake_worker()
 
     async def _run(self, call_id: Any, method: str, spec: MethodSpec | None, params: Any) -> None:

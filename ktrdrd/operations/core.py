@@ -33,12 +33,13 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ktrdr.excerpts import echo
 from ktrdr.wire import NAME_PREFIX, TERMINAL_STATES, EventType, OperationState, StatusCode
 from ktrdrd import errors, logs
 from ktrdrd.journal import Journal
@@ -57,6 +58,13 @@ MAX_REQUEST_ID = 128
 MAX_LABEL_KEY = 63
 MAX_LABEL_VALUE = 256
 PROBE_INTERVAL_S = 1.0  # seconds between two attempts to write to a journal that failed
+#: Labels one operation may carry (``labels`` of a start call); more is INVALID_ARGUMENT.
+MAX_LABELS = 64
+#: ``key=value`` selectors one ListOperations query may give (``filter.label``); more is
+#: INVALID_ARGUMENT. Each selector is one more condition in the journal's SQL, and SQLite refuses an
+#: expression deeper than 1,000 (1,000 selectors were an INTERNAL error). A query with more distinct
+#: keys than :data:`MAX_LABELS` could match no operation anyway.
+MAX_LABEL_SELECTORS = MAX_LABELS
 
 PENDING, RUNNING = OperationState.PENDING, OperationState.RUNNING
 SUCCEEDED, FAILED = OperationState.SUCCEEDED, OperationState.FAILED
@@ -106,30 +114,38 @@ def _canonical(value: Any) -> str:
 
 
 def validate_labels(labels: Any, field: str = "labels") -> dict[str, str]:
-    """A copy of ``labels`` if it maps non-empty keys (no ``=``, ≤ 63 chars) to strings (≤ 256 chars)."""
+    """A copy of ``labels`` if it maps at most :data:`MAX_LABELS` non-empty keys (no ``=``, ≤ 63 chars)
+    to strings (≤ 256 chars). INVALID_ARGUMENT naming ``field`` otherwise; it echoes a short excerpt."""
     if labels is None:
         return {}
     if not isinstance(labels, dict):
         raise errors.invalid_argument(field, "expected a map of string keys to string values")
+    if len(labels) > MAX_LABELS:
+        raise errors.invalid_argument(field, f"{len(labels):,} labels, over the limit of {MAX_LABELS}")
     for key, value in labels.items():
         if not isinstance(key, str) or not key or "=" in key or len(key) > MAX_LABEL_KEY:
             raise errors.invalid_argument(
-                field, f"label key {key!r}: expected 1-{MAX_LABEL_KEY} chars, no '='"
+                field, f"label key {echo(key)}: expected 1-{MAX_LABEL_KEY} chars, no '='"
             )
         if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE:
             raise errors.invalid_argument(
-                field, f"label {key!r}: expected a string of ≤ {MAX_LABEL_VALUE} chars"
+                field, f"label {echo(key)}: expected a string of ≤ {MAX_LABEL_VALUE} chars"
             )
     return dict(labels)
 
 
-def parse_label_selectors(selectors: Iterable[str], field: str = "labels") -> dict[str, str]:
-    """``["k=v", ...]`` → ``{"k": "v"}``; INVALID_ARGUMENT naming ``field`` for a selector without ``=``."""
+def parse_label_selectors(selectors: Sequence[str], field: str = "labels") -> dict[str, str]:
+    """``["k=v", ...]`` → ``{"k": "v"}``; INVALID_ARGUMENT naming ``field`` for more than
+    :data:`MAX_LABEL_SELECTORS` selectors or a selector without ``=``."""
+    if len(selectors) > MAX_LABEL_SELECTORS:
+        raise errors.invalid_argument(
+            field, f"{len(selectors):,} label selectors, over the limit of {MAX_LABEL_SELECTORS}"
+        )
     result: dict[str, str] = {}
     for selector in selectors:
         key, sep, value = selector.partition("=")
         if not sep or not key:
-            raise errors.invalid_argument(field, f"label selector {selector!r}: expected key=value")
+            raise errors.invalid_argument(field, f"label selector {echo(selector)}: expected key=value")
         result[key] = value
     return validate_labels(result, field)
 

@@ -13,6 +13,12 @@ library (which imports yaml and numpy) is imported there on first use, keeping a
 
 Malformed requests (empty ``source.content``, ``overrides`` given, ``end_time`` not after
 ``start_time``, a period whose warm-up starts before year 1) are INVALID_ARGUMENT naming the field.
+
+Bounded work and answers: a document over :data:`MAX_STRATEGY_BYTES` is INVALID_ARGUMENT, reason
+``STRATEGY_TOO_LARGE``, before it is parsed; at most ``ktrdr.strategy.reader.MAX_ISSUES`` errors
+(or warnings) are listed, and ``omitted_issue_count`` (``DescribeStrategy``'s refusal: a last field
+violation) says how many more there were. Hostile YAML (NUL bytes, deep nesting, huge numbers) is
+an issue with a line, like any other error in the document.
 """
 
 from __future__ import annotations
@@ -26,10 +32,15 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import strategies_pb2 as pb
+from ktrdr.excerpts import clip
+from ktrdr.wire import MAX_STRATEGY_BYTES as MAX_STRATEGY_BYTES  # largest source.content, bytes
 from ktrdr.wire import StatusCode
 from ktrdrd.errors import ApiError, FieldViolation, invalid_argument
 from ktrdrd.services.registry import Call
 
+#: Longest ``source.source_name`` accepted, in characters (a path up to Linux's PATH_MAX); every
+#: issue repeats it, so it is bounded like the document.
+MAX_SOURCE_NAME_CHARS = 4096
 #: ``source_name`` used in messages when the request leaves it empty.
 DEFAULT_SOURCE_NAME = "<strategy>"
 #: Length of the default ``DescribeStrategy`` period, and of a period given by one end only.
@@ -66,6 +77,11 @@ def _checked_source(request: pb.ValidateStrategyRequest | pb.DescribeStrategyReq
         raise invalid_argument(
             "source.content", "required: the strategy YAML text (the daemon reads no files)"
         )
+    if len(request.source.source_name) > MAX_SOURCE_NAME_CHARS:
+        raise invalid_argument(
+            "source.source_name",
+            f"{len(request.source.source_name):,} characters, over the limit of {MAX_SOURCE_NAME_CHARS:,}",
+        )
     if request.overrides:
         raise invalid_argument(
             "overrides",
@@ -83,11 +99,11 @@ def period_of(request: pb.DescribeStrategyRequest, now_ns: int) -> tuple[int, in
     for field, value in (("start_time", start), ("end_time", end)):
         if value is not None and not _MIN_TS_NS <= value <= _MAX_TS_NS:
             raise invalid_argument(field, "outside 0001-01-01 .. 9999-12-31")
-    if start is None and end is None:
-        end = now_ns - now_ns % _DAY_NS
     if start is None:
+        if end is None:
+            end = now_ns - now_ns % _DAY_NS
         start = end - DEFAULT_PERIOD_NS
-    if end is None:
+    elif end is None:
         end = min(start + DEFAULT_PERIOD_NS, _MAX_TS_NS)
     if end <= start:
         raise invalid_argument("end_time", "must be after start_time")
@@ -106,8 +122,11 @@ def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
     return out
 
 
-def _issue(issue: Any, severity: int) -> pb.StrategyIssue:
-    """A ``ktrdr.strategy.StrategyIssue`` as the proto message; the "did you mean" goes to ``suggestion``."""
+def _issue(issue: Any, severity: str) -> pb.StrategyIssue:
+    """A ``ktrdr.strategy.StrategyIssue`` as the proto message; the "did you mean" goes to ``suggestion``.
+
+    ``severity`` is the enum value's name (``ISSUE_SEVERITY_ERROR`` or ``ISSUE_SEVERITY_WARNING``).
+    """
     match = _SUGGESTION.search(issue.message)
     return pb.StrategyIssue(
         severity=severity,
@@ -120,29 +139,48 @@ def _issue(issue: Any, severity: int) -> pb.StrategyIssue:
     )
 
 
+def _check_size(content: str) -> None:
+    """INVALID_ARGUMENT naming ``source.content`` when it is over :data:`MAX_STRATEGY_BYTES`."""
+    size = len(content.encode("utf-8", "surrogatepass"))
+    if size > MAX_STRATEGY_BYTES:
+        raise invalid_argument(
+            "source.content",
+            f"the document is {size:,} bytes, over the limit of {MAX_STRATEGY_BYTES:,} bytes",
+            "STRATEGY_TOO_LARGE",
+        )
+
+
 def _validate(content: str, name: str) -> pb.ValidateStrategyResponse:
     """Worker thread: load ``content`` and report the outcome."""
     from ktrdr.strategy import StrategyError, load_strategy_text
 
+    _check_size(content)
     try:
         loaded = load_strategy_text(content, source=name)
     except StrategyError as exc:
         return pb.ValidateStrategyResponse(
-            valid=False, issues=[_issue(i, pb.ISSUE_SEVERITY_ERROR) for i in exc.issues]
+            valid=False,
+            issues=[_issue(i, "ISSUE_SEVERITY_ERROR") for i in exc.issues],
+            omitted_issue_count=exc.omitted,
         )
     return pb.ValidateStrategyResponse(
         valid=True,
-        issues=[_issue(w, pb.ISSUE_SEVERITY_WARNING) for w in loaded.warnings],
+        issues=[_issue(w, "ISSUE_SEVERITY_WARNING") for w in loaded.warnings],
         normalized=_struct(loaded.normalized()),
+        omitted_issue_count=loaded.omitted_warnings,
     )
 
 
-def _invalid(messages: list[str]) -> ApiError:
+def _invalid(messages: list[str], omitted: int = 0) -> ApiError:
+    """STRATEGY_INVALID: a violation per message, and a last one counting ``omitted`` errors."""
     violations = [FieldViolation("source.content", m) for m in messages]
-    noun = "error" if len(messages) == 1 else "errors"
+    if omitted:
+        violations.append(FieldViolation("source.content", f"... and {omitted} more errors"))
+    total = len(messages) + omitted
+    noun = "error" if total == 1 else "errors"
     return ApiError(
         StatusCode.INVALID_ARGUMENT,
-        f"source.content: invalid strategy ({len(messages)} {noun})",
+        f"source.content: invalid strategy ({total} {noun})",
         "STRATEGY_INVALID",
         violations,
     )
@@ -153,13 +191,14 @@ def _describe(content: str, name: str, start_ns: int, end_ns: int) -> pb.Describ
     from ktrdr.research.features import FeatureError, feature_spec
     from ktrdr.strategy import StrategyError, data_requirements, load_strategy_text
 
+    _check_size(content)
     try:
         loaded = load_strategy_text(content, source=name)
         spec = feature_spec(loaded.strategy)
     except StrategyError as exc:
-        raise _invalid([str(i) for i in exc.issues]) from None
+        raise _invalid([str(i) for i in exc.issues], exc.omitted) from None
     except FeatureError as exc:
-        raise _invalid([f"{name}: {exc}"]) from None
+        raise _invalid([clip(f"{name}: {exc}")]) from None
     requirements = data_requirements(loaded.strategy, start_ns, end_ns)
     if any(r.start < _MIN_TS_NS for r in requirements):
         raise invalid_argument("start_time", "the warm-up before it would begin before 0001-01-01")
@@ -168,7 +207,8 @@ def _describe(content: str, name: str, start_ns: int, end_ns: int) -> pb.Describ
         name=strategy.name,
         description=strategy.description,
         normalized=_struct(loaded.normalized()),
-        issues=[_issue(w, pb.ISSUE_SEVERITY_WARNING) for w in loaded.warnings],
+        issues=[_issue(w, "ISSUE_SEVERITY_WARNING") for w in loaded.warnings],
+        omitted_issue_count=loaded.omitted_warnings,
         feature_names=spec.names,
         data_requirements=[
             pb.DataRequirement(

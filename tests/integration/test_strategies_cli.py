@@ -14,6 +14,8 @@ from pathlib import Path
 
 from ktrdr.research.features import feature_spec
 from ktrdr.strategy import data_requirements, load_strategy_file
+from ktrdr.strategy.reader import MAX_ISSUES
+from ktrdrctl.files import MAX_FILE_BYTES
 
 REPO = Path(__file__).resolve().parents[2]
 STRATEGY_DIR = REPO / "strategies"
@@ -125,3 +127,48 @@ def test_show(daemon, tmp_path: Path) -> None:
 def test_unreachable_daemon_exits_3(tmp_path: Path) -> None:
     proc = ktrdrctl(tmp_path, "strategies", "validate", NEURO)
     assert proc.returncode == 3 and "start it with" in proc.stderr
+
+
+def unknown_key_flood(path: Path, keys: int) -> Path:
+    """A valid strategy followed by ``keys`` unknown top-level keys (~27 bytes each)."""
+    good = (STRATEGY_DIR / "rsi_bbands_single.yaml").read_text().rstrip("\n") + "\n"
+    path.write_text(good + "".join(f"unknown_key_{n:07d}: {n}\n" for n in range(keys)))
+    return path
+
+
+def test_a_flood_of_unknown_keys_exits_1_with_bounded_output(daemon, tmp_path: Path) -> None:
+    keys = 60_000
+    big = str(unknown_key_flood(tmp_path / "big.yaml", keys))
+    assert 1_500_000 < Path(big).stat().st_size <= MAX_FILE_BYTES
+    proc = ktrdrctl(daemon.runtime_dir, "strategies", "validate", big)
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout.splitlines()
+    assert len(out) == MAX_ISSUES + 2 and all(line.startswith(f"{big}:") for line in out)
+    assert out[-2:] == [f"{big}: … and {keys - MAX_ISSUES} more issues", f"{big}: invalid ({keys} errors)"]
+    quiet = ktrdrctl(daemon.runtime_dir, "strategies", "validate", "-q", big)
+    assert quiet.returncode == 1 and quiet.stdout.splitlines()[-1] == out[-2]
+
+    shown = ktrdrctl(daemon.runtime_dir, "strategies", "show", big)
+    assert shown.returncode == 1 and shown.stdout == ""
+    errors = [line for line in shown.stderr.splitlines() if line.startswith(f"{big}:")]
+    assert len(errors) == MAX_ISSUES and f"... and {keys - MAX_ISSUES} more errors" in shown.stderr
+
+
+def test_validate_refuses_what_is_not_a_regular_file_of_bounded_size(daemon, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # nobody writes: opening it for reading in the usual way would block forever
+    over = tmp_path / "over.yaml"
+    with open(over, "wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)
+    expected = {
+        "/dev/zero": "cannot read /dev/zero: it is a character device, not a regular file",
+        str(fifo): f"cannot read {fifo}: it is a FIFO (named pipe), not a regular file",
+        str(tmp_path): f"cannot read {tmp_path}: it is a directory, not a regular file",
+        str(over): f"cannot read {over}: larger than the limit of {MAX_FILE_BYTES:,} bytes",
+    }
+    for name, message in expected.items():
+        proc = ktrdrctl(daemon.runtime_dir, "strategies", "validate", name)
+        assert proc.returncode == 2 and proc.stdout == "", (name, proc.stderr)
+        assert message in proc.stderr
+    proc = ktrdrctl(daemon.runtime_dir, "strategies", "show", str(fifo))
+    assert proc.returncode == 2 and expected[str(fifo)] in proc.stderr

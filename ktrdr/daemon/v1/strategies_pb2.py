@@ -27,15 +27,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ktrdr.common.v1 import common_pb2 as ktrdr_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ktrdr/daemon/v1/strategies.proto\x12\x0fktrdr.daemon.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cktrdr/common/v1/common.proto\"6\n\x0eStrategySource\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\"\xa7\x01\n\rStrategyIssue\x12\x30\n\x08severity\x18\x01 \x01(\x0e\x32\x1e.ktrdr.daemon.v1.IssueSeverity\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04line\x18\x04 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x05 \x01(\x05\x12\x12\n\nsuggestion\x18\x06 \x01(\t\x12\x13\n\x0bsource_name\x18\x07 \x01(\t\"\xe4\x01\n\x0f\x44\x61taRequirement\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwarmup_bars\x18\x04 \x01(\x05\x12\x32\n\x0erun_start_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x01\n\x17ValidateStrategyRequest\x12/\n\x06source\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.StrategySource\x12\x35\n\toverrides\x18\x02 \x03(\x0b\x32\".ktrdr.common.v1.ParameterOverride\"\x86\x01\n\x18ValidateStrategyResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12.\n\x06issues\x18\x02 \x03(\x0b\x32\x1e.ktrdr.daemon.v1.StrategyIssue\x12+\n\nnormalized\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xdf\x01\n\x17\x44\x65scribeStrategyRequest\x12/\n\x06source\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.StrategySource\x12\x35\n\toverrides\x18\x02 \x03(\x0b\x32\".ktrdr.common.v1.ParameterOverride\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9a\x02\n\x18\x44\x65scribeStrategyResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nnormalized\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x06issues\x18\x04 \x03(\x0b\x32\x1e.ktrdr.daemon.v1.StrategyIssue\x12\x15\n\rfeature_names\x18\x05 \x03(\t\x12;\n\x11\x64\x61ta_requirements\x18\x06 \x03(\x0b\x32 .ktrdr.daemon.v1.DataRequirement\x12*\n\x06period\x18\x07 \x01(\x0b\x32\x1a.ktrdr.common.v1.TimeRange*e\n\rIssueSeverity\x12\x1e\n\x1aISSUE_SEVERITY_UNSPECIFIED\x10\x00\x12\x18\n\x14ISSUE_SEVERITY_ERROR\x10\x01\x12\x1a\n\x16ISSUE_SEVERITY_WARNING\x10\x02\x32\xe5\x01\n\x11StrategiesService\x12g\n\x10ValidateStrategy\x12(.ktrdr.daemon.v1.ValidateStrategyRequest\x1a).ktrdr.daemon.v1.ValidateStrategyResponse\x12g\n\x10\x44\x65scribeStrategy\x12(.ktrdr.daemon.v1.DescribeStrategyRequest\x1a).ktrdr.daemon.v1.DescribeStrategyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ktrdr/daemon/v1/strategies.proto\x12\x0fktrdr.daemon.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cktrdr/common/v1/common.proto\"6\n\x0eStrategySource\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\"\xa7\x01\n\rStrategyIssue\x12\x30\n\x08severity\x18\x01 \x01(\x0e\x32\x1e.ktrdr.daemon.v1.IssueSeverity\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04line\x18\x04 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x05 \x01(\x05\x12\x12\n\nsuggestion\x18\x06 \x01(\t\x12\x13\n\x0bsource_name\x18\x07 \x01(\t\"\xe4\x01\n\x0f\x44\x61taRequirement\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwarmup_bars\x18\x04 \x01(\x05\x12\x32\n\x0erun_start_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x01\n\x17ValidateStrategyRequest\x12/\n\x06source\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.StrategySource\x12\x35\n\toverrides\x18\x02 \x03(\x0b\x32\".ktrdr.common.v1.ParameterOverride\"\xa3\x01\n\x18ValidateStrategyResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12.\n\x06issues\x18\x02 \x03(\x0b\x32\x1e.ktrdr.daemon.v1.StrategyIssue\x12+\n\nnormalized\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\x13omitted_issue_count\x18\x04 \x01(\x05\"\xdf\x01\n\x17\x44\x65scribeStrategyRequest\x12/\n\x06source\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.StrategySource\x12\x35\n\toverrides\x18\x02 \x03(\x0b\x32\".ktrdr.common.v1.ParameterOverride\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb7\x02\n\x18\x44\x65scribeStrategyResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nnormalized\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x06issues\x18\x04 \x03(\x0b\x32\x1e.ktrdr.daemon.v1.StrategyIssue\x12\x15\n\rfeature_names\x18\x05 \x03(\t\x12;\n\x11\x64\x61ta_requirements\x18\x06 \x03(\x0b\x32 .ktrdr.daemon.v1.DataRequirement\x12*\n\x06period\x18\x07 \x01(\x0b\x32\x1a.ktrdr.common.v1.TimeRange\x12\x1b\n\x13omitted_issue_count\x18\x08 \x01(\x05*e\n\rIssueSeverity\x12\x1e\n\x1aISSUE_SEVERITY_UNSPECIFIED\x10\x00\x12\x18\n\x14ISSUE_SEVERITY_ERROR\x10\x01\x12\x1a\n\x16ISSUE_SEVERITY_WARNING\x10\x02\x32\xe5\x01\n\x11StrategiesService\x12g\n\x10ValidateStrategy\x12(.ktrdr.daemon.v1.ValidateStrategyRequest\x1a).ktrdr.daemon.v1.ValidateStrategyResponse\x12g\n\x10\x44\x65scribeStrategy\x12(.ktrdr.daemon.v1.DescribeStrategyRequest\x1a).ktrdr.daemon.v1.DescribeStrategyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ktrdr.daemon.v1.strategies_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ISSUESEVERITY']._serialized_start=1383
-  _globals['_ISSUESEVERITY']._serialized_end=1484
+  _globals['_ISSUESEVERITY']._serialized_start=1441
+  _globals['_ISSUESEVERITY']._serialized_end=1542
   _globals['_STRATEGYSOURCE']._serialized_start=146
   _globals['_STRATEGYSOURCE']._serialized_end=200
   _globals['_STRATEGYISSUE']._serialized_start=203
@@ -45,11 +45,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VALIDATESTRATEGYREQUEST']._serialized_start=604
   _globals['_VALIDATESTRATEGYREQUEST']._serialized_end=733
   _globals['_VALIDATESTRATEGYRESPONSE']._serialized_start=736
-  _globals['_VALIDATESTRATEGYRESPONSE']._serialized_end=870
-  _globals['_DESCRIBESTRATEGYREQUEST']._serialized_start=873
-  _globals['_DESCRIBESTRATEGYREQUEST']._serialized_end=1096
-  _globals['_DESCRIBESTRATEGYRESPONSE']._serialized_start=1099
-  _globals['_DESCRIBESTRATEGYRESPONSE']._serialized_end=1381
-  _globals['_STRATEGIESSERVICE']._serialized_start=1487
-  _globals['_STRATEGIESSERVICE']._serialized_end=1716
+  _globals['_VALIDATESTRATEGYRESPONSE']._serialized_end=899
+  _globals['_DESCRIBESTRATEGYREQUEST']._serialized_start=902
+  _globals['_DESCRIBESTRATEGYREQUEST']._serialized_end=1125
+  _globals['_DESCRIBESTRATEGYRESPONSE']._serialized_start=1128
+  _globals['_DESCRIBESTRATEGYRESPONSE']._serialized_end=1439
+  _globals['_STRATEGIESSERVICE']._serialized_start=1545
+  _globals['_STRATEGIESSERVICE']._serialized_end=1774
 # @@protoc_insertion_point(module_scope)

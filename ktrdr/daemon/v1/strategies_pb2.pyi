@@ -70,14 +70,16 @@ class ValidateStrategyRequest(_message.Message):
     def __init__(self, source: _Optional[_Union[StrategySource, _Mapping]] = ..., overrides: _Optional[_Iterable[_Union[_common_pb2.ParameterOverride, _Mapping]]] = ...) -> None: ...
 
 class ValidateStrategyResponse(_message.Message):
-    __slots__ = ("valid", "issues", "normalized")
+    __slots__ = ("valid", "issues", "normalized", "omitted_issue_count")
     VALID_FIELD_NUMBER: _ClassVar[int]
     ISSUES_FIELD_NUMBER: _ClassVar[int]
     NORMALIZED_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_ISSUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     valid: bool
     issues: _containers.RepeatedCompositeFieldContainer[StrategyIssue]
     normalized: _struct_pb2.Struct
-    def __init__(self, valid: _Optional[bool] = ..., issues: _Optional[_Iterable[_Union[StrategyIssue, _Mapping]]] = ..., normalized: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    omitted_issue_count: int
+    def __init__(self, valid: _Optional[bool] = ..., issues: _Optional[_Iterable[_Union[StrategyIssue, _Mapping]]] = ..., normalized: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., omitted_issue_count: _Optional[int] = ...) -> None: ...
 
 class DescribeStrategyRequest(_message.Message):
     __slots__ = ("source", "overrides", "start_time", "end_time")
@@ -92,7 +94,7 @@ class DescribeStrategyRequest(_message.Message):
     def __init__(self, source: _Optional[_Union[StrategySource, _Mapping]] = ..., overrides: _Optional[_Iterable[_Union[_common_pb2.ParameterOverride, _Mapping]]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DescribeStrategyResponse(_message.Message):
-    __slots__ = ("name", "description", "normalized", "issues", "feature_names", "data_requirements", "period")
+    __slots__ = ("name", "description", "normalized", "issues", "feature_names", "data_requirements", "period", "omitted_issue_count")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     NORMALIZED_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +102,7 @@ class DescribeStrategyResponse(_message.Message):
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
     DATA_REQUIREMENTS_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_ISSUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     normalized: _struct_pb2.Struct
@@ -107,4 +110,5 @@ class DescribeStrategyResponse(_message.Message):
     feature_names: _containers.RepeatedScalarFieldContainer[str]
     data_requirements: _containers.RepeatedCompositeFieldContainer[DataRequirement]
     period: _common_pb2.TimeRange
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., normalized: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[StrategyIssue, _Mapping]]] = ..., feature_names: _Optional[_Iterable[str]] = ..., data_requirements: _Optional[_Iterable[_Union[DataRequirement, _Mapping]]] = ..., period: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ...) -> None: ...
+    omitted_issue_count: int
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., normalized: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[StrategyIssue, _Mapping]]] = ..., feature_names: _Optional[_Iterable[str]] = ..., data_requirements: _Optional[_Iterable[_Union[DataRequirement, _Mapping]]] = ..., period: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., omitted_issue_count: _Optional[int] = ...) -> None: ...

@@ -51,6 +51,7 @@ class StrategiesServiceServicer:
 
     def ValidateStrategy(self, request, context):
         """Errors in the document come back as issues (with valid = false), not as an RPC error.
+        At most 100 errors (or 100 warnings) are listed; omitted_issue_count counts the rest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -58,7 +59,8 @@ class StrategiesServiceServicer:
 
     def DescribeStrategy(self, request, context):
         """Validate, then describe the normalized strategy. An invalid document is INVALID_ARGUMENT
-        (reason STRATEGY_INVALID) with one BadRequest field violation on source.content per error.
+        (reason STRATEGY_INVALID) with one BadRequest field violation on source.content per error,
+        for the first 100 errors; when there are more, a last violation says how many were left out.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
