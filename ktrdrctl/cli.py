@@ -96,7 +96,9 @@ def cli(runtime_dir: str | None, call_timeout: float) -> None:
     """Control ktrdrd, the ktrdr daemon, over its ctl socket.
 
     Exit codes: 0 ok; 1 operation failed, cancelled or interrupted, or another daemon error; 2 usage error;
-    3 daemon unreachable; 4 not found; 124 `ops wait --timeout` elapsed; 130 interrupted.
+    3 daemon unreachable; 4 not found; 124 `ops wait --timeout` elapsed; 130 Ctrl-C.
+
+    Shell completion (bash; zsh and fish likewise): eval "$(_KTRDRCTL_COMPLETE=bash_source ktrdrctl)".
     """
 
 
