@@ -33,12 +33,12 @@ def _state(daemon: Daemon, name: str) -> str:
 
 
 def _logged_since(daemon: Daemon, mark: int, *words: str) -> list[dict[str, Any]]:
-    """JSON log records after the first ``mark`` ones whose text holds every one of ``words``
+    """JSON log records after the first ``mark`` ones whose text holds any one of ``words``
     (case-insensitive)."""
     found = []
     for record in daemon.log_records()[mark:]:
         text = json.dumps(record).lower()
-        if all(word.lower() in text for word in words):
+        if any(word.lower() in text for word in words):
             found.append(record)
     return found
 
@@ -74,7 +74,7 @@ def test_sighup_reloads_the_log_level_reports_restart_only_keys_and_keeps_servin
     config.write_text('log_level = "debug"\nshutdown_grace_s = 3\n')
     mark = len(daemon.log_records())
     daemon.proc.send_signal(signal.SIGHUP)
-    _wait_logged(daemon, mark, "reload")
+    _wait_logged(daemon, mark, "SIGHUP", "reload", "re-read")
     assert _logged_since(daemon, mark, "debug"), "the reload says the log level is now debug"
     assert _logged_since(daemon, mark, "shutdown_grace_s"), "a key that needs a restart is named"
     assert daemon.info()["instanceId"] == instance, "the same daemon serves on"
@@ -118,6 +118,7 @@ def test_sigusr1_logs_a_status_line_and_sigusr2_is_ignored(daemon: Daemon) -> No
     daemon.proc.send_signal(signal.SIGUSR1)
     status = _wait_logged(daemon, mark, "connections")
     assert any("operations" in json.dumps(r).lower() for r in status), status
+    assert any("calls" in json.dumps(r).lower() for r in status), status
     assert daemon.info()["instanceId"] == instance
 
     mark = len(daemon.log_records())
@@ -139,7 +140,7 @@ def test_a_second_stop_signal_during_a_long_drain_stops_at_once(
     name = _start_ticker(daemon, steps=100_000, interval_s=0.05)
     waiter = RawConn(daemon.ctl_socket, timeout_s=90)
     waiter.call("wait", f"{OPS}/WaitOperation", {"name": name, "timeout": "600s"})  # holds the drain
-    daemon.ctl(f"{OPS}/GetOperation", {"name": name})  # the wait has been read and is in flight
+    waiter.info()  # answered after the wait was read: the wait is in flight
 
     daemon.proc.send_signal(signal.SIGTERM)
     daemon.notify.wait_for("STOPPING", "1", daemon.proc, 20)
