@@ -170,7 +170,7 @@ def main(argv: list[str]) -> int:
             t0 = time.perf_counter()
             daemon.proc.send_signal(signal.SIGTERM)
             try:
-                code: int | str = daemon.proc.wait(timeout=GRACE_S + 30)
+                code: int | str = daemon.proc.wait(timeout=GRACE_S + 15)
             except subprocess.TimeoutExpired:
                 code = "still running"
             stop_s = time.perf_counter() - t0
