@@ -262,7 +262,11 @@ class Daemon:
         needs_restart = [k for k in changed if k != "log_level"]
         log.info(
             "SIGHUP: configuration reloaded",
-            extra={"applied": [k for k in changed if k == "log_level"], "needs_restart": needs_restart},
+            extra={
+                "log_level": self.config["log_level"],
+                "applied": [k for k in changed if k == "log_level"],
+                "needs_restart": needs_restart,
+            },
         )
 
     def _on_status(self, signum: int) -> None:
