@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from bench._util import ROOT, percentile, rss_mib, running_daemon
+from ktrdr import wire
 
 TARGET_P99_RATIO = 3.0
 TARGET_RSS_GROWTH_MIB = 64.0
@@ -145,7 +146,7 @@ def main(argv: list[str]) -> int:
     compileall.compile_dir(ROOT / "ktrdrctl", quiet=1)  # as installed: no per-run compile
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with running_daemon(extra_env={"KTRDR_SHUTDOWN_GRACE_S": str(GRACE_S)}) as daemon:
-        ctl_socket = daemon.runtime_dir / "ctl.sock"
+        ctl_socket = daemon.runtime_dir / wire.CTL_SOCKET
         env = daemon.env
         print(f"ktrdrd pid {daemon.proc.pid}, soft RLIMIT_NOFILE inherited {soft} (hard {hard})")
         _status_runs(env, WARMUP)

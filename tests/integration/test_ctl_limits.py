@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ktrdr.wire import FRAME_LIMIT
 from tests.support.rawctl import INFO, RawConn, request_line, strict_loads, vm_rss_mib, wait_until
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Daemon, DaemonFactory
 
-FRAME_CAP = 4 * 1024 * 1024  # bytes per ctl frame (the wire contract)
+FRAME_CAP = FRAME_LIMIT  # bytes per ctl frame (the wire contract)
 LIST = "ktrdr.daemon.v1.OperationsService/ListOperations"
 IMPORT_BARS = "ktrdr.daemon.v1.DataService/ImportBars"  # the daemon's client-streaming method
 ECHO_LIMIT = 100  # characters of the offending input an error message may repeat
