@@ -325,7 +325,8 @@ def ops_watch(ctx: click.Context, operation: str, after_seq: int, as_json: bool)
     except exits.CliFailure as e:
         view.close()
         if e.exit_code == exits.UNREACHABLE:
-            e.message += f"\n  re-attach later with: {reattach} {tracker.last_seq}"
+            hint = f"\n  re-attach later with: {reattach} {tracker.last_seq}"
+            raise exits.CliFailure(e.message + hint, e.exit_code) from None
         raise
     view.close()
     if not tracker.done:

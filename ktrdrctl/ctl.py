@@ -37,6 +37,10 @@ class DaemonUnreachable(Exception):
         self.missing = missing
 
 
+class RequestTooLarge(Exception):
+    """A request that would exceed the frame cap; nothing was sent."""
+
+
 class CtlError(Exception):
     """An error frame: gRPC ``code`` number, ``message`` and ``data`` (reason, fieldViolations)."""
 
@@ -129,9 +133,11 @@ class CtlClient:
         call_id = self._next_id
         self._next_id += 1
         request = {"jsonrpc": "2.0", "id": call_id, "method": method, "params": params}
-        data = json.dumps(request, separators=(",", ":")).encode() + b"\n"
+        data = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         if len(data) - 1 > FRAME_LIMIT:  # the cap excludes the newline
-            raise ValueError(f"request of {len(data) - 1} bytes is over the {FRAME_LIMIT}-byte frame cap")
+            raise RequestTooLarge(
+                f"the request is {len(data) - 1} bytes, over the {FRAME_LIMIT}-byte frame cap; nothing was sent"
+            )
         try:
             sock.sendall(data)
         except OSError as e:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ktrdr.wire import StatusCode
 from ktrdrctl import exits, paths
-from ktrdrctl.ctl import CtlClient, CtlError, DaemonUnreachable
+from ktrdrctl.ctl import CtlClient, CtlError, DaemonUnreachable, RequestTooLarge
 
 
 class Session:
@@ -51,6 +51,8 @@ class Session:
         """Unary call; ``timeout`` (s) replaces the call timeout for this call."""
         try:
             return self.client.call(method, params, timeout=timeout)
+        except RequestTooLarge as e:
+            raise exits.CliFailure(str(e), exits.USAGE) from None
         except (DaemonUnreachable, CtlError) as e:
             raise self.failure(e) from None
 
@@ -58,6 +60,8 @@ class Session:
         """Server stream with no idle bound; yields each result object."""
         try:
             yield from self.client.stream(method, params)
+        except RequestTooLarge as e:
+            raise exits.CliFailure(str(e), exits.USAGE) from None
         except (DaemonUnreachable, CtlError) as e:
             raise self.failure(e) from None
 

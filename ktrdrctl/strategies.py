@@ -31,7 +31,7 @@ SECTION_ORDER = (
     "model", "optim", "labels", "split", "decisions",
 )  # fmt: skip
 #: What ``validate`` reports for an empty file (the daemon answers blank text the same way).
-EMPTY_FILE_RESPONSE = {
+EMPTY_FILE_RESPONSE: dict[str, Any] = {
     "valid": False,
     "issues": [{"severity": ERROR, "line": 1, "column": 1, "message": "the document is empty"}],
 }
@@ -247,7 +247,7 @@ def show(ctx: click.Context, file: str, start: datetime | None, end: datetime | 
     An invalid file prints its errors (as `strategies validate` does) on stderr and exits 1.
     """
     from ktrdrctl.cli import print_json, session_of
-    from ktrdrctl.ctl import CtlError, DaemonUnreachable
+    from ktrdrctl.ctl import CtlError, DaemonUnreachable, RequestTooLarge
 
     [(name, text)] = read_files((file,))
     if not text:
@@ -267,6 +267,8 @@ def show(ctx: click.Context, file: str, start: datetime | None, end: datetime | 
         raise exits.CliFailure(f"{name}: invalid strategy; nothing to show", exits.FAILED) from None
     except DaemonUnreachable as e:
         raise session.failure(e) from None
+    except RequestTooLarge as e:
+        raise exits.CliFailure(f"{name}: {e}", exits.USAGE) from None
     if as_json:
         print_json(response)
         return

@@ -29,6 +29,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from ktrdr import wire
 from ktrdrd import logs, runtime
 from ktrdrd.appstate import AppState
 from ktrdrd.config import Config
@@ -90,9 +91,9 @@ class Daemon:
         self.state = AppState(
             runtime_dir=config.runtime_dir,
             state_dir=config.state_dir,
-            grpc_socket=config.runtime_dir / runtime.GRPC_SOCKET,
-            ctl_socket=config.runtime_dir / runtime.CTL_SOCKET,
-            db_path=config.state_dir / runtime.DB_NAME,
+            grpc_socket=config.runtime_dir / wire.GRPC_SOCKET,
+            ctl_socket=config.runtime_dir / wire.CTL_SOCKET,
+            db_path=config.state_dir / wire.DB_NAME,
             pid=os.getpid(),
         )
         self.core: OperationsCore | None = None
@@ -126,9 +127,9 @@ class Daemon:
         self._install_signal_handlers(stack)
         dirs = stack.enter_context(runtime.claimed_dirs(config.runtime_dir, config.state_dir))
         state.runtime_dir, state.state_dir = dirs.runtime_dir, dirs.state_dir  # real paths, links resolved
-        state.grpc_socket = dirs.runtime_dir / runtime.GRPC_SOCKET
-        state.ctl_socket = dirs.runtime_dir / runtime.CTL_SOCKET
-        state.db_path = dirs.state_dir / runtime.DB_NAME
+        state.grpc_socket = dirs.runtime_dir / wire.GRPC_SOCKET
+        state.ctl_socket = dirs.runtime_dir / wire.CTL_SOCKET
+        state.db_path = dirs.state_dir / wire.DB_NAME
 
         limits = Limits(
             max_connections=config["ctl_max_connections"],

@@ -13,11 +13,6 @@ from dataclasses import dataclass, field
 
 from ktrdr.wire import StatusCode
 
-# Re-exported for ktrdrd/ctl/server.py, which imports these from here; new code uses StatusCode.
-INTERNAL = StatusCode.INTERNAL
-RESOURCE_EXHAUSTED = StatusCode.RESOURCE_EXHAUSTED
-UNIMPLEMENTED = StatusCode.UNIMPLEMENTED
-
 
 @dataclass(frozen=True)
 class FieldViolation:

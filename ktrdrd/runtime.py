@@ -39,11 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-# The file names are wire facts (shared with ktrdrctl); re-exported for the daemon's start-up code.
-from ktrdr.wire import CTL_SOCKET as CTL_SOCKET
-from ktrdr.wire import DB_NAME as DB_NAME
-from ktrdr.wire import GRPC_SOCKET as GRPC_SOCKET
-from ktrdr.wire import LOCK_NAME as LOCK_NAME
+from ktrdr.wire import LOCK_NAME
 
 RUNTIME_DIR_MODE = 0o750
 STATE_DIR_MODE = 0o750

@@ -16,8 +16,9 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from ktrdr.wire import FRAME_LIMIT as FRAME_LIMIT  # bytes per frame, newline excluded, both directions
-from ktrdr.wire import StatusCode
+from ktrdr.wire import (
+    StatusCode,
+)
 from ktrdrd.errors import ApiError, invalid_argument
 from ktrdrd.services.status import error_data
 

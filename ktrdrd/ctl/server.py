@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from ktrdr.wire import FRAME_LIMIT, StatusCode
 from ktrdrd.ctl.protocol import (
-    FRAME_LIMIT,
     INLINE_JSON_BYTES,
     BadFrame,
     BodyCache,
@@ -63,7 +63,7 @@ from ktrdrd.ctl.protocol import (
     splice_result,
     to_json,
 )
-from ktrdrd.errors import INTERNAL, RESOURCE_EXHAUSTED, UNIMPLEMENTED, ApiError
+from ktrdrd.errors import ApiError
 from ktrdrd.runtime import SOCKET_MODE, remove_socket
 from ktrdrd.services.registry import Call, MethodSpec, Registry
 
@@ -461,7 +461,9 @@ class Connection(asyncio.Protocol):
             elif method in self._server.extra_methods:
                 await self._run_extra(call_id, self._server.extra_methods[method], params)
             else:
-                raise ApiError(UNIMPLEMENTED, f"unknown method {clip(repr(method))}", "UNKNOWN_METHOD")
+                raise ApiError(
+                    StatusCode.UNIMPLEMENTED, f"unknown method {clip(repr(method))}", "UNKNOWN_METHOD"
+                )
         except ApiError as exc:
             await self._send_quietly(error_frame(call_id, exc))
         except Exception as exc:
@@ -469,7 +471,9 @@ class Connection(asyncio.Protocol):
                 return  # the connection closed under the call: nobody to answer, nothing to log
             log.exception("ctl: unexpected error in %s", clip(method))
             await self._send_quietly(
-                error_frame(call_id, ApiError(INTERNAL, f"internal error in {clip(method)}", "INTERNAL"))
+                error_frame(
+                    call_id, ApiError(StatusCode.INTERNAL, f"internal error in {clip(method)}", "INTERNAL")
+                )
             )
 
     async def _send_quietly(self, frame: dict[str, Any]) -> None:
@@ -521,7 +525,7 @@ def _fitting(line: bytes) -> bytes:
     """``line`` if it fits the frame cap; else RESOURCE_EXHAUSTED (raised, so the call answers it)."""
     if len(line) > FRAME_LIMIT + 1:
         raise ApiError(
-            RESOURCE_EXHAUSTED,
+            StatusCode.RESOURCE_EXHAUSTED,
             f"the reply is {len(line) - 1} bytes, over the {FRAME_LIMIT}-byte frame cap; "
             "ask for less (a smaller page or range)",
             "REPLY_TOO_LARGE",
@@ -548,7 +552,7 @@ class _Refused(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
         error = ApiError(
-            RESOURCE_EXHAUSTED,
+            StatusCode.RESOURCE_EXHAUSTED,
             f"too many ctl connections (limit {self._limit}); retry later",
             "TOO_MANY_CONNECTIONS",
             retry_after_s=1.0,

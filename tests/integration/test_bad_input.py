@@ -16,7 +16,7 @@ from ktrdr.strategy.inputs import MAX_NAME_CHARS
 from ktrdr.strategy.loader import MAX_FEATURES, MAX_INDICATORS, MAX_SERIES
 from ktrdr.strategy.reader import MAX_ISSUES
 from ktrdr.strategy.yamltree import MAX_DEPTH
-from ktrdrd.ctl.protocol import FRAME_LIMIT
+from ktrdr.wire import FRAME_LIMIT
 from ktrdrd.operations.core import MAX_LABEL_SELECTORS, MAX_LABELS
 from ktrdrd.services.strategies import MAX_SOURCE_NAME_CHARS, MAX_STRATEGY_BYTES
 

@@ -7,7 +7,7 @@ import json
 import socket
 from typing import Any
 
-from ktrdrd.ctl import FRAME_LIMIT
+from ktrdr.wire import FRAME_LIMIT
 
 OPS = "ktrdr.daemon.v1.OperationsService/"
 INFO = "ktrdr.daemon.v1.SystemService/GetInfo"

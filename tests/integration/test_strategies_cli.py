@@ -172,3 +172,23 @@ def test_validate_refuses_what_is_not_a_regular_file_of_bounded_size(daemon, tmp
         assert message in proc.stderr
     proc = ktrdrctl(daemon.runtime_dir, "strategies", "show", str(fifo))
     assert proc.returncode == 2 and expected[str(fifo)] in proc.stderr
+
+
+def test_non_ascii_text_is_sent_as_is_and_a_request_over_the_frame_cap_exits_2(
+    daemon, tmp_path: Path
+) -> None:
+    # 700,000 non-ASCII characters: escaped as \uXXXX they would not fit the 4 MiB frame cap.
+    wide = tmp_path / "wide.yaml"
+    wide.write_text("name: x\n# " + "é€" * 350_000 + "\n", encoding="utf-8")  # 1.75 MB
+    assert wide.stat().st_size <= MAX_FILE_BYTES
+    proc = ktrdrctl(daemon.runtime_dir, "strategies", "validate", str(wide))
+    assert proc.returncode == 1, proc.stderr  # answered (invalid strategy), not a crash
+    assert "Traceback" not in proc.stderr and f"{wide}: invalid" in proc.stdout
+
+    # Under the file cap, but every byte needs a JSON escape: the request cannot fit a frame.
+    quotes = tmp_path / "quotes.yaml"
+    quotes.write_text("# " + '"' * (MAX_FILE_BYTES - 4) + "\n")
+    for command in ("validate", "show"):
+        proc = ktrdrctl(daemon.runtime_dir, "strategies", command, str(quotes))
+        assert proc.returncode == 2, proc.stderr
+        assert "frame cap" in proc.stderr and "Traceback" not in proc.stderr
