@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from hostd.gatewaysim.calendars import AssetClass
 from hostd.gatewaysim.generator import PathParams
-from hostd.gatewaysim.wire import WireContract
+from hostd.gatewaysim.wire import Out, WireContract
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,9 @@ class Directory:
         return instrument
 
 
-def contract_data_fields(req_id: int, instrument: Instrument, trading_hours: str, liquid_hours: str) -> tuple:
+def contract_data_fields(
+    req_id: int, instrument: Instrument, trading_hours: str, liquid_hours: str
+) -> tuple[object, ...]:
     """CONTRACT_DATA (msg 10) in the server-version ≥ 164 layout (no message version field)."""
     traits = instrument.traits
     long_name = {
@@ -149,7 +151,7 @@ def contract_data_fields(req_id: int, instrument: Instrument, trading_hours: str
     }[instrument.asset_class]
     market_rule = "26" if instrument.asset_class is AssetClass.STOCK else "239"
     return (
-        10,
+        Out.CONTRACT_DATA,
         req_id,
         instrument.symbol,
         traits.sec_type,

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hostd.gatewaysim.calendars import DAY_S, Calendar
+from hostd.gatewaysim.wire import Out
 
 WEEK = 7 * 1440
 DAY = 1440
@@ -215,7 +216,7 @@ def historical_data_fields(
 
     daily = request.bar_minutes >= DAY
     midpoint = request.what_to_show == "MIDPOINT"
-    fields: list[object] = [17, req_id, wall(start_s), wall(end_s), len(bars)]
+    fields: list[object] = [Out.HISTORICAL_DATA, req_id, wall(start_s), wall(end_s), len(bars)]
     for i in range(len(bars)):
         if daily:
             stamp = str(int(bars.label[i]))

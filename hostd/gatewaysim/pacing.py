@@ -83,6 +83,11 @@ class Pacer:
         self.open = max(0, self.open - 1)
 
     def _forget_old_identities(self, now: float) -> None:
+        """Drop entries no rule can use any more, so the tables stay small however many contracts."""
         if len(self._last_identical) > 4 * self.rules.rolling_max:
             window = self._window(self.rules.identical_window_s)
             self._last_identical = {k: t for k, t in self._last_identical.items() if now - t < window}
+            burst_window = self._window(self.rules.burst_window_s)
+            self._by_burst_key = {
+                k: q for k, q in self._by_burst_key.items() if q and now - q[-1] < burst_window
+            }

@@ -74,8 +74,11 @@ class Session:
 
     # -- output ---------------------------------------------------------------------------------
     def send(self, *fields: object) -> None:
+        self.send_frame(encode(*fields))
+
+    def send_frame(self, frame: bytes) -> None:
         if not self._closed:
-            self._writer.write(encode(*fields))
+            self._writer.write(frame)
 
     def send_error(self, req_id: int, code: int, text: str) -> None:
         log.info(
@@ -334,14 +337,22 @@ class Session:
                 req_id, 162, "Historical Market Data Service error message:Time length exceed max."
             )
             return
-        bars = await asyncio.to_thread(self.sim.source.bars, instrument, request, start_s, end_s, now_s)
-        if len(bars) == 0:
+
+        def build() -> tuple[int, bytes]:
+            """(number of bars, the encoded HISTORICAL_DATA frame): off the loop, as both take time."""
+            bars = self.sim.source.bars(instrument, request, start_s, end_s, now_s)
+            tz = instrument.traits.time_zone_id
+            return len(bars), encode(
+                *history.historical_data_fields(req_id, request, bars, start_s, end_s, tz)
+            )
+
+        count, frame = await asyncio.to_thread(build)
+        if count == 0:
             self.send_error(req_id, 162, f"{MSG_NO_DATA}: {instrument.series} {request.bar_size}")
             return
-        tz = instrument.traits.time_zone_id
-        self.send(*history.historical_data_fields(req_id, request, bars, start_s, end_s, tz))
+        self.send_frame(frame)
         log.debug(
-            "historical data sent", extra={"req_id": req_id, "bars": len(bars), "series": instrument.series}
+            "historical data sent", extra={"req_id": req_id, "bars": count, "series": instrument.series}
         )
 
     def _cancel(self, req_id: int) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import re
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 API_PREFIX = b"API\0"
@@ -82,10 +81,6 @@ def encode(*fields: object) -> bytes:
             parts.append(str(field))
     payload = ("\0".join(parts) + "\0").encode()
     return _LENGTH.pack(len(payload)) + payload
-
-
-def encode_many(frames: Iterable[tuple[object, ...]]) -> bytes:
-    return b"".join(encode(*fields) for fields in frames)
 
 
 async def read_frame(reader: asyncio.StreamReader) -> list[str]:
