@@ -14,6 +14,7 @@ A session is labelled by its date as an int ``YYYYMMDD``; IB dates daily bars wi
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -92,7 +93,10 @@ class NewYorkStocks(Calendar):
     def _table(self) -> dict[str, np.ndarray]:
         import exchange_calendars
 
-        schedule = exchange_calendars.get_calendar("XNYS", start=FIRST_SESSION).schedule
+        with warnings.catch_warnings():
+            # exchange-calendars 4.13 reads Series.values, which pandas ≥ 3.1 flags as deprecated.
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+            schedule = exchange_calendars.get_calendar("XNYS", start=FIRST_SESSION).schedule
         days = schedule.index.to_numpy().astype("datetime64[D]").astype(np.int64)
         rth_open = _epoch_s(schedule["open"])
         rth_close = _epoch_s(schedule["close"])

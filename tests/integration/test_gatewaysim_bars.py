@@ -8,6 +8,7 @@ forex's 24×5 week and crypto's 24×7, and is a pure function of (seed, symbol, 
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 import itertools
 from pathlib import Path
 
@@ -27,7 +28,11 @@ NEW_YORK = "America/New_York"
 
 @pytest.fixture(scope="module")
 def nyse() -> exchange_calendars.ExchangeCalendar:
-    return exchange_calendars.get_calendar("XNYS", start="2024-01-01", end="2024-12-31")
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Series.values returning an ndarray"
+        )  # library vs pandas 3.1
+        return exchange_calendars.get_calendar("XNYS", start="2023-01-01", end="2024-12-31")
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -244,3 +249,18 @@ def test_unqualified_symbol_takes_its_declared_asset_class() -> None:
     from hostd.gatewaysim.calendars import AssetClass
 
     scenario(body, declared={"ETH": AssetClass.CRYPTO})
+
+
+def test_weekly_bars_are_dated_by_the_first_session_of_each_week(nyse) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        bars = await ib.reqHistoricalDataAsync(
+            AAPL, "20240201 00:00:00 UTC", "2 M", "1 week", "TRADES", True, 2
+        )
+        sessions = nyse.sessions_in_range("2023-12-04", "2024-01-31")
+        first_of_week = sessions.to_series().groupby(sessions.to_period("W-SUN")).min()
+        assert [b.date for b in bars] == [day.date() for day in first_of_week]
+        assert dt.date(2024, 1, 16) in [b.date for b in bars]  # Monday the 15th was a holiday
+        ib.disconnect()
+
+    scenario(body, seed=2)
