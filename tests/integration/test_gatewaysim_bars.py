@@ -8,8 +8,8 @@ forex's 24×5 week and crypto's 24×7, and is a pure function of (seed, symbol, 
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 import itertools
+import warnings
 from pathlib import Path
 
 import exchange_calendars
