@@ -26,12 +26,9 @@ from hostd.gatewaysim.faults import Faults
 from hostd.gatewaysim.pacing import Pacer
 from hostd.gatewaysim.session import Session
 from hostd.gatewaysim.sources import BarSource, FileBars, GeneratedBars
+from hostd.gatewaysim.wire import SERVER_VERSIONS
 
 log = logging.getLogger("hostd.gatewaysim")
-
-#: Server versions the simulator can speak: the CONTRACT_DATA layout it sends needs ≥ 164, the error
-#: layout ≥ 166; ib_async 2.1.0 asks for 157..178.
-SERVER_VERSIONS = range(166, 179)
 
 
 @dataclass(frozen=True)

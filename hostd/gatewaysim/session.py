@@ -37,7 +37,16 @@ from typing import TYPE_CHECKING
 from hostd.gatewaysim import history
 from hostd.gatewaysim.calendars import DAY_S, calendar_for, hours_text
 from hostd.gatewaysim.contracts import Instrument, contract_data_fields
-from hostd.gatewaysim.wire import In, Out, ProtocolError, WireContract, encode, read_frame, read_hello
+from hostd.gatewaysim.wire import (
+    SERVER_VERSIONS,
+    In,
+    Out,
+    ProtocolError,
+    WireContract,
+    encode,
+    read_frame,
+    read_hello,
+)
 
 if TYPE_CHECKING:
     from hostd.gatewaysim.server import GatewaySim
@@ -70,6 +79,7 @@ class Session:
         self._data_requests = 0
         self._requests: dict[int, asyncio.Task[None]] = {}
         self._closed = False
+        self._drop_timer: asyncio.TimerHandle | None = None
         self._route = self._routes()
 
     # -- output ---------------------------------------------------------------------------------
@@ -91,6 +101,8 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        if self._drop_timer is not None:
+            self._drop_timer.cancel()
         log.info(
             "connection closed", extra={"peer": str(self.peer), "client_id": self.client_id, "reason": reason}
         )
@@ -119,9 +131,10 @@ class Session:
     async def _handshake(self) -> None:
         hello = await read_hello(self._reader)
         version = min(self.sim.config.server_version, hello.max_version)
-        if version < hello.min_version:
+        if version < max(hello.min_version, SERVER_VERSIONS.start):
             raise ProtocolError(
-                f"client accepts versions {hello.min_version}..{hello.max_version}, we speak {version}"
+                f"client accepts server versions {hello.min_version}..{hello.max_version}; "
+                f"the simulator speaks {SERVER_VERSIONS.start}..{self.sim.config.server_version}"
             )
         self.server_version = version
         self.send(version, time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime()))
@@ -189,7 +202,7 @@ class Session:
             self.send_error(-1, code, text)
         drop_after_s = self.sim.faults.drop_after_s
         if drop_after_s is not None:
-            asyncio.get_running_loop().call_later(
+            self._drop_timer = asyncio.get_running_loop().call_later(
                 drop_after_s, self.close, f"fault: dropped after {drop_after_s} s"
             )
 

@@ -17,6 +17,9 @@ import struct
 from dataclasses import dataclass
 
 API_PREFIX = b"API\0"
+#: Server versions the simulator can speak: the CONTRACT_DATA layout it sends needs ≥ 164, the error
+#: layout (with advancedOrderRejectJson) ≥ 166; ib_async 2.1.0 asks for 157..178.
+SERVER_VERSIONS = range(166, 179)
 #: Largest frame the simulator reads; ib_async's requests are a few hundred bytes.
 MAX_FRAME = 1 << 20
 _LENGTH = struct.Struct(">I")

@@ -74,8 +74,8 @@ def test_51st_open_request_gets_162() -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         ib.client.MaxRequests = 0  # no client-side throttle: all 51 must be open at once
-        requests = [history(ib, f"S{i:02d}", f"{days} D") for i in range(11) for days in range(1, 6)][:51]
-        answers = await asyncio.gather(*requests)
+        requests = [(f"S{i:02d}", f"{days} D") for i in range(11) for days in range(1, 6)][:51]
+        answers = await asyncio.gather(*(history(ib, symbol, duration) for symbol, duration in requests))
         assert sorted(answers)[0] == -162 and answers.count(-162) == 1
         assert all(answer > 0 for answer in answers if answer != -162)
         ib.disconnect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import struct
 
 import pytest
 from ib_async import IB, Contract, Crypto, Forex, RequestError, Stock
@@ -211,6 +212,25 @@ def test_latency_and_a_cancelled_request() -> None:
             AAPL, "20240305 23:00:00 UTC", "1 D", "1 hour", "TRADES", True, 2
         )
         assert len(bars) == 7
+        ib.disconnect()
+
+    scenario(body)
+
+
+def test_a_bad_handshake_closes_only_that_connection() -> None:
+    async def exchange(sim: GatewaySim, payload: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+        writer.write(payload)
+        answer = await asyncio.wait_for(reader.read(), 5)  # until the simulator closes
+        writer.close()
+        return answer
+
+    async def body(sim: GatewaySim) -> None:
+        too_old = b"API\0" + struct.pack(">I", 9) + b"v100..120"
+        assert await exchange(sim, too_old) == b""
+        assert await exchange(sim, b"GET / HTTP/1.1\r\n\r\n") == b""
+        ib = await connect(sim)  # the simulator still serves well-behaved clients
+        assert ib.isConnected()
         ib.disconnect()
 
     scenario(body)
