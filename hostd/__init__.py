@@ -1,0 +1,6 @@
+"""hostd: the long-running hosts ktrdrd talks to (DESIGN §2, §9).
+
+Each host is a subcommand of the ``hostd`` command (:mod:`hostd.__main__`): ``gateway-sim`` (the TWS
+gateway simulator, :mod:`hostd.gatewaysim`) now; ``ib`` and ``training`` join it later.
+``hostd`` imports ``ktrdr`` (downward only); ``ktrdrctl`` never imports ``hostd``.
+"""
