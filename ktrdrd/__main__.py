@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None, *, extensions: Sequence[Extension] = ())
 
     import uvloop
 
-    from ktrdrd import app, logs
+    from ktrdr import logs
+    from ktrdrd import app
 
     logs.setup(config["log_format"], config["log_level"])
     os.umask(0o027)  # files 0640, dirs 0750; sockets are chmod-ed to 0660 by the servers

@@ -29,13 +29,13 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ktrdr import wire
-from ktrdrd import logs, runtime
+from ktrdr import logs, wire
+from ktrdr.sdnotify import Notifier
+from ktrdrd import runtime
 from ktrdrd.appstate import AppState
 from ktrdrd.config import Config
 from ktrdrd.ctl.server import Limits
 from ktrdrd.operations import JournalOpenError, OperationsCore
-from ktrdrd.sdnotify import Notifier
 
 log = logging.getLogger("ktrdrd")
 

@@ -15,8 +15,8 @@ import sys
 
 from hostd.gatewaysim.faults import Faults
 from hostd.gatewaysim.server import GatewaySim, SimConfig
-from ktrdrd import logs
-from ktrdrd.sdnotify import Notifier
+from ktrdr import logs
+from ktrdr.sdnotify import Notifier
 
 log = logging.getLogger("hostd.gatewaysim")
 

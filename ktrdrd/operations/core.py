@@ -39,9 +39,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ktrdr import logs
 from ktrdr.excerpts import echo
 from ktrdr.wire import NAME_PREFIX, TERMINAL_STATES, EventType, OperationState, StatusCode
-from ktrdrd import errors, logs
+from ktrdrd import errors
 from ktrdrd.journal import Journal
 from ktrdrd.journal.errors import JournalWriteError
 from ktrdrd.journal.records import EventRecord, OperationRecord, empty_progress

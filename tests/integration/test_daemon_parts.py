@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from ktrdrd import logs, runtime
+from ktrdr import logs
+from ktrdr.sdnotify import Notifier
+from ktrdrd import runtime
 from ktrdrd.appstate import AppState, HostStatus
-from ktrdrd.sdnotify import Notifier
 
 
 def test_stale_socket_removed_but_never_a_regular_file(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import os
 import socket
 from collections.abc import MutableMapping
 
-log = logging.getLogger("ktrdrd.sdnotify")
+log = logging.getLogger(__name__)
 
 
 class Notifier:
