@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def test_demo_trains_neuro_mean_reversion_end_to_end(tmp_path: Path) -> None:

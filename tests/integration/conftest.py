@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 TEST_PLUGINS = "tests.support.kinds"
 LAUNCHER = "tests.support.testd"
 READY_TIMEOUT_S = 60.0

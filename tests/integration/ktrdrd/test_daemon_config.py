@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from ktrdrd import config
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def run_ktrdrd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

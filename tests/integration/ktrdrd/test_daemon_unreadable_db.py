@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from ktrdrd.operations import OperationsCore
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
 
 pytestmark = pytest.mark.skipif(

@@ -7,7 +7,6 @@ exactly as the library does) and from positions of text the tests themselves put
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import grpc
 import pytest
@@ -17,8 +16,8 @@ from grpc_status import rpc_status
 from ktrdr.daemon.v1 import strategies_pb2, strategies_pb2_grpc
 from ktrdr.research.features import feature_spec
 from ktrdr.strategy import data_requirements, load_strategy_text
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 STRATEGY_FILES = sorted((REPO / "strategies").glob("*.yaml"))
 NEURO = REPO / "strategies" / "neuro_mean_reversion.yaml"
 SERVICE = "ktrdr.daemon.v1.StrategiesService/"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ktrdr import wire
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SYSTEM_UNIT = REPO / "systemd" / "ktrdrd.service"
 USER_UNIT = REPO / "systemd" / "user" / "ktrdrd.service"
 

@@ -16,8 +16,8 @@ from ktrdr.research.features import feature_spec
 from ktrdr.strategy import data_requirements, load_strategy_file
 from ktrdr.strategy.reader import MAX_ISSUES
 from ktrdrctl.files import MAX_FILE_BYTES
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 STRATEGY_DIR = REPO / "strategies"
 NEURO = "strategies/neuro_mean_reversion.yaml"
 

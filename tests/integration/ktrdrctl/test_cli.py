@@ -12,13 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 # The ktrdrctl test helpers (subprocess runner, pty runner) live beside the unit tests.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "ctl"))
-from ctlserver import REPO, PtyProcess, ktrdrctl_env, run_ktrdrctl
+from tests.support.ctlserver import REPO, PtyProcess, ktrdrctl_env, run_ktrdrctl
 
 OPS = "ktrdr.daemon.v1.OperationsService/"
 START = "ktrdr.test.v1/StartTicker"

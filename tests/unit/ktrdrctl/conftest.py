@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ctlserver import ScriptedServer
+
+from tests.support.ctlserver import ScriptedServer
 
 
 @pytest.fixture

@@ -8,11 +8,20 @@ from pathlib import Path
 
 import click
 import pytest
-from ctlserver import OPS, SYSTEM, ScriptedServer, event, operation, result, run_ktrdrctl, stream
-from test_ctl_process import beyond_stdlib, forbidden_in, imported_modules
 
 from ktrdrctl.__main__ import main
 from ktrdrctl.cli import cli
+from tests.support.ctlserver import (
+    OPS,
+    SYSTEM,
+    ScriptedServer,
+    event,
+    operation,
+    result,
+    run_ktrdrctl,
+    stream,
+)
+from tests.support.importprobe import beyond_stdlib, forbidden_in, imported_modules
 
 OP = "op_01jabcdefghjkmnpqrstvwxyz0"
 NAME = f"operations/{OP}"

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 INTEROP = REPO / "tests" / "interop"
 BUF = INTEROP / "node_modules" / ".bin" / "buf"
 START = "ktrdr.test.v1/StartTicker"

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from ctlserver import CLOSE, ScriptedServer, error, result, stream
 
 from ktrdr.wire import FRAME_LIMIT
-from ktrdrctl.ctl import CtlClient, CtlError, DaemonUnreachable
+from ktrdrctl.ctl import CtlClient, CtlError, DaemonUnreachable, RequestTooLarge
+from tests.support.ctlserver import CLOSE, ScriptedServer, error, result, stream
 
 
 def test_unary_call_sends_jsonrpc_request_and_returns_result(server: ScriptedServer) -> None:
@@ -123,6 +123,6 @@ def test_oversized_frame_is_refused(server: ScriptedServer) -> None:
 
 
 def test_request_over_the_cap_is_not_sent(server: ScriptedServer) -> None:
-    with pytest.raises(ValueError, match="frame cap"):
+    with pytest.raises(RequestTooLarge, match="frame cap"):
         CtlClient(str(server.path)).call("a.v1.S/Get", {"x": "a" * FRAME_LIMIT})
     assert server.requests == []

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ktrdr.wire import TERMINAL_STATES
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 Handler = Callable[[dict[str, Any]], Iterable[dict[str, Any] | bytes]]
 OPS = "ktrdr.daemon.v1.OperationsService/"
 SYSTEM = "ktrdr.daemon.v1.SystemService/"

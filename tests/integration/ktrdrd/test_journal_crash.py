@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from ktrdrd.operations import OperationsCore
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 ACKS_BEFORE_KILL = 600
 
 

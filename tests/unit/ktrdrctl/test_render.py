@@ -6,9 +6,9 @@ import os
 import time
 
 import pytest
-from ctlserver import event, operation
 
 from ktrdrctl import render, watch
+from tests.support.ctlserver import event, operation
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,20 @@ import json
 from pathlib import Path
 
 import pytest
-from ctlserver import CLOSE, OPS, SYSTEM, ScriptedServer, error, event, operation, result, stream
 
 from ktrdrctl import exits
 from ktrdrctl.__main__ import main
+from tests.support.ctlserver import (
+    CLOSE,
+    OPS,
+    SYSTEM,
+    ScriptedServer,
+    error,
+    event,
+    operation,
+    result,
+    stream,
+)
 
 OP = "op_01jabcdefghjkmnpqrstvwxyz0"
 NAME = f"operations/{OP}"
