@@ -24,8 +24,9 @@ its bar position (the dataset keeps each symbol's base closes and bar times, fro
 section reads forward returns) and the persistence baseline's prediction
 (:func:`ktrdr.research.labels.persistence_labels`). The **skill horizon** H over which a decision's
 forward return is measured is ``label_lookahead`` for forward labels and, for ZigZag labels (whose
-own horizon is a worst case), the mean ZigZag leg length in bars over the usable rows: a BUY
-decision says "an up-leg", and a leg lasts that long on average.
+own horizon is a worst case), half the mean ZigZag leg length in bars over the usable rows: a BUY
+decision says "we are in an up-leg", and from a bar of a leg the leg goes on for half its length
+on average.
 
 **Degenerate targets** are loud: a part in which a class has fewer than :data:`MIN_CLASS_ROWS`
 rows or less than :data:`MIN_CLASS_FRACTION` of them is a warning (``Dataset.warnings``); in the
@@ -194,13 +195,13 @@ def split_rows(
 
 
 def skill_horizon(strategy: Strategy, labels: Sequence[np.ndarray]) -> int:
-    """H in bars (module docstring); ``labels``: each symbol's labels on its usable rows."""
+    """H in bars (module docstring; at least 1); ``labels``: each symbol's labels on its usable rows."""
     spec = strategy.labels
     if spec.source != "zigzag":
         return spec.label_lookahead
     rows = sum(int((y != HOLD).sum()) for y in labels)  # leg rows: everything but the extremes
     legs = sum(segment_count(y, np.zeros(y.size, np.int64), "zigzag") for y in labels)
-    return max(1, round(rows / legs)) if legs else 1
+    return max(1, round(rows / legs / 2)) if legs else 1
 
 
 def class_problems(part: str, y: np.ndarray) -> tuple[list[str], list[str]]:
