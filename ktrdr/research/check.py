@@ -95,7 +95,9 @@ def first_difference(full: FeatureMatrix, prefix: FeatureMatrix, symbol: str) ->
     if not differs.any():
         return None
     row, col = map(int, np.argwhere(differs)[0])
-    return Difference(symbol, n, row, int(full.time[row]), full.spec.names[col], float(a[row, col]), float(b[row, col]))
+    return Difference(
+        symbol, n, row, int(full.time[row]), full.spec.names[col], float(a[row, col]), float(b[row, col])
+    )
 
 
 def check(

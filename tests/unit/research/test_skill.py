@@ -55,7 +55,9 @@ def test_flat_signal_has_no_verdict_and_segments_count_legs():
     si = np.array([0, 0, 0, 0, 0, 0, 0, 1])
     assert segment_count(y, si, "zigzag") == 3  # legs: BUY BUY | SELL×3 | (symbol 1) BUY
     assert segment_count(y, si, "forward") == 5  # runs of any label
-    assert t_quantile(10) == pytest.approx(2.228, abs=0.005) and t_quantile(30) == pytest.approx(2.042, abs=0.002)
+    assert t_quantile(10) == pytest.approx(2.228, abs=0.005) and t_quantile(30) == pytest.approx(
+        2.042, abs=0.002
+    )
 
 
 def test_persistence_baseline_reads_past_prices_only():
@@ -85,7 +87,10 @@ def strategy():
             IndicatorSpec("rsi", "rsi", {"period": 14}),
             IndicatorSpec("dist", "distance_from_ma", {"period": 24, "ma_type": "ema", "source": "close"}),
         ),
-        fuzzy=(FuzzyInputSpec("rsi", "rsi", "value", RSI_SETS), FuzzyInputSpec("dist", "dist", "value", below_above)),
+        fuzzy=(
+            FuzzyInputSpec("rsi", "rsi", "value", RSI_SETS),
+            FuzzyInputSpec("dist", "dist", "value", below_above),
+        ),
         labels=LabelSpec(source="zigzag", zigzag_threshold=0.02),
     )
     return dataclasses.replace(s, optim=OptimSpec(epochs=8, batch_size=64, learning_rate=0.01))
@@ -120,9 +125,9 @@ def drifting_bars(seed: int, n: int = 4000, period: int = 80, drift: float = 0.0
 def test_real_predictability_is_significant():
     s = strategy()
     for seed in range(3):
-        test = fit_and_evaluate(s, {"AAA": {"1h": drifting_bars(seed)}}, options=TrainOptions(device="cpu")).reports[
-            "test"
-        ]
+        test = fit_and_evaluate(
+            s, {"AAA": {"1h": drifting_bars(seed)}}, options=TrainOptions(device="cpu")
+        ).reports["test"]
         skill = test["skill"]
         assert skill["significant"] and skill["ci_low"] > 0 and skill["mean_return"] > 0
         assert verdict(skill).startswith("significant: mean +")
