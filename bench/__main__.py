@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 #: Order of the full run: cheap, independent benchmarks first.
-ORDER = ("indicators", "features", "training", "cli_startup", "daemon_calls", "daemon_watch")
+ORDER = ("indicators", "features", "skill", "training", "cli_startup", "daemon_calls", "daemon_watch")
 
 
 def available() -> list[str]:

@@ -55,7 +55,7 @@ from ktrdr.research.labels import (
     make_labels,
     persistence_labels,
 )
-from ktrdr.research.skill import SkillInputs, segment_count
+from ktrdr.research.skill import SkillInputs, calendar_slots, segment_count
 from ktrdr.strategy.model import SplitSpec, Strategy
 
 PARTS = ("train", "validation", "test")
@@ -94,8 +94,9 @@ class Dataset:
     """Train/validation/test parts of all symbols, plus what the trainer, the evaluation and the
     model record need. ``embargo``: bars (one figure for all symbols); ``cuts``: (c1, c2) in ns;
     ``ranges``: per part, the open times of its first and last row (None when empty);
-    ``skill_horizon``: bars; ``closes``/``bar_times``: each symbol's base closes and open times;
-    ``warnings``: degenerate targets and symbols missing from a part."""
+    ``skill_horizon``: bars; ``closes``: each symbol's base closes; ``calendar``/``slots``: the
+    distinct base bar times of all symbols and each symbol's bars' places in it
+    (:func:`~ktrdr.research.skill.calendar_slots`); ``warnings``: degenerate targets and symbols missing from a part."""
 
     symbols: tuple[str, ...]
     feature_spec: FeatureSpec
@@ -110,7 +111,8 @@ class Dataset:
     cuts: tuple[int, int]
     ranges: dict[str, tuple[int, int] | None]
     closes: tuple[np.ndarray, ...]
-    bar_times: tuple[np.ndarray, ...]
+    calendar: np.ndarray
+    slots: tuple[np.ndarray, ...]
     warnings: tuple[str, ...]
 
     def parts(self) -> dict[str, Split]:
@@ -125,7 +127,8 @@ class Dataset:
             position=p.position,
             persistence=p.persistence,
             closes=self.closes,
-            bar_times=self.bar_times,
+            slots=self.slots,
+            calendar=self.calendar,
             horizon=self.skill_horizon,
             label_source=self.label_source,
         )
@@ -333,6 +336,7 @@ def assemble(
             f"class_weights must be 'none' or 'balanced', got {strategy.optim.class_weights!r}"
         )
     ranges = {name: (int(p.time.min()), int(p.time.max())) if len(p) else None for name, p in parts.items()}
+    calendar, slots = calendar_slots(tuple(features[s].time for s in symbols))
     return Dataset(
         symbols=tuple(symbols),
         feature_spec=spec,
@@ -347,7 +351,8 @@ def assemble(
         cuts=cuts,
         ranges=ranges,
         closes=tuple(np.asarray(closes[s], np.float64) for s in symbols),
-        bar_times=tuple(features[s].time for s in symbols),
+        calendar=calendar,
+        slots=slots,
         warnings=tuple(warnings),
     )
 

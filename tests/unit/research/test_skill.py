@@ -11,7 +11,14 @@ from tinystrategy import RSI_SETS, make_strategy
 from ktrdr.research.bars import Bars
 from ktrdr.research.experiment import fit_and_evaluate
 from ktrdr.research.labels import BUY, HOLD, SELL, persistence_labels, zigzag_direction
-from ktrdr.research.skill import SkillInputs, segment_count, skill_section, t_quantile, verdict
+from ktrdr.research.skill import (
+    SkillInputs,
+    block_bootstrap_se,
+    segment_count,
+    skill_section,
+    t_quantile,
+    verdict,
+)
 from ktrdr.research.synthetic import random_walk
 from ktrdr.research.trainer import TrainOptions
 from ktrdr.strategy.model import FuzzyInputSpec, IndicatorSpec, LabelSpec, MembershipSpec, OptimSpec
@@ -27,7 +34,8 @@ def inputs(close, rows, y=None, horizon=2, source="forward"):
         position=rows,
         persistence=np.full(rows.size, HOLD),
         closes=(np.asarray(close, np.float64),),
-        bar_times=(np.arange(len(close), dtype=np.int64) * HOUR,),
+        slots=(np.arange(len(close)),),
+        calendar=np.arange(len(close), dtype=np.int64) * HOUR,
         horizon=horizon,
         label_source=source,
     )
@@ -58,6 +66,22 @@ def test_flat_signal_has_no_verdict_and_segments_count_legs():
     assert t_quantile(10) == pytest.approx(2.228, abs=0.005) and t_quantile(30) == pytest.approx(
         2.042, abs=0.002
     )
+
+
+def test_exact_bootstrap_error_matches_drawn_replicates():
+    rng = np.random.default_rng(5)
+    n, block = 600, 25
+    pnl = rng.normal(0.001, 0.01, n) * (1 + np.sin(np.arange(n) / 30))  # clustered volatility
+    decisions = rng.integers(1, 4, n).astype(np.float64)
+    se, k = block_bootstrap_se(pnl, decisions, block)
+    assert k == 24
+    # Draw replicates the slow way: k circular blocks with replacement, ratio of their sums.
+    wrapped_pnl, wrapped_dec = np.concatenate((pnl, pnl)), np.concatenate((decisions, decisions))
+    starts = rng.integers(0, n, size=(4000, k))
+    idx = starts[:, :, None] + np.arange(block)
+    drawn = wrapped_pnl[idx].sum(axis=(1, 2)) / wrapped_dec[idx].sum(axis=(1, 2))
+    assert se == pytest.approx(drawn.std(), rel=0.06)
+    assert block_bootstrap_se(pnl[:40], decisions[:40], block) is None  # not two blocks
 
 
 def test_persistence_baseline_reads_past_prices_only():
@@ -104,7 +128,7 @@ def test_random_walks_beat_the_majority_baseline_but_are_not_significant():
         test = fit_and_evaluate(s, {"AAA": {"1h": bars}}, options=TrainOptions(device="cpu")).reports["test"]
         beats += test["accuracy"] > test["baseline_accuracy"]
         significant += test["skill"]["significant"]
-        assert test["skill"]["segments"] >= 10 and test["skill"]["bootstraps"] == 1000
+        assert test["skill"]["segments"] >= 10 and test["skill"]["standard_error"] > 0
     assert beats >= 8  # accuracy "shows an edge" on noise ...
     assert significant <= 2  # ... which the skill verdict does not believe
 
