@@ -28,6 +28,7 @@ Processes: trainings run in a pool of ``spawn`` processes (no state inherited fr
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -44,7 +45,6 @@ KINDS = ("random_walk", "block_shuffle")
 
 def null_bars(bars: Bars, kind: str, seed: int, block: int) -> Bars:
     """Null base bars of one symbol (module docstring)."""
-    n = len(bars)
     rng = np.random.default_rng(seed)
     log_ret = np.diff(np.log(bars.close))
     top = np.maximum(bars.open, bars.close)
@@ -66,7 +66,6 @@ def null_bars(bars: Bars, kind: str, seed: int, block: int) -> Bars:
     low = np.concatenate(([bars.low[0]], np.minimum(open_, close)[1:] * np.exp(-down)))
     high[0], low[0] = max(high[0], open_[0], close[0]), min(low[0], open_[0], close[0])
     volume = np.concatenate(([bars.volume[0]], volume))
-    assert close.size == n
     return Bars.from_arrays(
         bars.symbol, bars.timeframe, bars.time, open_, high, low, close, volume, source=f"null {kind}"
     )
@@ -109,18 +108,21 @@ def headline(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def run_null_job(job: NullJob) -> dict[str, Any]:
-    """Train on one null data set; ``{kind, seed, mean_return, accuracy_edge, accuracy,
-    significant}`` or ``{kind, seed, error}`` when the null data make no usable dataset."""
+    """Train on one null data set; ``{kind, seed, seconds, mean_return, accuracy_edge, accuracy,
+    significant}`` or ``{kind, seed, seconds, error}`` when the null data make no usable dataset.
+    ``seconds``: wall time of this job in its process (null data, dataset, training, evaluation)."""
     from ktrdr.research.allocator import keep_freed_memory
     from ktrdr.research.experiment import fit_and_evaluate
 
+    t0 = time.perf_counter()
     keep_freed_memory()
     data = null_data(job.strategy, job.data, job.kind, job.seed, job.block)
+    head = {"kind": job.kind, "seed": job.seed}
     try:
         fitted = fit_and_evaluate(job.strategy, data, start=job.start, options=job.options)
     except ValueError as exc:  # a degenerate null target: counted, not fatal
-        return {"kind": job.kind, "seed": job.seed, "error": str(exc)}
-    return {"kind": job.kind, "seed": job.seed, **headline(fitted.reports)}
+        return {**head, "seconds": round(time.perf_counter() - t0, 3), "error": str(exc)}
+    return {**head, "seconds": round(time.perf_counter() - t0, 3), **headline(fitted.reports)}
 
 
 def worker_plan(runs: int, jobs: int, threads: int) -> tuple[int, int]:
@@ -171,19 +173,26 @@ def null_control(
     jobs: int,
 ) -> dict[str, Any]:
     """Train ``n`` nulls of each kind in parallel (module docstring) and place ``real``
-    (:func:`headline` of the real run). ``options.threads``: the cores given to all trainings."""
+    (:func:`headline` of the real run). ``options.threads``: the cores given to all trainings.
+    Returns ``n, processes, threads_each, wall_s, overlap`` (the jobs' summed seconds over the
+    wall time: how many ran at once on average, process start-up included), ``block_bars``,
+    ``placement`` (:func:`place`) and ``runs``."""
     runs = [(kind, i) for kind in KINDS for i in range(n)]
     processes, threads_each = worker_plan(len(runs), jobs, options.threads)
     each = replace(options, threads=threads_each, progress_interval_s=3600.0)
     plain = {s: dict(per_tf) for s, per_tf in data.items()}
     work = [NullJob(strategy, plain, start, kind, seed, block, each) for kind, seed in runs]
     ctx = multiprocessing.get_context("spawn")
+    t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
         results = list(pool.map(run_null_job, work))
+    wall = time.perf_counter() - t0
     return {
         "n": n,
         "processes": processes,
         "threads_each": threads_each,
+        "wall_s": round(wall, 3),
+        "overlap": round(sum(r["seconds"] for r in results) / wall, 2),
         "block_bars": block,
         "placement": place(real, results),
         "runs": results,

@@ -27,8 +27,9 @@ Per split, for the decisions ``pred`` (class ids), one per row:
   the decisions they hold. The standard error is the bootstrap's, computed exactly
   (:func:`block_bootstrap_se`: the limit of infinitely many replicates, no Monte Carlo noise),
   and the 95 % interval is ``mean ± t(k-1) · sqrt(k / (k-1)) · SE``: with few blocks a normal or
-  percentile interval is too narrow (on random walks a plain percentile interval excluded zero
-  9 % of the time instead of 5 %; with this correction 4.7 % over 150 seeds).
+  percentile interval is too narrow. Measured on random walks (3 symbols × 1200 bars, the
+  persistence signal, H = 35): this interval excludes zero in 5.9 % of 800 seeds; a plain
+  percentile interval of drawn replicates did in 9 % of 150 seeds (H = 70).
 * ``significant``: true only when the interval excludes zero. With fewer than two blocks of
   data, or no position ever taken, nothing can be concluded and it is false.
 """
@@ -198,7 +199,8 @@ def skill_section(pred: np.ndarray, inputs: SkillInputs) -> dict[str, Any]:
 
 
 def verdict(section: dict[str, Any]) -> str:
-    """One line for a report: ``significant`` / ``not significant`` with the figures."""
+    """One line for a report: ``significant`` (``an edge`` when the interval lies above zero,
+    ``a loss`` below) or ``not significant``, with the figures."""
     mean = section["mean_return"]
     if mean is None:
         return "no decisions with a known forward return: no verdict"
@@ -207,7 +209,9 @@ def verdict(section: dict[str, Any]) -> str:
         return (
             f"not significant ({reason}; mean {mean:+.4%} per decision over {section['horizon_bars']} bars)"
         )
-    word = "significant" if section["significant"] else "not significant"
+    word = "not significant"
+    if section["significant"]:
+        word = "significant (an edge)" if mean > 0 else "significant (a loss: worse than staying flat)"
     return (
         f"{word}: mean {mean:+.4%} per decision over {section['horizon_bars']} bars, "
         f"{section['level']:.0%} CI [{section['ci_low']:+.4%}, {section['ci_high']:+.4%}], "

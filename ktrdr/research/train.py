@@ -191,7 +191,8 @@ def summary(path, strategy, model, result, reports, timings, warnings, layout) -
     """``model_dir, strategy, parameters, features, device, epochs_trained, best_epoch,
     samples_per_s, splits{name: {samples, accuracy, baseline_accuracy, baseline_class,
     persistence_accuracy, loss, macro_f1 (None when a class is absent), per_class, distribution,
-    skill}}, verdict (the test split's skill verdict line), warmup, ranges, embargo, label_source,
+    skill}}, verdict_split (test, or validation when test is empty), verdict (that split's skill
+    verdict line), warmup, ranges, embargo, label_source,
     label_horizon, skill_horizon, timings, warnings``."""
     return {
         "model_dir": str(path),
@@ -203,6 +204,7 @@ def summary(path, strategy, model, result, reports, timings, warnings, layout) -
         "best_epoch": result.best_epoch,
         "samples_per_s": round(result.samples_per_s, 1),
         "splits": {name: {k: r[k] for k in SPLIT_KEYS} for name, r in reports.items()},
+        "verdict_split": "test" if reports["test"]["samples"] else "validation",
         "verdict": verdict(verdict_report(reports)["skill"]),
         **layout,
         "timings": {k: round(v, 4) for k, v in timings.items()},
@@ -240,12 +242,13 @@ def _print_text(s: dict[str, Any]) -> None:
                 f"{'':>12}{cls:<5} {r['distribution'][cls + '_pct']:6.1%} of labels  "
                 f"P {_num(c['precision'])}  R {_num(c['recall'])}  F1 {_num(c['f1'])}  n={c['support']}"
             )
-    print(f"verdict: {s['verdict']}")
+    print(f"verdict ({s['verdict_split']} split): {s['verdict']}")
     if "null_control" in s:
         nc = s["null_control"]
         print(
             f"null control: {nc['n']} random walks + {nc['n']} block-shuffled series "
-            f"({nc['processes']} processes x {nc['threads_each']} threads)"
+            f"({nc['processes']} processes x {nc['threads_each']} threads, {nc['wall_s']:.1f} s, "
+            f"{nc['overlap']:.2f} trainings at once on average)"
         )
         for group, e in nc["placement"].items():
             mr, edge = e["mean_return"], e["accuracy_edge"]

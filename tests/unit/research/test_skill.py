@@ -154,4 +154,4 @@ def test_real_predictability_is_significant():
         ).reports["test"]
         skill = test["skill"]
         assert skill["significant"] and skill["ci_low"] > 0 and skill["mean_return"] > 0
-        assert verdict(skill).startswith("significant: mean +")
+        assert verdict(skill).startswith("significant (an edge): mean +")

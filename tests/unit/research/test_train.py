@@ -59,7 +59,7 @@ def test_train_json_summary_and_loadable_model(data_dir, tmp_path, capsys):
         and skill["decisions"] + skill["no_forward_return"] == test["samples"]
     )
     assert skill["significant"] == (skill["ci_low"] > 0 or skill["ci_high"] < 0)
-    assert s["verdict"].startswith(("significant", "not significant"))
+    assert s["verdict"].startswith(("significant", "not significant")) and s["verdict_split"] == "test"
     strategy = load_strategy_file(STRATEGY).strategy
     loaded = load_model_dir(s["model_dir"], expected=feature_spec(strategy))
     assert loaded.symbols == ("AAPL", "MSFT", "GOOGL") and loaded.manifest["seed"] == 3
@@ -148,7 +148,7 @@ def test_report_warns_when_the_data_do_not_cover_the_range(tmp_path, capsys):
     assert "warning: AAA: 0 warm-up bars before 2021-12-01T00:00Z, 25 wanted" in out
     assert "warning: AAA: data begin at 2022-01-01T00:00Z, after the requested start 2021-12-01T00:00Z" in out
     assert "warning: AAA: data end at 2022-05-06T00:00Z (last bar's close), before the requested end" in out
-    assert "persistence baseline" in out and "\nverdict: " in out and "skill: " in out
+    assert "persistence baseline" in out and "\nverdict (test split): " in out and "skill: " in out
 
 
 def test_degenerate_training_target_is_a_clear_usage_error(tmp_path, capsys):
@@ -179,6 +179,9 @@ def test_null_control_trains_in_parallel_processes_and_places_the_real_result(tm
     nc = s["null_control"]
     assert (nc["n"], nc["processes"], nc["threads_each"]) == (1, 2, 1)
     assert sorted(r["kind"] for r in nc["runs"]) == ["block_shuffle", "random_walk"]
+    assert nc["wall_s"] > 0 and nc["overlap"] == pytest.approx(
+        sum(r["seconds"] for r in nc["runs"]) / nc["wall_s"], abs=0.01
+    )
     real = nc["placement"]["all"]["mean_return"]["real"]
     assert real == s["splits"]["test"]["skill"]["mean_return"]
     for group in ("random_walk", "block_shuffle", "all"):
