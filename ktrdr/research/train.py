@@ -236,7 +236,8 @@ def _print_text(s: dict[str, Any]) -> None:
             f"{r['baseline_accuracy']:.4f}  persistence baseline {r['persistence_accuracy']:.4f}  "
             f"loss {loss}  macro-F1 {_num(r['macro_f1'], '.4f')}"
         )
-        print(f"{'':>12}skill: {verdict(r['skill'])}")
+        in_sample = " (in-sample: the model fitted these labels)" if name == "train" else ""
+        print(f"{'':>12}skill{in_sample}: {verdict(r['skill'])}")
         for cls, c in r["per_class"].items():
             print(
                 f"{'':>12}{cls:<5} {r['distribution'][cls + '_pct']:6.1%} of labels  "
