@@ -15,12 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ktrdr.research.bars import Bars
+from ktrdr.research.bars import Bars, iso_minute
 from ktrdr.strategy import Strategy, data_requirements
-
-
-def _iso(ns: int) -> str:
-    return np.datetime_as_string(np.datetime64(int(ns), "ns"), unit="m") + "Z"
 
 
 def coverage(
@@ -40,20 +36,20 @@ def coverage(
         report[sym] = {
             "warmup_bars": warmup,
             "warmup_required": required[sym],
-            "first_bar": _iso(bars.time[0]),
-            "last_bar": _iso(bars.time[-1]),
+            "first_bar": iso_minute(bars.time[0]),
+            "last_bar": iso_minute(bars.time[-1]),
         }
         if warmup < required[sym]:
             warnings.append(
-                f"{sym}: {warmup} warm-up bars before {_iso(start)}, {required[sym]} wanted: "
+                f"{sym}: {warmup} warm-up bars before {iso_minute(start)}, {required[sym]} wanted: "
                 "the first samples come later, when the indicators are warm"
             )
         if bars.time[0] > start:
             warnings.append(
-                f"{sym}: data begin at {_iso(bars.time[0])}, after the requested start {_iso(start)}"
+                f"{sym}: data begin at {iso_minute(bars.time[0])}, after the requested start {iso_minute(start)}"
             )
         if bars.close_time[-1] < end:
             warnings.append(
-                f"{sym}: data end at {_iso(bars.close_time[-1])} (last bar's close), before the requested end {_iso(end)}"
+                f"{sym}: data end at {iso_minute(bars.close_time[-1])} (last bar's close), before the requested end {iso_minute(end)}"
             )
     return report, warnings

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ktrdr import timeframes
-from ktrdr.research.bars import Bars
+from ktrdr.research.bars import Bars, iso_minute
 from ktrdr.research.features import FeatureMatrix, FeatureSpec, build_features
 from ktrdr.research.labels import (
     CLASS_NAMES,
@@ -239,10 +239,6 @@ def _balanced(y: np.ndarray) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def _iso(ns: int) -> str:
-    return np.datetime_as_string(np.datetime64(int(ns), "ns"), unit="m") + "Z"
-
-
 def assemble(
     strategy: Strategy,
     features: Mapping[str, FeatureMatrix],
@@ -278,7 +274,7 @@ def assemble(
             raise DatasetError(
                 f"{sym}: no usable rows among {len(fm)} bars: too few bars for the warm-up "
                 "(indicators, higher timeframes, history_required, lags) and labels"
-                + ("" if start is None else f", from {_iso(start)} on")
+                + ("" if start is None else f", from {iso_minute(start)} on")
             )
         usable[sym] = ok
     assert spec is not None
@@ -296,7 +292,7 @@ def assemble(
             if fraction > 0 and rows.size == 0:
                 warnings.append(
                     f"{sym}: no rows in the {name} part (its usable rows span "
-                    f"{_iso(fm.time[usable[sym]][0])} .. {_iso(fm.time[usable[sym]][-1])})"
+                    f"{iso_minute(fm.time[usable[sym]][0])} .. {iso_minute(fm.time[usable[sym]][-1])})"
                 )
             chunks[name].append(
                 (

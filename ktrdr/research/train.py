@@ -33,11 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ktrdr.research import bars as barsmod
 from ktrdr.research.allocator import keep_freed_memory
 from ktrdr.research.artifacts import save_model_dir
+from ktrdr.research.bars import iso_minute
 from ktrdr.research.coverage import coverage
 from ktrdr.research.datasets import Dataset
 from ktrdr.research.experiment import fit_and_evaluate
@@ -63,10 +62,6 @@ def load_bars(
             )
         out.setdefault(req.symbol, {})[req.timeframe] = bars
     return out
-
-
-def _iso(ns: int) -> str:
-    return np.datetime_as_string(np.datetime64(int(ns), "ns"), unit="m") + "Z"
 
 
 def run(
@@ -158,7 +153,7 @@ def split_layout(ds: Dataset, warmup: dict[str, dict[str, Any]]) -> dict[str, An
     return {
         "warmup": warmup,
         "ranges": {
-            name: None if r is None else {"first": _iso(r[0]), "last": _iso(r[1])}
+            name: None if r is None else {"first": iso_minute(r[0]), "last": iso_minute(r[1])}
             for name, r in ds.ranges.items()
         },
         "embargo": ds.embargo,
