@@ -18,6 +18,7 @@ from pathlib import Path
 ORDER = (
     "indicators",
     "features",
+    "skill",
     "training",
     "cli_startup",
     "daemon_calls",

@@ -10,7 +10,9 @@ Steps, each printed as it happens:
    ``RUN_DIR/data`` — until the IB host and its gateway simulator land (later issues), synthetic
    files stand in for downloaded data, and the output says so;
 4. train with ``python -m ktrdr.research.train`` (the same library the training host will run),
-   save the model under ``RUN_DIR/models`` and print its metrics beside the majority-class baseline;
+   save the model under ``RUN_DIR/models`` and print its metrics beside the majority-class and
+   persistence baselines, with the skill verdict (``docs/evaluation.md``): on these random walks
+   it must read "not significant";
 5. stop the daemon (SIGTERM) and check it exited cleanly.
 
 Exit code: non-zero when any step fails.

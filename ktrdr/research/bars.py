@@ -199,6 +199,12 @@ def _iso(ns: int) -> str:
     return np.datetime_as_string(np.datetime64(int(ns), "ns"), unit="s") + "Z"
 
 
+def iso_minute(ns: int) -> str:
+    """A time (int ns UTC) as ISO-8601 to the minute, as reports print bar times:
+    ``2024-01-05T13:00Z``."""
+    return np.datetime_as_string(np.datetime64(int(ns), "ns"), unit="m") + "Z"
+
+
 def read_file(path: str | Path, symbol: str, timeframe: str) -> Bars:
     """Read one CSV (predecessor layout) or Parquet file into validated :class:`Bars`."""
     import pandas as pd

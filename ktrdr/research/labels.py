@@ -79,18 +79,33 @@ def _check(close: np.ndarray, threshold: float) -> np.ndarray:
     return c
 
 
-def zigzag_extremes(close: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """ZigZag extremes of ``close`` (see module docstring).
+@dataclass(frozen=True, eq=False)
+class ZigZagWalk:
+    """The online ZigZag walk over a close series (int64 bar positions, ascending).
 
-    Returns ``(extremes, updates)``, both int64 positions, ascending: the extremes (the last one
-    provisional) and the bars at which the walk set the last extreme (bar 0, every reversal bar,
-    every bar that moved an extreme). ``updates[-1] == extremes[-1]``.
-    """
+    ``extremes``: the extremes, the last one provisional. ``updates``: the bars at which the walk
+    set the last extreme (bar 0, every reversal bar, every bar that moved an extreme);
+    ``updates[-1] == extremes[-1]``. ``reversals``: the bars at which the walk set or flipped its
+    direction (each is the bar at which an extreme after bar 0 was first placed)."""
+
+    extremes: np.ndarray
+    updates: np.ndarray
+    reversals: np.ndarray
+
+
+def zigzag_extremes(close: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(extremes, updates)`` of :func:`zigzag_walk`."""
+    walk = zigzag_walk(close, threshold)
+    return walk.extremes, walk.updates
+
+
+def zigzag_walk(close: np.ndarray, threshold: float) -> ZigZagWalk:
+    """The ZigZag walk of ``close`` (see module docstring and :class:`ZigZagWalk`)."""
     c = _check(close, threshold)
     if c.size == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
+        return ZigZagWalk(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64))
     prices = c.tolist()  # a plain loop over Python floats: the walk is inherently sequential
-    extremes, updates = [0], [0]
+    extremes, updates, reversals = [0], [0], []
     ext_p = prices[0]
     direction = 0
     up, down = 1.0 + threshold, 1.0 - threshold
@@ -101,6 +116,7 @@ def zigzag_extremes(close: np.ndarray, threshold: float) -> tuple[np.ndarray, np
                 extremes[-1], ext_p = i, p
             elif p <= ext_p * down:
                 extremes.append(i)
+                reversals.append(i)
                 ext_p, direction = p, -1
             else:
                 continue
@@ -109,16 +125,55 @@ def zigzag_extremes(close: np.ndarray, threshold: float) -> tuple[np.ndarray, np
                 extremes[-1], ext_p = i, p
             elif p >= ext_p * up:
                 extremes.append(i)
+                reversals.append(i)
                 ext_p, direction = p, 1
             else:
                 continue
         elif p >= ext_p * up or p <= ext_p * down:
             extremes.append(i)
+            reversals.append(i)
             ext_p, direction = p, (1 if p > ext_p else -1)
         else:
             continue
         updates.append(i)
-    return np.asarray(extremes, np.int64), np.asarray(updates, np.int64)
+    return ZigZagWalk(
+        np.asarray(extremes, np.int64), np.asarray(updates, np.int64), np.asarray(reversals, np.int64)
+    )
+
+
+def zigzag_direction(close: np.ndarray, threshold: float) -> np.ndarray:
+    """Per bar, the direction of the ZigZag walk once that bar is seen: 1 up, -1 down, 0 not yet
+    known (int64). Bar t's value depends only on closes 0..t (the walk is online)."""
+    c = _check(close, threshold)
+    walk = zigzag_walk(c, threshold)
+    out = np.zeros(c.size, np.int64)
+    if walk.reversals.size:
+        leg = np.searchsorted(walk.reversals, np.arange(c.size), side="right") - 1
+        first = 1 if c[walk.reversals[0]] > c[0] else -1
+        out = np.where(leg < 0, 0, np.where(leg % 2 == 0, first, -first))
+    return out
+
+
+def persistence_labels(spec: LabelSpec, close: np.ndarray) -> np.ndarray:
+    """The persistence baseline's prediction per bar from past prices only (no look-ahead):
+    the value at bar t depends only on closes 0..t.
+
+    * ZigZag: the leg the online walk is in at bar t (BUY going up, SELL going down, HOLD before
+      the first reversal) — what a model that merely recognises the present would predict.
+    * Forward window of L bars: the label of bar t - L, the latest one final at bar t
+      (HOLD for the first L bars).
+    """
+    c = np.asarray(close, dtype=np.float64)
+    if spec.source == "zigzag":
+        d = zigzag_direction(c, spec.zigzag_threshold)
+        return np.where(d > 0, BUY, np.where(d < 0, SELL, HOLD)).astype(np.int64)
+    if spec.source == "forward":
+        y = make_labels(spec, c).y
+        out = np.full(c.size, HOLD, np.int64)
+        lag = spec.label_lookahead
+        out[lag:] = y[: max(c.size - lag, 0)]
+        return np.where(out < 0, HOLD, out)
+    raise LabelError(f"unknown label source {spec.source!r}; known: zigzag, forward")
 
 
 def zigzag_labels(close: np.ndarray, threshold: float) -> Labels:
@@ -129,7 +184,8 @@ def zigzag_labels(close: np.ndarray, threshold: float) -> Labels:
     y = np.full(n, NO_LABEL, dtype=np.int64)
     if n == 0:
         return Labels(y, 0, "zigzag")
-    ext, updates = zigzag_extremes(c, threshold)
+    walk = zigzag_walk(c, threshold)
+    ext, updates = walk.extremes, walk.updates
     y[0] = HOLD
     rows = np.arange(1, ext[-1])  # final bars after bar 0: those before the provisional extreme
     seg = np.searchsorted(ext, rows, side="right") - 1  # ext[seg] <= row < ext[seg + 1]

@@ -1,14 +1,24 @@
 """Developer entry point: train a strategy from local bar files, without the daemon.
 
 ``python -m ktrdr.research.train STRATEGY --data DIR --start 2023-01-01 --end 2024-01-01
-[--json] [--out DIR] [--seed N] [--epochs N] [--threads N] [--device cpu|cuda]``
+[--json] [--out DIR] [--seed N] [--epochs N] [--threads N] [--device cpu|cuda]
+[--null-control N [--jobs J]]``
 
-``DIR`` holds ``{SYMBOL}_{TF}.csv`` (predecessor layout) or ``.parquet`` files. The run covers base
-bars opening in ``[start, end)`` (UTC); warm-up bars before ``start`` are read when the files have
-them. Pipeline: strategy → bars → features + labels → chronological splits → :func:`train` →
-evaluation of every split → model directory ``OUT/<strategy>_<UTC time>`` (default ``OUT`` =
-``./models``). Prints a text summary, or with ``--json`` one JSON object (``summary()``'s keys).
-Exit codes: 0 trained, 1 training failed, 2 bad input (strategy, data, arguments).
+``DIR`` holds ``{SYMBOL}_{TF}.csv`` (predecessor layout) or ``.parquet`` files. Samples are the base
+bars opening in ``[start, end)`` (UTC); bars before ``start`` only warm indicators up (the report
+states how many were used and warns when the data do not cover the range). Pipeline: strategy →
+bars → features + labels → splits aligned in calendar time → training → evaluation of every split
+with its skill section (:mod:`ktrdr.research.skill`, ``docs/evaluation.md``) → model directory
+``OUT/<strategy>_<UTC time>`` (default ``OUT`` = ``./models``). Prints a text summary ending in the
+skill verdict, or with ``--json`` one JSON object (``summary()``'s keys).
+
+``--null-control N`` then trains the same strategy on N random walks and N block-shuffled series
+(:mod:`ktrdr.research.nulls`) and reports where the real result falls among them. The 2N trainings
+run in ``--jobs`` spawned processes at a time (default: ``--threads``), which share the
+``--threads`` cores: each process uses ``max(1, threads // processes)`` torch threads.
+
+Exit codes: 0 trained, 1 training failed, 2 bad input (strategy, data, arguments, a degenerate
+training target).
 """
 
 from __future__ import annotations
@@ -23,16 +33,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ktrdr.research import bars as barsmod
 from ktrdr.research.allocator import keep_freed_memory
 from ktrdr.research.artifacts import save_model_dir
-from ktrdr.research.datasets import Dataset, build_dataset
-from ktrdr.research.evaluation import evaluate
-from ktrdr.research.model import build_model, parameter_count
+from ktrdr.research.bars import iso_minute
+from ktrdr.research.coverage import coverage
+from ktrdr.research.datasets import Dataset
+from ktrdr.research.experiment import fit_and_evaluate
+from ktrdr.research.model import parameter_count
+from ktrdr.research.nulls import headline, null_control
+from ktrdr.research.skill import verdict
 from ktrdr.research.synthetic import to_ns
-from ktrdr.research.trainer import Progress, Split, TrainOptions, train
+from ktrdr.research.trainer import Progress, TrainOptions
 from ktrdr.strategy import Strategy, data_requirements, load_strategy_file
 
 
@@ -52,14 +64,6 @@ def load_bars(
     return out
 
 
-def _tensors(part, with_symbols: bool) -> Split:
-    return Split(
-        torch.from_numpy(part.X.astype("float32", copy=False)),
-        torch.from_numpy(part.y.astype("int64", copy=False)),
-        torch.from_numpy(part.symbol_index.astype("int64", copy=False)) if with_symbols else None,
-    )
-
-
 def run(
     strategy_path: str | Path,
     data_dir: str | Path,
@@ -71,9 +75,12 @@ def run(
     epochs: int | None = None,
     options: TrainOptions | None = None,
     progress: Callable[[Progress], None] | None = None,
+    null_runs: int = 0,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Train and save; returns the summary (see :func:`summary`). Errors propagate."""
-    timings: dict[str, float] = {}
+    """Train and save; returns the summary (see :func:`summary`). With ``null_runs`` > 0, also
+    the null control (:func:`ktrdr.research.nulls.null_control`, ``jobs`` processes) under
+    ``summary["null_control"]``. Errors propagate."""
     t = time.perf_counter()
     loaded = load_strategy_file(strategy_path)
     strategy = loaded.strategy
@@ -83,39 +90,16 @@ def run(
     if epochs is not None:
         optim = dataclasses.replace(optim, epochs=epochs)
     strategy = dataclasses.replace(strategy, optim=optim)
-    data = load_bars(strategy, Path(data_dir), to_ns(start), to_ns(end))
-    timings["load_s"] = time.perf_counter() - t
+    start_ns, end_ns = to_ns(start), to_ns(end)
+    data = load_bars(strategy, Path(data_dir), start_ns, end_ns)
+    warmup, coverage_warnings = coverage(strategy, data, start_ns, end_ns)
+    load_s = time.perf_counter() - t
 
-    t = time.perf_counter()
-    ds: Dataset = build_dataset(strategy, data)
-    timings["dataset_s"] = time.perf_counter() - t
-
-    symbols = ds.symbols
-    embed = strategy.model.symbol_embedding_dim > 0
-    parts = {name: _tensors(p, embed) for name, p in ds.parts().items()}
-    model = build_model(strategy.model, parts["train"].x.shape[1], n_symbols=len(symbols), seed=optim.seed)
-    weights = torch.from_numpy(ds.class_weights).float() if ds.class_weights is not None else None
-    t = time.perf_counter()
-    val = parts["validation"] if len(parts["validation"]) else None
-    result = train(
-        model,
-        parts["train"],
-        val,
-        optim,
-        class_weights=weights,
-        options=options or TrainOptions(),
-        progress=progress,
-    )
-    timings["train_s"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    model.cpu()
-    reports = {
-        name: evaluate(model, parts[name].x, parts[name].y, torch.from_numpy(p.symbol_index), symbols=symbols)
-        for name, p in ds.parts().items()
-    }
-    timings["evaluate_s"] = time.perf_counter() - t
-
+    options = options or TrainOptions()
+    fitted = fit_and_evaluate(strategy, data, start=start_ns, options=options, progress=progress)
+    ds, model, result, reports = fitted.dataset, fitted.model, fitted.result, fitted.reports
+    timings = {"load_s": load_s, **fitted.timings}
+    layout = split_layout(ds, warmup)
     metrics = {
         "training": {
             "history": result.history,
@@ -127,8 +111,7 @@ def run(
             "samples_per_s": result.samples_per_s,
         },
         "evaluation": reports,
-        "embargo": ds.embargo,
-        "label_horizon": ds.label_horizon,
+        **layout,
     }
     t = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -136,7 +119,7 @@ def run(
         Path(out_dir) / f"{strategy.name}_{stamp}",
         model,
         model_spec=strategy.model,
-        symbols=symbols,
+        symbols=ds.symbols,
         strategy=strategy.to_dict(),
         feature_spec=ds.feature_spec,
         metrics=metrics,
@@ -146,13 +129,66 @@ def run(
         timings=timings,
     )
     timings["save_s"] = time.perf_counter() - t
-    return summary(path, strategy, model, result, reports, timings, [str(w) for w in loaded.warnings])
+    warnings = [str(w) for w in loaded.warnings] + coverage_warnings + list(ds.warnings)
+    s = summary(path, strategy, model, result, reports, timings, warnings, layout)
+    if null_runs > 0:
+        t = time.perf_counter()
+        s["null_control"] = null_control(
+            strategy,
+            data,
+            start=start_ns,
+            n=null_runs,
+            block=verdict_report(reports)["skill"]["block_bars"],
+            real=headline(reports),
+            options=options,
+            jobs=jobs,
+        )
+        s["timings"]["null_control_s"] = round(time.perf_counter() - t, 4)
+    return s
 
 
-def summary(path, strategy, model, result, reports, timings, warnings) -> dict[str, Any]:
+def split_layout(ds: Dataset, warmup: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """How the samples were laid out: warm-up per symbol, calendar ranges of the parts, embargo,
+    label and skill horizons (JSON-able; times ISO-8601 UTC)."""
+    return {
+        "warmup": warmup,
+        "ranges": {
+            name: None if r is None else {"first": iso_minute(r[0]), "last": iso_minute(r[1])}
+            for name, r in ds.ranges.items()
+        },
+        "embargo": ds.embargo,
+        "label_source": ds.label_source,
+        "label_horizon": ds.label_horizon,
+        "skill_horizon": ds.skill_horizon,
+    }
+
+
+def verdict_report(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The split a verdict is read from: test, or validation when test is empty."""
+    return reports["test"] if reports["test"]["samples"] else reports["validation"]
+
+
+SPLIT_KEYS = (
+    "samples",
+    "accuracy",
+    "baseline_accuracy",
+    "baseline_class",
+    "persistence_accuracy",
+    "loss",
+    "macro_f1",
+    "per_class",
+    "distribution",
+    "skill",
+)
+
+
+def summary(path, strategy, model, result, reports, timings, warnings, layout) -> dict[str, Any]:
     """``model_dir, strategy, parameters, features, device, epochs_trained, best_epoch,
-    samples_per_s, splits{name: {samples, accuracy, baseline_accuracy, loss, macro_f1,
-    per_class, distribution}}, timings, warnings``."""
+    samples_per_s, splits{name: {samples, accuracy, baseline_accuracy, baseline_class,
+    persistence_accuracy, loss, macro_f1 (None when a class is absent), per_class, distribution,
+    skill}}, verdict_split (test, or validation when test is empty), verdict (that split's skill
+    verdict line), warmup, ranges, embargo, label_source,
+    label_horizon, skill_horizon, timings, warnings``."""
     return {
         "model_dir": str(path),
         "strategy": strategy.name,
@@ -162,39 +198,61 @@ def summary(path, strategy, model, result, reports, timings, warnings) -> dict[s
         "epochs_trained": result.epochs_trained,
         "best_epoch": result.best_epoch,
         "samples_per_s": round(result.samples_per_s, 1),
-        "splits": {
-            name: {
-                k: r[k]
-                for k in (
-                    "samples",
-                    "accuracy",
-                    "baseline_accuracy",
-                    "loss",
-                    "macro_f1",
-                    "per_class",
-                    "distribution",
-                )
-            }
-            for name, r in reports.items()
-        },
+        "splits": {name: {k: r[k] for k in SPLIT_KEYS} for name, r in reports.items()},
+        "verdict_split": "test" if reports["test"]["samples"] else "validation",
+        "verdict": verdict(verdict_report(reports)["skill"]),
+        **layout,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "warnings": warnings,
     }
 
 
+def _num(x: float | None, spec: str = ".3f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
 def _print_text(s: dict[str, Any]) -> None:
     print(f"model: {s['model_dir']}  ({s['parameters']} parameters, {s['features']} features, {s['device']})")
     print(f"epochs: {s['epochs_trained']}  best epoch: {s['best_epoch']}  {s['samples_per_s']:.0f} samples/s")
+    print(
+        "warm-up bars before the start: "
+        + ", ".join(f"{k} {w['warmup_bars']} (wanted {w['warmup_required']})" for k, w in s["warmup"].items())
+    )
+    horizons = ", ".join(f"{k} {h}" for k, h in s["label_horizon"].items())
+    measured = " (measured on the data; label_lookahead is not used)" if s["label_source"] == "zigzag" else ""
+    print(f"labels: {s['label_source']}, horizon in bars: {horizons}{measured}")
+    print(f"parts aligned in calendar time, embargo {s['embargo']} bars at each cut:")
+    for name, r in s["ranges"].items():
+        print(f"{name:>12}: " + ("empty" if r is None else f"{r['first']} .. {r['last']}"))
     for name, r in s["splits"].items():
         loss = "-" if r["loss"] is None else f"{r['loss']:.4f}"
         print(
             f"{name:>10}: n={r['samples']:<7} accuracy {r['accuracy']:.4f}  majority baseline "
-            f"{r['baseline_accuracy']:.4f}  loss {loss}  macro-F1 {r['macro_f1']:.4f}"
+            f"{r['baseline_accuracy']:.4f}  persistence baseline {r['persistence_accuracy']:.4f}  "
+            f"loss {loss}  macro-F1 {_num(r['macro_f1'], '.4f')}"
         )
+        in_sample = " (in-sample: the model fitted these labels)" if name == "train" else ""
+        print(f"{'':>12}skill{in_sample}: {verdict(r['skill'])}")
         for cls, c in r["per_class"].items():
             print(
                 f"{'':>12}{cls:<5} {r['distribution'][cls + '_pct']:6.1%} of labels  "
-                f"P {c['precision']:.3f}  R {c['recall']:.3f}  F1 {c['f1']:.3f}  n={c['support']}"
+                f"P {_num(c['precision'])}  R {_num(c['recall'])}  F1 {_num(c['f1'])}  n={c['support']}"
+            )
+    print(f"verdict ({s['verdict_split']} split): {s['verdict']}")
+    if "null_control" in s:
+        nc = s["null_control"]
+        print(
+            f"null control: {nc['n']} random walks + {nc['n']} block-shuffled series "
+            f"({nc['processes']} processes x {nc['threads_each']} threads, {nc['wall_s']:.1f} s, "
+            f"{nc['overlap']:.2f} trainings at once on average)"
+        )
+        for group, e in nc["placement"].items():
+            mr, edge = e["mean_return"], e["accuracy_edge"]
+            print(
+                f"{group:>14}: {e['runs']} runs ({e['failed']} failed, {e['null_significant']} significant); "
+                f"real mean return at quantile {_num(mr['quantile'], '.2f')} (null median "
+                f"{_num(mr['null_median'], '+.4%')}), real accuracy edge {_num(edge['real'], '+.4f')} "
+                f"at quantile {_num(edge['quantile'], '.2f')}"
             )
     print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in s["timings"].items()))
     for w in s["warnings"]:
@@ -213,7 +271,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument(
+        "--null-control",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also train on N random walks and N block-shuffled series and place the real result",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        help="parallel null-control training processes (default: --threads); the --threads cores "
+        "are shared among them",
+    )
     args = p.parse_args(argv)
+    if args.null_control < 0 or (args.jobs is not None and args.jobs < 1) or args.threads < 1:
+        p.error("--null-control must be >= 0, --jobs and --threads >= 1")
     keep_freed_memory()
 
     def show(pr: Progress) -> None:
@@ -234,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             epochs=args.epochs,
             options=TrainOptions(device=args.device, threads=args.threads, progress_interval_s=3600.0),
             progress=None if args.json else show,
+            null_runs=args.null_control,
+            jobs=args.jobs or args.threads,
         )
     except (ValueError, FileNotFoundError) as exc:  # strategy, bars, features, datasets errors
         print(f"error: {exc}", file=sys.stderr)

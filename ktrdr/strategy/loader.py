@@ -22,7 +22,8 @@ Sections and what happens to each key:
 * ``decisions``: ``output_format`` classification, ``confidence_threshold`` [0, 1],
   ``position_awareness``, ``filters.min_signal_separation`` (bars of the base timeframe).
 * ``training``: ``method`` supervised; ``labels.{source zigzag|forward, zigzag_threshold (0, 1),
-  label_lookahead}``; ``data_split.{train, validation, test}`` summing to 1 (±1e-6), ``embargo``.
+  label_lookahead}`` (``label_lookahead`` is warned as ignored with ``source: zigzag``, whose
+  horizon is measured on the data); ``data_split.{train, validation, test}`` summing to 1 (±1e-6), ``embargo``.
 * Warned, no effect: ``deployment``, ``orchestrator``, ``risk_management``, ``backtesting``,
   ``training_data.{start_date, end_date}``, ``training_data.symbols.selection_criteria``,
   ``model.input_size``, ``model.architecture.output_activation``,
@@ -497,6 +498,12 @@ def _read_training(r: Reader, node: YNode | None) -> tuple[LabelSpec, SplitSpec]
         ),
         label_lookahead=r.scalar(lf.get("label_lookahead"), "int", dl.label_lookahead, minimum=1),
     )
+    if labels.source == "zigzag" and "label_lookahead" in lf:
+        r.warn(
+            lf["label_lookahead"],
+            "ignored by ZigZag labels: a ZigZag label waits as long as its segment lasts; the "
+            "horizon is measured on the data when training and stated in the training report",
+        )
     split_node = f.get("data_split")
     sf = r.fields(split_node, ("train", "validation", "test", "embargo"))
     ds = SplitSpec()

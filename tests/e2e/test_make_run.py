@@ -24,6 +24,7 @@ def test_demo_trains_neuro_mean_reversion_end_to_end(tmp_path: Path) -> None:
     out = proc.stdout
     assert "strategies/neuro_mean_reversion.yaml: valid" in out
     assert "majority baseline" in out and "ktrdrd exited 0" in out
+    assert "persistence baseline" in out and "\nverdict (test split): " in out
     (model,) = (run_dir / "models").iterdir()
     assert sorted(p.name for p in model.iterdir()) == [
         "feature_spec.json",

@@ -130,6 +130,9 @@ def _check(indicator: str, p: Param, value: Any) -> Any:
     return value
 
 
+#: What an indicator name or alias looks like.
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_\-]+")
+
 _REGISTRY: dict[str, IndicatorDef] = {}
 _BY_KEY: dict[str, IndicatorDef] = {}
 
@@ -142,8 +145,19 @@ def _key(name: str) -> str:
 def register(defn: IndicatorDef) -> IndicatorDef:
     """Add an indicator. Names and aliases must be unique after normalisation.
 
-    A clash raises ``ValueError`` and registers nothing.
+    Every name and alias must be a registered-style name (:data:`NAME_PATTERN`: a letter, then
+    letters, digits, ``_`` or ``-``; at least two characters), and ``aliases`` a tuple of them (a
+    bare string would be split into letters). A clash or a bad name raises ``ValueError`` and
+    registers nothing.
     """
+    if not isinstance(defn.aliases, tuple):
+        raise ValueError(f"{defn.name}: aliases must be a tuple of names, got {defn.aliases!r}")
+    for key in (defn.name, *defn.aliases):
+        if not isinstance(key, str) or not NAME_PATTERN.fullmatch(key):
+            raise ValueError(
+                f"{defn.name}: indicator name {key!r} must match {NAME_PATTERN.pattern} "
+                "(a letter, then letters, digits, '_' or '-')"
+            )
     keys = {_key(key): key for key in (defn.name, *defn.aliases)}
     for k, key in keys.items():
         if k in _BY_KEY:

@@ -134,3 +134,30 @@ def test_matches_talib(bars, name, params, output, reference):
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
     scale = np.nanmax(np.abs(ref))
     np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=RTOL * scale)
+
+
+def quoted_bars(n: int = 3000, seed: int = 1):
+    """EURUSD-like hourly bars quoted to 5 decimals moving a few pips per bar: many bars whose
+    typical prices (H + L + C) / 3 are equal on paper but differ in the last binary digit."""
+    from ktrdr.research.bars import Bars
+
+    rng = np.random.default_rng(seed)
+    close = np.round(1.1 + np.cumsum(rng.integers(-3, 4, n)) * 1e-5, 5)
+    open_ = np.concatenate(([close[0]], close[:-1]))
+    high = np.round(np.maximum(open_, close) + rng.integers(0, 3, n) * 1e-5, 5)
+    low = np.round(np.minimum(open_, close) - rng.integers(0, 3, n) * 1e-5, 5)
+    volume = rng.integers(1, 1000, n).astype(np.float64)
+    time = np.arange(n, dtype=np.int64) * 3_600_000_000_000
+    return Bars.from_arrays("EURUSD", "1h", time, open_, high, low, close, volume)
+
+
+def test_mfi_treats_rounding_ties_as_talib_does():
+    b = quoted_bars()
+    tp = (b.high + b.low + b.close) / 3.0
+    change = np.diff(tp)
+    near_ties = (change != 0) & (np.abs(change) < 1e-12)
+    assert near_ties.sum() > 20  # the data really has ties up to rounding
+    for period in (14, 5):
+        ours = lookup("mfi")(b, period=period)["value"]
+        ref = talib.MFI(b.high, b.low, b.close, b.volume, period)
+        np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=RTOL * 100, equal_nan=True)

@@ -96,3 +96,27 @@ def test_a_clashing_registration_registers_nothing():
         register(clash)
     with pytest.raises(UnknownIndicatorError):
         lookup("fresh_name_x")
+
+
+def test_aliases_must_be_a_tuple_of_registered_style_names():
+    letters = IndicatorDef("fresh_name_y", lambda b: {}, (), ("value",), "value", lambda p: 0, aliases="ab_c")
+    with pytest.raises(ValueError, match="aliases must be a tuple of names, got 'ab_c'"):
+        register(letters)
+    odd = IndicatorDef("fresh_name_y", lambda b: {}, (), ("value",), "value", lambda p: 0, aliases=("e",))
+    with pytest.raises(ValueError, match="indicator name 'e' must match"):
+        register(odd)
+    with pytest.raises(UnknownIndicatorError):
+        lookup("fresh_name_y")
+
+
+def test_every_registered_name_and_alias_is_a_registered_style_name():
+    from ktrdr.research.indicators.registry import NAME_PATTERN
+
+    for name in known_names():
+        defn = lookup(name)
+        assert isinstance(defn.aliases, tuple)
+        for key in (defn.name, *defn.aliases):
+            assert NAME_PATTERN.fullmatch(key), (name, key)
+    assert lookup("ma_distance").name == "distance_from_ma"
+    with pytest.raises(UnknownIndicatorError):
+        lookup("e")  # once one letter of the alias string "ma_distance"

@@ -57,3 +57,16 @@ def test_evaluate_model_with_per_symbol_metrics():
     assert r["loss"] == pytest.approx(torch.nn.functional.cross_entropy(m(x, s), y).item(), rel=1e-6)
     assert r["per_symbol"]["AAA"]["samples"] == 25 and r["per_symbol"]["BBB"]["samples"] == 15
     assert r["per_symbol"]["BBB"]["accuracy"] == float((pred[25:] == y.numpy()[25:]).mean())
+
+
+def test_figures_over_absent_classes_are_undefined_not_zero():
+    y = np.array([0, 0, 2, 2, 2])  # no HOLD in the truth
+    p = np.array([0, 1, 2, 2, 0])
+    r = classification_metrics(y, p)
+    hold = r["per_class"]["hold"]
+    assert hold == {"precision": 0.0, "recall": None, "f1": None, "support": 0}
+    assert r["macro_f1"] is None  # a three-class average over a missing class means nothing
+    assert r["weighted_f1"] == pytest.approx((2 * 0.5 + 3 * 0.8) / 5)  # buy F1 0.5, sell F1 0.8
+    never = classification_metrics(np.array([0, 1, 2]), np.array([0, 0, 0]))
+    assert never["per_class"]["sell"]["precision"] is None and never["per_class"]["sell"]["f1"] == 0.0
+    assert never["macro_f1"] == pytest.approx(0.5 / 3)  # buy: P 1/3, R 1 → F1 0.5

@@ -223,3 +223,13 @@ def test_normalized_is_json_and_complete() -> None:
     assert d["data"]["symbols"] == ["AAPL", "MSFT"]
     assert d["optim"]["batch_size"] == 32
     assert d["source"] == "x.yaml"
+
+
+def test_label_lookahead_with_zigzag_labels_warns_that_it_is_ignored() -> None:
+    fuzzy = "rsi_fast: {low: [0, 20, 40]}\nrsi_slow: {low: [0, 30, 50]}\n"
+    zigzag = load(TWO_RSI, fuzzy, "training:\n  labels: {source: zigzag, label_lookahead: 20}\n")
+    [w] = zigzag.warnings
+    assert w.path == "training.labels.label_lookahead" and w.line == 10
+    assert "ignored by ZigZag labels" in w.message and "measured on the data" in w.message
+    forward = load(TWO_RSI, fuzzy, "training:\n  labels: {source: forward, label_lookahead: 20}\n")
+    assert forward.warnings == [] and forward.strategy.labels.label_lookahead == 20

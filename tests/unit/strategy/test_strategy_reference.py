@@ -103,7 +103,9 @@ def test_neuro_mean_reversion_in_full() -> None:
         "model.features.scale_features",
         "decisions.filters.min_signal_separation",
         "decisions.filters.volume_filter",
+        "training.labels.label_lookahead",
     }
+    assert "ignored by ZigZag labels" in by_path["training.labels.label_lookahead"].message
     assert "never reaches the model" in by_path["indicators[1]"].message
     assert (by_path["deployment"].line, by_path["deployment"].column) == (28, 1)
     assert "hours" in by_path["decisions.filters.min_signal_separation"].message

@@ -85,5 +85,5 @@ define(
     (period(20), Param("ma_type", str, "sma", choices=("sma", "ema"), doc="moving average"), source_param()),
     ("value",),
     lambda p: p["period"] - 1,
-    aliases=("ma_distance"),
+    aliases=("ma_distance",),
 )

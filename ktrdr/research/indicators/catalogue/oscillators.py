@@ -77,16 +77,27 @@ def _cci(bars: Bars, period: int) -> dict[str, np.ndarray]:
     return {"value": k.safe_ratio(tp - mean, 0.015 * mad, 0.0)}
 
 
+#: Relative dead zone under which two typical prices tie (TA-Lib's MFI rule).
+_TIE_RELATIVE = 1e-14
+
+
 def _mfi(bars: Bars, period: int) -> dict[str, np.ndarray]:
     """Money Flow Index: ``100 * P / (P + N)`` with P (N) the sum over the last ``period`` bars of
     TP * volume on bars whose typical price rose (fell). 50 where there was no money flow at all
-    (TA-Lib reports 0 whenever P + N < 1)."""
+    (TA-Lib reports 0 whenever P + N < 1).
+
+    Ties as TA-Lib treats them: a change of the typical price counts as none when
+    ``|TP_t - TP_t-1| <= 1e-14 * (|TP_t| + |TP_t-1|)``. On quoted prices (EURUSD to 5 decimals) two
+    bars whose (H + L + C) / 3 are equal on paper often differ in the last binary digit; without
+    the dead zone such a bar's flow lands on one side at random."""
     tp = price(bars, "hlc3")
     flow = tp * bars.volume
+    change = np.diff(tp)
+    moved = np.abs(change) > _TIE_RELATIVE * (np.abs(tp[1:]) + np.abs(tp[:-1]))
     up = np.zeros(tp.shape[0])
     down = np.zeros(tp.shape[0])
-    up[1:] = np.where(tp[1:] > tp[:-1], flow[1:], 0.0)
-    down[1:] = np.where(tp[1:] < tp[:-1], flow[1:], 0.0)
+    up[1:] = np.where(moved & (change > 0), flow[1:], 0.0)
+    down[1:] = np.where(moved & (change < 0), flow[1:], 0.0)
     pos = k.rolling_sum(up, period)  # defined from bar period: flows t-period+1..t
     neg = k.rolling_sum(down, period)
     return {"value": 100.0 * k.safe_ratio(pos, pos + neg, 0.5)}
