@@ -141,7 +141,7 @@ def block_bootstrap_se(pnl: np.ndarray, decisions: np.ndarray, block: int) -> tu
     block's P&L minus the estimate times its decisions and ``D`` the mean decisions per block, the
     replicates' variance (to first order in the ratio) is ``Var_j(U_j) / (k · D²)`` — the limit of
     infinitely many replicates, so no Monte Carlo noise and O(n) work (``bench skill``: 1000 drawn
-    replicates cost as much as the rest of the evaluation). ``tests/unit/research/test_skill.py``
+    replicates cost as much as the rest of the evaluation). ``tests/unit/ktrdr/research/test_skill.py``
     checks it against drawn replicates."""
     n = pnl.size
     if block < 1 or n < 2 * block:

@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-from tinystrategy import RSI_SETS, make_strategy
 
 from ktrdr.research.bars import Bars
 from ktrdr.research.experiment import fit_and_evaluate
@@ -22,6 +21,7 @@ from ktrdr.research.skill import (
 from ktrdr.research.synthetic import random_walk
 from ktrdr.research.trainer import TrainOptions
 from ktrdr.strategy.model import FuzzyInputSpec, IndicatorSpec, LabelSpec, MembershipSpec, OptimSpec
+from tests.support.tinystrategy import RSI_SETS, make_strategy
 
 HOUR = 3600 * 10**9
 

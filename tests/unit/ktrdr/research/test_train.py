@@ -15,8 +15,9 @@ from ktrdr.research.features import feature_spec
 from ktrdr.research.synthetic import gbm_bars, random_walk, write_csv
 from ktrdr.research.train import main
 from ktrdr.strategy import load_strategy_file
+from tests.support.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO
 STRATEGY = ROOT / "strategies" / "neuro_mean_reversion.yaml"
 
 

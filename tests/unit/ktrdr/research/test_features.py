@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tinystrategy import RSI_SETS, make_strategy
 
 from ktrdr.research.bars import Bars, resample
 from ktrdr.research.features import (
@@ -24,8 +22,10 @@ from ktrdr.research.indicators import lookup
 from ktrdr.research.synthetic import random_walk
 from ktrdr.strategy import load_strategy_file
 from ktrdr.strategy.model import DataSpec, FuzzyInputSpec, IndicatorSpec, MembershipSpec
+from tests.support.paths import STRATEGIES
+from tests.support.tinystrategy import RSI_SETS, make_strategy
 
-NMR = Path(__file__).resolve().parents[3] / "strategies" / "neuro_mean_reversion.yaml"
+NMR = STRATEGIES / "neuro_mean_reversion.yaml"
 HOUR = 3600 * 10**9
 
 

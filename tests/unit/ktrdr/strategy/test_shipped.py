@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from ktrdr.strategy import load_strategy_file
+from tests.support.paths import STRATEGIES
 
-REPO_STRATEGIES = Path(__file__).parents[3] / "strategies"
+REPO_STRATEGIES = STRATEGIES
 SHIPPED = sorted(REPO_STRATEGIES.glob("*.yaml"))
 OURS = [p for p in SHIPPED if p.name != "neuro_mean_reversion.yaml"]
 

@@ -11,10 +11,11 @@ import yaml
 
 from ktrdr.research.indicators import lookup
 from ktrdr.strategy import load_strategy_file
+from tests.support.paths import STRATEGIES
 
 REFERENCE = Path(__file__).parent / "reference"
 REFERENCE_FILES = sorted(REFERENCE.glob("*.yaml"))
-REPO_STRATEGIES = Path(__file__).parents[3] / "strategies"
+REPO_STRATEGIES = STRATEGIES
 
 
 def test_all_eight_reference_files_are_present() -> None:

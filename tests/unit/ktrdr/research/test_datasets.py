@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-from tinystrategy import make_strategy as tiny_strategy
 
 from ktrdr.research.bars import resample
 from ktrdr.research.datasets import DatasetError, build_dataset, class_problems, split_rows
@@ -14,6 +13,7 @@ from ktrdr.research.features import build_features
 from ktrdr.research.labels import class_distribution, make_labels
 from ktrdr.research.synthetic import random_walk
 from ktrdr.strategy.model import LabelSpec, MembershipSpec, SplitSpec
+from tests.support.tinystrategy import make_strategy as tiny_strategy
 
 HOUR = 3600 * 10**9
 SETS = (
