@@ -1,7 +1,7 @@
 """The daemon's lifecycle, in the phases of uvicorn's server: :meth:`Daemon.startup` →
 :meth:`Daemon.main_loop` → :meth:`Daemon.shutdown`.
 
-Startup: directories and their locks (:func:`ktrdrd.runtime.claimed_dirs`) → journal → extensions → resume pending operations → stale
+Startup: directories and their locks (:func:`ktrdrd.rundirs.claimed_dirs`) → journal → extensions → resume pending operations → stale
 sockets removed → servers built and started → ``READY=1``. Every step that needs undoing pushes its
 undo on one ``contextlib.AsyncExitStack``, which runs them in reverse whatever happens. A failure
 before READY is logged with a clear message and :meth:`Daemon.serve` returns
@@ -31,7 +31,7 @@ from typing import Any
 
 from ktrdr import logs, wire
 from ktrdr.sdnotify import Notifier
-from ktrdrd import runtime
+from ktrdrd import rundirs
 from ktrdrd.appstate import AppState
 from ktrdrd.config import Config
 from ktrdrd.ctl.server import Limits
@@ -104,7 +104,7 @@ class Daemon:
         async with contextlib.AsyncExitStack() as stack:
             try:
                 await self.startup(stack)
-            except (runtime.StartupError, StartupFailed, OSError) as exc:  # OSError: a dir, lock or bind
+            except (rundirs.StartupError, StartupFailed, OSError) as exc:  # OSError: a dir, lock or bind
                 log.error(f"ktrdrd cannot start: {exc}")
                 return EXIT_STARTUP_FAILED
             async with asyncio.TaskGroup() as background:
@@ -125,7 +125,7 @@ class Daemon:
         config, state = self.config, self.state
         stack.callback(self.notifier.close)
         self._install_signal_handlers(stack)
-        dirs = stack.enter_context(runtime.claimed_dirs(config.runtime_dir, config.state_dir))
+        dirs = stack.enter_context(rundirs.claimed_dirs(config.runtime_dir, config.state_dir))
         state.runtime_dir, state.state_dir = dirs.runtime_dir, dirs.state_dir  # real paths, links resolved
         state.grpc_socket = dirs.runtime_dir / wire.GRPC_SOCKET
         state.ctl_socket = dirs.runtime_dir / wire.CTL_SOCKET
@@ -159,9 +159,9 @@ class Daemon:
         await core.resume_pending()
 
         for sock in (state.grpc_socket, state.ctl_socket):
-            if runtime.remove_stale_socket(sock):
+            if rundirs.remove_stale_socket(sock):
                 log.warning("removed a stale socket left by an earlier run", extra={"path": str(sock)})
-            stack.callback(runtime.remove_socket, sock)
+            stack.callback(rundirs.remove_socket, sock)
         self.servers = servers = await build_servers(
             core=core,
             app_state=state,

@@ -5,7 +5,7 @@ say why a setting has the value it has. Bad input raises :class:`ConfigError` wh
 the file and key (or variable, or flag) and what was expected; nothing is started on a config error.
 
 Keys are flat names; the ``[hosts]`` TOML table maps onto the dotted keys ``hosts.training`` and
-``hosts.ib``. Directory keys have computed defaults (:mod:`ktrdrd.runtime`), resolved here so that
+``hosts.ib``. Directory keys have computed defaults (:mod:`ktrdrd.rundirs`), resolved here so that
 ``--print-config`` shows the directories the daemon will really use.
 """
 

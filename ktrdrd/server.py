@@ -33,7 +33,7 @@ from grpc_reflection.v1alpha import reflection
 from ktrdrd.appstate import AppState
 from ktrdrd.ctl import CtlServer
 from ktrdrd.ctl.server import Limits
-from ktrdrd.runtime import SOCKET_MODE, remove_socket
+from ktrdrd.rundirs import SOCKET_MODE, remove_socket
 from ktrdrd.services import Registry, build_registry
 from ktrdrd.services.grpc_adapter import generic_handlers
 

@@ -20,7 +20,7 @@ from ktrdr.wire import (
     StatusCode,
 )
 from ktrdrd.errors import ApiError, invalid_argument
-from ktrdrd.services.status import error_data
+from ktrdrd.services.rich_status import error_data
 
 
 def encode(frame: dict[str, Any]) -> bytes:

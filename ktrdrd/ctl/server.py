@@ -64,7 +64,7 @@ from ktrdrd.ctl.protocol import (
     to_json,
 )
 from ktrdrd.errors import ApiError
-from ktrdrd.runtime import SOCKET_MODE, remove_socket
+from ktrdrd.rundirs import SOCKET_MODE, remove_socket
 from ktrdrd.services.registry import Call, MethodSpec, Registry
 
 log = logging.getLogger(__name__)

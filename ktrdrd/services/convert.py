@@ -17,7 +17,7 @@ from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import operations_pb2
 from ktrdr.wire import EVENT_ENUM_PREFIX, STATE_ENUM_PREFIX, OperationState
 from ktrdrd.errors import invalid_argument
-from ktrdrd.services.status import error_info
+from ktrdrd.services.rich_status import error_info
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from grpc_status import rpc_status
 from ktrdr.wire import StatusCode
 from ktrdrd.errors import ApiError
 from ktrdrd.services.registry import Call, MethodSpec, Registry
-from ktrdrd.services.status import to_status
+from ktrdrd.services.rich_status import to_status
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import pytest
 
 from ktrdr import logs
 from ktrdr.sdnotify import Notifier
-from ktrdrd import runtime
+from ktrdrd import rundirs
 from ktrdrd.appstate import AppState, HostStatus
 
 
@@ -24,11 +24,11 @@ def test_stale_socket_removed_but_never_a_regular_file(tmp_path: Path) -> None:
     sock_path = tmp_path / "grpc.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.bind(str(sock_path))
-    assert runtime.remove_stale_socket(sock_path) is True and not sock_path.exists()
-    assert runtime.remove_stale_socket(sock_path) is False
+    assert rundirs.remove_stale_socket(sock_path) is True and not sock_path.exists()
+    assert rundirs.remove_stale_socket(sock_path) is False
     sock_path.write_text("not a socket")
-    with pytest.raises(runtime.StartupError, match="is not a socket"):
-        runtime.remove_stale_socket(sock_path)
+    with pytest.raises(rundirs.StartupError, match="is not a socket"):
+        rundirs.remove_stale_socket(sock_path)
     assert sock_path.read_text() == "not a socket"
 
 
