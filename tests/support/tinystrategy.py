@@ -1,4 +1,6 @@
-"""The small RSI strategy the research unit tests build in code (no YAML): one helper for all."""
+"""The small RSI strategy the tests use: built in code (:func:`make_strategy`, no YAML) for the
+research tests, and as the smallest valid strategy file (:data:`SMALLEST_YAML`) for the loader and
+the daemon's strategy service."""
 
 from __future__ import annotations
 
@@ -14,6 +16,21 @@ from ktrdr.strategy.model import (
     SplitSpec,
     Strategy,
 )
+
+#: The smallest valid strategy document (one symbol, one timeframe, RSI with one fuzzy set); its last
+#: line is line 10, so anything appended to it starts on line 11.
+SMALLEST_YAML = """\
+name: t
+training_data:
+  symbols: [AAPL]
+  timeframes: [1h]
+indicators:
+  - name: rsi
+    period: 14
+fuzzy_sets:
+  rsi:
+    low: {type: triangular, parameters: [0, 20, 40]}
+"""
 
 #: Three RSI sets: shoulders at both ends and a triangle between.
 RSI_SETS = (

@@ -19,24 +19,14 @@ from ktrdr.strategy.yamltree import MAX_DEPTH
 from ktrdr.wire import FRAME_LIMIT
 from ktrdrd.operations.core import MAX_LABEL_SELECTORS, MAX_LABELS
 from ktrdrd.services.strategies import MAX_SOURCE_NAME_CHARS, MAX_STRATEGY_BYTES
+from tests.support.tinystrategy import SMALLEST_YAML
 
 SERVICE = "ktrdr.daemon.v1.StrategiesService/"
 OPS = "ktrdr.daemon.v1.OperationsService/"
 START_TICKER = "ktrdr.test.v1/StartTicker"
 INVALID_ARGUMENT = 3
 
-VALID = """\
-name: t
-training_data:
-  symbols: [AAPL]
-  timeframes: [1h]
-indicators:
-  - name: rsi
-    period: 14
-fuzzy_sets:
-  rsi:
-    low: {type: triangular, parameters: [0, 20, 40]}
-"""
+VALID = SMALLEST_YAML
 AFTER = VALID.count("\n") + 1  # the line of anything appended to VALID
 
 

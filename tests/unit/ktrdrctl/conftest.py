@@ -25,3 +25,11 @@ def server(short_dir: Path) -> Iterator[ScriptedServer]:
     srv = ScriptedServer(short_dir)
     yield srv
     srv.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process CLI runs see no KTRDR_* settings of the outer environment, and render times in UTC."""
+    for var in ("KTRDR_RUNTIME_DIR", "KTRDR_CALL_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TZ", "UTC")

@@ -29,13 +29,6 @@ NAME = f"operations/{OP}"
 PARENT = "op_01jabcdefghjkmnpqrstvwxyz1"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("KTRDR_RUNTIME_DIR", "KTRDR_CALL_TIMEOUT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("TZ", "UTC")
-
-
 def run(server: ScriptedServer, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(["--runtime-dir", str(server.runtime_dir), *argv])
     out, err = capsys.readouterr()

@@ -28,12 +28,6 @@ NAME = f"operations/{OP}"
 STRATEGIES = "ktrdr.daemon.v1.StrategiesService/"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("KTRDR_RUNTIME_DIR", "KTRDR_CALL_TIMEOUT"):
-        monkeypatch.delenv(var, raising=False)
-
-
 def run(server: ScriptedServer, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(["--runtime-dir", str(server.runtime_dir), *argv])
     out, err = capsys.readouterr()

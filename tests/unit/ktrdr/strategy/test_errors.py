@@ -3,29 +3,14 @@ expected; all errors of a file are reported together."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from ktrdr.strategy import StrategyError, StrategyIssue, load_strategy_file, load_strategy_text
+from tests.support.tinystrategy import SMALLEST_YAML
 
-MINIMAL = textwrap.dedent(
-    """\
-    name: t
-    training_data:
-      symbols: [AAPL]
-      timeframes: [1h]
-    indicators:
-      - name: rsi
-        period: 14
-    fuzzy_sets:
-      rsi:
-        low: {type: triangular, parameters: [0, 20, 40]}
-    training:
-      data_split: {train: 0.7, validation: 0.15, test: 0.15}
-    """
-)
+MINIMAL = SMALLEST_YAML + "training:\n  data_split: {train: 0.7, validation: 0.15, test: 0.15}\n"
 
 
 def errors(text: str) -> list[StrategyIssue]:

@@ -16,21 +16,9 @@ from ktrdr.strategy.inputs import MAX_NAME_CHARS
 from ktrdr.strategy.loader import MAX_FEATURES, MAX_INDICATORS, MAX_SERIES
 from ktrdr.strategy.reader import MAX_ISSUES, MAX_SUGGEST_CANDIDATES, MAX_SUGGEST_WORD, listing, suggest
 from ktrdr.strategy.yamltree import MAX_DEPTH, MAX_INT_CHARS, MAX_PATH_KEY_CHARS
+from tests.support.tinystrategy import SMALLEST_YAML
 
-MINIMAL = textwrap.dedent(
-    """\
-    name: t
-    training_data:
-      symbols: [AAPL]
-      timeframes: [1h]
-    indicators:
-      - name: rsi
-        period: 14
-    fuzzy_sets:
-      rsi:
-        low: {type: triangular, parameters: [0, 20, 40]}
-    """
-)
+MINIMAL = SMALLEST_YAML
 
 
 def failure(text: str) -> StrategyError:
