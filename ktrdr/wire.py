@@ -62,7 +62,7 @@ class OperationState(enum.StrEnum):
     """An operation's state, by the name the journal stores (equal to that plain string).
 
     PENDING → RUNNING → SUCCEEDED | FAILED | CANCELLED; INTERRUPTED when the daemon restarted and
-    nothing could reattach the operation (it may be resumed). The last four are terminal
+    nothing could reattach the operation, or its progress could not be journaled (it may be resumed). The last four are terminal
     (``done`` on the wire).
     """
 
