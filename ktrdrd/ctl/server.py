@@ -490,11 +490,11 @@ class Connection(asyncio.Protocol):
             prefix, frame, send = result_prefix(call_id), self._server.stream_frame, self.push
 
             def frames(batch: list[Any]) -> bytes:
-                return b"".join([_fitting(frame(prefix, response)) for response in batch])
+                return b"".join([frame(prefix, response) for response in batch])
 
             def push(batch: list[Any]) -> bool:
                 if len(batch) == 1:  # a live event, pushed to every watcher in a row
-                    return send(_fitting(frame(prefix, batch[0])))
+                    return send(frame(prefix, batch[0]))
                 return send(frames(batch))
 
             request = parse_params(params, spec.request_type)
@@ -602,7 +602,7 @@ class CtlServer:
         last_response, last_prefix, data = self._last_frame
         if response is last_response and prefix == last_prefix:
             return data
-        data = splice_result(prefix, self.stream_bodies.body(response))
+        data = _fitting(splice_result(prefix, self.stream_bodies.body(response)))  # checked once per frame
         self._last_frame = (response, prefix, data)
         return data
 
