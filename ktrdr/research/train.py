@@ -213,7 +213,12 @@ def _num(x: float | None, spec: str = ".3f") -> str:
 
 def _print_text(s: dict[str, Any]) -> None:
     print(f"model: {s['model_dir']}  ({s['parameters']} parameters, {s['features']} features, {s['device']})")
-    print(f"epochs: {s['epochs_trained']}  best epoch: {s['best_epoch']}  {s['samples_per_s']:.0f} samples/s")
+    best = (
+        s["best_epoch"]
+        if s["best_epoch"] is not None
+        else "n/a (no early stopping: the last epoch's weights)"
+    )
+    print(f"epochs: {s['epochs_trained']}  best epoch: {best}  {s['samples_per_s']:.0f} samples/s")
     print(
         "warm-up bars before the start: "
         + ", ".join(f"{k} {w['warmup_bars']} (wanted {w['warmup_required']})" for k, w in s["warmup"].items())
