@@ -73,7 +73,7 @@ def operation_outcome(op: dict[str, Any]) -> None:
 
 @click.group(
     cls=LazyGroup,
-    lazy_commands={"strategies": "ktrdrctl.strategies:strategies"},
+    lazy_commands={"strategies": "ktrdrctl.strategies:strategies", "data": "ktrdrctl.data:data"},
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(

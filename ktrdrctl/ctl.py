@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import _socket
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ktrdr.wire import FRAME_LIMIT, code_name
@@ -107,6 +107,26 @@ class CtlClient:
                 return
             yield frame["result"]
 
+    def client_stream(
+        self,
+        method: str,
+        first: dict[str, Any],
+        rest: Iterable[dict[str, Any]],
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Client-streaming call: ``first`` in the request frame, each of ``rest`` in a continuation
+        frame, then ``done``; returns the one ``result``. ``rest`` is consumed lazily (a file read as
+        it is sent). ``timeout`` bounds the wait for the answer once everything is sent."""
+        call_id = self._send(method, first)
+        for params in rest:
+            self._write({"jsonrpc": "2.0", "id": call_id, "params": params})
+        self._write({"jsonrpc": "2.0", "id": call_id, "done": True})
+        frame = self._read_frame(call_id, self.timeout if timeout is None else timeout)
+        if frame.get("done"):
+            raise DaemonUnreachable(self.path, f"{method} ended without a result")
+        return frame["result"]
+
     # -- framing ---------------------------------------------------------------------------------
 
     def _connect(self) -> _socket.socket:
@@ -129,11 +149,14 @@ class CtlClient:
         return sock
 
     def _send(self, method: str, params: dict[str, Any]) -> int:
-        sock = self._connect()
         call_id = self._next_id
         self._next_id += 1
-        request = {"jsonrpc": "2.0", "id": call_id, "method": method, "params": params}
-        data = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        self._write({"jsonrpc": "2.0", "id": call_id, "method": method, "params": params})
+        return call_id
+
+    def _write(self, frame: dict[str, Any]) -> None:
+        sock = self._connect()
+        data = json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         if len(data) - 1 > FRAME_LIMIT:  # the cap excludes the newline
             raise RequestTooLarge(
                 f"the request is {len(data) - 1} bytes, over the {FRAME_LIMIT}-byte frame cap; nothing was sent"
@@ -142,7 +165,6 @@ class CtlClient:
             sock.sendall(data)
         except OSError as e:
             raise DaemonUnreachable(self.path, f"sending failed: {e.strerror or e}") from None
-        return call_id
 
     def _read_frame(self, call_id: int, timeout: float | None) -> dict[str, Any]:
         """Next frame for ``call_id``: a result or done frame; raises on error frames."""

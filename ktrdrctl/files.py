@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 
 from ktrdr import wire
 
@@ -34,16 +35,47 @@ def _kind(mode: int) -> str:
     return next((word for test, word in _KINDS if test(mode)), "not a regular file")
 
 
-def read_text(name: str, limit: int = MAX_FILE_BYTES) -> str:
-    """The UTF-8 text of the regular file ``name``, at most ``limit`` bytes; :class:`FileProblem` otherwise."""
+def _open_regular(name: str) -> int:
+    """An open descriptor of the regular file ``name``; :class:`FileProblem` otherwise (nothing left open)."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
         raise FileProblem(f"cannot read {name}: {e.strerror or e}") from None
     try:
         mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise FileProblem(f"cannot read {name}: it is {_kind(mode)}, not a regular file")
+    except OSError as e:
+        os.close(fd)
+        raise FileProblem(f"cannot read {name}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise FileProblem(f"cannot read {name}: it is {_kind(mode)}, not a regular file")
+    return fd
+
+
+def read_chunks(name: str, chunk_bytes: int) -> Iterator[bytes]:
+    """The bytes of the regular file ``name`` in pieces of at most ``chunk_bytes``.
+
+    The file is opened and checked now (:class:`FileProblem` at once); it is read as the pieces are
+    taken and closed when the iterator is exhausted or closed. A read error mid-way is a FileProblem.
+    """
+    fd = _open_regular(name)
+
+    def pieces() -> Iterator[bytes]:
+        try:
+            while chunk := os.read(fd, chunk_bytes):
+                yield chunk
+        except OSError as e:
+            raise FileProblem(f"cannot read {name}: {e.strerror or e}") from None
+        finally:
+            os.close(fd)
+
+    return pieces()
+
+
+def read_text(name: str, limit: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of the regular file ``name``, at most ``limit`` bytes; :class:`FileProblem` otherwise."""
+    fd = _open_regular(name)
+    try:
         chunks: list[bytes] = []
         size = 0
         while size <= limit:

@@ -67,6 +67,17 @@ def ensure_fd_limit(needed: int) -> int:
     return soft
 
 
+async def _open_data_service(config: Config, state: AppState, core: OperationsCore) -> Any:
+    """The DataService over the bar cache in ``<state dir>/data`` (catalog in the journal)."""
+    from ktrdrd.data.cache import BarCache
+    from ktrdrd.services.data import DataService
+
+    cache = BarCache(state.state_dir / "data", core.journal)
+    for leftover in await cache.open():
+        log.warning("removed a temporary file an interrupted write left", extra={"path": str(leftover)})
+    return DataService(cache, max_import_bytes=config["data_import_max_bytes"])
+
+
 class Daemon:
     """One run of ktrdrd. ``await Daemon(config).serve()`` returns the process exit code.
 
@@ -157,6 +168,7 @@ class Daemon:
         for extend in self.extensions:
             extend(core, ctl_methods)
         await core.resume_pending()
+        data_service = await _open_data_service(config, state, core)
 
         for sock in (state.grpc_socket, state.ctl_socket):
             if rundirs.remove_stale_socket(sock):
@@ -171,6 +183,7 @@ class Daemon:
             ctl_limits=limits,
             grpc_max_concurrent_rpcs=config["grpc_max_concurrent_rpcs"],
             grpc_max_streams=config["grpc_max_streams"],
+            data_service=data_service,
         )
         await servers.start()
         stack.push_async_callback(servers.abort)  # reached only if shutdown did not run

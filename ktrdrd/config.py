@@ -89,6 +89,13 @@ KEYS: tuple[Key, ...] = (
         "grpc_max_concurrent_rpcs", "int", 1024, "gRPC calls in flight (more: RESOURCE_EXHAUSTED)", minimum=1
     ),
     Key("grpc_max_streams", "int", 128, "concurrent gRPC calls per HTTP/2 connection", minimum=1),
+    Key(
+        "data_import_max_bytes",
+        "int",
+        512 * 1024 * 1024,
+        "largest file `ktrdrctl data import` may send (more: RESOURCE_EXHAUSTED)",
+        minimum=1,
+    ),
     Key("hosts.training", "list", [], "training host addresses, comma-separated; empty = local host"),
     Key("hosts.ib", "str", "", "IB host address; empty = local host"),
 )

@@ -112,13 +112,15 @@ async def build_servers(
     ctl_limits: Limits | None = None,
     grpc_max_concurrent_rpcs: int | None = None,
     grpc_max_streams: int = 128,
+    data_service: object | None = None,
 ) -> Servers:
     """Create (not start) both servers; the gRPC socket is bound here, the ctl socket at start().
 
     Must be called inside the running event loop. ``extra_ctl_methods`` (ctl-only methods of test
     plugins, ``name -> async callable(params dict)``) is read at call time, so it may grow later.
+    ``data_service``: the DataService over the daemon's bar cache (None: UNIMPLEMENTED).
     """
-    registry = build_registry(app_state, core)
+    registry = build_registry(app_state, core, data_service)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

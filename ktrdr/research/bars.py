@@ -13,6 +13,7 @@ columns ``open, high, low, close, volume``, case-insensitive) or ``{SYMBOL}_{TF}
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,8 +86,10 @@ class Bars:
         volume: np.ndarray,
         *,
         source: str = "<arrays>",
+        row_label: Callable[[int], str] | None = None,
     ) -> Bars:
-        """Validate and wrap arrays. Raises :class:`BarsError` with ``source`` and the first bad row."""
+        """Validate and wrap arrays. Raises :class:`BarsError` with ``source`` and the first bad row,
+        named by ``row_label(index)`` (default ``row <index>``; a file reader passes its line numbers)."""
         timeframes.parse(timeframe)
         # Copies: the arrays are frozen below, and the caller's own arrays must stay writable.
         t = np.array(time, dtype=np.int64)
@@ -94,7 +97,7 @@ class Bars:
         n = t.shape[0]
         if any(c.shape != (n,) for c in cols):
             raise BarsError(f"{source}: columns have different lengths")
-        _validate(source, t, *cols)
+        _validate(source, row_label or _row, t, *cols)
         for a in (t, *cols):
             a.setflags(write=False)
         return cls(symbol, timeframe, t, *cols)
@@ -169,28 +172,32 @@ def resample(bars: Bars, timeframe: str, *, keep_forming: bool = False) -> Bars:
     )
 
 
-def _validate(source: str, t: np.ndarray, o, h, lo, c, v) -> None:
+def _row(index: int) -> str:
+    return f"row {index}"
+
+
+def _validate(source: str, row: Callable[[int], str], t: np.ndarray, o, h, lo, c, v) -> None:
     if t.shape[0] > 1:
         d = np.diff(t)
         bad = np.flatnonzero(d <= 0)
         if bad.size:
             i = int(bad[0]) + 1
             what = "duplicated" if d[bad[0]] == 0 else "unsorted (earlier than the row before)"
-            raise BarsError(f"{source}: row {i}: timestamp {_iso(t[i])} is {what}")
+            raise BarsError(f"{source}: {row(i)}: timestamp {_iso(t[i])} is {what}")
     for name, col in (("open", o), ("high", h), ("low", lo), ("close", c)):
         bad = np.flatnonzero(~np.isfinite(col))
         if bad.size:
             i = int(bad[0])
-            raise BarsError(f"{source}: row {i} ({_iso(t[i])}): {name} is {col[i]}")
+            raise BarsError(f"{source}: {row(i)} ({_iso(t[i])}): {name} is {col[i]}")
     bad = np.flatnonzero(~np.isfinite(v) | (v < 0))
     if bad.size:
         i = int(bad[0])
-        raise BarsError(f"{source}: row {i} ({_iso(t[i])}): volume is {v[i]}")
+        raise BarsError(f"{source}: {row(i)} ({_iso(t[i])}): volume is {v[i]}")
     bad = np.flatnonzero((h < lo) | (h < np.maximum(o, c)) | (lo > np.minimum(o, c)))
     if bad.size:
         i = int(bad[0])
         raise BarsError(
-            f"{source}: row {i} ({_iso(t[i])}): inconsistent OHLC "
+            f"{source}: {row(i)} ({_iso(t[i])}): inconsistent OHLC "
             f"(open {o[i]}, high {h[i]}, low {lo[i]}, close {c[i]}): high < low or outside the range"
         )
 

@@ -92,7 +92,39 @@ def _v2_write_probe(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_operations, _v2_write_probe)
+def _v3_bar_catalog(conn: sqlite3.Connection) -> None:
+    """The bar cache's catalog: one row per stored series, and its covered and known-empty intervals
+    (``kind`` ``covered`` or ``empty``; ``[start_ns, end_ns)``, UTC ns)."""
+    _execute_all(
+        conn,
+        """
+        CREATE TABLE bar_series (
+            symbol      TEXT NOT NULL,
+            timeframe   TEXT NOT NULL,
+            source      TEXT NOT NULL,
+            calendar    TEXT NOT NULL,
+            digest      TEXT NOT NULL,
+            bar_count   INTEGER NOT NULL,
+            first_ns    INTEGER NOT NULL,
+            last_ns     INTEGER NOT NULL,
+            update_time REAL NOT NULL,
+            PRIMARY KEY (symbol, timeframe)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE bar_intervals (
+            symbol    TEXT NOT NULL,
+            timeframe TEXT NOT NULL,
+            kind      TEXT NOT NULL CHECK (kind IN ('covered', 'empty')),
+            start_ns  INTEGER NOT NULL,
+            end_ns    INTEGER NOT NULL,
+            PRIMARY KEY (symbol, timeframe, kind, start_ns),
+            FOREIGN KEY (symbol, timeframe) REFERENCES bar_series (symbol, timeframe) ON DELETE CASCADE
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_operations, _v2_write_probe, _v3_bar_catalog)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -247,6 +247,15 @@ class Journal:
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._reader, lambda: fn(self._read_conn()))
 
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on the reader thread (a read-only connection) and return its value."""
+        return await self._read(fn)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue the write ``fn(conn)`` for the writer thread; the future resolves once it is committed
+        (see :class:`~ktrdrd.journal.writer.Writer`). Loop thread only."""
+        return self._writer.submit(fn)
+
     async def get_operation(self, op_id: str) -> OperationRecord | None:
         """The operation with id ``op_id`` (``op_...``) as last committed, or None.
 

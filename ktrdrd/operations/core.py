@@ -210,6 +210,11 @@ class OperationsCore:
         return core
 
     @property
+    def journal(self) -> Journal:
+        """The journal store, for other tables kept in the same database (the bar catalog)."""
+        return self._journal
+
+    @property
     def journal_error(self) -> JournalWriteError | None:
         """Why journal writes fail now, or None while they succeed."""
         return self._journal_error

@@ -29,14 +29,18 @@ class Pending:
         self.descriptor = descriptor
 
 
-def build_registry(app_state: AppState, core: Any) -> Registry:
-    """Every daemon service, bound to this daemon's state and operations core."""
+def build_registry(app_state: AppState, core: Any, data: object | None = None) -> Registry:
+    """Every daemon service, bound to this daemon's state and operations core.
+
+    ``data``: the ``DataService`` (:mod:`.data`, built by the daemon around its bar cache); None
+    leaves DataService UNIMPLEMENTED (tools that serve no cache).
+    """
     return Registry(
         [
             SystemService(app_state),
             OperationsService(core),
             Pending(training_pb2.DESCRIPTOR.services_by_name["TrainingService"]),
-            Pending(data_pb2.DESCRIPTOR.services_by_name["DataService"]),
+            data or Pending(data_pb2.DESCRIPTOR.services_by_name["DataService"]),
             StrategiesService(),
             Pending(models_pb2.DESCRIPTOR.services_by_name["ModelsService"]),
             Pending(backtests_pb2.DESCRIPTOR.services_by_name["BacktestsService"]),

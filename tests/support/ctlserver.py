@@ -61,6 +61,7 @@ class ScriptedServer:
         self.runtime_dir = runtime_dir
         self.path = runtime_dir / "ctl.sock"
         self.handlers: dict[str, Handler] = {}
+        self.client_streams: set[str] = set()  # methods answered at their input's ``done`` frame
         self.requests: list[dict[str, Any]] = []
         self.release = threading.Event()  # handlers that block wait on this
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -69,8 +70,12 @@ class ScriptedServer:
         self._conns: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def on(self, method: str, handler: Handler) -> None:
+    def on(self, method: str, handler: Handler, *, client_stream: bool = False) -> None:
+        """Answer ``method`` with ``handler(params)``; a client stream's handler gets the first
+        message's params once the client's ``done`` frame arrives."""
         self.handlers[method] = handler
+        if client_stream:
+            self.client_streams.add(method)
 
     def params_of(self, method: str) -> list[dict[str, Any]]:
         """Params of every request for ``method``, in arrival order."""
@@ -86,10 +91,18 @@ class ScriptedServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        streams: dict[Any, dict[str, Any]] = {}  # client streams whose input has not ended: id → request
         with contextlib.suppress(OSError), conn, conn.makefile("rb") as reader:
             for line in reader:
                 request = json.loads(line)
                 self.requests.append(request)
+                if request.get("method") in self.client_streams:
+                    streams[request["id"]] = request
+                    continue
+                if "method" not in request:  # more input of a client stream, or its end
+                    if not request.get("done") or request["id"] not in streams:
+                        continue
+                    request = streams.pop(request["id"])
                 handler = self.handlers.get(request["method"])
                 frames = handler(request["params"]) if handler else error(12, f"{request['method']}?")
                 for frame in frames:

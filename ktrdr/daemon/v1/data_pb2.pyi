@@ -31,6 +31,12 @@ class ImportMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMPORT_MODE_CREATE: _ClassVar[ImportMode]
     IMPORT_MODE_REPLACE: _ClassVar[ImportMode]
     IMPORT_MODE_MERGE: _ClassVar[ImportMode]
+
+class ImportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMPORT_FORMAT_UNSPECIFIED: _ClassVar[ImportFormat]
+    IMPORT_FORMAT_CSV: _ClassVar[ImportFormat]
+    IMPORT_FORMAT_PARQUET: _ClassVar[ImportFormat]
 DATA_SOURCE_UNSPECIFIED: DataSource
 DATA_SOURCE_IB: DataSource
 DATA_SOURCE_IMPORT: DataSource
@@ -42,6 +48,9 @@ IMPORT_MODE_UNSPECIFIED: ImportMode
 IMPORT_MODE_CREATE: ImportMode
 IMPORT_MODE_REPLACE: ImportMode
 IMPORT_MODE_MERGE: ImportMode
+IMPORT_FORMAT_UNSPECIFIED: ImportFormat
+IMPORT_FORMAT_CSV: ImportFormat
+IMPORT_FORMAT_PARQUET: ImportFormat
 
 class LoadDataRequest(_message.Message):
     __slots__ = ("symbols", "timeframes", "start_time", "end_time", "mode", "request_id", "labels")
@@ -135,22 +144,28 @@ class ListSeriesResponse(_message.Message):
     def __init__(self, series: _Optional[_Iterable[_Union[SeriesCoverage, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ImportBarsHeader(_message.Message):
-    __slots__ = ("series", "mode", "source_name")
+    __slots__ = ("series", "mode", "source_name", "format", "calendar")
     SERIES_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    CALENDAR_FIELD_NUMBER: _ClassVar[int]
     series: _common_pb2.SeriesKey
     mode: ImportMode
     source_name: str
-    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., source_name: _Optional[str] = ...) -> None: ...
+    format: ImportFormat
+    calendar: str
+    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., source_name: _Optional[str] = ..., format: _Optional[_Union[ImportFormat, str]] = ..., calendar: _Optional[str] = ...) -> None: ...
 
 class ImportBarsRequest(_message.Message):
-    __slots__ = ("header", "chunk")
+    __slots__ = ("header", "chunk", "data")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
     header: ImportBarsHeader
     chunk: _common_pb2.BarsChunk
-    def __init__(self, header: _Optional[_Union[ImportBarsHeader, _Mapping]] = ..., chunk: _Optional[_Union[_common_pb2.BarsChunk, _Mapping]] = ...) -> None: ...
+    data: bytes
+    def __init__(self, header: _Optional[_Union[ImportBarsHeader, _Mapping]] = ..., chunk: _Optional[_Union[_common_pb2.BarsChunk, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ImportBarsResponse(_message.Message):
     __slots__ = ("coverage", "bars_imported")
@@ -161,16 +176,30 @@ class ImportBarsResponse(_message.Message):
     def __init__(self, coverage: _Optional[_Union[SeriesCoverage, _Mapping]] = ..., bars_imported: _Optional[int] = ...) -> None: ...
 
 class GetBarsRequest(_message.Message):
-    __slots__ = ("series", "start_time", "end_time", "chunk_bars")
+    __slots__ = ("series", "start_time", "end_time", "chunk_bars", "tail")
     SERIES_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     CHUNK_BARS_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
     series: _common_pb2.SeriesKey
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     chunk_bars: int
-    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., chunk_bars: _Optional[int] = ...) -> None: ...
+    tail: int
+    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., chunk_bars: _Optional[int] = ..., tail: _Optional[int] = ...) -> None: ...
+
+class DeleteSeriesRequest(_message.Message):
+    __slots__ = ("series",)
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    series: _common_pb2.SeriesKey
+    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ...) -> None: ...
+
+class DeleteSeriesResponse(_message.Message):
+    __slots__ = ("coverage",)
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    coverage: SeriesCoverage
+    def __init__(self, coverage: _Optional[_Union[SeriesCoverage, _Mapping]] = ...) -> None: ...
 
 class GetBarsResponse(_message.Message):
     __slots__ = ("chunk",)

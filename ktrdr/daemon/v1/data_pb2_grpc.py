@@ -59,6 +59,11 @@ class DataServiceStub:
                 request_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetBarsRequest.SerializeToString,
                 response_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetBarsResponse.FromString,
                 _registered_method=True)
+        self.DeleteSeries = channel.unary_unary(
+                '/ktrdr.daemon.v1.DataService/DeleteSeries',
+                request_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesResponse.FromString,
+                _registered_method=True)
 
 
 class DataServiceServicer:
@@ -86,8 +91,10 @@ class DataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ImportBars(self, request_iterator, context):
-        """Client stream: one header message, then chunks (the client reads the CSV). The whole import is
-        one atomic replace of the series; any bad chunk fails the call and changes nothing.
+        """Client stream: one header message, then the bytes of the user's file in order (the client reads
+        the file, the daemon parses and validates it). The whole import is one atomic replace of the
+        series file; bad input fails the call (INVALID_ARGUMENT naming the line or row) and changes
+        nothing. More bytes than the daemon's data_import_max_bytes: RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,6 +102,13 @@ class DataServiceServicer:
 
     def GetBars(self, request, context):
         """Server stream of BarsChunk (< 4 MiB each) in time order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSeries(self, request, context):
+        """Removes the series' file and catalog entry. NOT_FOUND if the cache has none of it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,6 +141,11 @@ def add_DataServiceServicer_to_server(servicer, server):
                     servicer.GetBars,
                     request_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetBarsRequest.FromString,
                     response_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetBarsResponse.SerializeToString,
+            ),
+            'DeleteSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSeries,
+                    request_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesRequest.FromString,
+                    response_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +283,33 @@ class DataService:
             '/ktrdr.daemon.v1.DataService/GetBars',
             ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetBarsRequest.SerializeToString,
             ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetBarsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.daemon.v1.DataService/DeleteSeries',
+            ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesRequest.SerializeToString,
+            ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

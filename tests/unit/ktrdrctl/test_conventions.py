@@ -26,6 +26,7 @@ from tests.support.importprobe import beyond_stdlib, forbidden_in, imported_modu
 OP = "op_01jabcdefghjkmnpqrstvwxyz0"
 NAME = f"operations/{OP}"
 STRATEGIES = "ktrdr.daemon.v1.StrategiesService/"
+DATA = "ktrdr.daemon.v1.DataService/"
 
 
 def run(server: ScriptedServer, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -99,6 +100,9 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
     server.on(OPS + "WatchOperation", lambda _: stream(items))
     server.on(STRATEGIES + "ValidateStrategy", lambda _: result({"valid": True}))
     server.on(STRATEGIES + "DescribeStrategy", lambda _: result({"featureNames": ["f"]}))
+    server.on(DATA + "ImportBars", lambda _: result({"barsImported": "1"}), client_stream=True)
+    server.on(DATA + "ListSeries", lambda _: result({"series": []}))
+    (tmp / "bars.csv").write_text("time,open,high,low,close\n2024-01-02,1,1,1,1\n")
     files = [tmp / "a.yaml", tmp / "b.yaml"]
     for file in files:
         file.write_text("name: x\n")
@@ -114,6 +118,8 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
         "ops resume": (["ops", "resume", OP], 1),
         "strategies validate": (["strategies", "validate", *map(str, files)], len(files)),
         "strategies show": (["strategies", "show", str(files[0])], 1),
+        "data import": (["data", "import", str(tmp / "bars.csv"), "--symbol", "X", "--timeframe", "1d"], 1),
+        "data coverage": (["data", "coverage"], 1),
     }
 
 

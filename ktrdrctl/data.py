@@ -1,0 +1,240 @@
+"""``ktrdrctl data import|show|coverage|delete``: the daemon's bar cache (``DataService``).
+
+``import`` reads only a regular file and streams its bytes (``ImportBars``, a client stream over
+ctl); the daemon parses and validates them, so bad rows come back as its INVALID_ARGUMENT naming
+the file's line (exit 1) and nothing is imported. ``show`` prints bars as a table, as CSV (which
+``import`` reads back) or, with ``--format json``, one ``GetBarsResponse`` per line (the ``--json``
+convention). Imports only click and ktrdrctl at module level; the client loads when a command runs.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from ktrdrctl import exits
+from ktrdrctl.files import FileProblem, read_chunks
+from ktrdrctl.groups import Group
+from ktrdrctl.strategies import TIME_FORMATS, utc_text
+
+DATA = "ktrdr.daemon.v1.DataService/"
+#: File bytes per ctl frame: base64 makes 4/3 of it, well under the 4 MiB frame cap.
+CHUNK_BYTES = 1024 * 1024
+TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w")
+COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+@click.group(cls=Group)
+def data() -> None:
+    """The daemon's bar cache: import files, show bars, list coverage, delete series."""
+
+
+def series(symbol: str, timeframe: str) -> dict[str, str]:
+    return {"symbol": symbol, "timeframe": timeframe}
+
+
+def iso_ns(ns: int) -> str:
+    """UTC ns since the epoch as ``2024-01-05T13:00:00Z``."""
+    seconds, nanos = divmod(ns, 10**9)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{nanos:09d}Z" if nanos else f"{text}Z"
+
+
+def coverage_line(coverage: dict[str, Any]) -> str:
+    """``AAPL 1d IMPORT: 252 bars 2024-01-02T00:00:00Z .. 2024-12-31T00:00:00Z``."""
+    key = coverage.get("series", {})
+    source = str(coverage.get("source", "DATA_SOURCE_UNSPECIFIED")).removeprefix("DATA_SOURCE_")
+    return (
+        f"{key.get('symbol', '')} {key.get('timeframe', '')} {source}: {int(coverage.get('barCount', 0))} bars "
+        f"{coverage.get('firstBarTime', '')} .. {coverage.get('lastBarTime', '')}"
+    )
+
+
+def coverage_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            e["series"]["symbol"],
+            e["series"]["timeframe"],
+            str(e.get("source", "")).removeprefix("DATA_SOURCE_"),
+            str(int(e.get("barCount", 0))),
+            e.get("firstBarTime", ""),
+            e.get("lastBarTime", ""),
+            str(len(e.get("covered", []))),
+            str(len(e.get("knownEmpty", []))),
+            e.get("digest", "")[:12],
+        ]
+        for e in entries
+    ]
+
+
+def bar_rows(chunk: dict[str, Any]) -> Iterator[list[str]]:
+    """One row per bar of a ``BarsChunk`` (proto3 JSON): ISO time, then the five columns."""
+    times = chunk.get("timeNs", [])
+    values = [chunk.get(name, [0.0] * len(times)) for name in COLUMNS]
+    for i, t in enumerate(times):
+        yield [iso_ns(int(t)), *(repr(float(column[i])) for column in values)]
+
+
+@data.command("import")
+@click.argument("file", metavar="FILE")
+@click.option("--symbol", required=True, help="The series' symbol (AAPL, EURUSD, BTCUSD).")
+@click.option("--timeframe", required=True, type=click.Choice(TIMEFRAMES), help="The bars' timeframe.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet"]),
+    help="The file's format. Default: parquet for *.parquet, else csv.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["merge", "replace", "create"]),
+    default="merge",
+    show_default=True,
+    help="merge: the file's bars replace stored bars from its first to its last bar, the rest is kept; "
+    "replace: the series becomes the file; create: refuse if the series exists.",
+)
+@click.option(
+    "--calendar",
+    type=click.Choice(["XNYS", "forex", "crypto"], case_sensitive=False),
+    help="Trading calendar for known-empty intervals. Default: guessed from the symbol (docs/data.md).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the daemon's response as canonical proto3 JSON.")
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    file: str,
+    symbol: str,
+    timeframe: str,
+    fmt: str | None,
+    mode: str,
+    calendar: str | None,
+    as_json: bool,
+) -> None:
+    """Import bars from a CSV or Parquet FILE into the cache (one atomic write; bad rows change nothing)."""
+    from ktrdrctl.cli import print_json, session_of
+    from ktrdrctl.ctl import CtlError, DaemonUnreachable, RequestTooLarge
+
+    try:
+        pieces = read_chunks(file, CHUNK_BYTES)
+    except FileProblem as e:
+        raise exits.CliFailure(str(e), exits.USAGE) from None
+    header: dict[str, Any] = {
+        "series": series(symbol, timeframe),
+        "mode": f"IMPORT_MODE_{mode.upper()}",
+        "sourceName": file,
+    }
+    if fmt:
+        header["format"] = f"IMPORT_FORMAT_{fmt.upper()}"
+    if calendar:
+        header["calendar"] = calendar
+    session = session_of(ctx)
+    rest = ({"data": base64.b64encode(piece).decode("ascii")} for piece in pieces)
+    try:
+        response = session.client.client_stream(DATA + "ImportBars", {"header": header}, rest)
+    except FileProblem as e:
+        raise exits.CliFailure(str(e), exits.FAILED) from None
+    except (CtlError, DaemonUnreachable) as e:
+        raise session.failure(e) from None
+    except RequestTooLarge as e:
+        raise exits.CliFailure(str(e), exits.USAGE) from None
+    if as_json:
+        print_json(response)
+        return
+    coverage = response.get("coverage", {})
+    click.echo(f"imported {int(response.get('barsImported', 0))} bars from {file}")
+    click.echo(f"{coverage_line(coverage)}  digest {coverage.get('digest', '')}")
+
+
+@data.command()
+@click.argument("symbol")
+@click.argument("timeframe", type=click.Choice(TIMEFRAMES))
+@click.option("--start", type=click.DateTime(TIME_FORMATS), metavar="TIME", help="First bar open time (UTC).")
+@click.option("--end", type=click.DateTime(TIME_FORMATS), metavar="TIME", help="End, exclusive (UTC).")
+@click.option("--tail", type=click.IntRange(min=1), metavar="N", help="Only the last N bars of the range.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="json: one GetBarsResponse per line (proto3 JSON).",
+)
+@click.pass_context
+def show(
+    ctx: click.Context,
+    symbol: str,
+    timeframe: str,
+    start: datetime | None,
+    end: datetime | None,
+    tail: int | None,
+    fmt: str,
+) -> None:
+    """Show the cached bars of SYMBOL TIMEFRAME, oldest first."""
+    from ktrdrctl import render
+    from ktrdrctl.cli import print_json, session_of
+
+    request: dict[str, Any] = {"series": series(symbol, timeframe)}
+    for key, value in (("startTime", utc_text(start)), ("endTime", utc_text(end))):
+        if value:
+            request[key] = value
+    if tail:
+        request["tail"] = tail
+    responses = session_of(ctx).stream(DATA + "GetBars", request)
+    headers = ["time", *COLUMNS]
+    if fmt == "json":
+        for response in responses:
+            print_json(response)
+    elif fmt == "csv":
+        click.echo(",".join(headers))
+        for response in responses:
+            click.echo("\n".join(",".join(row) for row in bar_rows(response.get("chunk", {}))))
+    else:
+        rows = [row for response in responses for row in bar_rows(response.get("chunk", {}))]
+        click.echo(render.table(headers, rows) if rows else f"no bars of {symbol} {timeframe} in that range")
+
+
+@data.command()
+@click.argument("symbol", required=False, default="")
+@click.option("--json", "as_json", is_flag=True, help="Print each ListSeries response as proto3 JSON.")
+@click.pass_context
+def coverage(ctx: click.Context, symbol: str, as_json: bool) -> None:
+    """List the cached series (of SYMBOL only, if given): source, bars, range, intervals, digest."""
+    from ktrdrctl import render
+    from ktrdrctl.cli import print_json, session_of
+
+    session = session_of(ctx)
+    entries: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        response = session.call(DATA + "ListSeries", {"symbol": symbol, "pageSize": 1000, "pageToken": token})
+        if as_json:
+            print_json(response)
+        entries += response.get("series", [])
+        token = response.get("nextPageToken", "")
+        if not token:
+            break
+    if not entries and symbol:
+        raise exits.CliFailure(f"no series of {symbol} in the cache", exits.NOT_FOUND)
+    if as_json:
+        return
+    if not entries:
+        click.echo("the cache holds no series")
+        return
+    headers = ["SYMBOL", "TF", "SOURCE", "BARS", "FIRST", "LAST", "COVERED", "KNOWN-EMPTY", "DIGEST"]
+    click.echo(render.table(headers, coverage_rows(entries)))
+
+
+@data.command()
+@click.argument("symbol")
+@click.argument("timeframe", type=click.Choice(TIMEFRAMES))
+@click.pass_context
+def delete(ctx: click.Context, symbol: str, timeframe: str) -> None:
+    """Delete the series SYMBOL TIMEFRAME from the cache (its file and catalog entry)."""
+    from ktrdrctl.cli import session_of
+
+    response = session_of(ctx).call(DATA + "DeleteSeries", {"series": series(symbol, timeframe)})
+    click.echo(f"deleted {coverage_line(response.get('coverage', {}))}")

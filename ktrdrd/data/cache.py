@@ -1,0 +1,185 @@
+""":class:`BarCache`: the series files and their catalog, one writer per series, files off the loop.
+
+Writes of one series (import, delete; later loads) hold that series' ``asyncio.Lock``, so they run
+one at a time; reads take no lock (a file is only ever replaced whole, atomically). Every file
+operation runs in a worker thread; catalog writes go through the journal's writer thread.
+
+Imports (``mode``):
+
+- ``create``: refused (ALREADY_EXISTS) when the series exists;
+- ``replace``: the file becomes exactly the imported bars;
+- ``merge`` (the default): the imported bars replace the stored bars from the import's first to its
+  last bar; stored bars outside that range are kept, so a bar is never duplicated.
+
+A series never mixes sources: importing into a series of another source is FAILED_PRECONDITION.
+The catalog is written after the file; should that write fail, the call fails and the catalog keeps
+describing the previous file until the next write of the series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ktrdr import timeframes
+from ktrdr.research.bars import FIELDS, Bars
+from ktrdr.wire import StatusCode
+from ktrdrd.data import calendars, catalog, files
+from ktrdrd.data.catalog import SeriesEntry
+from ktrdrd.data.intervals import union
+from ktrdrd.errors import ApiError, failed_precondition, invalid_argument, not_found
+from ktrdrd.journal import Journal
+
+MODES = ("create", "replace", "merge")
+
+
+@dataclass(frozen=True)
+class BarArrays:
+    """Bars read from the cache: ``time`` int64 UTC open ns, the rest float64; equal lengths."""
+
+    time: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.time.shape[0])
+
+
+def series_key(symbol: str, timeframe: str, field_prefix: str = "series") -> tuple[str, str]:
+    """``(SYMBOL, timeframe)`` checked: INVALID_ARGUMENT naming the field otherwise."""
+    symbol = symbol.strip().upper()
+    if not files.SYMBOL_PATTERN.match(symbol):
+        raise invalid_argument(
+            f"{field_prefix}.symbol",
+            f"{symbol!r} is not a symbol: 1-32 letters, digits or . _ -, starting with a letter or digit",
+        )
+    try:
+        timeframes.parse(timeframe)
+    except timeframes.TimeframeError as exc:
+        raise invalid_argument(f"{field_prefix}.timeframe", str(exc)) from None
+    return symbol, timeframe.strip()
+
+
+class BarCache:
+    """The cache under ``root`` (``<state dir>/data``) with its catalog in ``journal``."""
+
+    def __init__(self, root: Path, journal: Journal) -> None:
+        self.root = root
+        self._journal = journal
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def open(self) -> list[Path]:
+        """Create the directory and remove temporary files a crash left; returns those removed."""
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        return await asyncio.to_thread(files.remove_temporaries, self.root)
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def entry(self, symbol: str, timeframe: str) -> SeriesEntry | None:
+        """The catalog entry of the series, or None."""
+        return await self._journal.read(lambda conn: catalog.get(conn, symbol, timeframe))
+
+    async def entries(
+        self, symbol: str, *, limit: int, after: tuple[str, str] = ("", "")
+    ) -> list[SeriesEntry]:
+        """Up to ``limit`` entries (of ``symbol`` only, unless it is ``""``) after the key ``after``."""
+        where, args = ("symbol = ?", (symbol,)) if symbol else ("1", ())
+        return await self._journal.read(
+            lambda conn: catalog.select(conn, where, args, limit=limit, after=after)
+        )
+
+    async def import_bars(self, bars: Bars, *, source: str, mode: str, calendar: str) -> SeriesEntry:
+        """Store ``bars`` (validated, non-empty) as described in the module docstring."""
+        key = (bars.symbol, bars.timeframe)
+        async with self._lock(key):
+            previous = await self.entry(*key)
+            if previous is not None and previous.source != source:
+                raise failed_precondition(
+                    f"{key[0]} {key[1]} holds {previous.source} bars; a series never mixes sources "
+                    f"(delete it first to import {source} bars)",
+                    "SOURCE_MISMATCH",
+                )
+            if previous is not None and mode == "create":
+                raise ApiError(
+                    StatusCode.ALREADY_EXISTS,
+                    f"{key[0]} {key[1]} already exists ({previous.bar_count} bars); use merge or replace",
+                    "SERIES_EXISTS",
+                )
+            merge_into = previous if mode == "merge" else None
+            entry = await asyncio.to_thread(self._write, bars, source, calendar, merge_into)
+            await self._journal.submit(lambda conn: catalog.save(conn, entry))
+            return entry
+
+    def _write(self, bars: Bars, source: str, calendar: str, previous: SeriesEntry | None) -> SeriesEntry:
+        path = files.series_path(self.root, bars.symbol, bars.timeframe)
+        step = timeframes.parse(bars.timeframe).ns
+        first, last = int(bars.time[0]), int(bars.time[-1])
+        new = pa.table(
+            [pa.array(bars.time), *(pa.array(getattr(bars, f)) for f in FIELDS)], schema=files.SCHEMA
+        )
+        covered = [(first, last + step)]
+        if previous is not None:
+            old = files.read(path)
+            times = old.column("time").to_numpy()
+            lo, hi = int(np.searchsorted(times, first, "left")), int(np.searchsorted(times, last, "right"))
+            new = pa.concat_tables([old.slice(0, lo), new, old.slice(hi)])
+            covered = union(previous.covered, covered)
+        written = files.write_atomic(path, new)
+        times = new.column("time")
+        return SeriesEntry(
+            symbol=bars.symbol,
+            timeframe=bars.timeframe,
+            source=source,
+            calendar=calendar,
+            digest=written.digest,
+            bar_count=new.num_rows,
+            first_ns=int(times[0].as_py()),
+            last_ns=int(times[-1].as_py()),
+            update_time=time.time(),
+            covered=covered,
+            known_empty=union(*(calendars.known_empty(calendar, step, s, e) for s, e in covered)),
+        )
+
+    async def read(
+        self, symbol: str, timeframe: str, start_ns: int | None, end_ns: int | None, tail: int
+    ) -> BarArrays:
+        """Bars with open time in ``[start_ns, end_ns)`` (None: open side), the last ``tail`` if > 0.
+
+        NOT_FOUND when the series is not in the cache.
+        """
+        if await self.entry(symbol, timeframe) is None:
+            raise not_found(f"series {symbol} {timeframe}", "SERIES_NOT_FOUND")
+        path = files.series_path(self.root, symbol, timeframe)
+        return await asyncio.to_thread(_read_range, path, start_ns, end_ns, tail)
+
+    async def delete(self, symbol: str, timeframe: str) -> SeriesEntry:
+        """Remove the series (catalog first, then the file); returns its last entry. NOT_FOUND if absent."""
+        key = (symbol, timeframe)
+        async with self._lock(key):
+            entry = await self.entry(*key)
+            if entry is None:
+                raise not_found(f"series {symbol} {timeframe}", "SERIES_NOT_FOUND")
+            await self._journal.submit(lambda conn: catalog.delete(conn, *key))
+            await asyncio.to_thread(files.remove, files.series_path(self.root, *key))
+            return entry
+
+
+def _read_range(path: Path, start_ns: int | None, end_ns: int | None, tail: int) -> BarArrays:
+    table = files.read(path)
+    columns: dict[str, Any] = {name: table.column(name).to_numpy() for name in files.COLUMNS}
+    times = columns["time"]
+    lo = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
+    hi = len(times) if end_ns is None else int(np.searchsorted(times, end_ns, "left"))
+    if tail > 0:
+        lo = max(lo, hi - tail)
+    return BarArrays(**{name: column[lo:hi] for name, column in columns.items()})

@@ -1,0 +1,96 @@
+"""The cache's Parquet files: ``<data dir>/<SYMBOL>/<TF>.parquet``, replaced atomically.
+
+A file holds one table of :data:`SCHEMA`: ``time`` (int64, UTC bar-open ns since the epoch), then
+``open high low close volume`` (float64), sorted by time with unique times. A write builds the whole
+file in memory, hashes it (SHA-256, the digest the catalog records), writes it to a temporary file
+in the same directory, fsyncs it, renames it over the old file and fsyncs the directory: a reader
+or a crash sees the old file or the new one, never a mix. A failed write (disk full, file-size
+limit) removes the temporary file and leaves the old file as it was. Blocking: call from a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+COLUMNS = ("time", "open", "high", "low", "close", "volume")
+SCHEMA = pa.schema([("time", pa.int64())] + [(name, pa.float64()) for name in COLUMNS[1:]])
+#: Symbols are file names: letters, digits and ``. _ -``, starting with a letter or digit.
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
+TEMP_SUFFIX = ".tmp"
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file just written: its SHA-256 (hex) and size in bytes."""
+
+    digest: str
+    size: int
+
+
+def series_path(root: Path, symbol: str, timeframe: str) -> Path:
+    """Where the series lives; ``symbol`` must already match :data:`SYMBOL_PATTERN`."""
+    return root / symbol / f"{timeframe}.parquet"
+
+
+def read(path: Path) -> pa.Table:
+    """The whole table at ``path`` (FileNotFoundError when there is none)."""
+    return pq.read_table(path, memory_map=True).cast(SCHEMA)
+
+
+def write_atomic(path: Path, table: pa.Table) -> Written:
+    """Replace ``path`` with ``table`` atomically (see the module docstring); returns its digest."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.cast(SCHEMA), sink, compression="zstd", compression_level=1)
+    data = sink.getvalue()
+    view = memoryview(data)  # type: ignore[arg-type]
+    digest = hashlib.sha256(view).hexdigest()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(view)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_dir(path.parent)
+    return Written(digest, len(view))
+
+
+def remove(path: Path) -> None:
+    """Delete the series file (if any) and its directory once empty; durable when this returns."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    _fsync_dir(path.parent)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
+
+
+def remove_temporaries(root: Path) -> list[Path]:
+    """Delete temporary files a crashed write left under ``root``; returns them."""
+    left = sorted(root.glob(f"*/.*{TEMP_SUFFIX}")) if root.is_dir() else []
+    for temp in left:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    return left
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

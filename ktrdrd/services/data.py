@@ -1,0 +1,195 @@
+"""``ktrdr.daemon.v1.DataService`` over the bar cache (:class:`ktrdrd.data.cache.BarCache`).
+
+- ``ImportBars`` (client stream): a header (series, mode, format, source name, calendar), then the
+  file's bytes in ``data`` messages. The daemon parses and validates the whole file in a worker
+  thread; bad input is INVALID_ARGUMENT (reason ``BARS_INVALID``) naming the line or row, and nothing
+  is written. More than ``max_import_bytes`` is RESOURCE_EXHAUSTED (reason ``IMPORT_TOO_LARGE``).
+- ``GetBars`` (server stream): chunks of at most :data:`GRPC_CHUNK_BARS` bars over gRPC
+  (< 4 MiB), :data:`CTL_CHUNK_BARS` over ctl (its JSON frames are larger per bar), in time order;
+  ``[start_time, end_time)`` and ``tail``.
+- ``GetCoverage``, ``ListSeries`` (pages of ``page_size``, default 100, at most 1000),
+  ``DeleteSeries``. An unknown series is NOT_FOUND (reason ``SERIES_NOT_FOUND``).
+- ``LoadData`` is not implemented yet (UNIMPLEMENTED): it needs the IB host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from ktrdr.common.v1 import common_pb2
+from ktrdr.daemon.v1 import data_pb2 as pb
+from ktrdr.research.bars import BarsError
+from ktrdr.wire import StatusCode
+from ktrdrd.data import calendars, parse
+from ktrdrd.data.cache import BarArrays, BarCache, series_key
+from ktrdrd.data.catalog import SeriesEntry
+from ktrdrd.errors import ApiError, invalid_argument, not_found
+from ktrdrd.services.registry import Call
+
+GRPC_CHUNK_BARS = 65_536  # 48 bytes a bar packed: about 3 MiB
+CTL_CHUNK_BARS = 16_384  # JSON spells an int64 as a string: about 100 bytes a bar
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+_MODES = {
+    pb.IMPORT_MODE_UNSPECIFIED: "merge",
+    pb.IMPORT_MODE_MERGE: "merge",
+    pb.IMPORT_MODE_CREATE: "create",
+    pb.IMPORT_MODE_REPLACE: "replace",
+}
+_FORMATS = {pb.IMPORT_FORMAT_CSV: "csv", pb.IMPORT_FORMAT_PARQUET: "parquet"}
+_SOURCES = {"IB": pb.DATA_SOURCE_IB, "IMPORT": pb.DATA_SOURCE_IMPORT, "SIMULATOR": pb.DATA_SOURCE_SIMULATOR}
+
+
+class DataService:
+    """The cache's API; ``max_import_bytes`` bounds one import's file."""
+
+    descriptor = pb.DESCRIPTOR.services_by_name["DataService"]
+
+    def __init__(self, cache: BarCache, *, max_import_bytes: int) -> None:
+        self.cache = cache
+        self.max_import_bytes = max_import_bytes
+
+    async def ImportBars(
+        self, requests: AsyncIterator[pb.ImportBarsRequest], call: Call
+    ) -> pb.ImportBarsResponse:
+        header: pb.ImportBarsHeader | None = None
+        data = bytearray()
+        async for request in requests:
+            item = request.WhichOneof("item")
+            if header is None and item != "header":
+                raise invalid_argument("header", "the first message of an import must be the header")
+            if item == "header":
+                if header is not None:
+                    raise invalid_argument("header", "only the first message may be a header")
+                header = request.header
+            elif item == "data":
+                data += request.data
+                if len(data) > self.max_import_bytes:
+                    raise ApiError(
+                        StatusCode.RESOURCE_EXHAUSTED,
+                        f"{header.source_name or 'the import'}: larger than the import limit of "
+                        f"{self.max_import_bytes:,} bytes (daemon config key data_import_max_bytes); "
+                        "nothing was written",
+                        "IMPORT_TOO_LARGE",
+                    )
+            else:
+                raise invalid_argument(
+                    "chunk", "parsed bar chunks are not accepted yet; send the file in data"
+                )
+        if header is None:
+            raise invalid_argument("header", "required: the import sent no message")
+        symbol, timeframe = series_key(header.series.symbol, header.series.timeframe, "header.series")
+        name = header.source_name or f"<{symbol} {timeframe}>"
+        fmt = _FORMATS.get(header.format) or ("parquet" if name.lower().endswith(".parquet") else "csv")
+        calendar = _calendar(header.calendar, symbol)
+        mode = _MODES.get(header.mode)
+        if mode is None:
+            raise invalid_argument("header.mode", f"unknown import mode {header.mode}")
+        try:
+            bars = await asyncio.to_thread(parse.parse, bytes(data), fmt, symbol, timeframe, name)
+        except BarsError as exc:
+            raise invalid_argument("data", f"{exc}; nothing was imported", "BARS_INVALID") from None
+        if len(bars) == 0:
+            raise invalid_argument(
+                "data", f"{name}: the file holds no bars; nothing was imported", "BARS_INVALID"
+            )
+        entry = await self.cache.import_bars(bars, source="IMPORT", mode=mode, calendar=calendar)
+        return pb.ImportBarsResponse(coverage=coverage_to_proto(entry), bars_imported=len(bars))
+
+    async def GetBars(self, request: pb.GetBarsRequest, call: Call) -> AsyncIterator[pb.GetBarsResponse]:
+        symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
+        start = _ns(request.start_time) if request.HasField("start_time") else None
+        end = _ns(request.end_time) if request.HasField("end_time") else None
+        if start is not None and end is not None and end <= start:
+            raise invalid_argument("end_time", "must be after start_time")
+        if request.tail < 0:
+            raise invalid_argument("tail", f"must be >= 0, got {request.tail}")
+        if request.chunk_bars < 0:
+            raise invalid_argument("chunk_bars", f"must be >= 0, got {request.chunk_bars}")
+        limit = CTL_CHUNK_BARS if call.transport == "ctl" else GRPC_CHUNK_BARS
+        size = min(request.chunk_bars or limit, limit)
+        bars = await self.cache.read(symbol, timeframe, start, end, request.tail)
+        for lo in range(0, len(bars), size):
+            yield await asyncio.to_thread(_chunk, bars, symbol, timeframe, lo, lo + size)
+
+    async def GetCoverage(self, request: pb.GetCoverageRequest, call: Call) -> pb.GetCoverageResponse:
+        symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
+        entry = await self.cache.entry(symbol, timeframe)
+        if entry is None:
+            raise not_found(f"series {symbol} {timeframe}", "SERIES_NOT_FOUND")
+        return pb.GetCoverageResponse(coverage=coverage_to_proto(entry))
+
+    async def ListSeries(self, request: pb.ListSeriesRequest, call: Call) -> pb.ListSeriesResponse:
+        if request.page_size < 0:
+            raise invalid_argument("page_size", f"must be >= 0, got {request.page_size}")
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = ("", "")
+        if request.page_token:
+            symbol, sep, timeframe = request.page_token.partition("/")
+            if not sep:
+                raise invalid_argument("page_token", "not a token this daemon gave out")
+            after = (symbol, timeframe)
+        entries = await self.cache.entries(request.symbol.strip().upper(), limit=size + 1, after=after)
+        token = f"{entries[size - 1].symbol}/{entries[size - 1].timeframe}" if len(entries) > size else ""
+        return pb.ListSeriesResponse(
+            series=[coverage_to_proto(e) for e in entries[:size]], next_page_token=token
+        )
+
+    async def DeleteSeries(self, request: pb.DeleteSeriesRequest, call: Call) -> pb.DeleteSeriesResponse:
+        symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
+        return pb.DeleteSeriesResponse(coverage=coverage_to_proto(await self.cache.delete(symbol, timeframe)))
+
+
+def _calendar(requested: str, symbol: str) -> str:
+    if not requested:
+        return calendars.guess(symbol)
+    by_lower = {name.lower(): name for name in calendars.CALENDARS}
+    found = by_lower.get(requested.strip().lower())
+    if found is None:
+        raise invalid_argument(
+            "header.calendar", f"unknown calendar {requested!r}; known: {', '.join(calendars.CALENDARS)}"
+        )
+    return found
+
+
+def _ns(stamp: timestamp_pb2.Timestamp) -> int:
+    return stamp.seconds * 10**9 + stamp.nanos
+
+
+def _timestamp(ns: int) -> timestamp_pb2.Timestamp:
+    seconds, nanos = divmod(ns, 10**9)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+
+def _ranges(intervals: list[tuple[int, int]]) -> list[common_pb2.TimeRange]:
+    return [common_pb2.TimeRange(start_time=_timestamp(s), end_time=_timestamp(e)) for s, e in intervals]
+
+
+def coverage_to_proto(entry: SeriesEntry) -> pb.SeriesCoverage:
+    """The catalog entry as the API's ``SeriesCoverage``."""
+    return pb.SeriesCoverage(
+        series=common_pb2.SeriesKey(symbol=entry.symbol, timeframe=entry.timeframe),
+        source=_SOURCES.get(entry.source, pb.DATA_SOURCE_UNSPECIFIED),
+        covered=_ranges(entry.covered),
+        known_empty=_ranges(entry.known_empty),
+        bar_count=entry.bar_count,
+        first_bar_time=_timestamp(entry.first_ns),
+        last_bar_time=_timestamp(entry.last_ns),
+        digest=entry.digest,
+        update_time=_timestamp(int(entry.update_time * 10**9)),
+    )
+
+
+def _chunk(bars: BarArrays, symbol: str, timeframe: str, lo: int, hi: int) -> pb.GetBarsResponse:
+    columns: dict[str, Any] = {
+        "time_ns": bars.time[lo:hi],
+        **{name: getattr(bars, name)[lo:hi] for name in ("open", "high", "low", "close", "volume")},
+    }
+    chunk = common_pb2.BarsChunk(symbol=symbol, timeframe=timeframe)
+    for name, values in columns.items():
+        getattr(chunk, name).extend(values.tolist())
+    return pb.GetBarsResponse(chunk=chunk)

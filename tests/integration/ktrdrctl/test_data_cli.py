@@ -1,0 +1,224 @@
+"""``ktrdrctl data import|show|coverage|delete`` as users run them, against a real ktrdrd; the same
+DataService over gRPC. Every bad file is refused naming its line, and nothing is written."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import grpc
+import pandas as pd
+import pytest
+
+from ktrdr.common.v1 import common_pb2
+from ktrdr.daemon.v1 import data_pb2, data_pb2_grpc
+from tests.support.ctlserver import run_ktrdrctl
+
+HOUR_NS = 3600 * 10**9
+START = pd.Timestamp("2024-03-04T00:00:00Z")  # a Monday
+
+
+def bars_frame(
+    count: int, start: pd.Timestamp = START, step: str = "1h", base: float = 100.0
+) -> pd.DataFrame:
+    """``count`` consistent bars; prices depend on the bar's index so that overlaps are recognisable."""
+    times = pd.date_range(start, periods=count, freq=step, tz="UTC")
+    close = [base + i * 0.5 for i in range(count)]
+    return pd.DataFrame(
+        {
+            "open": close,
+            "high": [c + 1 for c in close],
+            "low": [c - 1 for c in close],
+            "close": close,
+            "volume": [10.0 + i for i in range(count)],
+        },
+        index=pd.DatetimeIndex(times, name=None),
+    )
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    """The predecessor's layout: an unnamed ISO index column, then the OHLCV columns."""
+    frame.to_csv(path)
+    return path
+
+
+def ctl(daemon, *argv: str, **env: str):
+    return run_ktrdrctl("--runtime-dir", str(daemon.runtime_dir), *argv, **env)
+
+
+def shown_csv(daemon, symbol: str, tf: str, *extra: str) -> pd.DataFrame:
+    out = ctl(daemon, "data", "show", symbol, tf, "--format", "csv", *extra)
+    assert out.returncode == 0, out.stderr
+    return pd.read_csv(io.StringIO(out.stdout), index_col=0, parse_dates=True)
+
+
+def test_import_show_merge_coverage_delete(daemon, tmp_path: Path) -> None:
+    first = bars_frame(48)
+    imported = ctl(daemon, "data", "import", str(write_csv(tmp_path / "a.csv", first)), "--symbol", "AAPL",
+                   "--timeframe", "1h")  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 48 bars" in imported.stdout
+
+    stored = shown_csv(daemon, "AAPL", "1h")
+    assert list(stored.index) == list(first.index)
+    assert stored["close"].tolist() == first["close"].tolist()
+    tail = shown_csv(daemon, "AAPL", "1h", "--tail", "3")
+    assert list(tail.index) == list(first.index[-3:])
+    window = shown_csv(daemon, "AAPL", "1h", "--start", "2024-03-04T05:00:00", "--end", "2024-03-04T08:00:00")
+    assert list(window.index) == list(first.index[5:8])
+
+    # Merge: the last 8 hours again with other prices, plus 16 new hours.
+    overlap = bars_frame(24, start=first.index[40], base=500.0)
+    merged = ctl(daemon, "data", "import", str(write_csv(tmp_path / "b.csv", overlap)), "--symbol", "AAPL",
+                 "--timeframe", "1h")  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    stored = shown_csv(daemon, "AAPL", "1h")
+    assert stored.index.is_unique and stored.index.is_monotonic_increasing
+    assert len(stored) == 40 + 24
+    assert stored["close"].tolist() == first["close"].tolist()[:40] + overlap["close"].tolist()
+
+    listing = ctl(daemon, "data", "coverage", "--json")
+    assert listing.returncode == 0, listing.stderr
+    [entry] = json.loads(listing.stdout)["series"]
+    assert entry["series"] == {"symbol": "AAPL", "timeframe": "1h"}
+    assert entry["source"] == "DATA_SOURCE_IMPORT"
+    assert int(entry["barCount"]) == 64
+    file = daemon.state_dir / "data" / "AAPL" / "1h.parquet"
+    assert entry["digest"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    # 2024-03-04..06: US equities are closed overnight (20:00-04:00 New York) → known-empty hours.
+    assert entry["knownEmpty"] and entry["covered"] == [
+        {"startTime": "2024-03-04T00:00:00Z", "endTime": "2024-03-06T16:00:00Z"}
+    ]
+    table = ctl(daemon, "data", "coverage", "AAPL")
+    assert table.returncode == 0 and "AAPL" in table.stdout and "IMPORT" in table.stdout
+
+    deleted = ctl(daemon, "data", "delete", "AAPL", "1h")
+    assert deleted.returncode == 0, deleted.stderr
+    assert not file.exists()
+    gone = ctl(daemon, "data", "show", "AAPL", "1h")
+    assert gone.returncode == 4 and "not found" in gone.stderr
+    assert ctl(daemon, "data", "coverage", "AAPL").returncode == 4
+
+
+def test_csv_variants_and_parquet(daemon, tmp_path: Path) -> None:
+    frame = bars_frame(5, step="1D")
+    epoch = tmp_path / "epoch.csv"
+    lines = ["Timestamp,Open,High,Low,Close"] + [
+        f"{t.value // 10**9},{r.open},{r.high},{r.low},{r.close}" for t, r in frame.iterrows()
+    ]
+    epoch.write_text("\n".join(lines) + "\n")
+    out = ctl(daemon, "data", "import", str(epoch), "--symbol", "EURUSD", "--timeframe", "1d")
+    assert out.returncode == 0, out.stderr
+    stored = shown_csv(daemon, "EURUSD", "1d")
+    assert list(stored.index) == list(frame.index) and stored["volume"].tolist() == [0.0] * 5
+
+    parquet = tmp_path / "btc.parquet"
+    frame.rename_axis("time").reset_index().to_parquet(parquet)
+    out = ctl(daemon, "data", "import", str(parquet), "--symbol", "BTCUSD", "--timeframe", "1d", "--json")
+    assert out.returncode == 0, out.stderr
+    coverage = json.loads(out.stdout)["coverage"]
+    assert int(coverage["barCount"]) == 5
+    assert coverage["knownEmpty"] == []  # crypto trades 24x7
+
+
+BAD_FILES = {
+    "missing": ("time,open,high,close\n2024-03-04T00:00:00Z,1,2,1\n", "missing column(s) low"),
+    "timestamp": (
+        "time,open,high,low,close\n2024-03-04T00:00:00Z,1,2,0.5,1\nyesterday,1,2,0.5,1\n",
+        "line 3: timestamp 'yesterday' is not an ISO-8601 time",
+    ),
+    "unsorted": (
+        "time,open,high,low,close\n2024-03-04T02:00:00Z,1,2,0.5,1\n2024-03-04T01:00:00Z,1,2,0.5,1\n",
+        "line 3: timestamp 2024-03-04T01:00:00Z is unsorted",
+    ),
+    "duplicate": (
+        "time,open,high,low,close\n2024-03-04T01:00:00Z,1,2,0.5,1\n2024-03-04T01:00:00Z,1,2,0.5,1\n",
+        "line 3: timestamp 2024-03-04T01:00:00Z is duplicated",
+    ),
+    "high_low": (
+        "time,open,high,low,close\n2024-03-04T01:00:00Z,1,2,0.5,1\n2024-03-04T02:00:00Z,1,0.5,2,1\n",
+        "line 3 (2024-03-04T02:00:00Z): inconsistent OHLC",
+    ),
+    "volume": (
+        "time,open,high,low,close,volume\n2024-03-04T01:00:00Z,1,2,0.5,1,-3\n",
+        "line 2 (2024-03-04T01:00:00Z): volume is -3.0",
+    ),
+    "nan": (
+        "time,open,high,low,close\n2024-03-04T01:00:00Z,1,2,0.5,1\n2024-03-04T02:00:00Z,1,NaN,0.5,1\n",
+        "line 3: high is 'NaN', not a finite number",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_file_names_the_line_and_writes_nothing(daemon, tmp_path: Path, case: str) -> None:
+    good = write_csv(tmp_path / "good.csv", bars_frame(3))
+    assert ctl(daemon, "data", "import", str(good), "--symbol", "SPY", "--timeframe", "1h").returncode == 0
+    file = daemon.state_dir / "data" / "SPY" / "1h.parquet"
+    before = file.read_bytes()
+    text, expected = BAD_FILES[case]
+    bad = tmp_path / f"{case}.csv"
+    bad.write_text(text)
+    for symbol in ("SPY", "QQQ"):  # into an existing series and into a new one
+        out = ctl(daemon, "data", "import", str(bad), "--symbol", symbol, "--timeframe", "1h")
+        assert out.returncode == 1, out.stderr
+        assert "INVALID_ARGUMENT" in out.stderr and str(bad) in out.stderr and expected in out.stderr
+        assert "nothing was imported" in out.stderr
+    assert file.read_bytes() == before
+    assert not (daemon.state_dir / "data" / "QQQ").exists()
+    assert ctl(daemon, "data", "coverage", "QQQ").returncode == 4
+
+
+def test_import_refuses_what_is_not_a_regular_file(daemon, tmp_path: Path) -> None:
+    out = ctl(daemon, "data", "import", str(tmp_path), "--symbol", "SPY", "--timeframe", "1h")
+    assert out.returncode == 2 and "a directory, not a regular file" in out.stderr
+    assert ctl(daemon, "data", "coverage").stdout.strip() == "the cache holds no series"
+
+
+def test_import_over_the_size_cap(daemon_factory, tmp_path: Path) -> None:
+    daemon = daemon_factory.start(env={"KTRDR_DATA_IMPORT_MAX_BYTES": "1000"})
+    big = write_csv(tmp_path / "big.csv", bars_frame(100))
+    out = ctl(daemon, "data", "import", str(big), "--symbol", "SPY", "--timeframe", "1h")
+    assert out.returncode == 1
+    assert "RESOURCE_EXHAUSTED" in out.stderr and "1,000 bytes" in out.stderr
+    assert "data_import_max_bytes" in out.stderr
+    assert not (daemon.state_dir / "data" / "SPY").exists()
+
+
+def test_grpc_import_and_get_bars(daemon) -> None:
+    frame = bars_frame(200_000, step="1min")
+    sink = io.BytesIO()
+    frame.rename_axis("timestamp").reset_index().to_parquet(sink)
+    payload = sink.getvalue()
+    key = common_pb2.SeriesKey(symbol="msft", timeframe="1m")
+
+    def requests(mode: int = data_pb2.IMPORT_MODE_UNSPECIFIED):
+        yield data_pb2.ImportBarsRequest(
+            header=data_pb2.ImportBarsHeader(
+                series=key, format=data_pb2.IMPORT_FORMAT_PARQUET, source_name="m", mode=mode
+            )
+        )
+        for i in range(0, len(payload), 1 << 20):
+            yield data_pb2.ImportBarsRequest(data=payload[i : i + (1 << 20)])
+
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        stub = data_pb2_grpc.DataServiceStub(channel)
+        response = stub.ImportBars(requests(), timeout=60)
+        assert response.bars_imported == 200_000 and response.coverage.series.symbol == "MSFT"
+        chunks = [r.chunk for r in stub.GetBars(data_pb2.GetBarsRequest(series=key), timeout=60)]
+        assert len(chunks) > 1 and all(c.ByteSize() < 4 * 1024 * 1024 for c in chunks)
+        times = [t for c in chunks for t in c.time_ns]
+        assert times == frame.index.as_unit("ns").asi8.tolist()
+        assert [v for c in chunks for v in c.close] == frame["close"].tolist()
+        tail = list(stub.GetBars(data_pb2.GetBarsRequest(series=key, tail=2), timeout=60))
+        assert list(tail[0].chunk.time_ns) == times[-2:]
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ImportBars(requests(data_pb2.IMPORT_MODE_CREATE), timeout=60)
+        assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        with pytest.raises(grpc.RpcError) as missing:
+            stub.GetCoverage(
+                data_pb2.GetCoverageRequest(series=common_pb2.SeriesKey(symbol="X", timeframe="1h"))
+            )
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
