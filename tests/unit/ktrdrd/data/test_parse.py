@@ -1,0 +1,56 @@
+"""The daemon's file reader: CSV variants and Parquet; every error names the line (CSV) or row."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from ktrdr.research.bars import BarsError
+from ktrdrd.data.parse import parse
+
+NS = pd.Timestamp("2024-03-04T00:00:00Z").value
+
+
+def csv(text: str):
+    return parse(text.encode(), "csv", "AAPL", "1h", "f.csv")
+
+
+def test_predecessor_layout_and_offsets() -> None:
+    got = csv(
+        ",open,high,low,close,volume\n2024-03-04 00:00:00+00:00,1,2,0.5,1,7\n2024-03-04T02:00:00+01:00,1,2,0.5,1,7\n"
+    )
+    assert got.time.tolist() == [NS, NS + 3600 * 10**9] and got.volume.tolist() == [7.0, 7.0]
+
+
+@pytest.mark.parametrize(
+    ("stamp", "scale"), [("1709510400", 1), ("1709510400000", 10**3), ("1709510400000000000", 10**9)]
+)
+def test_epoch_units_follow_the_size(stamp: str, scale: int) -> None:
+    assert csv(f"timestamp,open,high,low,close\n{stamp},1,2,0.5,1\n").time.tolist() == [NS]
+
+
+def test_date_and_time_columns_join() -> None:
+    assert csv("Date,Time,Open,High,Low,Close\n2024-03-04,00:00,1,2,0.5,1\n").time.tolist() == [NS]
+
+
+def test_a_blank_line_keeps_line_numbers_right() -> None:
+    with pytest.raises(BarsError, match=r"f\.csv: line 3: timestamp '' is not"):
+        csv("time,open,high,low,close\n2024-03-04T00:00Z,1,2,0.5,1\n\n2024-03-04T01:00Z,1,2,0.5,1\n")
+
+
+def test_missing_time_column() -> None:
+    with pytest.raises(BarsError, match="missing the time column: found when, open"):
+        csv("when,open,high,low,close\n2024-03-04,1,2,0.5,1\n")
+
+
+def test_parquet_rows_are_numbered_from_one() -> None:
+    frame = pd.DataFrame({"time": pd.to_datetime([NS, NS], utc=True), "open": [1.0, 1.0], "high": [2.0, 2.0],
+                          "low": [0.5, 0.5], "close": [1.0, 1.0]})  # fmt: skip
+    sink = io.BytesIO()
+    frame.to_parquet(sink)
+    with pytest.raises(BarsError, match=r"f\.parquet: row 2: timestamp 2024-03-04T00:00:00Z is duplicated"):
+        parse(sink.getvalue(), "parquet", "AAPL", "1h", "f.parquet")
+    with pytest.raises(BarsError, match="not a readable Parquet file"):
+        parse(b"PAR1 nonsense", "parquet", "AAPL", "1h", "f.parquet")
