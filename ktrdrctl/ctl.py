@@ -117,11 +117,15 @@ class CtlClient:
     ) -> dict[str, Any]:
         """Client-streaming call: ``first`` in the request frame, each of ``rest`` in a continuation
         frame, then ``done``; returns the one ``result``. ``rest`` is consumed lazily (a file read as
-        it is sent). ``timeout`` bounds the wait for the answer once everything is sent."""
+        it is sent). The daemon may answer before the input ends (an error: a bad header, a size
+        cap); sending stops then. ``timeout`` bounds the wait for the answer once sent."""
         call_id = self._send(method, first)
         for params in rest:
             self._write({"jsonrpc": "2.0", "id": call_id, "params": params})
-        self._write({"jsonrpc": "2.0", "id": call_id, "done": True})
+            if self._answer_waiting():
+                break
+        else:
+            self._write({"jsonrpc": "2.0", "id": call_id, "done": True})
         frame = self._read_frame(call_id, self.timeout if timeout is None else timeout)
         if frame.get("done"):
             raise DaemonUnreachable(self.path, f"{method} ended without a result")
@@ -165,6 +169,23 @@ class CtlClient:
             sock.sendall(data)
         except OSError as e:
             raise DaemonUnreachable(self.path, f"sending failed: {e.strerror or e}") from None
+
+    def _answer_waiting(self) -> bool:
+        """Whether the daemon has sent something (or closed) that is not read yet; never waits."""
+        assert self._sock is not None
+        if self._buffer:
+            return True
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(0.0)
+        try:
+            self._sock.recv(1, _socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True  # the read that follows reports it
+        finally:
+            self._sock.settimeout(timeout)
+        return True
 
     def _read_frame(self, call_id: int, timeout: float | None) -> dict[str, Any]:
         """Next frame for ``call_id``: a result or done frame; raises on error frames."""

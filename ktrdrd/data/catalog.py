@@ -88,5 +88,11 @@ def select(
             row[:2],
         ):
             intervals[kind].append((start, end))
-        entries.append(SeriesEntry(*row, covered=intervals["covered"], known_empty=intervals["empty"]))
+        symbol, timeframe, source, calendar, digest, bar_count, first_ns, last_ns, update_time = row
+        entries.append(
+            SeriesEntry(
+                symbol, timeframe, source, calendar, digest, bar_count, first_ns, last_ns, update_time,
+                covered=intervals["covered"], known_empty=intervals["empty"],
+            )
+        )  # fmt: skip
     return entries

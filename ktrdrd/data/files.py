@@ -52,7 +52,7 @@ def write_atomic(path: Path, table: pa.Table) -> Written:
     # No dictionary encoding (prices rarely repeat) and LZ4: the fastest write of a 1M-bar series.
     pq.write_table(table.cast(SCHEMA), sink, compression="lz4", use_dictionary=False)
     data = sink.getvalue()
-    view = memoryview(data)  # type: ignore[arg-type]
+    view = memoryview(data)
     digest = hashlib.sha256(view).hexdigest()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)

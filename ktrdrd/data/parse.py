@@ -32,7 +32,7 @@ FORMATS = ("csv", "parquet")
 _EPOCH_UNITS = ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3))
 
 
-def parse(data: bytes, fmt: str, symbol: str, timeframe: str, name: str) -> Bars:
+def parse(data: bytes | bytearray, fmt: str, symbol: str, timeframe: str, name: str) -> Bars:
     """Validated bars from a whole file's bytes; ``fmt`` is ``csv`` or ``parquet``."""
     if fmt == "parquet":
         frame, row = _parquet_frame(data, name), _parquet_row
@@ -47,13 +47,13 @@ def parse(data: bytes, fmt: str, symbol: str, timeframe: str, name: str) -> Bars
             f"expected a time column ({'|'.join(TIME_COLUMNS)}), open, high, low, close and optional volume"
         )
     t = _times(times, name, row)
-    values = [_numbers(frame[columns[f]], f, name, row) for f in PRICES]
+    o, h, lo, c = (_numbers(frame[columns[f]], f, name, row) for f in PRICES)
     volume = (
         _numbers(frame[columns["volume"]], "volume", name, row)
         if "volume" in columns
         else np.zeros(len(frame), dtype=np.float64)
     )
-    return Bars.from_arrays(symbol, timeframe, t, *values, volume, source=name, row_label=row)
+    return Bars.from_arrays(symbol, timeframe, t, o, h, lo, c, volume, source=name, row_label=row)
 
 
 def _csv_line(index: int) -> str:
@@ -64,7 +64,7 @@ def _parquet_row(index: int) -> str:
     return f"row {index + 1}"
 
 
-def _csv_frame(data: bytes, name: str) -> pd.DataFrame:
+def _csv_frame(data: bytes | bytearray, name: str) -> pd.DataFrame:
     if not data.strip():
         raise BarsError(f"{name}: the file is empty; expected a header line and bars")
     try:
@@ -74,9 +74,9 @@ def _csv_frame(data: bytes, name: str) -> pd.DataFrame:
         raise BarsError(f"{name}: not a readable CSV file: {exc}") from None
 
 
-def _parquet_frame(data: bytes, name: str) -> pd.DataFrame:
+def _parquet_frame(data: bytes | bytearray, name: str) -> pd.DataFrame:
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        table = pq.read_table(pa.BufferReader(pa.py_buffer(data)))
     except (pa.ArrowException, OSError) as exc:
         raise BarsError(f"{name}: not a readable Parquet file: {exc}") from None
     frame = table.to_pandas()

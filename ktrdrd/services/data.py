@@ -60,12 +60,12 @@ class DataService:
         data = bytearray()
         async for request in requests:
             item = request.WhichOneof("item")
-            if header is None and item != "header":
-                raise invalid_argument("header", "the first message of an import must be the header")
             if item == "header":
                 if header is not None:
                     raise invalid_argument("header", "only the first message may be a header")
                 header = request.header
+            elif header is None:
+                raise invalid_argument("header", "the first message of an import must be the header")
             elif item == "data":
                 data += request.data
                 if len(data) > self.max_import_bytes:
@@ -90,7 +90,7 @@ class DataService:
         if mode is None:
             raise invalid_argument("header.mode", f"unknown import mode {header.mode}")
         try:
-            bars = await asyncio.to_thread(parse.parse, bytes(data), fmt, symbol, timeframe, name)
+            bars = await asyncio.to_thread(parse.parse, data, fmt, symbol, timeframe, name)
         except BarsError as exc:
             raise invalid_argument("data", f"{exc}; nothing was imported", "BARS_INVALID") from None
         if len(bars) == 0:

@@ -126,3 +126,31 @@ def test_request_over_the_cap_is_not_sent(server: ScriptedServer) -> None:
     with pytest.raises(RequestTooLarge, match="frame cap"):
         CtlClient(str(server.path)).call("a.v1.S/Get", {"x": "a" * FRAME_LIMIT})
     assert server.requests == []
+
+
+def test_client_stream_sends_continuations_then_done(server: ScriptedServer) -> None:
+    server.on("a.v1.S/Import", lambda params: result({"first": params}), client_stream=True)
+    with CtlClient(str(server.path)) as client:
+        answer = client.client_stream("a.v1.S/Import", {"header": 1}, ({"data": n} for n in range(3)))
+        assert answer == {"first": {"header": 1}}
+    frames = [r for r in server.requests if "method" not in r]
+    assert frames == [{"jsonrpc": "2.0", "id": 1, "params": {"data": n}} for n in range(3)] + [
+        {"jsonrpc": "2.0", "id": 1, "done": True}
+    ]
+
+
+def test_client_stream_stops_sending_once_the_daemon_answered(server: ScriptedServer) -> None:
+    """The server refuses at the first frame (as the daemon does over a size cap): the rest of a
+    large input is never sent."""
+    server.on("a.v1.S/Import", lambda _: error(8, "too large"))
+    sent: list[int] = []
+
+    def pieces():
+        for n in range(200):
+            sent.append(n)
+            yield {"data": "x" * 1_000_000}
+
+    with CtlClient(str(server.path)) as client, pytest.raises(CtlError) as refused:
+        client.client_stream("a.v1.S/Import", {"header": 1}, pieces())
+    assert refused.value.code == 8
+    assert len(sent) < 200
