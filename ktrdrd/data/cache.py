@@ -19,6 +19,7 @@ describing the previous file until the next write of the series.
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,10 @@ class BarCache:
                     "SERIES_EXISTS",
                 )
             merge_into = previous if mode == "merge" else None
-            entry = await asyncio.to_thread(self._write, bars, source, calendar, merge_into)
+            try:
+                entry = await asyncio.to_thread(self._write, bars, source, calendar, merge_into)
+            except OSError as exc:
+                raise write_failed(files.series_path(self.root, *key), exc) from None
             await self._journal.submit(lambda conn: catalog.save(conn, entry))
             return entry
 
@@ -172,6 +176,16 @@ class BarCache:
             await self._journal.submit(lambda conn: catalog.delete(conn, *key))
             await asyncio.to_thread(files.remove, files.series_path(self.root, *key))
             return entry
+
+
+def write_failed(path: Path, exc: OSError) -> ApiError:
+    """The error of a series write that failed (the previous file is intact): RESOURCE_EXHAUSTED
+    (reason ``DATA_DISK_FULL``) when the disk, a quota or the file-size limit is full, else
+    UNAVAILABLE (reason ``DATA_WRITE_FAILED``); the message names the file and the system's reason."""
+    problem = f"cannot write {path}: {exc.strerror or exc}; the previous file is intact"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return ApiError(StatusCode.RESOURCE_EXHAUSTED, problem, "DATA_DISK_FULL")
+    return ApiError(StatusCode.UNAVAILABLE, problem, "DATA_WRITE_FAILED")
 
 
 def _read_range(path: Path, start_ns: int | None, end_ns: int | None, tail: int) -> BarArrays:

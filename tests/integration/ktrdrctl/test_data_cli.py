@@ -222,3 +222,26 @@ def test_grpc_import_and_get_bars(daemon) -> None:
                 data_pb2.GetCoverageRequest(series=common_pb2.SeriesKey(symbol="X", timeframe="1h"))
             )
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_grpc_bad_files_are_invalid_argument_naming_the_line(daemon) -> None:
+    key = common_pb2.SeriesKey(symbol="IWM", timeframe="1h")
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        stub = data_pb2_grpc.DataServiceStub(channel)
+        for case, (text, expected) in sorted(BAD_FILES.items()):
+            header = data_pb2.ImportBarsHeader(series=key, source_name=f"{case}.csv")
+            requests = [
+                data_pb2.ImportBarsRequest(header=header),
+                data_pb2.ImportBarsRequest(data=text.encode()),
+            ]
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ImportBars(iter(requests), timeout=30)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+            assert f"{case}.csv: " in refused.value.details() and expected in refused.value.details(), case
+        with pytest.raises(grpc.RpcError) as headless:
+            stub.ImportBars(iter([data_pb2.ImportBarsRequest(data=b"time,open\n")]), timeout=30)
+        assert headless.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "first message of an import must be the header" in headless.value.details()
+        listed = stub.ListSeries(data_pb2.ListSeriesRequest(), timeout=30)
+        assert list(listed.series) == []
+    assert not (daemon.state_dir / "data" / "IWM").exists()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import resource
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,7 @@ from ktrdrd.data import files
 from ktrdrd.data.cache import BarCache
 from ktrdrd.errors import ApiError
 from ktrdrd.journal import Journal
+from tests.support.paths import REPO
 
 MINUTE = 60 * 10**9
 
@@ -98,3 +103,49 @@ def test_modes_sources_and_delete(tmp_path: Path) -> None:
             assert gone.value.code == StatusCode.NOT_FOUND
 
     run(tmp_path, scenario)
+
+
+def test_a_failing_write_is_a_clear_error_and_keeps_the_series(tmp_path: Path) -> None:
+    """In a child limited to 2 MiB files (RLIMIT_FSIZE): a small import lands, a large merge fails
+    with RESOURCE_EXHAUSTED naming the file, and the series and its catalog entry are unchanged."""
+    child = textwrap.dedent(f"""
+        import asyncio, signal
+        from pathlib import Path
+        from ktrdrd.data.cache import BarCache
+        from ktrdrd.errors import ApiError
+        from ktrdrd.journal import Journal
+        from tests.unit.ktrdrd.data.test_cache import bars
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+        async def main():
+            root = Path({str(tmp_path)!r})
+            journal = await Journal.open(root / "ktrdr.db")
+            cache = BarCache(root / "data", journal)
+            before = await cache.import_bars(bars(0, 100, 1.0), source="IMPORT", mode="merge", calendar="crypto")
+            try:
+                await cache.import_bars(bars(50, 300_000, 2.0), source="IMPORT", mode="merge", calendar="crypto")
+            except ApiError as exc:
+                print(exc.code, exc.reason, exc.message)
+            assert await cache.entry("EURUSD", "1m") == before
+            print("entry unchanged", before.digest)
+            await journal.close()
+
+        asyncio.run(main())
+    """)
+    limit = 2 * 1024 * 1024
+    proc = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    refusal, unchanged = proc.stdout.splitlines()
+    path = files.series_path(tmp_path / "data", "EURUSD", "1m")
+    assert refusal == (
+        f"{StatusCode.RESOURCE_EXHAUSTED} DATA_DISK_FULL cannot write {path}: File too large; "
+        "the previous file is intact"
+    )
+    assert unchanged == f"entry unchanged {hashlib.sha256(path.read_bytes()).hexdigest()}"
