@@ -139,7 +139,7 @@ class BarCache:
             new = pa.concat_tables([old.slice(0, lo), new, old.slice(hi)])
             covered = union(previous.covered, covered)
         written = files.write_atomic(path, new)
-        times = new.column("time")
+        bar_times = new.column("time").to_numpy()
         return SeriesEntry(
             symbol=bars.symbol,
             timeframe=bars.timeframe,
@@ -147,11 +147,11 @@ class BarCache:
             calendar=calendar,
             digest=written.digest,
             bar_count=new.num_rows,
-            first_ns=int(times[0].as_py()),
-            last_ns=int(times[-1].as_py()),
+            first_ns=int(bar_times[0]),
+            last_ns=int(bar_times[-1]),
             update_time=time.time(),
             covered=covered,
-            known_empty=union(*(calendars.known_empty(calendar, step, s, e) for s, e in covered)),
+            known_empty=union(*(calendars.known_empty(calendar, step, s, e, bar_times) for s, e in covered)),
         )
 
     async def read(

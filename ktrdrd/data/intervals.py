@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 Interval = tuple[int, int]
 
 
@@ -15,3 +17,19 @@ def union(*lists: list[Interval]) -> list[Interval]:
         else:
             merged.append((start, end))
     return merged
+
+
+def without_bars(intervals: list[Interval], times: np.ndarray, width: int) -> list[Interval]:
+    """``intervals`` minus each bar's ``[time, time + width)``; ``times`` sorted ascending (int ns)."""
+    out: list[Interval] = []
+    for start, end in intervals:
+        lo = int(np.searchsorted(times, start - width + 1, "left"))
+        hi = int(np.searchsorted(times, end, "left"))
+        cursor = start
+        for bar in times[lo:hi].tolist():
+            if bar > cursor:
+                out.append((cursor, bar))
+            cursor = max(cursor, bar + width)
+        if cursor < end:
+            out.append((cursor, end))
+    return out

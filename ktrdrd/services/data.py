@@ -20,11 +20,12 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
+from ktrdr import calendars
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import data_pb2 as pb
 from ktrdr.research.bars import BarsError
 from ktrdr.wire import StatusCode
-from ktrdrd.data import calendars, parse
+from ktrdrd.data import parse
 from ktrdrd.data.cache import BarArrays, BarCache, series_key
 from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.errors import ApiError, invalid_argument, not_found

@@ -87,10 +87,8 @@ def test_import_show_merge_coverage_delete(daemon, tmp_path: Path) -> None:
     assert int(entry["barCount"]) == 64
     file = daemon.state_dir / "data" / "AAPL" / "1h.parquet"
     assert entry["digest"] == hashlib.sha256(file.read_bytes()).hexdigest()
-    # 2024-03-04..06: US equities are closed overnight (20:00-04:00 New York) → known-empty hours.
-    assert entry["knownEmpty"] and entry["covered"] == [
-        {"startTime": "2024-03-04T00:00:00Z", "endTime": "2024-03-06T16:00:00Z"}
-    ]
+    assert entry["covered"] == [{"startTime": "2024-03-04T00:00:00Z", "endTime": "2024-03-06T16:00:00Z"}]
+    assert entry.get("knownEmpty", []) == []  # every hour holds a bar: none is known-empty
     table = ctl(daemon, "data", "coverage", "AAPL")
     assert table.returncode == 0 and "AAPL" in table.stdout and "IMPORT" in table.stdout
 
@@ -103,7 +101,7 @@ def test_import_show_merge_coverage_delete(daemon, tmp_path: Path) -> None:
 
 
 def test_csv_variants_and_parquet(daemon, tmp_path: Path) -> None:
-    frame = bars_frame(5, step="1D")
+    frame = bars_frame(10, step="B")  # weekdays from Monday 2024-03-04 to Friday 2024-03-15
     epoch = tmp_path / "epoch.csv"
     lines = ["Timestamp,Open,High,Low,Close"] + [
         f"{t.value // 10**9},{r.open},{r.high},{r.low},{r.close}" for t, r in frame.iterrows()
@@ -112,15 +110,18 @@ def test_csv_variants_and_parquet(daemon, tmp_path: Path) -> None:
     out = ctl(daemon, "data", "import", str(epoch), "--symbol", "EURUSD", "--timeframe", "1d")
     assert out.returncode == 0, out.stderr
     stored = shown_csv(daemon, "EURUSD", "1d")
-    assert list(stored.index) == list(frame.index) and stored["volume"].tolist() == [0.0] * 5
+    assert list(stored.index) == list(frame.index) and stored["volume"].tolist() == [0.0] * 10
+    listing = json.loads(ctl(daemon, "data", "coverage", "EURUSD", "--json").stdout)
+    [entry] = listing["series"]
+    assert entry["knownEmpty"] == [{"startTime": "2024-03-09T00:00:00Z", "endTime": "2024-03-11T00:00:00Z"}]
 
     parquet = tmp_path / "btc.parquet"
     frame.rename_axis("time").reset_index().to_parquet(parquet)
     out = ctl(daemon, "data", "import", str(parquet), "--symbol", "BTCUSD", "--timeframe", "1d", "--json")
     assert out.returncode == 0, out.stderr
     coverage = json.loads(out.stdout)["coverage"]
-    assert int(coverage["barCount"]) == 5
-    assert coverage.get("knownEmpty", []) == []  # crypto trades 24x7
+    assert int(coverage["barCount"]) == 10
+    assert coverage.get("knownEmpty", []) == []  # crypto trades 24x7: the weekend is a gap, not closed
 
 
 BAD_FILES = {
