@@ -14,6 +14,7 @@ import pytest
 
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import data_pb2, data_pb2_grpc
+from ktrdr.research import synthetic
 from tests.support.ctlserver import run_ktrdrctl
 
 HOUR_NS = 3600 * 10**9
@@ -246,3 +247,29 @@ def test_grpc_bad_files_are_invalid_argument_naming_the_line(daemon) -> None:
         listed = stub.ListSeries(data_pb2.ListSeriesRequest(), timeout=30)
         assert list(listed.series) == []
     assert not (daemon.state_dir / "data" / "IWM").exists()
+
+
+def test_the_files_make_run_writes_import_exactly_and_list_in_pages(daemon, tmp_path: Path) -> None:
+    """``ktrdr.research.synthetic.write_csv`` (the predecessor's layout, as ``make run`` writes it)
+    round-trips bit for bit; ListSeries pages through the series."""
+    written = {}
+    for symbol in ("EURUSD", "GBPUSD"):
+        bars = synthetic.gbm_bars(symbol, "5m", "2024-03-04", "2024-03-08", seed=3)
+        path = synthetic.write_csv(bars, tmp_path)
+        out = ctl(daemon, "data", "import", str(path), "--symbol", symbol, "--timeframe", "5m")
+        assert out.returncode == 0, out.stderr
+        written[symbol] = bars
+    shown = ctl(daemon, "data", "show", "EURUSD", "5m", "--format", "json")
+    chunks = [json.loads(line)["chunk"] for line in shown.stdout.splitlines()]
+    bars = written["EURUSD"]
+    assert [int(t) for c in chunks for t in c["timeNs"]] == bars.time.tolist()
+    for name in ("open", "high", "low", "close", "volume"):
+        assert [v for c in chunks for v in c[name]] == getattr(bars, name).tolist(), name
+
+    first = daemon.ctl("ktrdr.daemon.v1.DataService/ListSeries", {"pageSize": 1})
+    assert [s["series"]["symbol"] for s in first["series"]] == ["EURUSD"] and first["nextPageToken"]
+    second = daemon.ctl(
+        "ktrdr.daemon.v1.DataService/ListSeries", {"pageSize": 1, "pageToken": first["nextPageToken"]}
+    )
+    assert [s["series"]["symbol"] for s in second["series"]] == ["GBPUSD"]
+    assert not second.get("nextPageToken")
