@@ -23,7 +23,6 @@ import errno
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -189,11 +188,5 @@ def write_failed(path: Path, exc: OSError) -> ApiError:
 
 
 def _read_range(path: Path, start_ns: int | None, end_ns: int | None, tail: int) -> BarArrays:
-    table = files.read(path)
-    columns: dict[str, Any] = {name: table.column(name).to_numpy() for name in files.COLUMNS}
-    times = columns["time"]
-    lo = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
-    hi = len(times) if end_ns is None else int(np.searchsorted(times, end_ns, "left"))
-    if tail > 0:
-        lo = max(lo, hi - tail)
-    return BarArrays(**{name: column[lo:hi] for name, column in columns.items()})
+    table = files.read_range(path, start_ns, end_ns, tail)
+    return BarArrays(**{name: table.column(name).to_numpy() for name in files.COLUMNS})

@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -26,6 +27,8 @@ SCHEMA = pa.schema([("time", pa.int64())] + [(name, pa.float64()) for name in CO
 #: Symbols are file names: letters, digits and ``. _ -``, starting with a letter or digit.
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
 TEMP_SUFFIX = ".tmp"
+#: Bars per Parquet row group: a range or tail read decodes only the groups it needs.
+ROW_GROUP_BARS = 65_536
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,41 @@ def read(path: Path) -> pa.Table:
     return pq.read_table(path, memory_map=True).cast(SCHEMA)
 
 
+def read_range(path: Path, start_ns: int | None, end_ns: int | None, tail: int) -> pa.Table:
+    """The rows with ``time`` in ``[start_ns, end_ns)`` (None: open side), only the last ``tail`` if
+    > 0; decodes only the row groups whose time statistics overlap."""
+    parquet = pq.ParquetFile(path, memory_map=True)
+    low, high = -(2**63) if start_ns is None else start_ns, 2**63 - 1 if end_ns is None else end_ns
+    groups = []
+    for index in range(parquet.metadata.num_row_groups):
+        stats = parquet.metadata.row_group(index).column(0).statistics
+        if stats is None or not stats.has_min_max or (stats.max >= low and stats.min < high):
+            groups.append(index)
+    if tail > 0:
+        kept, inside = [], 0
+        for position, index in enumerate(reversed(groups)):
+            kept.insert(0, index)
+            if position > 0:  # the last group may run past the range; the ones before it lie inside
+                inside += parquet.metadata.row_group(index).num_rows
+            if inside >= tail:
+                break
+        groups = kept
+    table = parquet.read_row_groups(groups).cast(SCHEMA) if groups else SCHEMA.empty_table()
+    times = table.column("time").to_numpy()
+    first = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
+    stop = len(times) if end_ns is None else int(np.searchsorted(times, end_ns, "left"))
+    if tail > 0:
+        first = max(first, stop - tail)
+    return table.slice(first, stop - first)
+
+
 def write_atomic(path: Path, table: pa.Table) -> Written:
     """Replace ``path`` with ``table`` atomically (see the module docstring); returns its digest."""
     sink = pa.BufferOutputStream()
     # No dictionary encoding (prices rarely repeat) and LZ4: the fastest write of a 1M-bar series.
-    pq.write_table(table.cast(SCHEMA), sink, compression="lz4", use_dictionary=False)
+    pq.write_table(
+        table.cast(SCHEMA), sink, compression="lz4", use_dictionary=False, row_group_size=ROW_GROUP_BARS
+    )
     data = sink.getvalue()
     view = memoryview(data)
     digest = hashlib.sha256(view).hexdigest()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
 from ktrdrd.data import files
 from tests.support.paths import REPO
@@ -84,3 +86,29 @@ def test_remove_deletes_the_file_and_its_empty_directory(tmp_path: Path) -> None
     files.write_atomic(path, table(10))
     files.remove(path)
     assert not path.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "tail"),
+    [(None, None, 0), (None, None, 5), (None, None, 70_000), (None, None, 500_000), (1000, 131_072, 0),
+     (65_535, 65_537, 0), (None, 131_073, 65_536), (10, 200_000, 131_070), (199_999, None, 3), (300_000, None, 1),
+     (5, 6, 10)],
+)  # fmt: skip
+def test_range_and_tail_reads_across_row_groups(
+    tmp_path: Path, start: int | None, end: int | None, tail: int
+) -> None:
+    """200,000 one-minute bars make four row groups; each read equals slicing the whole table."""
+    path = files.series_path(tmp_path, "AAPL", "1m")
+    whole = table(200_000)
+    files.write_atomic(path, whole)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 4
+    times = whole.column("time").to_numpy() // (60 * 10**9)  # minutes
+    lo = 0 if start is None else int(np.searchsorted(times, start))
+    hi = len(times) if end is None else int(np.searchsorted(times, end))
+    if tail:
+        lo = max(lo, hi - tail)
+    minute = 60 * 10**9
+    got = files.read_range(
+        path, None if start is None else start * minute, None if end is None else end * minute, tail
+    )
+    assert got.equals(whole.slice(lo, hi - lo))
