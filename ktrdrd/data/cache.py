@@ -98,23 +98,32 @@ class BarCache:
             lambda conn: catalog.select(conn, where, args, limit=limit, after=after)
         )
 
+    async def check_import(
+        self, symbol: str, timeframe: str, *, source: str, mode: str
+    ) -> SeriesEntry | None:
+        """The series' entry if an import of ``source`` bars in ``mode`` may go ahead: FAILED_PRECONDITION
+        (reason ``SOURCE_MISMATCH``) for a series of another source, ALREADY_EXISTS (``SERIES_EXISTS``)
+        for an existing series in ``create`` mode. A caller may check early; the import checks again."""
+        previous = await self.entry(symbol, timeframe)
+        if previous is not None and previous.source != source:
+            raise failed_precondition(
+                f"{symbol} {timeframe} holds {previous.source} bars; a series never mixes sources "
+                f"(delete it first to import {source} bars)",
+                "SOURCE_MISMATCH",
+            )
+        if previous is not None and mode == "create":
+            raise ApiError(
+                StatusCode.ALREADY_EXISTS,
+                f"{symbol} {timeframe} already exists ({previous.bar_count} bars); use merge or replace",
+                "SERIES_EXISTS",
+            )
+        return previous
+
     async def import_bars(self, bars: Bars, *, source: str, mode: str, calendar: str) -> SeriesEntry:
         """Store ``bars`` (validated, non-empty) as described in the module docstring."""
         key = (bars.symbol, bars.timeframe)
         async with self._lock(key):
-            previous = await self.entry(*key)
-            if previous is not None and previous.source != source:
-                raise failed_precondition(
-                    f"{key[0]} {key[1]} holds {previous.source} bars; a series never mixes sources "
-                    f"(delete it first to import {source} bars)",
-                    "SOURCE_MISMATCH",
-                )
-            if previous is not None and mode == "create":
-                raise ApiError(
-                    StatusCode.ALREADY_EXISTS,
-                    f"{key[0]} {key[1]} already exists ({previous.bar_count} bars); use merge or replace",
-                    "SERIES_EXISTS",
-                )
+            previous = await self.check_import(*key, source=source, mode=mode)
             merge_into = previous if mode == "merge" else None
             try:
                 entry = await asyncio.to_thread(self._write, bars, source, calendar, merge_into)

@@ -54,13 +54,14 @@ def read_range(path: Path, start_ns: int | None, end_ns: int | None, tail: int) 
     > 0; decodes only the row groups whose time statistics overlap."""
     parquet = pq.ParquetFile(path, memory_map=True)
     low, high = -(2**63) if start_ns is None else start_ns, 2**63 - 1 if end_ns is None else end_ns
-    groups = []
+    groups: list[int] = []
     for index in range(parquet.metadata.num_row_groups):
         stats = parquet.metadata.row_group(index).column(0).statistics
         if stats is None or not stats.has_min_max or (stats.max >= low and stats.min < high):
             groups.append(index)
     if tail > 0:
-        kept, inside = [], 0
+        kept: list[int] = []
+        inside = 0
         for position, index in enumerate(reversed(groups)):
             kept.insert(0, index)
             if position > 0:  # the last group may run past the range; the ones before it lie inside

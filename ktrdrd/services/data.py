@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -31,6 +32,8 @@ from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.errors import ApiError, invalid_argument, not_found
 from ktrdrd.services.registry import Call
 
+#: The source of imported series.
+SOURCE = "IMPORT"
 GRPC_CHUNK_BARS = 65_536  # 48 bytes a bar packed: about 3 MiB
 CTL_CHUNK_BARS = 16_384  # JSON spells an int64 as a string: about 100 bytes a bar
 DEFAULT_PAGE_SIZE = 100
@@ -57,48 +60,44 @@ class DataService:
     async def ImportBars(
         self, requests: AsyncIterator[pb.ImportBarsRequest], call: Call
     ) -> pb.ImportBarsResponse:
-        header: pb.ImportBarsHeader | None = None
+        plan: _ImportPlan | None = None
         data = bytearray()
         async for request in requests:
             item = request.WhichOneof("item")
             if item == "header":
-                if header is not None:
+                if plan is not None:
                     raise invalid_argument("header", "only the first message may be a header")
-                header = request.header
-            elif header is None:
+                plan = _plan(request.header)
+                # Refused at once rather than after the whole file arrived; checked again when writing.
+                await self.cache.check_import(plan.symbol, plan.timeframe, source=SOURCE, mode=plan.mode)
+            elif plan is None:
                 raise invalid_argument("header", "the first message of an import must be the header")
             elif item == "data":
                 data += request.data
                 if len(data) > self.max_import_bytes:
                     raise ApiError(
                         StatusCode.RESOURCE_EXHAUSTED,
-                        f"{header.source_name or 'the import'}: larger than the import limit of "
-                        f"{self.max_import_bytes:,} bytes (daemon config key data_import_max_bytes); "
-                        "nothing was written",
+                        f"{plan.name}: larger than the import limit of {self.max_import_bytes:,} bytes "
+                        "(daemon config key data_import_max_bytes); nothing was written",
                         "IMPORT_TOO_LARGE",
                     )
             else:
                 raise invalid_argument(
                     "chunk", "parsed bar chunks are not accepted yet; send the file in data"
                 )
-        if header is None:
+        if plan is None:
             raise invalid_argument("header", "required: the import sent no message")
-        symbol, timeframe = series_key(header.series.symbol, header.series.timeframe, "header.series")
-        name = header.source_name or f"<{symbol} {timeframe}>"
-        fmt = _FORMATS.get(header.format) or ("parquet" if name.lower().endswith(".parquet") else "csv")
-        calendar = _calendar(header.calendar, symbol)
-        mode = _MODES.get(header.mode)
-        if mode is None:
-            raise invalid_argument("header.mode", f"unknown import mode {header.mode}")
         try:
-            bars = await asyncio.to_thread(parse.parse, data, fmt, symbol, timeframe, name)
+            bars = await asyncio.to_thread(
+                parse.parse, data, plan.fmt, plan.symbol, plan.timeframe, plan.name
+            )
         except BarsError as exc:
             raise invalid_argument("data", f"{exc}; nothing was imported", "BARS_INVALID") from None
         if len(bars) == 0:
             raise invalid_argument(
-                "data", f"{name}: the file holds no bars; nothing was imported", "BARS_INVALID"
+                "data", f"{plan.name}: the file holds no bars; nothing was imported", "BARS_INVALID"
             )
-        entry = await self.cache.import_bars(bars, source="IMPORT", mode=mode, calendar=calendar)
+        entry = await self.cache.import_bars(bars, source=SOURCE, mode=plan.mode, calendar=plan.calendar)
         return pb.ImportBarsResponse(coverage=coverage_to_proto(entry), bars_imported=len(bars))
 
     async def GetBars(self, request: pb.GetBarsRequest, call: Call) -> AsyncIterator[pb.GetBarsResponse]:
@@ -143,6 +142,29 @@ class DataService:
     async def DeleteSeries(self, request: pb.DeleteSeriesRequest, call: Call) -> pb.DeleteSeriesResponse:
         symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
         return pb.DeleteSeriesResponse(coverage=coverage_to_proto(await self.cache.delete(symbol, timeframe)))
+
+
+@dataclass(frozen=True)
+class _ImportPlan:
+    """What an import's header asks for, checked."""
+
+    symbol: str
+    timeframe: str
+    name: str  # the file's name for messages
+    fmt: str  # "csv" or "parquet"
+    calendar: str
+    mode: str  # "create", "replace" or "merge"
+
+
+def _plan(header: pb.ImportBarsHeader) -> _ImportPlan:
+    """The header checked: INVALID_ARGUMENT naming the field otherwise."""
+    symbol, timeframe = series_key(header.series.symbol, header.series.timeframe, "header.series")
+    name = header.source_name or f"<{symbol} {timeframe}>"
+    fmt = _FORMATS.get(header.format) or ("parquet" if name.lower().endswith(".parquet") else "csv")
+    mode = _MODES.get(header.mode)
+    if mode is None:
+        raise invalid_argument("header.mode", f"unknown import mode {header.mode}")
+    return _ImportPlan(symbol, timeframe, name, fmt, _calendar(header.calendar, symbol), mode)
 
 
 def _calendar(requested: str, symbol: str) -> str:
