@@ -36,8 +36,6 @@ from ktrdrd.data.intervals import union
 from ktrdrd.errors import ApiError, failed_precondition, invalid_argument, not_found
 from ktrdrd.journal import Journal
 
-MODES = ("create", "replace", "merge")
-
 
 @dataclass(frozen=True)
 class BarArrays:

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 from ktrdrd.data.intervals import Interval
 
-SOURCES = ("IB", "IMPORT", "SIMULATOR")
-
 
 @dataclass(frozen=True)
 class SeriesEntry:

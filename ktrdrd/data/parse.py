@@ -27,7 +27,6 @@ from ktrdr.research.bars import FIELDS, Bars, BarsError
 
 TIME_COLUMNS = ("timestamp", "datetime", "date", "time")
 PRICES = FIELDS[:4]
-FORMATS = ("csv", "parquet")
 # Epoch numbers below these magnitudes are seconds, milliseconds, microseconds; else nanoseconds.
 _EPOCH_UNITS = ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3))
 
