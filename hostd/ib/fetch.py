@@ -42,7 +42,7 @@ T = TypeVar("T")
 Emit = Callable[[pb.FetchBarsResponse], None]
 
 DAY_S = 86_400
-WHAT_TO_SHOW = {
+WHAT_TO_SHOW: dict[int, str] = {
     pb.WHAT_TO_SHOW_TRADES: "TRADES",
     pb.WHAT_TO_SHOW_MIDPOINT: "MIDPOINT",
     pb.WHAT_TO_SHOW_BID: "BID",

@@ -1,7 +1,8 @@
 """``hostd ib`` as a process: the gRPC server, health, reflection, sd_notify and a clean stop.
 
 Phases: bind (a unix socket, chmod 0660, or loopback TCP) → start serving; print one JSON line
-``{"listening": "unix:PATH" | "HOST:PORT"}`` and send ``READY=1`` → the connection's reconnect loop
+``{"listening": "unix:PATH" | "HOST:PORT"}``, send ``READY=1`` and start the watchdog pings (when
+systemd asks for them) → the connection's reconnect loop
 runs; health ``""`` and ``ktrdr.hostd.marketdata.v1.MarketDataService`` (and its short alias
 ``ktrdr.hostd.ib``) are SERVING exactly while the gateway is usable, and sd_notify STATUS follows
 the connection → SIGTERM/SIGINT: ``STOPPING=1``, health NOT_SERVING, calls in flight get
@@ -162,6 +163,7 @@ async def _main(config: HostConfig, notifier: Notifier) -> int:
     )
     print(json.dumps({"listening": address}), flush=True)
     notifier.ready(f"listening on {address}; gateway {connection.config.address}")
+    notifier.start_watchdog(loop)
     await stop.wait()
     notifier.stopping("stopping")
     log.info("stopping on signal")
