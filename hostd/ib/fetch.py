@@ -23,8 +23,9 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from google.protobuf import duration_pb2, timestamp_pb2
 from ib_async import IB, BarData, ContractDetails, RequestError
 
 from hostd.ib import columns, contracts, ib_errors, requests
@@ -72,9 +73,7 @@ def what_to_show(value: int, details: ContractDetails) -> str:
     return "MIDPOINT" if details.contract.secType == "CASH" else "TRADES"
 
 
-def _timestamp(epoch_s: int) -> Any:
-    from google.protobuf import timestamp_pb2
-
+def _timestamp(epoch_s: int) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=epoch_s)
 
 
@@ -198,8 +197,6 @@ class Fetcher:
             emit(self._progress(done, len(plan), fetched))
 
     def _progress(self, done: int, total: int, fetched: int) -> pb.FetchBarsResponse:
-        from google.protobuf import duration_pb2
-
         eta = duration_pb2.Duration()
         eta.FromNanoseconds(round(self.pacer.eta_s(total - done + self.pacer.queued) * 1e9))
         progress = common_pb2.Progress(
@@ -278,11 +275,11 @@ class Fetcher:
         """``call`` once the pacer allows, retried after pacing violations and lost answers."""
 
         async def paced(ib: IB) -> T:
-            await self.pacer.acquire(identity, burst_key, on_wait=on_wait)
+            slot = await self.pacer.acquire(identity, burst_key, on_wait=on_wait)
             try:
                 return await call(ib)
             finally:
-                self.pacer.release()
+                self.pacer.release(slot)
 
         return await self._with_retries(subject, paced)
 

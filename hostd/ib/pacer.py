@@ -8,9 +8,13 @@ bar size; anchors.md §4.3):
 3. at most 60 requests in any 10 minutes (a request of weight 2, BID_ASK, counts twice);
 4. at most 50 requests open at once.
 
-:meth:`Pacer.acquire` waits until a request may go, then records it (it is *open* until
-:meth:`Pacer.release`). Waiters are woken when a window or an open slot frees; the check-and-record is
-one synchronous step on the event loop, so two waiters never take one slot.
+:meth:`Pacer.acquire` waits until a request may go, then records it and returns its
+:class:`Slot`; the request is *open* until :meth:`Pacer.release`. A request counts in the windows from
+the moment it is **answered** (its release), not from when it was sent: the gateway counts it when it
+arrives, which is before the answer, so the pacer's windows always end after the gateway's however
+long the request travelled. While open it counts as "now" in every window. Waiters are woken when a
+window or an open slot frees; the check-and-record is one synchronous step on the event loop, so two
+waiters never take one slot.
 
 ``clock_scale`` K divides every window (as ``hostd gateway-sim --clock-scale K`` does), so tests run
 the rules quickly. ``margin_s`` (real seconds, not scaled) is added to each window: the gateway sees a
@@ -23,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
@@ -55,6 +58,16 @@ class PacerSnapshot:
     queue_eta_s: float
 
 
+class Slot:
+    """One acquired request: ``at`` is when it was answered (``inf`` while it is open)."""
+
+    __slots__ = ("at", "weight")
+
+    def __init__(self, weight: int) -> None:
+        self.at = float("inf")
+        self.weight = weight
+
+
 class Pacer:
     def __init__(
         self,
@@ -67,9 +80,9 @@ class Pacer:
         self.rules = rules or PacingRules()
         self.clock_scale = clock_scale
         self._clock = clock
-        self._sent: deque[float] = deque()  # one entry per unit of weight, oldest first
-        self._bursts: dict[Hashable, deque[float]] = {}
-        self._identical: dict[Hashable, float] = {}
+        self._sent: list[Slot] = []
+        self._bursts: dict[Hashable, list[Slot]] = {}
+        self._identical: dict[Hashable, Slot] = {}
         self._hold_until = 0.0
         self._hold_reason = ""
         self.open = 0
@@ -82,18 +95,22 @@ class Pacer:
 
     def _prune(self, now: float) -> None:
         rolling = self.window(self.rules.rolling_window_s)
-        while self._sent and now - self._sent[0] >= rolling:
-            self._sent.popleft()
+        self._sent = [slot for slot in self._sent if now - slot.at < rolling]
         burst = self.window(self.rules.burst_window_s)
-        for key in [k for k, q in self._bursts.items() if not q or now - q[-1] >= burst]:
-            del self._bursts[key]
+        self._bursts = {
+            key: kept
+            for key, slots in self._bursts.items()
+            if (kept := [s for s in slots if now - s.at < burst])
+        }
         identical = self.window(self.rules.identical_window_s)
-        for key in [k for k, t in self._identical.items() if now - t >= identical]:
-            del self._identical[key]
+        self._identical = {key: slot for key, slot in self._identical.items() if now - slot.at < identical}
+
+    def _weight_in_window(self) -> int:
+        return sum(slot.weight for slot in self._sent)
 
     def wait_for(self, identity: Hashable, burst_key: Hashable, weight: int = 1) -> tuple[float, str]:
         """(seconds until this request may go, the rule that holds it); (0, "") when it may go now;
-        ``inf`` while the open-request limit holds it (it frees on a release)."""
+        ``inf`` while only the answer of an open request can free it (a release wakes the waiters)."""
         rules = self.rules
         now = self._clock()
         self._prune(now)
@@ -102,11 +119,11 @@ class Pacer:
         if last is not None:
             waits.append(
                 (
-                    last + self.window(rules.identical_window_s) - now,
+                    last.at + self.window(rules.identical_window_s) - now,
                     f"identical request within {rules.identical_window_s:g} s",
                 )
             )
-        burst = self._bursts.get(burst_key, ())
+        burst = sorted(slot.at for slot in self._bursts.get(burst_key, ()))
         if len(burst) >= rules.burst_max:
             waits.append(
                 (
@@ -114,11 +131,12 @@ class Pacer:
                     f"{rules.burst_max + 1} requests for one contract and tick type within {rules.burst_window_s:g} s",
                 )
             )
-        over = len(self._sent) + weight - rules.rolling_max
+        over = self._weight_in_window() + weight - rules.rolling_max
         if over > 0:
+            times = sorted(slot.at for slot in self._sent for _ in range(slot.weight))
             waits.append(
                 (
-                    self._sent[over - 1] + self.window(rules.rolling_window_s) - now,
+                    times[over - 1] + self.window(rules.rolling_window_s) - now,
                     f"{rules.rolling_max} requests per {rules.rolling_window_s / 60:g} minutes",
                 )
             )
@@ -129,8 +147,9 @@ class Pacer:
 
     async def acquire(
         self, identity: Hashable, burst_key: Hashable, weight: int = 1, on_wait: WaitListener | None = None
-    ) -> None:
-        """Wait until the request may go under every rule, then record it as sent and open."""
+    ) -> Slot:
+        """Wait until the request may go under every rule, then record it as open; pass the slot
+        to :meth:`release` when the request is answered, fails or is cancelled."""
         self.queued += 1
         try:
             while True:
@@ -144,15 +163,18 @@ class Pacer:
                     await asyncio.wait_for(changed.wait(), None if wait == float("inf") else wait)
         finally:
             self.queued -= 1
-        now = self._clock()
-        self._sent.extend([now] * weight)
-        self._bursts.setdefault(burst_key, deque(maxlen=self.rules.burst_max)).append(now)
-        self._identical[identity] = now
+        slot = Slot(weight)
+        self._sent.append(slot)
+        self._bursts.setdefault(burst_key, []).append(slot)
+        self._identical[identity] = slot
         self.open += 1
+        return slot
 
-    def release(self) -> None:
-        """An acquired request was answered, failed or was cancelled."""
-        self.open = max(0, self.open - 1)
+    def release(self, slot: Slot) -> None:
+        """The request of ``slot`` was answered, failed or was cancelled: it counts from now."""
+        if slot.at == float("inf"):
+            slot.at = self._clock()
+            self.open -= 1
         self._wake()
 
     def hold(self, seconds: float, reason: str) -> None:
@@ -170,27 +192,30 @@ class Pacer:
         now = self._clock()
         self._prune(now)
         next_slot = max(0.0, self._hold_until - now)
-        if len(self._sent) >= self.rules.rolling_max:
-            next_slot = max(next_slot, self._sent[0] + self.window(self.rules.rolling_window_s) - now)
+        if self._weight_in_window() >= self.rules.rolling_max:
+            oldest = min(slot.at for slot in self._sent)
+            next_slot = max(next_slot, oldest + self.window(self.rules.rolling_window_s) - now)
         return PacerSnapshot(
-            requests_in_window=len(self._sent),
+            requests_in_window=self._weight_in_window(),
             open_requests=self.open,
             queued_requests=self.queued,
-            next_slot_s=next_slot,
+            next_slot_s=min(next_slot, 86_400.0),
             queue_eta_s=self.eta_s(self.queued),
         )
 
     def eta_s(self, requests: int) -> float:
         """Seconds until ``requests`` more requests could all have been sent under the rolling rule
-        (a lower bound: the other rules and the answers' latency come on top)."""
+        (a lower bound: the other rules and the answers' latency come on top; open requests count as
+        answered now)."""
         now = self._clock()
         self._prune(now)
         rules = self.rules
-        free = rules.rolling_max - len(self._sent)
+        held = max(0.0, self._hold_until - now)
+        times = sorted(min(slot.at, now) for slot in self._sent for _ in range(slot.weight))
+        free = rules.rolling_max - len(times)
         if requests <= free:
-            return max(0.0, self._hold_until - now)
-        extra = requests - free  # requests that must wait for older ones to leave the window
+            return held
         window = self.window(rules.rolling_window_s)
-        rounds, index = divmod(extra - 1, rules.rolling_max)
-        first_free = self._sent[index] + window - now if index < len(self._sent) else window
-        return max(0.0, self._hold_until - now) + rounds * window + max(0.0, first_free)
+        rounds, index = divmod(requests - free - 1, rules.rolling_max)
+        first_free = times[index] + window - now if index < len(times) else window
+        return held + rounds * window + max(0.0, first_free)
