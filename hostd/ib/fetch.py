@@ -105,7 +105,7 @@ class Fetcher:
         subject = contracts.describe(spec)
 
         async def call(ib: IB) -> list[ContractDetails]:
-            return await ib.reqContractDetailsAsync(query)
+            return await self._bounded(subject, ib.reqContractDetailsAsync(query))
 
         found = await self._with_retries(subject, call)
         if not found:
@@ -142,7 +142,9 @@ class Fetcher:
         subject = f"{contract.symbol} {what} head timestamp"
 
         async def call(ib: IB) -> dt.datetime:
-            return await ib.reqHeadTimeStampAsync(contracts.for_request(details), what, use_rth, 2)
+            return await self._bounded(
+                subject, ib.reqHeadTimeStampAsync(contracts.for_request(details), what, use_rth, 2)
+            )
 
         try:
             head = await self._paced(subject, ("head", *key), (contract.conId, contract.exchange, what), call)
@@ -241,7 +243,11 @@ class Fetcher:
                     answer.cancel()
                     code, text = warning.result()
                     raise RequestError(-1, code, text)
-                return list(answer.result())
+                bars = list(answer.result())
+            if not bars:
+                # ib_async returns nothing, without an error, when the request timed out: not "no data".
+                raise _Unanswered(f"{subject}: no answer within {timeout:g} s")
+            return bars
 
         def on_wait(seconds: float, reason: str) -> None:
             wait = pb.PacingWait(reason=reason)
@@ -257,13 +263,18 @@ class Fetcher:
             what,
             use_rth,
         )
-        bars = await self._paced(subject, identity, (contract.conId, contract.exchange, what), call, on_wait)
-        if not bars:
-            # ib_async returns nothing, without an error, when the request timed out: not "no data".
-            raise _Unanswered(f"{subject}: no answer within {timeout:g} s")
-        return bars
+        return await self._paced(subject, identity, (contract.conId, contract.exchange, what), call, on_wait)
 
     # -- retries ----------------------------------------------------------------------------------
+    async def _bounded(self, subject: str, request: Awaitable[T]) -> T:
+        """``request``'s answer, or :class:`_Unanswered` after ``request_timeout_s`` (ib_async waits
+        for contract details and head timestamps without a limit)."""
+        timeout = self.config.request_timeout_s
+        try:
+            return await asyncio.wait_for(request, timeout)
+        except TimeoutError:
+            raise _Unanswered(f"{subject}: no answer within {timeout:g} s") from None
+
     async def _paced(
         self,
         subject: str,

@@ -258,3 +258,49 @@ def test_health_follows_the_gateway_and_calls_fail_unavailable_with_retry_info(t
         assert host.stop() == 0
     finally:
         host.stop()
+
+
+def test_empty_answers_are_checked_not_trusted(tmp_path: Path, sim: SimThread) -> None:
+    host = start_host(tmp_path, sim.port, "--request-timeout", "0.3")
+    try:
+        host.wait_health(SERVING)
+        saturday = int(dt.datetime(2024, 1, 6, tzinfo=dt.UTC).timestamp())
+        weekend = host.fetch(fetch_request("AAPL", "1h", saturday, saturday + 2 * DAY, use_rth=True))
+        assert weekend.bars == [] and weekend.empty == [
+            (saturday, saturday + 2 * DAY)
+        ]  # "no data", confirmed
+        head = host.unary(
+            "GetHeadTimestamp",
+            pb.GetHeadTimestampRequest(contract=pb.ContractSpec(symbol="AAPL")),
+            pb.GetHeadTimestampResponse,
+        ).head_time.seconds
+        before = host.fetch(fetch_request("AAPL", "1d", head - 400 * DAY, head - 10 * DAY))
+        assert before.bars == [] and before.empty == [(head - 400 * DAY, head - 10 * DAY)]
+        assert before.progress == []  # known empty from the head timestamp: no request sent
+        assert host.status().pacer.pacing_violations == 0
+        sim.call(lambda s: setattr(s.faults, "latency_s", 1.0))  # answers later than the host waits
+        with pytest.raises(grpc.RpcError) as caught:
+            host.fetch(fetch_request("AAPL", "1h", JAN_2, JAN_2 + DAY))
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # never "no data"
+        assert "no answer within 0.3 s" in (caught.value.details() or "")
+    finally:
+        host.stop()
+
+
+def test_a_rejected_request_field_fails_at_once_as_invalid_argument(tmp_path: Path, sim: SimThread) -> None:
+    host = start_host(tmp_path, sim.port)
+    try:
+        host.wait_health(SERVING)
+        sim.call(lambda s: setattr(s.faults, "reject_321", 1))  # ib_async treats 321 as a mere warning
+        with pytest.raises(grpc.RpcError) as caught:
+            host.fetch(fetch_request("AAPL", "1h", JAN_2, JAN_2 + DAY), timeout=20)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        message, infos = _details(caught.value)
+        assert "321" in message and [i.reason for i in infos] == ["IB_VALIDATION"]
+        with pytest.raises(grpc.RpcError) as bad:
+            host.fetch(fetch_request("AAPL", "2h", JAN_2, JAN_2 + DAY))
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "timeframe" in (
+            bad.value.details() or ""
+        )
+    finally:
+        host.stop()
