@@ -21,6 +21,10 @@ CONNECTIVITY_RESTORED = (1101, 1102)
 PACING = 162
 CLIENT_ID_IN_USE = 326
 
+_RETRYABLE = {StatusCode.UNAVAILABLE, StatusCode.RESOURCE_EXHAUSTED}
+#: RetryInfo of a retryable status when the caller has no better figure (seconds).
+DEFAULT_RETRY_S = 1.0
+
 
 @dataclass(frozen=True)
 class Mapping:
@@ -87,7 +91,8 @@ def is_farm_notice(code: int) -> bool:
 
 def to_api_error(code: int, message: str, subject: str, retry_after_s: float | None = None) -> ApiError:
     """The gRPC error for IB error ``code`` with IB's ``message``, about ``subject`` (``"AAPL 1h"``,
-    ``"client id 7"``): the message names the subject, the IB code and IB's text."""
+    ``"client id 7"``): the message names the subject, the IB code and IB's text. UNAVAILABLE and
+    RESOURCE_EXHAUSTED carry RetryInfo (``retry_after_s``, else :data:`DEFAULT_RETRY_S`)."""
     mapping = TABLE.get(code)
     if mapping is None:
         return ApiError(StatusCode.UNKNOWN, f"{subject}: IB error {code}: {message}", f"IB_ERROR_{code}")
@@ -102,11 +107,8 @@ def to_api_error(code: int, message: str, subject: str, retry_after_s: float | N
         mapping.code,
         f"{subject}: {mapping.meaning} (IB error {code}: {message})",
         mapping.reason,
-        retry_after_s=retry_after_s if mapping.code in _RETRYABLE else None,
+        retry_after_s=(retry_after_s or DEFAULT_RETRY_S) if mapping.code in _RETRYABLE else None,
     )
-
-
-_RETRYABLE = {StatusCode.UNAVAILABLE, StatusCode.RESOURCE_EXHAUSTED}
 
 
 def unavailable(message: str, retry_after_s: float) -> ApiError:

@@ -38,6 +38,7 @@ def test_mapped_codes_name_the_subject_code_and_text() -> None:
         assert "XYZ" in error.message and str(code) in error.message and "IB's text" in error.message
         assert error.reason == ib_errors.TABLE[code].reason
     assert ib_errors.to_api_error(1100, "lost", "XYZ", retry_after_s=2).retry_after_s == 2
+    assert ib_errors.to_api_error(504, "gone", "XYZ").retry_after_s == ib_errors.DEFAULT_RETRY_S
     assert ib_errors.to_api_error(200, "none", "XYZ", retry_after_s=2).retry_after_s is None
 
 
