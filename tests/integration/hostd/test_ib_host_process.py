@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hostd.ib import requests
 from tests.integration.conftest import REPO, NotifyListener
 from tests.support.ibhost import SERVING, IbHost, fetch_request
+from tests.support.importprobe import imported_modules
 
 READY_TIMEOUT_S = 60.0
 JAN_2 = 1_704_153_600
@@ -66,3 +69,30 @@ def test_ib_host_and_gateway_sim_as_processes(tmp_path: Path) -> None:
         assert sim.stdout is not None
         sim.stdout.close()
         listener.close()
+
+
+def test_hostd_help_lists_ib_and_imports_neither_grpc_nor_ib_async() -> None:
+    modules = imported_modules("--help", program=("-m", "hostd"))
+    assert "hostd.ib.cli" in modules
+    assert not [m for m in modules if m.split(".")[0] in ("grpc", "ib_async", "google")]
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--listen", "0.0.0.0:5000", "--gateway", "127.0.0.1:4002"], "loopback"),
+        (["--listen", "unix:", "--gateway", "127.0.0.1:4002"], "unix:PATH"),
+        (["--listen", "unix:/tmp/x.sock", "--gateway", "127.0.0.1:0"], "gateway port"),
+        (["--listen", "unix:/tmp/x.sock", "--gateway", "127.0.0.1:4002", "--client-id", "-3"], "client id"),
+    ],
+)
+def test_bad_flags_exit_2_naming_them(flags: list[str], named: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hostd", "ib", *flags],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and named in result.stderr
