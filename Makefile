@@ -47,10 +47,14 @@ lint: $(STAMP) $(NODE_STAMP)
 	$(PY) -m mypy
 	$(PY) -m ktrdr.tools.genprotos --check
 	cd protos && ../tests/interop/node_modules/.bin/buf lint
-	# verify a copy whose ExecStart points at this checkout's ktrdrd (the unit names /opt/ktrdr)
+	# verify copies whose ExecStart points at this checkout's ktrdrd / hostd (the units name /opt/ktrdr)
 	@tmp=$$(mktemp -d) && \
 	  sed 's|^ExecStart=/opt/ktrdr/.venv/bin/ktrdrd|ExecStart=$(CURDIR)/$(VENV)/bin/ktrdrd|' systemd/ktrdrd.service > $$tmp/ktrdrd.service && \
 	  out=$$(systemd-analyze verify $$tmp/ktrdrd.service 2>&1 >/dev/null); rm -rf $$tmp; \
+	  if [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify: output on stderr"; exit 1; fi
+	@tmp=$$(mktemp -d) && \
+	  sed 's|^ExecStart=/opt/ktrdr/.venv/bin/hostd|ExecStart=$(CURDIR)/$(VENV)/bin/hostd|' systemd/hostd-ib.service > $$tmp/hostd-ib.service && \
+	  out=$$(systemd-analyze verify $$tmp/hostd-ib.service 2>&1 >/dev/null); rm -rf $$tmp; \
 	  if [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify: output on stderr"; exit 1; fi
 	# the user unit, as a user manager reads it (ExecStart=%h/ktrdr/... pointed at this checkout;
 	# a user manager needs an XDG_RUNTIME_DIR, a temporary one here)

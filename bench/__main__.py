@@ -24,6 +24,7 @@ ORDER = (
     "daemon_calls",
     "daemon_watch",
     "daemon_hostile",
+    "ib_pacing",
 )
 
 

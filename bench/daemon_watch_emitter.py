@@ -23,7 +23,7 @@ import cProfile
 import os
 from typing import Any
 
-from ktrdrd import errors
+from ktrdr.rpc import errors
 
 KIND = "bench.emitter"
 

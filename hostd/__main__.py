@@ -12,12 +12,17 @@ import sys
 from types import ModuleType
 
 from hostd.gatewaysim import cli as gatewaysim_cli
+from hostd.ib import cli as ib_cli
 
 #: subcommand → (its module, one-line help)
 SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
     "gateway-sim": (
         gatewaysim_cli,
         "TWS gateway simulator: the TWS API subset ib_async uses, bars from files or a seeded generator",
+    ),
+    "ib": (
+        ib_cli,
+        "IB host: one paced ib_async connection to IB Gateway/TWS served as MarketDataService",
     ),
 }
 

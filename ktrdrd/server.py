@@ -30,12 +30,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ktrdr.rpc.grpc_adapter import generic_handlers
 from ktrdrd.appstate import AppState
 from ktrdrd.ctl import CtlServer
 from ktrdrd.ctl.server import Limits
 from ktrdrd.rundirs import SOCKET_MODE, remove_socket
 from ktrdrd.services import Registry, build_registry
-from ktrdrd.services.grpc_adapter import generic_handlers
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 JOURNAL_HEALTH = "ktrdr.journal"

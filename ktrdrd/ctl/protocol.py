@@ -16,11 +16,11 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from ktrdr.rpc.errors import ApiError, invalid_argument
+from ktrdr.rpc.rich_status import error_data
 from ktrdr.wire import (
     StatusCode,
 )
-from ktrdrd.errors import ApiError, invalid_argument
-from ktrdrd.services.rich_status import error_data
 
 
 def encode(frame: dict[str, Any]) -> bytes:

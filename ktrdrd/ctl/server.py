@@ -24,7 +24,7 @@ or carries bad params gets an error frame and the connection stays usable. When 
 its calls in flight are cancelled; after a half-close (EOF on read, socket still open) calls in flight
 are allowed to finish.
 
-Methods come from the same :class:`~ktrdrd.services.registry.Registry` as gRPC. Extra ctl-only methods
+Methods come from the same :class:`~ktrdr.rpc.registry.Registry` as gRPC. Extra ctl-only methods
 (an embedding program's, e.g. the test suite's operation kinds) live in a mapping
 ``name -> async callable(params: dict)`` returning a JSON-ready dict, or an async iterator of dicts for
 a stream; the mapping is read at call time, so it may be filled after the server starts.
@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from ktrdr.rpc.errors import ApiError
+from ktrdr.rpc.registry import Call, MethodSpec, Registry
 from ktrdr.wire import FRAME_LIMIT, StatusCode
 from ktrdrd.ctl.protocol import (
     INLINE_JSON_BYTES,
@@ -63,9 +65,7 @@ from ktrdrd.ctl.protocol import (
     splice_result,
     to_json,
 )
-from ktrdrd.errors import ApiError
 from ktrdrd.rundirs import SOCKET_MODE, remove_socket
-from ktrdrd.services.registry import Call, MethodSpec, Registry
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,11 @@ import pyarrow as pa
 
 from ktrdr import timeframes
 from ktrdr.research.bars import FIELDS, Bars
+from ktrdr.rpc.errors import ApiError, failed_precondition, invalid_argument, not_found
 from ktrdr.wire import StatusCode
 from ktrdrd.data import calendars, catalog, files
 from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.data.intervals import union
-from ktrdrd.errors import ApiError, failed_precondition, invalid_argument, not_found
 from ktrdrd.journal import Journal
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from ktrdr.rpc.errors import ApiError
 from ktrdr.wire import StatusCode
-from ktrdrd.errors import ApiError
 
 #: Seconds a client is told to wait before retrying a start while the journal cannot write.
 RETRY_AFTER_S = 5.0

@@ -41,8 +41,8 @@ from typing import Any
 
 from ktrdr import logs
 from ktrdr.excerpts import echo
+from ktrdr.rpc import errors
 from ktrdr.wire import NAME_PREFIX, TERMINAL_STATES, EventType, OperationState, StatusCode
-from ktrdrd import errors
 from ktrdrd.journal import Journal
 from ktrdrd.journal.errors import JournalWriteError
 from ktrdrd.journal.records import EventRecord, OperationRecord, empty_progress

@@ -10,8 +10,8 @@ from __future__ import annotations
 import secrets
 import time
 
+from ktrdr.rpc import errors
 from ktrdr.wire import ID_ALPHABET, ID_PREFIX, parse_operation
-from ktrdrd import errors
 
 _RANDOM_BITS = 80
 

@@ -11,8 +11,8 @@ import hashlib
 import json
 from typing import Any
 
+from ktrdr.rpc import errors
 from ktrdr.wire import ID_PATTERN
-from ktrdrd import errors
 
 
 def filter_digest(filters: dict[str, Any]) -> str:

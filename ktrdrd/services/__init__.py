@@ -13,9 +13,9 @@ from typing import Any
 from google.protobuf.descriptor import ServiceDescriptor
 
 from ktrdr.daemon.v1 import backtests_pb2, data_pb2, models_pb2, training_pb2
+from ktrdr.rpc.registry import Call, MethodSpec, Registry
 from ktrdrd.appstate import AppState
 from ktrdrd.services.operations import OperationsService
-from ktrdrd.services.registry import Call, MethodSpec, Registry
 from ktrdrd.services.strategies import StrategiesService
 from ktrdrd.services.system import SystemService
 

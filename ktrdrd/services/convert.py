@@ -15,9 +15,9 @@ from google.rpc import status_pb2
 
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import operations_pb2
+from ktrdr.rpc.errors import invalid_argument
+from ktrdr.rpc.rich_status import error_info
 from ktrdr.wire import EVENT_ENUM_PREFIX, STATE_ENUM_PREFIX, OperationState
-from ktrdrd.errors import invalid_argument
-from ktrdrd.services.rich_status import error_info
 
 log = logging.getLogger(__name__)
 

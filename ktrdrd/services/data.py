@@ -25,12 +25,12 @@ from ktrdr import calendars
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import data_pb2 as pb
 from ktrdr.research.bars import BarsError
+from ktrdr.rpc.errors import ApiError, invalid_argument, not_found
+from ktrdr.rpc.registry import Call
 from ktrdr.wire import StatusCode
 from ktrdrd.data import parse
 from ktrdrd.data.cache import BarArrays, BarCache, series_key
 from ktrdrd.data.catalog import SeriesEntry
-from ktrdrd.errors import ApiError, invalid_argument, not_found
-from ktrdrd.services.registry import Call
 
 #: The source of imported series.
 SOURCE = "IMPORT"

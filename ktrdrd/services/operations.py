@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ktrdr.daemon.v1 import operations_pb2 as pb
-from ktrdrd.errors import invalid_argument
+from ktrdr.rpc.errors import invalid_argument
+from ktrdr.rpc.registry import Call
 from ktrdrd.operations import parse_label_selectors
 from ktrdrd.services.convert import event_to_proto, operation_to_proto, state_from_proto
-from ktrdrd.services.registry import Call
 
 EVENT_CACHE_SIZE = 8192  # event responses kept for sharing (≥ the fan-out ring's 2 × 4096)
 DONE_CACHE_SIZE = 1024  # GetOperation responses of finished operations kept

@@ -33,10 +33,10 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import strategies_pb2 as pb
 from ktrdr.excerpts import clip
+from ktrdr.rpc.errors import ApiError, FieldViolation, invalid_argument
+from ktrdr.rpc.registry import Call
 from ktrdr.wire import MAX_STRATEGY_BYTES as MAX_STRATEGY_BYTES  # largest source.content, bytes
 from ktrdr.wire import StatusCode
-from ktrdrd.errors import ApiError, FieldViolation, invalid_argument
-from ktrdrd.services.registry import Call
 
 #: Longest ``source.source_name`` accepted, in characters (a path up to Linux's PATH_MAX); every
 #: issue repeats it, so it is bounded like the document.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ktrdr.daemon.v1 import system_pb2 as pb
+from ktrdr.rpc.registry import Call
 from ktrdrd.appstate import AppState
 from ktrdrd.services.convert import duration, timestamp
-from ktrdrd.services.registry import Call
 
 
 def _enum_name(known: list[str], prefix: str, value: str) -> str:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ktrdr.rpc import errors
 from ktrdr.wire import StatusCode
-from ktrdrd import errors
 from ktrdrd.operations import OperationContext, OperationsCore
 
 KIND = "test.ticker"

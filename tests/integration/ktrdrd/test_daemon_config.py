@@ -111,3 +111,37 @@ def test_ktrdr_config_env_names_the_file(tmp_path: Path) -> None:
     toml.write_text('log_format = "text"\n')
     cfg = config.load(env={"KTRDR_CONFIG": str(toml), "XDG_RUNTIME_DIR": "/r", "HOME": "/h"}, euid=9)
     assert cfg["log_format"] == "text" and cfg.sources["log_format"] == f"file {toml}"
+
+
+def test_integer_limits_parse_from_every_source_and_refuse_bad_values(tmp_path: Path) -> None:
+    env = {"XDG_RUNTIME_DIR": str(tmp_path), "HOME": str(tmp_path), "KTRDR_CTL_MAX_CALLS": "1_000"}
+    toml = tmp_path / "k.toml"
+    toml.write_text("ctl_max_connections = 50\n")
+    cfg = config.load(config_file=toml, flags={"grpc_max_streams": "7"}, env=env, euid=1000)
+    assert (cfg["ctl_max_calls"], cfg["ctl_max_connections"], cfg["grpc_max_streams"]) == (1000, 50, 7)
+    assert cfg["ctl_send_buffer_bytes"] == 1024 * 1024 and cfg["ctl_frame_timeout_s"] == 10.0
+    bad = [
+        (
+            {"KTRDR_CTL_MAX_CALLS": "lots"},
+            None,
+            "environment KTRDR_CTL_MAX_CALLS: 'ctl_max_calls' must be an integer",
+        ),
+        ({}, "ctl_max_calls = 1.5\n", "'ctl_max_calls' must be an integer, got 1.5"),
+        ({}, "ctl_max_connections = 0\n", "'ctl_max_connections' must be an integer >= 1"),
+        ({}, "ctl_send_buffer_bytes = 1024\n", "'ctl_send_buffer_bytes' must be an integer >= 65536"),
+    ]
+    for extra_env, text, message in bad:
+        file = None
+        if text is not None:
+            file = tmp_path / "bad.toml"
+            file.write_text(text)
+        with pytest.raises(config.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            config.load(config_file=file, env={**env, **extra_env}, euid=1000)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ktrdrd", "--print-config", "--ctl-frame-timeout-s", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "'ctl_frame_timeout_s' must be a number >= 0.1" in proc.stderr

@@ -58,3 +58,19 @@ def test_a_user_manager_accepts_the_user_unit(tmp_path: Path) -> None:
         timeout=60,
     )
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+IB_HOST_UNIT = REPO / "systemd" / "hostd-ib.service"
+
+
+def test_the_ib_host_unit_runs_a_command_line_hostd_accepts() -> None:
+    from hostd.__main__ import build_parser
+
+    unit = settings(IB_HOST_UNIT)
+    assert unit["Type"] == ["notify"] and unit["User"] == ["ktrdr"]
+    (exec_start,) = unit["ExecStart"]
+    program, *argv = exec_start.split()
+    assert program == "/opt/ktrdr/.venv/bin/hostd"
+    args = build_parser().parse_args(argv)
+    runtime_dir = unit["RuntimeDirectory"][0]
+    assert args.command == "ib" and args.listen.startswith(f"unix:/run/{runtime_dir}/")

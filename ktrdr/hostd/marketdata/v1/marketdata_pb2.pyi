@@ -3,10 +3,11 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from ktrdr.common.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -150,23 +151,37 @@ class ResolveContractResponse(_message.Message):
     def __init__(self, contract: _Optional[_Union[Contract, _Mapping]] = ...) -> None: ...
 
 class PacerStatus(_message.Message):
-    __slots__ = ("requests_in_window", "open_requests", "queued_requests", "next_slot_time")
+    __slots__ = ("requests_in_window", "open_requests", "queued_requests", "next_slot_time", "budget_left", "queue_eta", "pacing_violations")
     REQUESTS_IN_WINDOW_FIELD_NUMBER: _ClassVar[int]
     OPEN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     QUEUED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_SLOT_TIME_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_LEFT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_ETA_FIELD_NUMBER: _ClassVar[int]
+    PACING_VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
     requests_in_window: int
     open_requests: int
     queued_requests: int
     next_slot_time: _timestamp_pb2.Timestamp
-    def __init__(self, requests_in_window: _Optional[int] = ..., open_requests: _Optional[int] = ..., queued_requests: _Optional[int] = ..., next_slot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    budget_left: int
+    queue_eta: _duration_pb2.Duration
+    pacing_violations: int
+    def __init__(self, requests_in_window: _Optional[int] = ..., open_requests: _Optional[int] = ..., queued_requests: _Optional[int] = ..., next_slot_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., budget_left: _Optional[int] = ..., queue_eta: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., pacing_violations: _Optional[int] = ...) -> None: ...
+
+class FarmStatus(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("state", "gateway_address", "client_id", "server_version", "since", "message", "pacer", "simulated")
+    __slots__ = ("state", "gateway_address", "client_id", "server_version", "since", "message", "pacer", "simulated", "farms", "ib_connectivity")
     STATE_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +190,8 @@ class GetStatusResponse(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PACER_FIELD_NUMBER: _ClassVar[int]
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
+    FARMS_FIELD_NUMBER: _ClassVar[int]
+    IB_CONNECTIVITY_FIELD_NUMBER: _ClassVar[int]
     state: ConnectionState
     gateway_address: str
     client_id: int
@@ -183,4 +200,6 @@ class GetStatusResponse(_message.Message):
     message: str
     pacer: PacerStatus
     simulated: bool
-    def __init__(self, state: _Optional[_Union[ConnectionState, str]] = ..., gateway_address: _Optional[str] = ..., client_id: _Optional[int] = ..., server_version: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., pacer: _Optional[_Union[PacerStatus, _Mapping]] = ..., simulated: _Optional[bool] = ...) -> None: ...
+    farms: _containers.RepeatedCompositeFieldContainer[FarmStatus]
+    ib_connectivity: bool
+    def __init__(self, state: _Optional[_Union[ConnectionState, str]] = ..., gateway_address: _Optional[str] = ..., client_id: _Optional[int] = ..., server_version: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., pacer: _Optional[_Union[PacerStatus, _Mapping]] = ..., simulated: _Optional[bool] = ..., farms: _Optional[_Iterable[_Union[FarmStatus, _Mapping]]] = ..., ib_connectivity: _Optional[bool] = ...) -> None: ...

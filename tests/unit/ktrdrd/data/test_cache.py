@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from ktrdr.research.bars import Bars
+from ktrdr.rpc.errors import ApiError
 from ktrdr.wire import StatusCode
 from ktrdrd.data import files
 from ktrdrd.data.cache import BarCache
-from ktrdrd.errors import ApiError
 from ktrdrd.journal import Journal
 from tests.support.paths import REPO
 
@@ -112,7 +112,7 @@ def test_a_failing_write_is_a_clear_error_and_keeps_the_series(tmp_path: Path) -
         import asyncio, signal
         from pathlib import Path
         from ktrdrd.data.cache import BarCache
-        from ktrdrd.errors import ApiError
+        from ktrdr.rpc.errors import ApiError
         from ktrdrd.journal import Journal
         from tests.unit.ktrdrd.data.test_cache import bars
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from ktrdr.rpc import errors
 from ktrdr.wire import StatusCode
-from ktrdrd import errors
 from ktrdrd.operations import OperationContext, OperationsCore
 from ktrdrd.operations.ids import IdGenerator
 from tests.support.journal import opened

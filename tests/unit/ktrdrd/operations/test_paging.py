@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
+from ktrdr.rpc import errors
 from ktrdr.wire import StatusCode
-from ktrdrd import errors
 from ktrdrd.operations import paging
 
 LAST = "op_" + "0123456789abcdefghjkmnpqrs"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from ktrdr.rpc import errors
 from ktrdr.wire import EventType, OperationState, StatusCode
-from ktrdrd import errors
 from ktrdrd.journal.records import EventRecord, OperationRecord
 from ktrdrd.operations import OperationsCore, fanout
 from tests.support.journal import opened

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from ktrdr.daemon.v1 import operations_pb2 as pb
+from ktrdr.rpc.errors import ApiError
+from ktrdr.rpc.registry import Call
 from ktrdr.wire import StatusCode
-from ktrdrd.errors import ApiError
 from ktrdrd.services.operations import OperationsService
-from ktrdrd.services.registry import Call
 from tests.support.journal import opened
 from tests.support.kinds import KIND
 

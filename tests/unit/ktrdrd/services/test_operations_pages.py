@@ -10,10 +10,10 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from ktrdr.daemon.v1 import operations_pb2 as pb
+from ktrdr.rpc.registry import Call, Registry
 from ktrdrd.ctl.protocol import INLINE_JSON_BYTES
 from ktrdrd.ctl.server import CtlServer
 from ktrdrd.services.operations import INLINE_RECORDS, OperationsService
-from ktrdrd.services.registry import Call, Registry
 from tests.support.ctl_dispatch import dispatch
 from tests.support.journal import opened
 from tests.support.kinds import KIND

@@ -11,7 +11,7 @@ A service implementation is a plain object with a ``descriptor`` attribute (the 
 - client streaming: ``async def ImportBars(self, requests, call) -> ImportBarsResponse`` where
   ``requests`` is an async iterator of request messages
 
-``call`` is a :class:`Call`. Errors are raised as :class:`ktrdrd.errors.ApiError`; each transport maps
+``call`` is a :class:`Call`. Errors are raised as :class:`ktrdr.rpc.errors.ApiError`; each transport maps
 them (gRPC status + ``google.rpc`` details, or a ctl error frame). An RPC of the proto that the object
 does not define answers UNIMPLEMENTED, so a service may be registered before its issue lands.
 """
@@ -27,7 +27,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from ktrdrd.errors import unimplemented
+from ktrdr.rpc.errors import unimplemented
 
 
 class Call(NamedTuple):

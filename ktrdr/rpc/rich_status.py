@@ -7,7 +7,7 @@ from typing import Any
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from ktrdrd.errors import ApiError
+from ktrdr.rpc.errors import ApiError
 
 ERROR_DOMAIN = "ktrdr"
 

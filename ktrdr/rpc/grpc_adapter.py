@@ -1,4 +1,4 @@
-"""Serve a :class:`~ktrdrd.services.registry.Registry` on a ``grpc.aio`` server via generic handlers.
+"""Serve a :class:`~ktrdr.rpc.registry.Registry` on a ``grpc.aio`` server via generic handlers.
 
 An :class:`ApiError` becomes the call's status code plus a ``google.rpc.Status`` in the
 ``grpc-status-details-bin`` trailer (ErrorInfo, BadRequest, RetryInfo); any other exception is logged
@@ -16,10 +16,10 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
+from ktrdr.rpc.errors import ApiError
+from ktrdr.rpc.registry import Call, MethodSpec, Registry
+from ktrdr.rpc.rich_status import to_status
 from ktrdr.wire import StatusCode
-from ktrdrd.errors import ApiError
-from ktrdrd.services.registry import Call, MethodSpec, Registry
-from ktrdrd.services.rich_status import to_status
 
 log = logging.getLogger(__name__)
 
