@@ -18,17 +18,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class PacingRules:
-    identical_window_s: float = 15.0
-    burst_window_s: float = 2.0
-    burst_max: int = 5  # "fewer than 6"
-    rolling_window_s: float = 600.0
-    rolling_max: int = 60
-    open_max: int = 50
+from hostd.ibpacing import PacingRules
 
 
 class Pacer:

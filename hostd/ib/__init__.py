@@ -1,5 +1,5 @@
 """``hostd ib``: the IB host. One paced ib_async connection to IB Gateway/TWS (or the gateway
-simulator) served as ``ktrdr.hostd.marketdata.v1.MarketDataService`` (DESIGN §9, docs/ib-host.md).
+simulator) served as ``ktrdr.hostd.marketdata.v1.MarketDataService`` (docs/ib-host.md).
 
 Modules, one job each: :mod:`.cli` (flags), :mod:`.requests` (bar sizes and how a range is split into
 requests), :mod:`.pacer` (IB's historical-data pacing rules, client side), :mod:`.ib_errors` (every IB

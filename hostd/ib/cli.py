@@ -1,7 +1,7 @@
 """``hostd ib``: flags, checked before anything starts (a bad one exits 2 naming it).
 
 ``--listen unix:PATH`` or ``--listen HOST:PORT`` (TCP on a loopback address only, until TLS and a
-bearer token land: DESIGN §10), ``--gateway HOST:PORT`` (IB Gateway/TWS or ``hostd gateway-sim``),
+bearer token land), ``--gateway HOST:PORT`` (IB Gateway/TWS or ``hostd gateway-sim``),
 ``--client-id N`` (the one fixed client id). This module imports only the standard library at import
 time (``hostd --help`` stays light); the host itself is :mod:`hostd.ib.process`.
 """

@@ -133,7 +133,7 @@ class Fetcher:
     # -- head timestamp ---------------------------------------------------------------------------
     async def head_timestamp(self, details: ContractDetails, what: str, use_rth: bool) -> int | None:
         """The earliest bar time (UTC epoch s) the gateway has, or None when it has no data of that
-        type at all. Paced like a historical request (conservative; anchors.md §4.3); cached."""
+        type at all. Paced like a historical request (conservative); cached."""
         contract = details.contract
         assert contract is not None
         key = (contract.conId, what, use_rth)

@@ -1,7 +1,7 @@
 """The central pacer for IB's historical-data rules, so the gateway never answers 162 for pacing.
 
 Rules (TWS API "Historical Data Limitations", applied to every historical-data request whatever its
-bar size; anchors.md §4.3):
+bar size):
 
 1. no identical request within 15 s;
 2. fewer than 6 requests for the same contract, exchange and tick type within 2 s;
@@ -30,20 +30,12 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+from hostd.ibpacing import PacingRules
+
+#: Real seconds added to every scaled window (see the module docstring).
+DEFAULT_MARGIN_S = 0.05
 #: Called with (seconds to wait, the rule that holds the request) before each wait.
 WaitListener = Callable[[float, str], None]
-
-
-@dataclass(frozen=True)
-class PacingRules:
-    identical_window_s: float = 15.0
-    burst_window_s: float = 2.0
-    burst_max: int = 5  # "fewer than 6"
-    rolling_window_s: float = 600.0
-    rolling_max: int = 60
-    open_max: int = 50
-    #: Added to every scaled window, in real seconds.
-    margin_s: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -74,10 +66,12 @@ class Pacer:
         rules: PacingRules | None = None,
         clock_scale: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        margin_s: float = DEFAULT_MARGIN_S,
     ) -> None:
         if clock_scale <= 0:
             raise ValueError(f"clock_scale must be > 0, got {clock_scale}")
         self.rules = rules or PacingRules()
+        self.margin_s = margin_s
         self.clock_scale = clock_scale
         self._clock = clock
         self._sent: list[Slot] = []
@@ -91,7 +85,7 @@ class Pacer:
 
     def window(self, seconds: float) -> float:
         """A rule's window in this pacer's clock: scaled, plus the margin."""
-        return seconds / self.clock_scale + self.rules.margin_s
+        return seconds / self.clock_scale + self.margin_s
 
     def _prune(self, now: float) -> None:
         rolling = self.window(self.rules.rolling_window_s)

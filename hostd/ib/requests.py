@@ -1,7 +1,7 @@
 """IB bar sizes and how a time range is split into historical-data requests.
 
 IB limits the duration one request may cover per bar size (the TWS API "step size" table, read
-backwards; anchors.md §4.2). Defaults: 1m → 86400 S (1 D), 5m/15m → 1 W, 30m/1h/4h → 1 M, 1d/1w → 1 Y.
+backwards; TWS API "Historical Data Limitations"). Defaults: 1m → 86400 S (1 D), 5m/15m → 1 W, 30m/1h/4h → 1 M, 1d/1w → 1 Y.
 
 A range ``[start, end)`` becomes requests ``(end_time, duration)`` oldest first. Each request covers
 its own *core* interval plus one bar on either side (IB stamps a bar by its first traded minute or by

@@ -8,9 +8,7 @@ import asyncio
 
 import pytest
 
-from hostd.ib.pacer import Pacer, PacingRules, Slot
-
-NO_MARGIN = PacingRules(margin_s=0.0)
+from hostd.ib.pacer import Pacer, Slot
 
 
 class Clock:
@@ -34,7 +32,7 @@ def answered(pacer: Pacer, identity: object, burst_key: object = "AAPL/TRADES") 
 
 def test_identical_request_waits_15_seconds() -> None:
     clock = Clock()
-    pacer = Pacer(NO_MARGIN, clock=clock)
+    pacer = Pacer(clock=clock, margin_s=0.0)
     answered(pacer, "same")
     clock.now += 10
     wait, reason = pacer.wait_for("same", "AAPL/TRADES")
@@ -45,7 +43,7 @@ def test_identical_request_waits_15_seconds() -> None:
 
 def test_sixth_request_for_one_contract_within_2_seconds_waits() -> None:
     clock = Clock()
-    pacer = Pacer(NO_MARGIN, clock=clock)
+    pacer = Pacer(clock=clock, margin_s=0.0)
     for i in range(5):
         answered(pacer, i)
         clock.now += 0.1
@@ -56,7 +54,7 @@ def test_sixth_request_for_one_contract_within_2_seconds_waits() -> None:
 
 def test_sixty_first_request_in_10_minutes_waits_for_the_oldest_to_leave() -> None:
     clock = Clock()
-    pacer = Pacer(NO_MARGIN, clock=clock)
+    pacer = Pacer(clock=clock, margin_s=0.0)
     for i in range(60):
         answered(pacer, i, burst_key=i)
         clock.now += 1
@@ -70,7 +68,7 @@ def test_sixty_first_request_in_10_minutes_waits_for_the_oldest_to_leave() -> No
 
 def test_fifty_open_requests_hold_the_next_until_one_is_released() -> None:
     clock = Clock()
-    pacer = Pacer(NO_MARGIN, clock=clock)
+    pacer = Pacer(clock=clock, margin_s=0.0)
     slots = [send(pacer, i, burst_key=i) for i in range(50)]
     wait, reason = pacer.wait_for("next", "next")
     assert wait == float("inf") and "50 open" in reason
@@ -88,7 +86,7 @@ def test_fifty_open_requests_hold_the_next_until_one_is_released() -> None:
 
 def test_clock_scale_divides_every_window_and_the_margin_is_added() -> None:
     clock = Clock()
-    pacer = Pacer(PacingRules(margin_s=0.01), clock_scale=300, clock=clock)
+    pacer = Pacer(clock_scale=300, clock=clock, margin_s=0.01)
     answered(pacer, "same")
     assert pacer.wait_for("same", "AAPL/TRADES")[0] == pytest.approx(15 / 300 + 0.01)
     assert pacer.window(600) == pytest.approx(2.01)
@@ -98,7 +96,7 @@ def test_clock_scale_divides_every_window_and_the_margin_is_added() -> None:
 
 def test_hold_stops_every_request() -> None:
     clock = Clock()
-    pacer = Pacer(NO_MARGIN, clock=clock)
+    pacer = Pacer(clock=clock, margin_s=0.0)
     pacer.hold(30, "back-off after a pacing violation (IB error 162)")
     wait, reason = pacer.wait_for("a", "b")
     assert wait == pytest.approx(30) and "162" in reason
@@ -107,7 +105,7 @@ def test_hold_stops_every_request() -> None:
 
 def test_a_request_counts_from_its_answer_and_holds_its_identity_while_open() -> None:
     clock = Clock()
-    pacer = Pacer(NO_MARGIN, clock=clock)
+    pacer = Pacer(clock=clock, margin_s=0.0)
     slot = send(pacer, "slow")
     clock.now += 100  # the answer takes 100 s: the gateway saw the request somewhere in between
     assert pacer.wait_for("slow", "AAPL/TRADES")[0] == float("inf")

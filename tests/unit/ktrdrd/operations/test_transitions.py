@@ -15,7 +15,7 @@ from ktrdrd.operations.core import TRANSITIONS, IllegalTransition, check_transit
 from tests.support.journal import opened
 
 S = OperationState
-#: The lifecycle as DESIGN §7 and docs/api.md describe it, written out pair by pair.
+#: The lifecycle as docs/api.md describes it, written out pair by pair.
 ALLOWED = {
     (S.PENDING, S.RUNNING),
     (S.PENDING, S.CANCELLED),
