@@ -36,6 +36,7 @@ from ktrdrd.appstate import AppState
 from ktrdrd.config import Config
 from ktrdrd.ctl.server import Limits
 from ktrdrd.operations import JournalOpenError, OperationsCore
+from ktrdrd.services.lazy_data import LazyDataService
 
 log = logging.getLogger("ktrdrd")
 
@@ -65,17 +66,6 @@ def ensure_fd_limit(needed: int) -> int:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
     return soft
-
-
-async def _open_data_service(config: Config, state: AppState, core: OperationsCore) -> Any:
-    """The DataService over the bar cache in ``<state dir>/data`` (catalog in the journal)."""
-    from ktrdrd.data.cache import BarCache
-    from ktrdrd.services.data import DataService
-
-    cache = BarCache(state.state_dir / "data", core.journal)
-    for leftover in await cache.open():
-        log.warning("removed a temporary file an interrupted write left", extra={"path": str(leftover)})
-    return DataService(cache, max_import_bytes=config["data_import_max_bytes"])
 
 
 class Daemon:
@@ -168,7 +158,9 @@ class Daemon:
         for extend in self.extensions:
             extend(core, ctl_methods)
         await core.resume_pending()
-        data_service = await _open_data_service(config, state, core)
+        data_service = LazyDataService(
+            state.state_dir / "data", core.journal, max_import_bytes=config["data_import_max_bytes"]
+        )
 
         for sock in (state.grpc_socket, state.ctl_socket):
             if rundirs.remove_stale_socket(sock):

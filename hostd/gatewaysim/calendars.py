@@ -14,6 +14,7 @@ A session is labelled by its date as an int ``YYYYMMDD``; IB dates daily bars wi
 
 from __future__ import annotations
 
+import abc
 import warnings
 from dataclasses import dataclass
 from enum import StrEnum
@@ -68,14 +69,15 @@ def _epoch_s(column: pd.Series) -> np.ndarray:
     return np.asarray(pd.DatetimeIndex(column).as_unit("s").asi8, dtype=np.int64)
 
 
-class Calendar:
+class Calendar(abc.ABC):
     """One asset class's sessions. ``sessions(start_s, end_s, rth)``: those that overlap ``[start, end)``."""
 
     #: IANA zone IB reports for the contract (``timeZoneId``) and in which intraday bars are aligned.
     time_zone = "UTC"
 
+    @abc.abstractmethod
     def sessions(self, start_s: int, end_s: int, rth: bool) -> Sessions:
-        raise NotImplementedError
+        """The sessions (regular hours when ``rth``) that overlap ``[start_s, end_s)``, epoch seconds."""
 
     def sessions_back(self, end_s: int, count: int, rth: bool) -> Sessions:
         """The last ``count`` sessions that open before ``end_s`` (fewer where the calendar starts)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,21 +34,6 @@ from ktrdrd.data import calendars, catalog, files
 from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.data.intervals import union
 from ktrdrd.journal import Journal
-
-
-@dataclass(frozen=True)
-class BarArrays:
-    """Bars read from the cache: ``time`` int64 UTC open ns, the rest float64; equal lengths."""
-
-    time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.time.shape[0])
 
 
 def series_key(symbol: str, timeframe: str, field_prefix: str = "series") -> tuple[str, str]:
@@ -162,7 +146,7 @@ class BarCache:
 
     async def read(
         self, symbol: str, timeframe: str, start_ns: int | None, end_ns: int | None, tail: int
-    ) -> BarArrays:
+    ) -> Bars:
         """Bars with open time in ``[start_ns, end_ns)`` (None: open side), the last ``tail`` if > 0.
 
         NOT_FOUND when the series is not in the cache.
@@ -170,7 +154,7 @@ class BarCache:
         if await self.entry(symbol, timeframe) is None:
             raise not_found(f"series {symbol} {timeframe}", "SERIES_NOT_FOUND")
         path = files.series_path(self.root, symbol, timeframe)
-        return await asyncio.to_thread(_read_range, path, start_ns, end_ns, tail)
+        return await asyncio.to_thread(_read_range, path, symbol, timeframe, start_ns, end_ns, tail)
 
     async def delete(self, symbol: str, timeframe: str) -> SeriesEntry:
         """Remove the series (catalog first, then the file); returns its last entry. NOT_FOUND if absent."""
@@ -194,6 +178,8 @@ def write_failed(path: Path, exc: OSError) -> ApiError:
     return ApiError(StatusCode.UNAVAILABLE, problem, "DATA_WRITE_FAILED")
 
 
-def _read_range(path: Path, start_ns: int | None, end_ns: int | None, tail: int) -> BarArrays:
+def _read_range(
+    path: Path, symbol: str, timeframe: str, start_ns: int | None, end_ns: int | None, tail: int
+) -> Bars:
     table = files.read_range(path, start_ns, end_ns, tail)
-    return BarArrays(**{name: table.column(name).to_numpy() for name in files.COLUMNS})
+    return Bars(symbol, timeframe, **{name: table.column(name).to_numpy() for name in files.COLUMNS})

@@ -24,12 +24,12 @@ from google.protobuf import timestamp_pb2
 from ktrdr import calendars
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import data_pb2 as pb
-from ktrdr.research.bars import BarsError
+from ktrdr.research.bars import FIELDS, Bars, BarsError
 from ktrdr.rpc.errors import ApiError, invalid_argument, not_found
 from ktrdr.rpc.registry import Call
 from ktrdr.wire import StatusCode
 from ktrdrd.data import parse
-from ktrdrd.data.cache import BarArrays, BarCache, series_key
+from ktrdrd.data.cache import BarCache, series_key
 from ktrdrd.data.catalog import SeriesEntry
 
 #: The source of imported series.
@@ -114,7 +114,7 @@ class DataService:
         size = min(request.chunk_bars or limit, limit)
         bars = await self.cache.read(symbol, timeframe, start, end, request.tail)
         for lo in range(0, len(bars), size):
-            yield await asyncio.to_thread(_chunk, bars, symbol, timeframe, lo, lo + size)
+            yield await asyncio.to_thread(_chunk, bars, lo, lo + size)
 
     async def GetCoverage(self, request: pb.GetCoverageRequest, call: Call) -> pb.GetCoverageResponse:
         symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
@@ -207,12 +207,12 @@ def coverage_to_proto(entry: SeriesEntry) -> pb.SeriesCoverage:
     )
 
 
-def _chunk(bars: BarArrays, symbol: str, timeframe: str, lo: int, hi: int) -> pb.GetBarsResponse:
+def _chunk(bars: Bars, lo: int, hi: int) -> pb.GetBarsResponse:
     columns: dict[str, Any] = {
         "time_ns": bars.time[lo:hi],
-        **{name: getattr(bars, name)[lo:hi] for name in ("open", "high", "low", "close", "volume")},
+        **{name: getattr(bars, name)[lo:hi] for name in FIELDS},
     }
-    chunk = common_pb2.BarsChunk(symbol=symbol, timeframe=timeframe)
+    chunk = common_pb2.BarsChunk(symbol=bars.symbol, timeframe=bars.timeframe)
     for name, values in columns.items():
         getattr(chunk, name).extend(values.tolist())
     return pb.GetBarsResponse(chunk=chunk)

@@ -190,3 +190,13 @@ def test_restart_hands_a_running_operation_back_to_its_kind(daemon_factory: Daem
     second.ctl(f"{OPS}/CancelOperation", {"name": op["name"]})
     done = second.ctl(f"{OPS}/WaitOperation", {"name": op["name"], "timeout": "60s"}, timeout_s=90)
     assert done["operation"]["state"] == "OPERATION_STATE_CANCELLED", done
+
+
+def test_an_idle_daemon_loads_the_bar_cache_libraries_only_when_data_is_asked_for(daemon: Daemon) -> None:
+    def mapped(name: str) -> bool:
+        return name in Path(f"/proc/{daemon.proc.pid}/maps").read_text()
+
+    assert daemon.info()["pid"] == daemon.proc.pid
+    assert not mapped("pyarrow") and not mapped("pandas")
+    assert daemon.ctl("ktrdr.daemon.v1.DataService/ListSeries", {}).get("series", []) == []
+    assert mapped("pyarrow")

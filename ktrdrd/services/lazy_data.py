@@ -1,0 +1,64 @@
+"""``ktrdr.daemon.v1.DataService``, loaded on its first call.
+
+The bar cache needs numpy, pandas and pyarrow: importing them when the daemon starts cost ~0.5 s of
+start-up and took an idle ktrdrd from ~47 MiB to ~132 MiB RSS (measured with `bench cli_startup`'s
+idle-RSS probe). So the daemon registers this stand-in, which imports :mod:`ktrdrd.services.data`
+in a worker thread on the first DataService call, opens the cache (removing temporary files an
+interrupted write left) and hands every call to it. Calls that arrive while it loads wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from ktrdr.daemon.v1 import data_pb2 as pb
+from ktrdr.rpc.registry import Call
+
+log = logging.getLogger(__name__)
+
+
+class LazyDataService:
+    """Serves DataService from ``root`` (the cache's directory) over ``journal`` once first called."""
+
+    descriptor = pb.DESCRIPTOR.services_by_name["DataService"]
+
+    def __init__(self, root: Path, journal: Any, *, max_import_bytes: int) -> None:
+        self._root = root
+        self._journal = journal
+        self._max_import_bytes = max_import_bytes
+        self._loading: asyncio.Task[Any] | None = None
+
+    async def service(self) -> Any:
+        """The real ``DataService`` (loaded, with its cache opened, on the first call)."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load())
+        return await asyncio.shield(self._loading)
+
+    async def _load(self) -> Any:
+        cache_module = await asyncio.to_thread(importlib.import_module, "ktrdrd.data.cache")
+        service_module = await asyncio.to_thread(importlib.import_module, "ktrdrd.services.data")
+        cache = cache_module.BarCache(self._root, self._journal)
+        for leftover in await cache.open():
+            log.warning("removed a temporary file an interrupted write left", extra={"path": str(leftover)})
+        return service_module.DataService(cache, max_import_bytes=self._max_import_bytes)
+
+    async def ImportBars(self, requests: AsyncIterator[pb.ImportBarsRequest], call: Call) -> Any:
+        return await (await self.service()).ImportBars(requests, call)
+
+    async def GetBars(self, request: pb.GetBarsRequest, call: Call) -> AsyncIterator[Any]:
+        async for item in (await self.service()).GetBars(request, call):
+            yield item
+
+    async def GetCoverage(self, request: pb.GetCoverageRequest, call: Call) -> Any:
+        return await (await self.service()).GetCoverage(request, call)
+
+    async def ListSeries(self, request: pb.ListSeriesRequest, call: Call) -> Any:
+        return await (await self.service()).ListSeries(request, call)
+
+    async def DeleteSeries(self, request: pb.DeleteSeriesRequest, call: Call) -> Any:
+        return await (await self.service()).DeleteSeries(request, call)
