@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
 
-from ktrdr.rpc.grpc_adapter import generic_handlers
+from ktrdr.rpc.grpc_adapter import registry_server
 from ktrdrd.appstate import AppState
 from ktrdrd.ctl import CtlServer
 from ktrdrd.ctl.server import Limits
@@ -121,24 +120,11 @@ async def build_servers(
     ``data_service``: the DataService over the daemon's bar cache (None: UNIMPLEMENTED).
     """
     registry = build_registry(app_state, core, data_service)
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_concurrent_streams", grpc_max_streams),
-        ],
+    server, health_servicer = registry_server(
+        registry,
+        max_message_bytes=MAX_MESSAGE_BYTES,
+        options=[("grpc.max_concurrent_streams", grpc_max_streams)],
         maximum_concurrent_rpcs=grpc_max_concurrent_rpcs,
-    )
-    server.add_generic_rpc_handlers(generic_handlers(registry))
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [
-            *registry.service_names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
     )
     if server.add_insecure_port(f"unix:{grpc_socket}") == 0:
         raise OSError(f"cannot bind the gRPC socket {grpc_socket}")

@@ -24,15 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
 
 from hostd.ib.connection import Connection, ConnectionConfig, ConnectionState
 from hostd.ib.fetch import FetchConfig, Fetcher
 from hostd.ib.pacer import Pacer
 from hostd.ib.service import MarketDataService
 from ktrdr import logs
-from ktrdr.rpc.grpc_adapter import generic_handlers
+from ktrdr.rpc.grpc_adapter import registry_server
 from ktrdr.rpc.registry import Registry
 from ktrdr.sdnotify import Notifier
 
@@ -131,23 +130,7 @@ async def _main(config: HostConfig, notifier: Notifier) -> int:
     )
     service = MarketDataService(connection, fetcher, simulated=config.simulated)
     registry = Registry([service])
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ]
-    )
-    server.add_generic_rpc_handlers(generic_handlers(registry))
-    servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    reflection.enable_server_reflection(
-        [
-            *registry.service_names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
-    )
+    server, servicer = registry_server(registry, max_message_bytes=MAX_MESSAGE_BYTES)
     try:
         address = _bind(server, config.listen)
     except (OSError, RuntimeError) as exc:

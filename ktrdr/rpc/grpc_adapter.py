@@ -1,5 +1,8 @@
 """Serve a :class:`~ktrdr.rpc.registry.Registry` on a ``grpc.aio`` server via generic handlers.
 
+:func:`registry_server` builds the whole server every ktrdr service runs (the daemon, the hosts):
+the registry's services, standard health and reflection, and the message size cap.
+
 An :class:`ApiError` becomes the call's status code plus a ``google.rpc.Status`` in the
 ``grpc-status-details-bin`` trailer (ErrorInfo, BadRequest, RetryInfo); any other exception is logged
 and answered INTERNAL.
@@ -14,6 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from ktrdr.rpc.errors import ApiError
@@ -87,3 +92,36 @@ def generic_handlers(registry: Registry) -> list[grpc.GenericRpcHandler]:
     for spec in registry:
         by_service[spec.service][spec.name] = _method_handler(spec)
     return [grpc.method_handlers_generic_handler(name, methods) for name, methods in by_service.items()]
+
+
+def registry_server(
+    registry: Registry,
+    *,
+    max_message_bytes: int,
+    options: list[tuple[str, Any]] | None = None,
+    maximum_concurrent_rpcs: int | None = None,
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A ``grpc.aio`` server (not bound, not started) serving every service of ``registry``,
+    ``grpc.health.v1.Health`` and reflection, with messages of at most ``max_message_bytes`` each
+    way; ``options`` are added to the channel arguments. Returns the server and its health servicer.
+    Must be called inside the running event loop."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            *(options or []),
+        ],
+        maximum_concurrent_rpcs=maximum_concurrent_rpcs,
+    )
+    server.add_generic_rpc_handlers(generic_handlers(registry))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [
+            *registry.service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    return server, health_servicer
