@@ -15,46 +15,21 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from backtesting import Backtest, Strategy
+from backtesting import Backtest
 
 from ktrdr.research.backtest.costs import Costs
 from ktrdr.research.backtest.metrics import backtest_metrics, drawdown
 from ktrdr.research.backtest.simulate import Simulation, Sizing, simulate
 from ktrdr.research.bars import Bars
-from tests.support.backtest import random_bars
+from tests.support.backtest import backtesting_py_frame as frame
+from tests.support.backtest import follow_targets_strategy, random_bars
 
 FEE = 0.002
 UNITS = 10
 CASH = 100_000.0
 
 
-class FollowTargets(Strategy):
-    """Holds ``targets[i]`` (−1, 0, +1) × ``size`` after bar i, like ktrdr's target positions:
-    a change closes the open trade and opens the new one with market orders (next open)."""
-
-    targets: np.ndarray = np.zeros(0)
-    size: float = UNITS
-
-    def init(self) -> None:
-        pass
-
-    def next(self) -> None:
-        i = len(self.data) - 1
-        want, have = int(self.targets[i]), int(np.sign(self.position.size))
-        if want == have:
-            return
-        if have:
-            self.position.close()
-        if want > 0:
-            self.buy(size=self.size)
-        elif want < 0:
-            self.sell(size=self.size)
-
-
-def frame(bars: Bars) -> pd.DataFrame:
-    df = bars.to_frame().rename(columns=str.capitalize)
-    df.index = df.index.tz_localize(None)
-    return df
+FollowTargets = follow_targets_strategy()
 
 
 def run_backtesting_py(bars: Bars, target: np.ndarray, *, finalize: bool = False, size: float = UNITS):
