@@ -2,9 +2,9 @@
 
 ``python -m bench backtest [--bars 100000] [--hold 40] [--repeat 3] [--seed 3]``. Data: seeded
 hourly random-walk bars whose opens gap from the previous close (tests/support/backtest.py);
-signals: target positions -1/0/+1 held for blocks of ``--hold`` bars (over 100,000
-bars: about 1,100 trades), bar 0 flat. Both engines fill at the next open with a 0.1 % commission and 10 units per
-position. ktrdr is timed for the whole of :func:`~ktrdr.research.backtest.engine.backtest_targets`:
+signals: target positions -1/0/+1 held for blocks of ``--hold`` bars (about 1,100 trades over
+100,000 bars), bar 0 flat. Both engines fill at the next open with a 0.1 % commission and 10
+units per position. ktrdr is timed for the whole of :func:`~ktrdr.research.backtest.engine.backtest_targets`:
 simulation, every metric, the bootstrap intervals and a 1,000-permutation test;
 backtesting.py for ``Backtest.run`` (its loop and its statistics). Alternating, best of R; the
 trade lists are checked to agree before timing. Target: ktrdr ≤ 0.5× backtesting.py's time.
