@@ -65,7 +65,7 @@ def decide(probabilities: np.ndarray, spec: DecisionSpec, *, direction: str | No
     if probs.ndim != 2 or probs.shape[1] != 3:
         raise DecisionError(f"probabilities must have shape (bars, 3), got {probs.shape}")
     sell_to = -1 if check_direction(direction or spec.direction) == "long_short" else 0
-    decided = np.isfinite(probs).all(axis=1)
+    decided = np.asarray(np.isfinite(probs).all(axis=1))
     safe = np.where(decided[:, None], probs, 0.0)
     confidence = safe.max(axis=1)
     confident = decided & (confidence >= spec.confidence_threshold)

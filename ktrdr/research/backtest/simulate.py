@@ -125,7 +125,8 @@ def simulate(
     fills = np.flatnonzero(held[1:] != held[:-1]) + 1
     opens, closes = bars.open, bars.close
     fee, slip = costs.fee, costs.slippage
-    fixed_units, fraction = sizing.units, sizing.fraction
+    fixed_units = sizing.units
+    fraction = sizing.fraction if sizing.fraction is not None else 0.0
     cash, units, side = float(initial_cash), 0.0, 0
     entry_bar, entry_fill, entry_fee = 0, 0.0, 0.0
     seg_start, seg_cash, seg_units = [0], [cash], [0.0]
@@ -148,11 +149,10 @@ def simulate(
         units = 0.0
         if side:
             entry_fill = reference * (1 + side * slip)
-            units = (
-                fixed_units
-                if fixed_units is not None
-                else max(fraction * cash, 0.0) / (entry_fill * (1 + fee))
-            )  # type: ignore[operator]
+            if fixed_units is not None:
+                units = fixed_units
+            else:
+                units = max(fraction * cash, 0.0) / (entry_fill * (1 + fee))
             if units > 0:
                 entry_bar, entry_fee = bar, fee * units * entry_fill
                 cash -= side * units * entry_fill + entry_fee
