@@ -8,9 +8,12 @@ threads (the daemon and hosts do, off their event loops). CPU-bound, ~0.1–0.5 
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-from ktrdr.research.backtest.engine import BacktestResult
 from ktrdr.research.backtest.metrics import drawdown
+
+if TYPE_CHECKING:  # the engine imports torch; rendering a result needs none of it
+    from ktrdr.research.backtest.engine import BacktestResult
 
 
 def plot_png(

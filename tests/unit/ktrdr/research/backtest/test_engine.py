@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +101,7 @@ def test_backtest_model_over_a_window(strategy, model_dir, bars):
     first_change = int(np.flatnonzero(result.target)[0])
     assert result.simulation.trades.entry_bar[0] == first_change + 1
     report = result.report()
+    json.dumps(report, allow_nan=False)  # JSON as it is: no NaN, no NumPy scalars
     assert report["symbol"] == "EURUSD" and len(report["trades"]) == result.metrics["trades"]
     assert set(report["trades"][0]) >= {"entry_time", "exit_time", "entry_price", "exit_price", "side", "units",
                                         "pnl", "fees", "holding_bars"}  # fmt: skip
@@ -141,7 +144,9 @@ def test_plot_is_a_png(strategy, model_dir, bars):
 
     settings = BacktestSettings(calendar="forex", direction="long_short", permutations=10)
     result = backtest_model(load_model_dir(model_dir), strategy, {"1h": bars}, settings)
-    png = plot_png(result, width_px=800, height_px=500)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    image = imread(io.BytesIO(png), format="png")
-    assert image.shape[:2] == (500, 800) and image.std() > 0  # decodes, and is not blank
+    with ThreadPoolExecutor(2) as pool:  # as the daemon renders: in worker threads, concurrently
+        pngs = list(pool.map(lambda _: plot_png(result, width_px=800, height_px=500), range(2)))
+    for png in pngs:
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        image = imread(io.BytesIO(png), format="png")
+        assert image.shape[:2] == (500, 800) and image.std() > 0  # decodes, and is not blank
