@@ -19,6 +19,7 @@ ORDER = (
     "indicators",
     "features",
     "skill",
+    "backtest",
     "training",
     "cli_startup",
     "daemon_calls",

@@ -20,7 +20,8 @@ Sections and what happens to each key:
   early_stopping{monitor, patience, min_delta, restore_best}, lr_scheduler{type, ...},
   class_weights (none|balanced), seed}``.
 * ``decisions``: ``output_format`` classification, ``confidence_threshold`` [0, 1],
-  ``position_awareness``, ``filters.min_signal_separation`` (bars of the base timeframe).
+  ``position_awareness``, ``filters.min_signal_separation`` (bars of the base timeframe),
+  ``direction`` (long_only | long_short), ``position_size`` (fraction of equity, (0, 1]).
 * ``training``: ``method`` supervised; ``labels.{source zigzag|forward, zigzag_threshold (0, 1),
   label_lookahead}`` (``label_lookahead`` is warned as ignored with ``source: zigzag``, whose
   horizon is measured on the data); ``data_split.{train, validation, test}`` summing to 1 (±1e-6), ``embargo``.
@@ -461,7 +462,17 @@ def _read_scheduler(r: Reader, node: YNode | None) -> LrSchedulerSpec | None:
 def _read_decisions(r: Reader, node: YNode | None, legacy: bool) -> DecisionSpec:
     """``legacy``: the file is written for the predecessor (has ``scope``/``deployment``), whose
     ``min_signal_separation`` meant hours; say that it now means bars."""
-    f = r.fields(node, ("output_format", "confidence_threshold", "position_awareness", "filters"))
+    f = r.fields(
+        node,
+        (
+            "output_format",
+            "confidence_threshold",
+            "position_awareness",
+            "filters",
+            "direction",
+            "position_size",
+        ),
+    )
     x = r.fields(
         f.get("filters"),
         ("min_signal_separation",),
@@ -479,6 +490,8 @@ def _read_decisions(r: Reader, node: YNode | None, legacy: bool) -> DecisionSpec
         ),
         position_awareness=r.scalar(f.get("position_awareness"), "bool", d.position_awareness),
         min_signal_separation=sep,
+        direction=r.scalar(f.get("direction"), "str", d.direction, choices=("long_only", "long_short")),
+        position_size=r.scalar(f.get("position_size"), "float", d.position_size, above=0.0, maximum=1.0),
     )
 
 
