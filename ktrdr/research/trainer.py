@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ktrdr.research.artifacts import fsync_dir
+from ktrdr.atomicfile import fsync_dir
 from ktrdr.research.gradients import autocast, batch_gradients
 from ktrdr.research.optim import (
     FlatOptimizer,
