@@ -364,6 +364,9 @@ class JobManager:
         }
         job.device = device
         slot.sent = slot.worker.send(("job", order))
+        slot.ready = False  # one job per worker: this one is spent
+        if slot.sent:
+            self._emit(job, f"running in worker pid {slot.worker.pid} on {device}")
 
     # -- outcomes ---------------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ def strategy_text(*, epochs: int = 3, learning_rate: float = 0.001) -> str:
         "  training:\n"
         f"    epochs: {epochs}\n"
         "    batch_size: 64\n"
-        f"    learning_rate: {learning_rate}\n"
+        f"    learning_rate: {learning_rate:.1e}\n"
         "training:\n"
         "  labels:\n"
         "    zigzag_threshold: 0.01\n"
