@@ -20,6 +20,7 @@ ORDER = (
     "features",
     "skill",
     "training",
+    "training_host",
     "cli_startup",
     "daemon_calls",
     "daemon_watch",
