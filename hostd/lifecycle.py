@@ -48,10 +48,15 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 class HostApp(Protocol):
     """What a host adds to the lifecycle: its services and its own work."""
 
-    #: The services to serve.
-    registry: Registry
-    #: Health names the host reports on besides the registry's service names ("" = overall).
-    health_aliases: Sequence[str]
+    @property
+    def registry(self) -> Registry:
+        """The services to serve."""
+        ...
+
+    @property
+    def health_aliases(self) -> Sequence[str]:
+        """Health names the host reports on besides the registry's service names ("" = overall)."""
+        ...
 
     async def start(self, health_servicer: health.aio.HealthServicer, notifier: Notifier) -> str:
         """Start the host's work once the server serves (set the health names, start tasks);

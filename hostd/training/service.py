@@ -25,7 +25,7 @@ from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
 from hostd.training.blobs import DIGEST, BlobMismatch, BlobStore, StoreFull
-from hostd.training.jobs import JOB_ID, TERMINAL, Event, JobManager, JobRecord, request_digest
+from hostd.training.jobs import JOB_ID, Event, JobManager, JobRecord, request_digest
 from ktrdr.common.v1 import common_pb2
 from ktrdr.hostd.training.v1 import training_host_pb2 as pb
 from ktrdr.jobs import train as wire
@@ -42,7 +42,13 @@ CANCEL_WAIT_S = 60.0
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 _KINDS = {pb.JOB_KIND_TRAIN: wire.KIND}
-_STATE_NUMBERS = {name: pb.JobState.Value(f"JOB_STATE_{name}") for name in ("QUEUED", "RUNNING", *TERMINAL)}
+_STATE_NUMBERS = {
+    "QUEUED": pb.JOB_STATE_QUEUED,
+    "RUNNING": pb.JOB_STATE_RUNNING,
+    "SUCCEEDED": pb.JOB_STATE_SUCCEEDED,
+    "FAILED": pb.JOB_STATE_FAILED,
+    "CANCELLED": pb.JOB_STATE_CANCELLED,
+}
 
 
 def _timestamp(ns: int | None) -> timestamp_pb2.Timestamp | None:

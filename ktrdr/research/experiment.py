@@ -19,7 +19,7 @@ from ktrdr.research.bars import Bars
 from ktrdr.research.datasets import Dataset, build_dataset
 from ktrdr.research.datasets import Split as DataSplit
 from ktrdr.research.evaluation import evaluate
-from ktrdr.research.model import build_model
+from ktrdr.research.model import MLP, build_model
 from ktrdr.research.trainer import CancelToken, Progress, Split, TrainOptions, TrainResult, train
 from ktrdr.strategy import Strategy
 
@@ -29,7 +29,7 @@ class Fitted:
     """A trained model with its dataset, training result and per-split reports."""
 
     dataset: Dataset
-    model: torch.nn.Module
+    model: MLP
     result: TrainResult
     reports: dict[str, dict[str, Any]]
     timings: dict[str, float]
