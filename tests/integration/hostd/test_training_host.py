@@ -289,3 +289,53 @@ def test_a_warm_worker_never_imports_grpc(tmp_path: Path) -> None:
     assert "grpc" in __import__("sys").modules
     info = asyncio.run(ready_info())
     assert info["grpc_modules"] == [] and info["device"] == "cpu"
+
+
+def test_a_busy_host_refuses_or_queues_and_cancels_queued_jobs(host: TrainHost) -> None:
+    host.start("busy", INPUTS, spec=spec(**LONG))
+    _wait_progress(host, "busy")
+    with pytest.raises(grpc.RpcError) as exc:
+        host.start("refused", INPUTS)
+    assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert _details(exc.value)["RetryInfo"].retry_delay.seconds > 0  # type: ignore[attr-defined]
+    queued = host.start("waiting", INPUTS, queue=True)
+    assert queued.state == pb.JOB_STATE_QUEUED
+    capacity = host.unary("GetCapacity", pb.GetCapacityRequest(), pb.GetCapacityResponse)
+    assert (capacity.slots_free, capacity.jobs_queued) == (0, 1)
+    cancelled = host.unary("CancelJob", pb.CancelJobRequest(job_id="waiting"), pb.CancelJobResponse).job
+    assert cancelled.state == pb.JOB_STATE_CANCELLED and not cancelled.has_checkpoint
+    host.unary("CancelJob", pb.CancelJobRequest(job_id="busy"), pb.CancelJobResponse)
+    page = host.unary(
+        "ListJobs", pb.ListJobsRequest(state=[pb.JOB_STATE_CANCELLED], page_size=1), pb.ListJobsResponse
+    )
+    rest = host.unary(
+        "ListJobs",
+        pb.ListJobsRequest(state=[pb.JOB_STATE_CANCELLED], page_size=1000, page_token=page.next_page_token),
+        pb.ListJobsResponse,
+    )
+    names = [j.job_id for j in [*page.jobs, *rest.jobs]]
+    assert {"busy", "waiting"} <= set(names) and len(names) == len(set(names))
+
+
+def test_a_killed_host_leaves_its_running_job_resumable_after_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    host = TrainHost(state, tmp_path)
+    try:
+        host.upload(STRATEGY)
+        host.upload(BARS)
+        host.start("kill-9", INPUTS, spec=spec(epochs=400, options={"progress_interval_s": 0.02}))
+        _wait_progress(host, "kill-9")
+    finally:
+        host.kill()
+    host = TrainHost(state, tmp_path)
+    try:
+        job = host.get("kill-9")
+        assert (
+            job.state == pb.JOB_STATE_FAILED
+            and job.has_checkpoint
+            and "stopped while the job ran" in job.error.message
+        )
+        assert any(a.name == wire.CHECKPOINT for a in job.artifacts)
+    finally:
+        assert host.stop() == 0
