@@ -23,6 +23,7 @@ from ktrdr.jobs import train as wire
 from ktrdr.research.artifacts import load_model_dir
 from ktrdr.research.features import feature_spec
 from ktrdr.strategy import load_strategy_text
+from tests.integration.conftest import NotifyListener
 from tests.support.traininghost import (
     SERVICE,
     TrainHost,
@@ -231,14 +232,19 @@ def test_a_worker_killed_by_a_signal_fails_only_its_job(host: TrainHost) -> None
 def test_sigterm_checkpoints_running_jobs_and_a_restart_resumes_them(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    host = TrainHost(state, tmp_path)
+    listener = NotifyListener(tmp_path / "notify.sock")
+    host = TrainHost(state, tmp_path, env={"NOTIFY_SOCKET": str(listener.path)})
     try:
+        ready = listener.wait_for("READY", "1", host.proc, 60)
+        assert ready["MAINPID"] == str(host.proc.pid) and "1 slot(s) on cpu" in ready["STATUS"]
         host.upload(STRATEGY)
         host.upload(BARS)
         host.start("term-1", INPUTS, spec=spec(**LONG))
         _wait_progress(host, "term-1")
     finally:
         assert host.stop() == 0
+        listener.wait_for("STOPPING", "1", host.proc, 5)
+        listener.close()
     host = TrainHost(state, tmp_path)
     try:
         job = host.get("term-1")
