@@ -30,18 +30,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
-import re
 import time
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hostd.training.blobs import BlobStore, StoreFull
 from hostd.training.pool import Worker
+from hostd.training.records import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Event,
+    JobError,
+    JobRecord,
+    progress_fields,
+)
 from hostd.training.worker import MODEL_DIR
 from ktrdr.atomicfile import write_atomic
 from ktrdr.jobs import train as wire
@@ -50,103 +58,7 @@ from ktrdr.wire import StatusCode
 
 log = logging.getLogger("hostd.training")
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
-TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
-JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_EVENTS = 10_000
-
-
-@dataclass
-class JobError:
-    code: int
-    reason: str
-    message: str
-
-
-@dataclass
-class JobRecord:
-    """One job as the table stores it (times: ns since the epoch; ``progress`` as
-    :func:`progress_fields` makes it)."""
-
-    job_id: str
-    kind: str
-    spec: dict[str, Any]
-    inputs: list[tuple[str, str, int]]  # (role, sha256, size_bytes)
-    labels: dict[str, str]
-    device_preference: str
-    request_digest: str
-    create_ns: int
-    state: str = QUEUED
-    stage: str = "queued"
-    device: str = ""
-    start_ns: int | None = None
-    end_ns: int | None = None
-    error: JobError | None = None
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-    result: dict[str, Any] | None = None
-    last_seq: int = 0
-    has_checkpoint: bool = False
-    progress: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def done(self) -> bool:
-        return self.state in TERMINAL
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), allow_nan=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> JobRecord:
-        d = json.loads(text)
-        d["inputs"] = [tuple(i) for i in d["inputs"]]
-        d["error"] = JobError(**d["error"]) if d["error"] else None
-        return cls(**d)
-
-
-@dataclass(frozen=True)
-class Event:
-    seq: int
-    time_ns: int
-    state: str
-    stage: str
-    progress: dict[str, Any]
-    message: str
-
-
-def progress_fields(p: dict[str, Any]) -> dict[str, Any]:
-    """A trainer Progress (as a dict) → ``fraction, message, current, total, eta_s, metrics``."""
-    epochs = max(int(p["epochs"]), 1)
-    fraction = (p["epoch"] - 1 + p["batch"] / max(p["batches"], 1)) / epochs
-    metrics = {
-        "epoch": p["epoch"],
-        "batch": p["batch"],
-        "batches": p["batches"],
-        "loss": p["loss"],
-        "accuracy": p["accuracy"],
-        "samples_per_s": p["samples_per_s"],
-        "elapsed_s": p["elapsed_s"],
-    }
-    for key in ("val_loss", "val_accuracy"):
-        if p[key] is not None:
-            metrics[key] = p[key]
-    return {
-        "fraction": min(max(fraction, 0.0), 1.0),
-        "message": f"epoch {p['epoch']}/{p['epochs']}",
-        "current": int(p["epoch"]),
-        "total": int(p["epochs"]),
-        "eta_s": p["eta_s"],
-        "metrics": metrics,
-    }
-
-
-def request_digest(
-    kind: str, spec: dict[str, Any], inputs: Iterable[tuple[str, str, int]], device: str
-) -> str:
-    """What makes two StartJob requests the same job (labels aside)."""
-    canonical = json.dumps(
-        {"kind": kind, "spec": spec, "inputs": sorted(inputs), "device": device}, sort_keys=True
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _file_artifact(path: Path, name: str) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
 from hostd.training.blobs import DIGEST, BlobMismatch, BlobStore, StoreFull
-from hostd.training.jobs import JOB_ID, Event, JobManager, JobRecord, request_digest
+from hostd.training.jobs import JobManager
+from hostd.training.records import JOB_ID, Event, JobRecord, request_digest
 from ktrdr.common.v1 import common_pb2
 from ktrdr.hostd.training.v1 import training_host_pb2 as pb
 from ktrdr.jobs import train as wire
