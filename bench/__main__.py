@@ -21,6 +21,7 @@ ORDER = (
     "skill",
     "backtest",
     "training",
+    "training_host",
     "cli_startup",
     "daemon_calls",
     "daemon_watch",

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ktrdr.atomicfile import fsync_dir
 from ktrdr.research.bars import Bars
 from ktrdr.research.features import FeatureSpec, FeatureSpecMismatch
 from ktrdr.research.model import MLP, build_model, parameter_count
@@ -234,12 +235,3 @@ def _dumps(obj: Any) -> str:
 def _sync(fh) -> None:
     fh.flush()
     os.fsync(fh.fileno())
-
-
-def fsync_dir(d: Path) -> None:
-    """Flush directory ``d`` itself (its entries: a rename or a new file in it) to disk."""
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
