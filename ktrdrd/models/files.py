@@ -221,3 +221,13 @@ def read_report(directory: Path) -> dict[str, Any]:
     """The version's ``metrics.json`` (training history and evaluation reports)."""
     report = _json(directory / "metrics.json")
     return report if isinstance(report, dict) else {}
+
+
+def class_names(report: dict[str, Any]) -> list[str]:
+    """The classes in confusion-matrix order: the order of a split's ``per_class`` keys as written
+    (the trainer writes them in class-id order)."""
+    for split in reversed(_SPLITS):
+        per_class = ((report.get("evaluation") or {}).get(split) or {}).get("per_class")
+        if isinstance(per_class, dict) and per_class:
+            return [str(name) for name in per_class]
+    return []

@@ -29,7 +29,7 @@ from ktrdr.rpc import errors
 from ktrdr.rpc.registry import Call
 from ktrdr.wire import StatusCode
 from ktrdrd.models import ModelRecord, ModelRegistry, VersionRecord
-from ktrdrd.models.files import NAME_PATTERN, SourceError, read_report
+from ktrdrd.models.files import NAME_PATTERN, SourceError, class_names, read_report
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -141,6 +141,7 @@ def version_message(record: VersionRecord, report: dict[str, Any] | None = None)
     )
     if report is not None:
         message.report.CopyFrom(_struct(report))
+        message.class_names.extend(class_names(report))
     return message
 
 

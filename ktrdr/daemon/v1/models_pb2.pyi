@@ -36,7 +36,7 @@ class Model(_message.Message):
     def __init__(self, name: _Optional[str] = ..., strategy: _Optional[str] = ..., version_count: _Optional[int] = ..., latest_version: _Optional[str] = ..., aliases: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "strategy", "version", "create_time", "operation", "aliases", "metrics", "manifest", "strategy_normalized", "feature_names", "size_bytes", "report")
+    __slots__ = ("name", "strategy", "version", "create_time", "operation", "aliases", "metrics", "manifest", "strategy_normalized", "feature_names", "size_bytes", "report", "class_names")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class ModelVersion(_message.Message):
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     REPORT_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     name: str
     strategy: str
     version: int
@@ -68,7 +69,8 @@ class ModelVersion(_message.Message):
     feature_names: _containers.RepeatedScalarFieldContainer[str]
     size_bytes: int
     report: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., strategy: _Optional[str] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operation: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., manifest: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., strategy_normalized: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., size_bytes: _Optional[int] = ..., report: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., strategy: _Optional[str] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operation: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., manifest: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., strategy_normalized: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., size_bytes: _Optional[int] = ..., report: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
