@@ -117,10 +117,10 @@ def read_source(source: Path) -> Source:
         got = manifest.get("format") if isinstance(manifest, dict) else manifest
         raise SourceError(f"{source / 'manifest.json'}: format {got!r}, expected {FORMAT!r}")
     strategy = _json(source / "strategy.json")
-    name = strategy.get("name") if isinstance(strategy, dict) else None
-    if not isinstance(name, str):
+    strategy_name = strategy.get("name") if isinstance(strategy, dict) else None
+    if not isinstance(strategy_name, str):
         raise SourceError(f"{source / 'strategy.json'}: no strategy name")
-    problem = name_problem(name)
+    problem = name_problem(strategy_name)
     if problem:
         raise SourceError(f"{source / 'strategy.json'}: {problem}")
     spec = _json(source / "feature_spec.json")
@@ -131,7 +131,7 @@ def read_source(source: Path) -> Source:
     metrics = _json(source / "metrics.json")
     if not isinstance(metrics, dict):
         raise SourceError(f"{source / 'metrics.json'}: expected a JSON object")
-    return Source(name, size, key_metrics(metrics), manifest, strategy, features)
+    return Source(strategy_name, size, key_metrics(metrics), manifest, strategy, features)
 
 
 def fsync_dir(directory: Path) -> None:
