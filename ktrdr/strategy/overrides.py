@@ -264,24 +264,35 @@ def split_values(text: str) -> list[str]:
     return [part.strip() if len(parts) > 1 else part for part in parts]
 
 
-def expand_sweeps(sweeps: Sequence[str]) -> list[list[Override]]:
-    """The runs of ``--set path=v1,v2,…`` sweeps: one override list per point of their cartesian
-    product, the first sweep varying slowest. No sweeps → one run with no overrides.
+def expand_sweeps(sweeps: Sequence[str | tuple[str, Sequence[str]]]) -> list[list[Override]]:
+    """The runs of a set of sweeps: one override list per point of their cartesian product, the
+    first sweep varying slowest. No sweeps → one run with no overrides.
 
-    OverrideError (nothing expanded) for a malformed sweep, a path swept twice, or more than
-    :data:`MAX_SWEEP_POINTS` points (the message gives the count and its factors).
+    Each sweep is the command-line text ``path=v1,v2,…`` (split by :func:`split_values`), or a
+    ``(path, values)`` pair as ``ParameterSweep`` carries it (values taken as they are).
+    OverrideError (nothing expanded) for a malformed sweep or path, a sweep with no values, a path
+    swept twice, or more than :data:`MAX_SWEEP_POINTS` points (the message gives the count and its
+    factors).
     """
     axes: list[list[Override]] = []
     seen: set[str] = set()
-    for text in sweeps:
-        path, sep, values = text.partition("=")
-        if not sep:
-            raise OverrideError(f"{echo(text)}: expected PATH=VALUE[,VALUE…] (model.training.epochs=10,20)")
+    for sweep in sweeps:
+        if isinstance(sweep, str):
+            path, sep, text = sweep.partition("=")
+            if not sep:
+                raise OverrideError(
+                    f"{echo(sweep)}: expected PATH=VALUE[,VALUE…] (model.training.epochs=10,20)"
+                )
+            values = split_values(text)
+        else:
+            path, values = sweep[0], list(sweep[1])
         path = path.strip()
+        if not values:
+            raise OverrideError(f"{path}: a sweep needs at least one value")
         if path in seen:
             raise OverrideError(f"{path}: swept twice; give all its values in one --set {path}=v1,v2")
         seen.add(path)
-        axes.append([checked(Override(path, value)) for value in split_values(values)])
+        axes.append([checked(Override(path, value)) for value in values])
     points = math.prod(len(axis) for axis in axes)
     if points > MAX_SWEEP_POINTS:
         factors = " × ".join(str(len(axis)) for axis in axes)

@@ -101,6 +101,10 @@ def test_sweeps_expand_to_the_cartesian_product() -> None:
         [Override("model.training.epochs", "20"), Override("model.architecture.hidden_layers", "[32]")],
     ]
     assert expand_sweeps([]) == [[]]
+    pairs = expand_sweeps(
+        [("model.training.epochs", ["10", "20"]), ("model.architecture.hidden_layers", ["[64,32]", "[32]"])]
+    )
+    assert pairs == runs  # the ParameterSweep form gives the same runs
     assert split_values("'a,b',c") == ["'a,b'", "c"]
     assert len(expand_sweeps(["a=" + ",".join(map(str, range(MAX_SWEEP_POINTS)))])) == MAX_SWEEP_POINTS
 
@@ -114,3 +118,7 @@ def test_sweep_limits_and_mistakes() -> None:
         expand_sweeps(["a=1,,2"])
     with pytest.raises(OverrideError, match="expected PATH=VALUE"):
         expand_sweeps(["a"])
+    with pytest.raises(OverrideError, match="at least one value"):
+        expand_sweeps([("a", [])])
+    with pytest.raises(OverrideError, match="bad override path"):
+        expand_sweeps(["a..b=1,2"])
