@@ -132,7 +132,8 @@ def _lookup(node: YNode, segment: str | int) -> tuple[YNode, tuple[int, int]] | 
     items = node.items()
     if isinstance(segment, int):
         if segment >= len(items):
-            return f"no item {segment} in {shown}: the list has {len(items)} item(s) (0..{len(items) - 1})"
+            positions = f" (0..{len(items) - 1})" if items else ""
+            return f"no item {segment} in {shown}: the list has {len(items)} item(s){positions}"
         return items[segment], (items[segment].line, items[segment].column)
     name = segment[1:-1]
     for key in _NAME_KEYS:

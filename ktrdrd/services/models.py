@@ -182,9 +182,11 @@ class ModelsService:
         found = await self.registry.list_versions(strategy, before, size + 1)
         more = len(found) > size
         page = found[:size]
+        messages = await asyncio.to_thread(
+            lambda: [version_message(v) for v in page]
+        )  # Structs: ~0.1 ms each
         return pb.ListModelVersionsResponse(
-            versions=[version_message(v) for v in page],
-            next_page_token=_token(page[-1].version, strategy) if more else "",
+            versions=messages, next_page_token=_token(page[-1].version, strategy) if more else ""
         )
 
     async def GetModelVersion(
@@ -193,10 +195,10 @@ class ModelsService:
         record = await self._version(request.name)
         directory = self.registry.version_dir(record.strategy, record.version)
         try:
-            report = await asyncio.to_thread(read_report, directory)
+            message = await asyncio.to_thread(lambda: version_message(record, read_report(directory)))
         except SourceError as exc:
             raise errors.ApiError(StatusCode.DATA_LOSS, str(exc), "MODEL_FILES_UNREADABLE") from None
-        return pb.GetModelVersionResponse(version=version_message(record, report))
+        return pb.GetModelVersionResponse(version=message)
 
     async def DeleteModelVersion(
         self, request: pb.DeleteModelVersionRequest, call: Call
