@@ -93,6 +93,14 @@ def test_registry_round_trips(daemon_factory, model_dirs, tmp_path) -> None:
     [versions] = json_lines(ktrdrctl(daemon, "models", "list", "t", "--json"))
     assert [v["version"] for v in versions["versions"]] == [2, 1]
     assert versions["versions"][1]["operation"] == "operations/op_test"
+    page = daemon.ctl(MODELS + "ListModelVersions", {"parent": "models/t", "pageSize": 1})
+    rest = daemon.ctl(
+        MODELS + "ListModelVersions", {"parent": "models/t", "pageToken": page["nextPageToken"]}
+    )
+    assert [v["version"] for v in page["versions"] + rest["versions"]] == [
+        2,
+        1,
+    ] and "nextPageToken" not in rest
 
     # show: the newest version by default; metrics beside both baselines, matrix, distribution, manifest
     test = metrics_of(model_dirs[1])["evaluation"]["test"]
