@@ -100,7 +100,7 @@ def test_registry_round_trips(daemon_factory, model_dirs, tmp_path) -> None:
     assert [v["version"] for v in page["versions"] + rest["versions"]] == [
         2,
         1,
-    ] and "nextPageToken" not in rest
+    ] and not rest.get("nextPageToken")
 
     # show: the newest version by default; metrics beside both baselines, matrix, distribution, manifest
     test = metrics_of(model_dirs[1])["evaluation"]["test"]
