@@ -10,7 +10,7 @@ Paths (:func:`parse_path`): keys separated by dots, list items in brackets, by p
 name: ``model.training.learning_rate``, ``indicators[0].period``, ``indicators[rsi].period`` (the
 item whose ``id``, else whose ``name``, is ``rsi``; lower-case as the loader makes ids),
 ``training_data.symbols.list[1]``. A key absent from a mapping is added there (an absent section
-as an empty mapping), and the grammar decides whether it is allowed, as for a key written in the
+as an empty mapping; an absent list is an error), and the grammar decides whether it is allowed, as for a key written in the
 file: an unknown one is an error with its "did you mean" and the keys allowed there, at the line
 of the mapping it was added to. A path that cannot be followed (an item past the end of a list,
 a name no item has, a key into a single value) is an error at the line of the last node that
@@ -178,9 +178,10 @@ def apply_overrides(root: YNode, overrides: Iterable[Override], reader: Reader) 
         segments = parse_path(override.path)
         parent, where = root, None
         problem = ""
-        for segment in segments[:-1]:
+        for depth, segment in enumerate(segments[:-1]):
             step = _lookup(parent, segment)
-            if isinstance(step, str) and parent.kind == "map" and _is_key(segment):
+            into_key = _is_key(segments[depth + 1])  # an absent list cannot be indexed: an error
+            if isinstance(step, str) and parent.kind == "map" and _is_key(segment) and into_key:
                 line, column = _position(parent, where)  # an absent section: added, empty
                 parent = parent.graft(segment, "{}", line=line, column=column)
                 applied[parent.path] = override

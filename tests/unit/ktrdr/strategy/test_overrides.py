@@ -76,6 +76,8 @@ def test_paths_that_cannot_be_followed() -> None:
     assert typo.path == "model.training.learnig_rate" and "(from --set" in typo.message
     [section] = errors("model.trainng.epochs=3")
     assert "did you mean 'training'" in section.message and section.line == line_of("model:")
+    [no_list] = errors("training_data.symbols.lst[0]=MSFT")
+    assert no_list.line == line_of("symbols:") and "no key 'lst'" in no_list.message
     [not_yaml] = errors("model.training.epochs=[1")
     assert "not YAML" in not_yaml.message and not_yaml.line == line_of("epochs:")
 
