@@ -73,7 +73,11 @@ def operation_outcome(op: dict[str, Any]) -> None:
 
 @click.group(
     cls=LazyGroup,
-    lazy_commands={"strategies": "ktrdrctl.strategies:strategies", "data": "ktrdrctl.data:data"},
+    lazy_commands={
+        "strategies": "ktrdrctl.strategies:strategies",
+        "data": "ktrdrctl.data:data",
+        "models": "ktrdrctl.models:models",
+    },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(

@@ -1,7 +1,8 @@
 """The daemon's lifecycle, in the phases of uvicorn's server: :meth:`Daemon.startup` →
 :meth:`Daemon.main_loop` → :meth:`Daemon.shutdown`.
 
-Startup: directories and their locks (:func:`ktrdrd.rundirs.claimed_dirs`) → journal → extensions → resume pending operations → stale
+Startup: directories and their locks (:func:`ktrdrd.rundirs.claimed_dirs`) → journal → model registry
+(reconciled with its files, :mod:`ktrdrd.models`) → extensions → resume pending operations → stale
 sockets removed → servers built and started → ``READY=1``. Every step that needs undoing pushes its
 undo on one ``contextlib.AsyncExitStack``, which runs them in reverse whatever happens. A failure
 before READY is logged with a clear message and :meth:`Daemon.serve` returns
@@ -35,6 +36,7 @@ from ktrdrd import rundirs
 from ktrdrd.appstate import AppState
 from ktrdrd.config import Config
 from ktrdrd.ctl.server import Limits
+from ktrdrd.models import MODELS_DIR, ModelRegistry
 from ktrdrd.operations import JournalOpenError, OperationsCore
 from ktrdrd.services.lazy_data import LazyDataService
 
@@ -98,6 +100,7 @@ class Daemon:
             pid=os.getpid(),
         )
         self.core: OperationsCore | None = None
+        self.models: ModelRegistry | None = None  # once the journal is open
         self.servers: Any = None  # ktrdrd.server.Servers (grpc is imported at startup only)
 
     async def serve(self) -> int:
@@ -122,6 +125,7 @@ class Daemon:
     async def startup(self, stack: contextlib.AsyncExitStack) -> None:
         """Claim the directories, open the journal, start the servers; READY=1."""
         from ktrdrd.server import build_servers  # grpc is heavy; --print-config never imports it
+        from ktrdrd.services.models import ModelsService  # protobuf, likewise
 
         config, state = self.config, self.state
         stack.callback(self.notifier.close)
@@ -154,6 +158,7 @@ class Daemon:
         except JournalOpenError as exc:
             raise StartupFailed(str(exc)) from None
         stack.push_async_callback(core.close)
+        self.models = await ModelRegistry.open(state.state_dir / MODELS_DIR, core.journal)
         ctl_methods: dict[str, CtlMethod] = {}
         for extend in self.extensions:
             extend(core, ctl_methods)
@@ -176,6 +181,7 @@ class Daemon:
             grpc_max_concurrent_rpcs=config["grpc_max_concurrent_rpcs"],
             grpc_max_streams=config["grpc_max_streams"],
             data_service=data_service,
+            models_service=ModelsService(self.models),
         )
         await servers.start()
         stack.push_async_callback(servers.abort)  # reached only if shutdown did not run

@@ -38,9 +38,9 @@ from ktrdr.atomicfile import fsync_dir
 from ktrdr.research.bars import Bars
 from ktrdr.research.features import FeatureSpec, FeatureSpecMismatch
 from ktrdr.research.model import MLP, build_model, parameter_count
+from ktrdr.research.modeldir import FILES, FORMAT
 from ktrdr.strategy.model import ModelSpec
 
-FORMAT = "ktrdr.model/1"
 #: Keys of the manifest's ``model`` object that loading reads.
 _MODEL_KEYS = (
     "type",
@@ -51,7 +51,6 @@ _MODEL_KEYS = (
     "n_features",
     "symbols",
 )
-FILES = ("weights.pt", "strategy.json", "feature_spec.json", "metrics.json", "manifest.json")
 
 
 class ArtifactError(ValueError):

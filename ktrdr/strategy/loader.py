@@ -42,6 +42,7 @@ fuzzy keys and sets, symbols) of at most :data:`~ktrdr.strategy.inputs.MAX_NAME_
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ from ktrdr.strategy.model import (
     SplitSpec,
     Strategy,
 )
+from ktrdr.strategy.overrides import Override, annotate, apply_overrides
 from ktrdr.strategy.reader import Reader, listing
 from ktrdr.strategy.yamltree import YamlSyntaxError, YNode, parse
 
@@ -104,8 +106,14 @@ def load_strategy_file(path: str | Path) -> LoadedStrategy:
     return load_strategy_text(text, source=str(p))
 
 
-def load_strategy_text(text: str, source: str = "<string>") -> LoadedStrategy:
-    """Load a strategy from YAML text; ``source`` names it in messages. Raises :class:`StrategyError`."""
+def load_strategy_text(
+    text: str, source: str = "<string>", overrides: Sequence[Override] = ()
+) -> LoadedStrategy:
+    """Load a strategy from YAML text; ``source`` names it in messages. Raises :class:`StrategyError`.
+
+    ``overrides`` (``--set``, :mod:`ktrdr.strategy.overrides`) replace values of the parsed
+    document before it is read; issues about them name the override.
+    """
     try:
         root = parse(text)
     except YamlSyntaxError as exc:
@@ -113,12 +121,15 @@ def load_strategy_text(text: str, source: str = "<string>") -> LoadedStrategy:
     if root is None:
         raise StrategyError([StrategyIssue(source, 1, 1, "", "the document is empty")])
     r = Reader(source)
+    applied = apply_overrides(root, overrides, r)
     strategy = _read_document(r, root)
     if r.errors or strategy is None:
         raise StrategyError(
-            r.errors or [StrategyIssue(source, 1, 1, "", "invalid strategy")], r.omitted_errors
+            annotate(r.errors, applied) or [StrategyIssue(source, 1, 1, "", "invalid strategy")],
+            r.omitted_errors,
         )
-    return LoadedStrategy(strategy, sorted(r.warnings, key=lambda i: (i.line, i.column)), r.omitted_warnings)
+    warnings = sorted(annotate(r.warnings, applied), key=lambda i: (i.line, i.column))
+    return LoadedStrategy(strategy, warnings, r.omitted_warnings)
 
 
 def _read_document(r: Reader, root: YNode) -> Strategy | None:
