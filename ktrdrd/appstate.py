@@ -10,16 +10,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
-
-def package_version() -> str:
-    """The installed ktrdr package's version (what ``ktrdrd --version`` and GetInfo report)."""
-    try:
-        return metadata.version("ktrdr")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+from ktrdr import package_version
 
 
 @dataclass(frozen=True)

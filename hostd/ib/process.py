@@ -31,6 +31,7 @@ from hostd.ib.fetch import FetchConfig, Fetcher
 from hostd.ib.pacer import Pacer
 from hostd.ib.service import MarketDataService
 from ktrdr import logs
+from ktrdr.rpc import hostauth
 from ktrdr.rpc.grpc_adapter import registry_server
 from ktrdr.rpc.registry import Registry
 from ktrdr.sdnotify import Notifier
@@ -57,6 +58,8 @@ class HostConfig:
     gateway_wait_s: float = 30.0
     request_timeout_s: float = 60.0
     simulated: bool = False
+    #: TLS + bearer token for TCP listening (None: unix socket, or plain TCP on loopback only).
+    auth: hostauth.ServerAuth | None = None
 
 
 def _claim_unix_socket(path: Path) -> None:
@@ -78,8 +81,9 @@ def _claim_unix_socket(path: Path) -> None:
     raise OSError(f"{path} is in use by another process")
 
 
-def _bind(server: grpc.aio.Server, listen: str) -> str:
-    """Bind ``listen``; the address as it is reachable (the chosen port for ``:0``)."""
+def _bind(server: grpc.aio.Server, listen: str, auth: hostauth.ServerAuth | None) -> str:
+    """Bind ``listen`` (TCP with TLS when ``auth`` is given); the address as it is reachable (the
+    chosen port for ``:0``)."""
     if listen.startswith("unix:"):
         path = Path(listen.removeprefix("unix:"))
         _claim_unix_socket(path)
@@ -88,7 +92,7 @@ def _bind(server: grpc.aio.Server, listen: str) -> str:
         os.chmod(path, SOCKET_MODE)
         return listen
     host, _, _port = listen.rpartition(":")
-    port = server.add_insecure_port(listen)
+    port = hostauth.add_port(server, listen, auth)
     if port == 0:
         raise OSError(f"cannot bind {listen}")
     return f"{host}:{port}"
@@ -130,9 +134,11 @@ async def _main(config: HostConfig, notifier: Notifier) -> int:
     )
     service = MarketDataService(connection, fetcher, simulated=config.simulated)
     registry = Registry([service])
-    server, servicer = registry_server(registry, max_message_bytes=MAX_MESSAGE_BYTES)
+    server, servicer = registry_server(
+        registry, max_message_bytes=MAX_MESSAGE_BYTES, interceptors=hostauth.server_interceptors(config.auth)
+    )
     try:
-        address = _bind(server, config.listen)
+        address = _bind(server, config.listen, config.auth)
     except (OSError, RuntimeError) as exc:
         log.error("cannot listen", extra={"listen": config.listen, "error": str(exc)})
         return 1
