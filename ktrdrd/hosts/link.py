@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -115,8 +116,8 @@ LABELS = {"marketdata": "IB host", "training": "training host"}
 
 
 def failure_reason(error: grpc.aio.AioRpcError) -> str:
-    """A failed call's cause in words: "connection refused", "no socket at /run/…", "the host
-    rejected the bearer token: …" or grpc's own text."""
+    """A failed call's cause in words: "connection refused", "no socket at /run/…", "the host shut
+    down", "the host refused our credentials: …" or grpc's own text."""
     details = error.details() or ""
     if error.code() == grpc.StatusCode.UNAUTHENTICATED:
         return f"the host refused our credentials: {details}"
@@ -127,9 +128,12 @@ def failure_reason(error: grpc.aio.AioRpcError) -> str:
     if "connection refused" in lowered:
         return "connection refused"
     if "no such file or directory" in lowered:
-        return f"no socket at {last.split(': ')[1] if last.count(': ') >= 2 else 'the address'}"
+        path = re.search(r"unix:(/[^\s:]+)", last)
+        return f"no socket at {path.group(1)}" if path else "no socket"
     if "ssl" in lowered or "handshake" in lowered:
         return f"TLS handshake failed (is the pinned CA the host's?): {last}"
+    if "cancelling all calls" in lowered:  # the server's GOAWAY when it stops
+        return "the host shut down"
     if error.code() == grpc.StatusCode.UNAVAILABLE and ("socket closed" in lowered or "goaway" in lowered):
         return "the host closed the connection"
     return last or error.code().name
