@@ -23,7 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.integration.conftest import Daemon, DaemonFactory
 from tests.support.ibhost import IbHost, SimThread
@@ -98,6 +100,12 @@ def ktrdrctl(daemon: Daemon, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def daemon_health(daemon: Daemon, service: str) -> int:
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        return int(stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=20).status)
+
+
 def hostd_pids(daemon: Daemon) -> dict[str, int]:
     """{"ib": pid, "gateway-sim": pid} of the daemon's embedded hosts."""
     found = {}
@@ -122,12 +130,17 @@ def test_embedded_hosts_ready_restarted_and_stopped(daemon_factory: DaemonFactor
     assert [h["name"] for h in listed] == ["ib"]
     status = ktrdrctl(daemon, "status")
     assert "hosts:" in status.stdout and "READY" in status.stdout
+    assert daemon_health(daemon, "ktrdr.host.ib") == health_pb2.HealthCheckResponse.SERVING
 
     pids = hostd_pids(daemon)
     assert set(pids) == {"ib", "gateway-sim"}, children(daemon.proc.pid)
     os.kill(pids["ib"], signal.SIGKILL)
     down = wait_ib(daemon, lambda h: state(h) == "UNAVAILABLE", "UNAVAILABLE")
     assert down["message"]
+    deadline = time.monotonic() + TIMEOUT_S  # health follows the state (a moment later)
+    while daemon_health(daemon, "ktrdr.host.ib") != health_pb2.HealthCheckResponse.NOT_SERVING:
+        assert time.monotonic() < deadline and state(ib_host(daemon)) == "UNAVAILABLE"
+        time.sleep(0.01)
     wait_ib(daemon, lambda h: state(h) == "READY", "READY again")
     restarted = hostd_pids(daemon)
     assert restarted["ib"] != pids["ib"] and restarted["gateway-sim"] == pids["gateway-sim"]
