@@ -79,6 +79,9 @@ def test_print_config_shows_values_and_sources(tmp_path: Path) -> None:
         ("retention_days = 0\n", "'retention_days' must be a number > 0"),
         ('[hosts]\ntraining = "a:1"\n', "'hosts.training' must be a list of non-empty strings"),
         ('hosts = "x"\n', "'hosts' must be a table"),
+        ('[ib]\ngateway = "ibgw"\n', "line 2: 'ib.gateway' must be HOST:PORT with PORT 1..65535, got 'ibgw'"),
+        ('[hosts]\nib = "unix:ib.sock"\n', "'hosts.ib' must be unix:/ABSOLUTE/PATH or HOST:PORT"),
+        ("[hosts]\nembedded = 0\n", "'hosts.embedded' must be a boolean"),
         ("log_level = \n", "invalid TOML"),
     ],
 )
