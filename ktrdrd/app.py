@@ -125,10 +125,15 @@ class Daemon:
 
     async def startup(self, stack: contextlib.AsyncExitStack) -> None:
         """Claim the directories, open the journal, start the servers; READY=1."""
+        from ktrdrd.hosts.configured import HostConfigError, link_credentials, open_hosts
         from ktrdrd.server import build_servers  # grpc is heavy; --print-config never imports it
 
         config, state = self.config, self.state
         stack.callback(self.notifier.close)
+        try:  # before anything is created: unusable TLS or token files change nothing
+            host_credentials = link_credentials(config)
+        except HostConfigError as exc:
+            raise StartupFailed(str(exc)) from None
         self._install_signal_handlers(stack)
         dirs = stack.enter_context(rundirs.claimed_dirs(config.runtime_dir, config.state_dir))
         state.runtime_dir, state.state_dir = dirs.runtime_dir, dirs.state_dir  # real paths, links resolved
@@ -162,12 +167,7 @@ class Daemon:
         for extend in self.extensions:
             extend(core, ctl_methods)
         await core.resume_pending()
-        from ktrdrd.hosts.configured import HostConfigError, open_hosts
-
-        try:
-            self.hosts = hosts = open_hosts(config, state, state.runtime_dir)
-        except HostConfigError as exc:
-            raise StartupFailed(str(exc)) from None
+        self.hosts = hosts = open_hosts(config, state, state.runtime_dir, host_credentials)
         stack.push_async_callback(hosts.close)
         data_service = LazyDataService(
             state.state_dir / "data", core.journal, max_import_bytes=config["data_import_max_bytes"]

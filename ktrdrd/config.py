@@ -307,7 +307,24 @@ def load(
             key = KEYS_BY_NAME[name]
             raise ConfigError(f"{name}: no default here (XDG variables unset); set {key.flag} or {key.env}")
         values[name] = str(Path(values[name]).absolute())
+    for rule in CROSS_KEY_RULES:
+        rule(values, sources)
     return Config(values, sources, config_file)
+
+
+def _tcp_hosts_need_tls(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """A ``HOST:PORT`` host address needs ``hosts.ca_file`` and ``hosts.token_file`` (TLS + token)."""
+    address = values["hosts.ib"]
+    missing = [name for name in ("hosts.ca_file", "hosts.token_file") if not values[name]]
+    if address and not address.startswith("unix:") and missing:
+        raise ConfigError(
+            f"{sources['hosts.ib']}: 'hosts.ib' = {address!r} is a TCP address; host links over TCP use TLS "
+            f"and a bearer token: set {' and '.join(missing)}"
+        )
+
+
+#: Rules over several keys, checked after every source is applied; each raises ConfigError.
+CROSS_KEY_RULES: tuple[Callable[[Mapping[str, Any], Mapping[str, str]], None], ...] = (_tcp_hosts_need_tls,)
 
 
 def _toml_value(value: Any) -> str:

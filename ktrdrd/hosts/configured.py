@@ -1,7 +1,8 @@
 """The daemon's hosts as configured: links to each, and the supervised local ones.
 
-``hosts = open_hosts(config, app_state, runtime_dir)`` (inside the running loop; HostConfigError
-names the key when the configuration cannot work) builds them; ``hosts.ib`` is the IB host's
+``credentials = link_credentials(config)`` first (it reads the TLS and token files; HostConfigError
+names the key and file when they cannot be used), then ``hosts = open_hosts(config, app_state,
+runtime_dir, credentials)`` (inside the running loop) builds them; ``hosts.ib`` is the IB host's
 :class:`~ktrdrd.hosts.link.HostLink` (None when there is none: ``hosts.ib`` empty and
 ``hosts.embedded`` false). ``await hosts.run()`` (a background task until cancelled) starts the
 local hosts and follows every link; ``hosts.stop_restarting()`` when shutdown begins; ``await
@@ -9,7 +10,7 @@ hosts.close()`` at the end closes the links, then stops the local hosts.
 
 Rules: ``hosts.ib = "unix:/PATH"`` links to a running host over its socket; ``hosts.ib =
 "HOST:PORT"`` links over TLS pinned to ``hosts.ca_file`` with the token in ``hosts.token_file``
-(both required); ``hosts.ib = ""`` with ``hosts.embedded`` starts the embedded IB host
+(both required: :mod:`ktrdrd.config` refuses the address without them); ``hosts.ib = ""`` with ``hosts.embedded`` starts the embedded IB host
 (:mod:`ktrdrd.hosts.embedded`).
 """
 
@@ -63,30 +64,32 @@ class Hosts:
             await self.supervisor.stop()
 
 
-def _tcp_credentials(config: Config, key: str) -> grpc.ChannelCredentials:
+def link_credentials(config: Config) -> grpc.ChannelCredentials | None:
+    """The TLS + token credentials for a ``HOST:PORT`` ``hosts.ib`` (None for a unix socket or no
+    address); HostConfigError names the key and the file that cannot be used. Call before anything
+    is created: it only reads ``hosts.ca_file`` and ``hosts.token_file``."""
     from ktrdr.rpc.hostauth import HostAuthError, channel_credentials
 
-    missing = [name for name in ("hosts.ca_file", "hosts.token_file") if not config[name]]
-    if missing:
-        raise HostConfigError(
-            f"{key} = {config[key]!r} ({config.sources[key]}) is a TCP address: host links over TCP use TLS "
-            f"and a bearer token; set {' and '.join(missing)}"
-        )
-    try:
+    address = config["hosts.ib"]
+    if not address or address.startswith("unix:"):
+        return None
+    try:  # both keys are set: config.load refuses a TCP address without them
         return channel_credentials(
             Path(os.path.expanduser(config["hosts.ca_file"])),
             Path(os.path.expanduser(config["hosts.token_file"])),
         )
     except HostAuthError as exc:
-        raise HostConfigError(f"{key}: {exc}") from None
+        raise HostConfigError(f"hosts.ib = {address!r}: {exc}") from None
 
 
-def open_hosts(config: Config, app_state: AppState, runtime_dir: Path) -> Hosts:
-    """Build the links and the supervisor the configuration asks for (nothing starts yet)."""
+def open_hosts(
+    config: Config, app_state: AppState, runtime_dir: Path, credentials: grpc.ChannelCredentials | None
+) -> Hosts:
+    """Build the links and the supervisor the configuration asks for (nothing starts yet);
+    ``credentials``: :func:`link_credentials` of the same configuration."""
     hosts = Hosts()
     address = config["hosts.ib"]
     if address:
-        credentials = None if address.startswith("unix:") else _tcp_credentials(config, "hosts.ib")
         hosts.links[embedded.IB] = HostLink(
             name=embedded.IB,
             kind="marketdata",

@@ -26,7 +26,10 @@ def run_ktrdrd(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 def test_precedence_defaults_file_env_flags_each_with_its_source(tmp_path: Path) -> None:
     toml = tmp_path / "ktrdrd.toml"
-    toml.write_text('log_level = "warning"\nshutdown_grace_s = 4\nretention_days = 7\n[hosts]\nib = "ib:1"\n')
+    toml.write_text(
+        'log_level = "warning"\nshutdown_grace_s = 4\nretention_days = 7\n'
+        '[hosts]\nib = "ib:1"\nca_file = "/etc/ktrdr/ca.pem"\ntoken_file = "/etc/ktrdr/token"\n'
+    )
     env = {"KTRDR_SHUTDOWN_GRACE_S": "5.5", "KTRDR_RETENTION_DAYS": "9"}
     env |= {"XDG_RUNTIME_DIR": "/run/user/7", "HOME": "/h"}
     cfg = config.load(config_file=toml, flags={"retention_days": "11"}, env=env, euid=1000)

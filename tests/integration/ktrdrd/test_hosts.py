@@ -8,7 +8,8 @@ gateway-sim and ktrdrctl.
 - external (``hosts.ib = unix:…``): the daemon starts without the host (UNAVAILABLE, the reason
   shown), the link becomes READY when the host starts, "gateway away" when its gateway goes;
 - TCP: TLS + token against a real hostd ib; a wrong token is shown as refused credentials;
-  a TCP address without ``hosts.ca_file``/``hosts.token_file`` fails start-up naming them.
+  a TCP address without ``hosts.ca_file``/``hosts.token_file`` is a configuration error, and
+  unusable TLS files stop start-up before anything is created.
 """
 
 from __future__ import annotations
@@ -233,17 +234,30 @@ def test_tcp_host_with_tls_and_token(daemon_factory: DaemonFactory, tmp_path: Pa
         assert proc.wait(TIMEOUT_S) == 0
 
 
-@pytest.mark.parametrize(
-    ("env", "named"),
-    [
-        ({"KTRDR_HOSTS_IB": "127.0.0.1:7443"}, "set hosts.ca_file and hosts.token_file"),
-        ({"KTRDR_HOSTS_IB": "127.0.0.1:7443", "KTRDR_HOSTS_CA_FILE": "/nonexistent/ca.pem",
-          "KTRDR_HOSTS_TOKEN_FILE": "/nonexistent/token"}, "CA file /nonexistent/ca.pem: cannot read"),
-    ],
-)  # fmt: skip
-def test_a_tcp_host_without_usable_tls_settings_fails_startup(
-    daemon_factory: DaemonFactory, env: dict[str, str], named: str
+def test_a_tcp_host_without_tls_settings_is_a_configuration_error(daemon_factory: DaemonFactory) -> None:
+    daemon = daemon_factory.spawn(env={"KTRDR_HOSTS_IB": "127.0.0.1:7443"})
+    assert daemon.proc.wait(TIMEOUT_S) == 2
+    assert "set hosts.ca_file and hosts.token_file" in daemon.logs()
+    assert not daemon.state_dir.exists() and not daemon.runtime_dir.exists()
+
+
+@pytest.mark.parametrize("unusable", ["ca", "token"])
+def test_unusable_tls_files_stop_startup_before_anything_is_created(
+    daemon_factory: DaemonFactory, tmp_path: Path, unusable: str
 ) -> None:
+    tls = TlsFiles.make(tmp_path, "host")
+    if unusable == "ca":
+        tls.ca.write_text("not a certificate\n")
+        named = f"CA file {tls.ca}: expected a PEM certificate"
+    else:
+        tls.token_file.chmod(0o644)
+        named = f"token file {tls.token_file}: mode 0644 lets others read it"
+    env = {
+        "KTRDR_HOSTS_IB": "127.0.0.1:7443",
+        "KTRDR_HOSTS_CA_FILE": str(tls.ca),
+        "KTRDR_HOSTS_TOKEN_FILE": str(tls.token_file),
+    }
     daemon = daemon_factory.spawn(env=env)
     assert daemon.proc.wait(TIMEOUT_S) == 1
     assert named in daemon.logs() and not daemon.notify.seen("READY", "1")
+    assert not daemon.state_dir.exists() and not daemon.runtime_dir.exists()
