@@ -124,6 +124,25 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @cli.command()
 @json_option
 @click.pass_context
+def hosts(ctx: click.Context, as_json: bool) -> None:
+    """Show the daemon's hosts: address, state, version, round-trip time, and why one is not READY.
+
+    Exit 0 whatever the hosts' states (they are shown, not judged); --json prints the GetInfo
+    response (its "hosts" list holds them).
+    """
+    response = session_of(ctx).call(SYSTEM + "GetInfo", {})
+    if as_json:
+        print_json(response)
+        return
+    from ktrdrctl import render
+
+    hosts = response.get("hosts") or []
+    click.echo(render.hosts_table(hosts) if hosts else "no hosts configured")
+
+
+@cli.command()
+@json_option
+@click.pass_context
 def version(ctx: click.Context, as_json: bool) -> None:
     """Show the versions of ktrdrctl and of the daemon it reaches.
 

@@ -2,20 +2,22 @@
 :meth:`Daemon.main_loop` → :meth:`Daemon.shutdown`.
 
 Startup: directories and their locks (:func:`ktrdrd.rundirs.claimed_dirs`) → journal → model registry
-(reconciled with its files, :mod:`ktrdrd.models`) → extensions → resume pending operations → stale
-sockets removed → servers built and started → ``READY=1``. Every step that needs undoing pushes its
+(reconciled with its files, :mod:`ktrdrd.models`) → extensions → resume pending operations → host
+links opened (:mod:`ktrdrd.hosts`; nothing waits for a host) → stale sockets removed → servers
+built and started → ``READY=1``. Every step that needs undoing pushes its
 undo on one ``contextlib.AsyncExitStack``, which runs them in reverse whatever happens. A failure
 before READY is logged with a clear message and :meth:`Daemon.serve` returns
 :data:`EXIT_STARTUP_FAILED`; nothing already on disk is changed.
 
-Main loop: background work (journal retention and recovery, health updates) runs in one
+Main loop: background work (journal retention and recovery, health updates, the hosts: local ones
+started and supervised, every link followed) runs in one
 ``asyncio.TaskGroup``; the loop waits for a stop signal. Signals: SIGTERM/SIGINT stop; a second one
 stops at once; SIGHUP reloads the configuration file (``log_level`` applies at once, other changed
 keys are logged as needing a restart); SIGUSR1 logs a status line; SIGUSR2 is logged and ignored.
 
 Shutdown: ``STOPPING=1``, health NOT_SERVING, no new connections or calls, calls in flight get
 ``shutdown_grace_s`` (then are cancelled), connections that do not read get ``stop_close_timeout_s``
-to take their last bytes (then are dropped) → journal closed (running operations stay resumable) →
+to take their last bytes (then are dropped) → host links closed, local hosts stopped → journal closed (running operations stay resumable) →
 locks released.
 """
 
@@ -101,6 +103,8 @@ class Daemon:
         )
         self.core: OperationsCore | None = None
         self.models: ModelRegistry | None = None  # once the journal is open
+        #: The host links and local hosts (ktrdrd.hosts.configured.Hosts; grpc loads at startup only).
+        self.hosts: Any = None
         self.servers: Any = None  # ktrdrd.server.Servers (grpc is imported at startup only)
 
     async def serve(self) -> int:
@@ -124,11 +128,16 @@ class Daemon:
 
     async def startup(self, stack: contextlib.AsyncExitStack) -> None:
         """Claim the directories, open the journal, start the servers; READY=1."""
+        from ktrdrd.hosts.configured import HostConfigError, link_credentials, open_hosts
         from ktrdrd.server import build_servers  # grpc is heavy; --print-config never imports it
         from ktrdrd.services.models import ModelsService  # protobuf, likewise
 
         config, state = self.config, self.state
         stack.callback(self.notifier.close)
+        try:  # before anything is created: unusable TLS or token files change nothing
+            host_credentials = link_credentials(config)
+        except HostConfigError as exc:
+            raise StartupFailed(str(exc)) from None
         self._install_signal_handlers(stack)
         dirs = stack.enter_context(rundirs.claimed_dirs(config.runtime_dir, config.state_dir))
         state.runtime_dir, state.state_dir = dirs.runtime_dir, dirs.state_dir  # real paths, links resolved
@@ -163,6 +172,8 @@ class Daemon:
         for extend in self.extensions:
             extend(core, ctl_methods)
         await core.resume_pending()
+        self.hosts = hosts = open_hosts(config, state, state.runtime_dir, host_credentials)
+        stack.push_async_callback(hosts.close)
         data_service = LazyDataService(
             state.state_dir / "data", core.journal, max_import_bytes=config["data_import_max_bytes"]
         )
@@ -204,10 +215,11 @@ class Daemon:
             self.notifier.start_watchdog(asyncio.get_running_loop())
 
     def _start_background(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
-        assert self.core is not None and self.servers is not None
+        assert self.core is not None and self.servers is not None and self.hosts is not None
         return [
             group.create_task(self.core.maintain(), name="journal-maintenance"),
             group.create_task(self.servers.follow_health(), name="health"),
+            group.create_task(self.hosts.run(), name="hosts"),
         ]
 
     async def main_loop(self) -> None:
@@ -219,6 +231,7 @@ class Daemon:
         signal ends the drain at once."""
         grace = self.config["shutdown_grace_s"]
         self.state.serving = False
+        self.hosts.stop_restarting()
         self.notifier.stopping(f"draining in-flight calls (up to {grace:g} s)")
         log.info("stopping: draining in-flight calls", extra={"grace_s": grace})
         drain = asyncio.ensure_future(self.servers.stop(grace))

@@ -1,6 +1,7 @@
 """``hostd ib`` as a process: the IB host on the shared lifecycle (:mod:`hostd.lifecycle`).
 
-Phases: bind (a unix socket, chmod 0660, or loopback TCP) → start serving; print one JSON line
+Phases: bind (a unix socket, chmod 0660, loopback TCP, or TCP with TLS + a bearer token:
+:mod:`ktrdr.rpc.hostauth`) → start serving; print one JSON line
 ``{"listening": "unix:PATH" | "HOST:PORT"}``, send ``READY=1`` and start the watchdog pings (when
 systemd asks for them) → the connection's reconnect loop
 runs; health ``""`` and ``ktrdr.hostd.marketdata.v1.MarketDataService`` (and its short alias
@@ -24,6 +25,7 @@ from hostd.ib.fetch import FetchConfig, Fetcher
 from hostd.ib.pacer import Pacer
 from hostd.ib.service import MarketDataService
 from hostd.lifecycle import NOT_SERVING, SERVING
+from ktrdr.rpc import hostauth
 from ktrdr.rpc.registry import Registry
 from ktrdr.sdnotify import Notifier
 
@@ -45,6 +47,8 @@ class HostConfig:
     gateway_wait_s: float = 30.0
     request_timeout_s: float = 60.0
     simulated: bool = False
+    #: TLS + bearer token for TCP listening (None: unix socket, or plain TCP on loopback only).
+    auth: hostauth.ServerAuth | None = None
 
 
 async def _follow(
@@ -121,4 +125,6 @@ def serve(config: HostConfig, *, log_format: str, log_level: str) -> int:
         grace_s=STOP_GRACE_S,
         log_format=log_format,
         log_level=log_level,
+        credentials=config.auth.credentials if config.auth else None,
+        interceptors=lambda: hostauth.server_interceptors(config.auth),
     )

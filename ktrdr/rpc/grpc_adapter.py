@@ -103,10 +103,10 @@ def registry_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A ``grpc.aio`` server (not bound, not started) serving every service of ``registry``,
-        ``grpc.health.v1.Health`` and reflection, with messages of at most ``max_message_bytes`` each
-        way; ``options`` are added to the channel arguments; ``interceptors`` run before every call
-    (a host's bearer-token check). Returns the server and its health servicer.
-        Must be called inside the running event loop."""
+    ``grpc.health.v1.Health`` and reflection, with messages of at most ``max_message_bytes`` each
+    way; ``options`` are added to the channel arguments; ``interceptors`` see every call (a host's
+    bearer-token check, :mod:`ktrdr.rpc.hostauth`). Returns the server and its health servicer.
+    Must be called inside the running event loop."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -114,7 +114,7 @@ def registry_server(
             *(options or []),
         ],
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
-        interceptors=list(interceptors) or None,
+        interceptors=list(interceptors),
     )
     server.add_generic_rpc_handlers(generic_handlers(registry))
     health_servicer = health.aio.HealthServicer()

@@ -115,6 +115,7 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
         file.write_text("name: x\n")
     return {
         "status": (["status"], 1),
+        "hosts": (["hosts"], 1),
         "version": (["version"], 1),
         "ops list": (["ops", "list"], 1),
         "ops show": (["ops", "show", OP], 1),
