@@ -10,7 +10,8 @@ optional (absent = 0). Parquet: the same column names; the time column may be a 
 
 Every problem raises :class:`~ktrdr.research.bars.BarsError` naming the file, the 1-based CSV line
 (the header is line 1) or Parquet row, and what is wrong: a missing column, an unparseable time or
-number, NaN, unsorted or duplicate times, high < low, negative volume. Blocking: call from a thread.
+number, NaN, unsorted or duplicate times, high < low, negative volume. :func:`parse_repaired`
+applies named fixes first (:mod:`ktrdrd.data.repair`). Blocking: call from a thread.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ktrdr.research.bars import FIELDS, Bars, BarsError
+from ktrdrd.data import repair
 
 TIME_COLUMNS = ("timestamp", "datetime", "date", "time")
 PRICES = FIELDS[:4]
@@ -33,6 +35,29 @@ _EPOCH_UNITS = ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3))
 
 def parse(data: bytes | bytearray, fmt: str, symbol: str, timeframe: str, name: str) -> Bars:
     """Validated bars from a whole file's bytes; ``fmt`` is ``csv`` or ``parquet``."""
+    bars, _ = parse_repaired(data, fmt, symbol, timeframe, name, [])
+    return bars
+
+
+def parse_repaired(
+    data: bytes | bytearray, fmt: str, symbol: str, timeframe: str, name: str, fixes: list[str]
+) -> tuple[Bars, list[repair.Fixed]]:
+    """Like :func:`parse`, with the named ``fixes`` (:func:`ktrdrd.data.repair.resolve`) applied
+    before validation; returns the bars and what each fix did. Errors name the file's rows."""
+    rows, row = _rows(data, fmt, name)
+    rows, fixed = repair.apply(fixes, rows, row)
+
+    def original_row(i: int) -> str:
+        return row(int(rows.index[i]))
+
+    bars = Bars.from_arrays(
+        symbol, timeframe, *rows.columns(), source=name, row_label=original_row if fixes else row
+    )
+    return bars, fixed
+
+
+def _rows(data: bytes | bytearray, fmt: str, name: str) -> tuple[repair.Rows, Callable[[int], str]]:
+    """The file's columns parsed (not yet validated as bars), and the function naming a row."""
     if fmt == "parquet":
         frame, row = _parquet_frame(data, name), _parquet_row
     else:
@@ -52,7 +77,7 @@ def parse(data: bytes | bytearray, fmt: str, symbol: str, timeframe: str, name: 
         if "volume" in columns
         else np.zeros(len(frame), dtype=np.float64)
     )
-    return Bars.from_arrays(symbol, timeframe, t, o, h, lo, c, volume, source=name, row_label=row)
+    return repair.Rows(t, o, h, lo, c, volume, np.arange(len(t))), row
 
 
 def _csv_line(index: int) -> str:

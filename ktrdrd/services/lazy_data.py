@@ -62,3 +62,7 @@ class LazyDataService:
 
     async def DeleteSeries(self, request: pb.DeleteSeriesRequest, call: Call) -> Any:
         return await (await self.service()).DeleteSeries(request, call)
+
+    async def ExportBars(self, request: pb.ExportBarsRequest, call: Call) -> AsyncIterator[Any]:
+        async for item in (await self.service()).ExportBars(request, call):
+            yield item

@@ -1,0 +1,130 @@
+"""``ktrdrctl data import --repair/--fix``, ``data export`` and a disk-full import, as users run them
+against a real ktrdrd: fixes are named and reported, an export imports back exactly, and a write
+that cannot complete leaves the previous file as it was."""
+
+from __future__ import annotations
+
+import io
+import json
+import resource
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from ktrdr.research import synthetic
+from tests.integration.ktrdrctl.test_data_cli import bars_frame, ctl, write_csv
+
+HEADER = "time,open,high,low,close,volume\n"
+MESSY = HEADER + "".join(
+    f"2024-03-04T{hour:02d}:00:00Z,{values}\n"
+    for hour, values in [
+        (0, "10,11,9,10,1"),
+        (2, "12,13,11,12,3"),
+        (1, "11,12,10,11,2"),  # early: sort
+        (2, "12,13,11,12,3"),  # identical to the other 02:00 row: dedupe-exact
+        (3, "13,12,14,13,4"),  # high < low: swap-high-low
+    ]
+)
+
+
+def test_repair_applies_named_fixes_and_reports_them(daemon, tmp_path: Path) -> None:
+    messy = tmp_path / "messy.csv"
+    messy.write_text(MESSY)
+    refused = ctl(daemon, "data", "import", str(messy), "--symbol", "SPY", "--timeframe", "1h")
+    assert refused.returncode == 1 and "line 4: timestamp 2024-03-04T01:00:00Z is unsorted" in refused.stderr
+    assert not (daemon.state_dir / "data" / "SPY").exists()
+
+    out = ctl(daemon, "data", "import", str(messy), "--symbol", "SPY", "--timeframe", "1h", "--repair")
+    assert out.returncode == 0, out.stderr
+    assert "imported 4 bars" in out.stdout
+    assert "repaired swap-high-low: 1 row (line 6)" in out.stdout
+    assert "repaired sort: 1 row (line 4)" in out.stdout
+    assert "repaired dedupe-exact: 1 row (line 5)" in out.stdout
+    shown = ctl(daemon, "data", "show", "SPY", "1h", "--format", "csv")
+    stored = pd.read_csv(io.StringIO(shown.stdout), index_col=0)
+    assert stored["volume"].tolist() == [1, 2, 3, 4]
+    assert stored["high"].tolist()[-1] == 14 and stored["low"].tolist()[-1] == 12
+
+    conflicting = tmp_path / "conflict.csv"
+    conflicting.write_text(HEADER + "2024-03-05T00:00:00Z,1,2,0.5,1,7\n2024-03-05T00:00:00Z,1,2,0.5,1,8\n")
+    standard = ctl(
+        daemon, "data", "import", str(conflicting), "--symbol", "SPY", "--timeframe", "1h", "--repair"
+    )
+    assert (
+        standard.returncode == 1 and "line 3: timestamp 2024-03-05T00:00:00Z is duplicated" in standard.stderr
+    )
+    kept_last = ctl(daemon, "data", "import", str(conflicting), "--symbol", "SPY", "--timeframe", "1h",
+                    "--fix", "dedupe-keep-last", "--json")  # fmt: skip
+    assert kept_last.returncode == 0, kept_last.stderr
+    response = json.loads(kept_last.stdout)
+    assert response["repairs"] == [{"name": "dedupe-keep-last", "rows": "1", "examples": ["line 2"]}]
+    unknown = ctl(daemon, "data", "import", str(conflicting), "--symbol", "SPY", "--timeframe", "1h",
+                  "--fix", "interpolate")  # fmt: skip
+    assert unknown.returncode == 1 and "unknown fix 'interpolate'" in unknown.stderr
+
+
+def test_export_round_trips_through_import(daemon, tmp_path: Path) -> None:
+    bars = synthetic.gbm_bars("EURUSD", "5m", "2024-03-04", "2024-03-09", seed=5)
+    source = synthetic.write_csv(bars, tmp_path)
+    assert (
+        ctl(daemon, "data", "import", str(source), "--symbol", "EURUSD", "--timeframe", "5m").returncode == 0
+    )
+
+    exported = tmp_path / "out" / "eurusd.csv"
+    exported.parent.mkdir()
+    out = ctl(daemon, "data", "export", "EURUSD", "5m", "-o", str(exported))
+    assert out.returncode == 0, out.stderr
+    assert exported.read_text().startswith(",open,high,low,close,volume\n2024-03-04T00:00:00Z,")
+    assert list(exported.parent.iterdir()) == [exported]  # no temporary file left
+    back = ctl(daemon, "data", "import", str(exported), "--symbol", "COPY", "--timeframe", "5m")
+    assert back.returncode == 0, back.stderr
+    original = ctl(daemon, "data", "show", "EURUSD", "5m", "--format", "json").stdout
+    copied = ctl(daemon, "data", "show", "COPY", "5m", "--format", "json").stdout
+    assert copied.replace('"COPY"', '"EURUSD"') == original  # every bar, bit for bit
+    assert (
+        len(original.splitlines()) >= 1 and str(len(bars)) in ctl(daemon, "data", "coverage", "COPY").stdout
+    )
+
+    parquet = tmp_path / "window.parquet"
+    out = ctl(daemon, "data", "export", "EURUSD", "5m", "--start", "2024-03-05T00:00:00",
+              "--end", "2024-03-06T00:00:00", "-o", str(parquet))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    table = pq.read_table(parquet)
+    day = bars.between(pd.Timestamp("2024-03-05", tz="UTC").value, pd.Timestamp("2024-03-06", tz="UTC").value)
+    assert table.column("time").to_pylist() == day.time.tolist()
+    assert table.column("close").to_pylist() == day.close.tolist()
+
+    lines = ctl(
+        daemon, "data", "export", "EURUSD", "5m", "--format", "json", "--start", "2024-03-08T23:50:00"
+    )
+    assert lines.returncode == 0, lines.stderr
+    records = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert [r["time"] for r in records] == ["2024-03-08T23:50:00Z", "2024-03-08T23:55:00Z"]
+    assert records[-1]["close"] == bars.close.tolist()[-1]
+
+    missing = ctl(daemon, "data", "export", "NOPE", "5m", "-o", str(tmp_path / "nope.csv"))
+    assert missing.returncode == 4 and not (tmp_path / "nope.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_disk_full_import_fails_with_the_reason_and_keeps_the_previous_file(daemon, tmp_path: Path) -> None:
+    small = write_csv(tmp_path / "small.csv", bars_frame(3))
+    assert ctl(daemon, "data", "import", str(small), "--symbol", "SPY", "--timeframe", "1m").returncode == 0
+    series_file = daemon.state_dir / "data" / "SPY" / "1m.parquet"
+    before = series_file.read_bytes()
+    large = write_csv(tmp_path / "large.csv", bars_frame(100_000, step="1min"))
+    pid = daemon.proc.pid
+    _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (1 << 20, hard))  # files of at most 1 MiB
+    try:
+        out = ctl(daemon, "data", "import", str(large), "--symbol", "SPY", "--timeframe", "1m")
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, hard))
+    assert out.returncode == 1
+    assert "RESOURCE_EXHAUSTED" in out.stderr and "reason: DATA_DISK_FULL" in out.stderr
+    assert str(series_file) in out.stderr and "the previous file is intact" in out.stderr
+    assert series_file.read_bytes() == before
+    assert [p.name for p in series_file.parent.iterdir()] == ["1m.parquet"]
+    listing = json.loads(ctl(daemon, "data", "coverage", "SPY", "--json").stdout)
+    assert [int(s["barCount"]) for s in listing["series"]] == [3]
