@@ -30,7 +30,7 @@ from ktrdr import timeframes
 from ktrdr.research.bars import FIELDS, Bars
 from ktrdr.rpc.errors import ApiError, failed_precondition, invalid_argument, not_found
 from ktrdr.wire import StatusCode
-from ktrdrd.data import calendars, catalog, files
+from ktrdrd.data import calendars, catalog, files, reconcile
 from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.data.intervals import union
 from ktrdrd.journal import Journal
@@ -63,6 +63,27 @@ class BarCache:
         """Create the directory and remove temporary files a crash left; returns those removed."""
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         return await asyncio.to_thread(files.remove_temporaries, self.root)
+
+    async def reconcile(self) -> list[reconcile.Finding]:
+        """Make the catalog agree with the files (:mod:`ktrdrd.data.reconcile`): a series whose file
+        and entry disagree is fixed under its lock; returns what was found and done."""
+        listed = await self._journal.read(lambda conn: catalog.select(conn, "1", (), limit=2**62))
+        keys = sorted({(e.symbol, e.timeframe) for e in listed} | set(await asyncio.to_thread(
+            reconcile.stored_series, self.root
+        )))  # fmt: skip
+        findings = []
+        for key in keys:
+            async with self._lock(key):
+                finding = await asyncio.to_thread(reconcile.check, self.root, key, await self.entry(*key))
+                if finding is None:
+                    continue
+                rederived = finding.entry
+                if rederived is not None:
+                    await self._journal.submit(lambda conn, e=rederived: catalog.save(conn, e))
+                elif finding.action in ("dropped", "unreadable"):
+                    await self._journal.submit(lambda conn, k=key: catalog.delete(conn, *k))
+                findings.append(finding)
+        return findings
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
