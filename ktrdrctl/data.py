@@ -307,12 +307,13 @@ def export(
     """Write the cached bars of SYMBOL TIMEFRAME to FILE or stdout (the daemon renders them; a file
     appears whole or not at all)."""
     import os
+    import sys
 
     from ktrdrctl.cli import session_of
     from ktrdrctl.files import FileProblem, write_replacing
 
     fmt = fmt or _SUFFIX_FORMATS.get(os.path.splitext(output)[1].lower(), "csv")
-    if output == "-" and fmt == "parquet" and click.get_text_stream("stdout").isatty():
+    if output == "-" and fmt == "parquet" and sys.stdout.isatty():
         raise exits.CliFailure("refusing to write Parquet to a terminal; pass -o FILE", exits.USAGE)
     request: dict[str, Any] = {"series": series(symbol, timeframe), "format": EXPORT_FORMATS[fmt]}
     for key, value in (("startTime", utc_text(start)), ("endTime", utc_text(end))):
@@ -322,10 +323,9 @@ def export(
         base64.b64decode(r.get("data", "")) for r in session_of(ctx).stream(DATA + "ExportBars", request)
     )
     if output == "-":
-        stdout = click.get_binary_stream("stdout")
         for piece in pieces:
-            stdout.write(piece)
-        stdout.flush()
+            sys.stdout.buffer.write(piece)
+        sys.stdout.buffer.flush()
         return
     try:
         size = write_replacing(output, pieces)

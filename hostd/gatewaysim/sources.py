@@ -14,7 +14,6 @@ from typing import Protocol
 
 import numpy as np
 
-from hostd.gatewaysim.calendars import DAY_S, AssetClass, calendar_for, day_labels, trading_minutes
 from hostd.gatewaysim.contracts import Instrument
 from hostd.gatewaysim.generator import MinutePath
 from hostd.gatewaysim.history import (
@@ -27,6 +26,7 @@ from hostd.gatewaysim.history import (
     bucket_keys,
 )
 from ktrdr import timeframes
+from ktrdr.calendars import DAY_S, AssetClass, calendar_for, day_labels, trading_minutes
 from ktrdr.research import bars as bar_files
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
+import sqlite3
 import time
 from pathlib import Path
 
@@ -77,11 +79,7 @@ class BarCache:
                 finding = await asyncio.to_thread(reconcile.check, self.root, key, await self.entry(*key))
                 if finding is None:
                     continue
-                rederived = finding.entry
-                if rederived is not None:
-                    await self._journal.submit(lambda conn, e=rederived: catalog.save(conn, e))
-                elif finding.action in ("dropped", "unreadable"):
-                    await self._journal.submit(lambda conn, k=key: catalog.delete(conn, *k))
+                await self._journal.submit(functools.partial(_apply_finding, finding))
                 findings.append(finding)
         return findings
 
@@ -187,6 +185,14 @@ class BarCache:
             await self._journal.submit(lambda conn: catalog.delete(conn, *key))
             await asyncio.to_thread(files.remove, files.series_path(self.root, *key))
             return entry
+
+
+def _apply_finding(finding: reconcile.Finding, conn: sqlite3.Connection) -> None:
+    """The catalog change a reconcile finding calls for: save a re-derived entry, drop a gone one."""
+    if finding.entry is not None:
+        catalog.save(conn, finding.entry)
+    elif finding.action in ("dropped", "unreadable"):
+        catalog.delete(conn, finding.symbol, finding.timeframe)
 
 
 def write_failed(path: Path, exc: OSError) -> ApiError:

@@ -60,8 +60,9 @@ def _parquet(bars: Bars) -> bytes:
 
 def iso_times(times: np.ndarray) -> list[str]:
     """UTC ns → ISO-8601 with ``Z``, to the second unless a time has a fraction (then to the ns)."""
-    unit = "s" if not np.any(times % 10**9) else "ns"
-    return [f"{text}Z" for text in np.datetime_as_string(times.astype("datetime64[ns]"), unit=unit)]
+    stamps: np.ndarray = times.astype("datetime64[ns]")
+    texts = np.datetime_as_string(stamps, unit="ns" if np.any(times % 10**9) else "s")
+    return [f"{text}Z" for text in texts]
 
 
 def _text_rows(bars: Bars, lo: int, hi: int, fmt: str) -> bytes:

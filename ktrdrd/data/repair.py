@@ -57,7 +57,8 @@ class Rows:
 
     def take(self, keep: np.ndarray) -> Rows:
         """The rows at positions (or where the mask is true) ``keep``."""
-        return Rows(*(column[keep] for column in self.columns()), self.index[keep])
+        time, open_, high, low, close, volume = (column[keep] for column in self.columns())
+        return Rows(time, open_, high, low, close, volume, self.index[keep])
 
     def columns(self) -> tuple[np.ndarray, ...]:
         """``time, open, high, low, close, volume``."""
