@@ -18,8 +18,8 @@ A session is dated (labelled) by an int ``YYYYMMDD``: its date in the market's t
 it closes on (a forex session opening Sunday evening is Monday's), as IB dates daily bars.
 
 Two views of the same sessions: :class:`Calendar` objects work in UTC epoch **seconds** with labels
-(the simulator's unit, as the TWS protocol's); :func:`sessions` and :func:`closed_days` answer in
-UTC **ns** (the cache's unit). :func:`guess` picks a calendar from a symbol; it is a guess (callers
+(the simulator's unit, as the TWS protocol's); :func:`sessions` and :func:`bar_opens` answer in UTC
+**ns** (the cache's unit). :func:`guess` picks a calendar from a symbol; it is a guess (callers
 let users override it): six letters made of two ISO currency codes → ``forex``; a crypto ticker
 (``BTC``, ``ETH``, …, alone or followed by a quote currency) → ``crypto``; anything else → ``XNYS``.
 """
@@ -221,13 +221,45 @@ def sessions(
     return opens[keep], closes[keep]
 
 
-def closed_days(calendar: str, first_day: int, end_day: int) -> np.ndarray:
-    """UTC days (days since the epoch) in ``[first_day, end_day)`` on which no session is dated.
+def label_days(labels: np.ndarray) -> np.ndarray:
+    """Int YYYYMMDD labels → days since the epoch (the inverse of :func:`day_labels`)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    months = (labels // 10000 - 1970) * 12 + labels // 100 % 100 - 1
+    return months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) + labels % 100 - 1
 
-    A session is dated by the day it closes on (a forex session opening Sunday evening is Monday's).
-    """
-    days = np.arange(first_day, end_day, dtype=np.int64)
-    if calendar == "crypto":
-        return days[:0]
-    _, closes = sessions(calendar, first_day * DAY_NS, (end_day + 1) * DAY_NS)
-    return days[~np.isin(days, (closes - 1) // DAY_NS)]
+
+def bar_opens(calendar: str, days: np.ndarray, timeframe_days: int) -> np.ndarray:
+    """Where the cache stamps a daily (``timeframe_days`` 1) or weekly (7) bar dated ``days`` (UTC
+    days since the epoch): the UTC ns open, in full trading hours (extended for US equities), of the
+    session dated that day — for a weekly bar, of the first session of that day's Monday-to-Sunday
+    week. -1 where there is none (a daily bar dated a holiday or a weekend)."""
+    days = np.asarray(days, dtype=np.int64)
+    if timeframe_days == 7:
+        days = days - (days + 3) % 7  # the Monday of the week (1970-01-01 was a Thursday)
+    opens = np.full(days.shape, -1, dtype=np.int64)
+    if not days.size:
+        return opens
+    found = named(calendar).sessions(
+        int(days.min() - 2) * DAY_S, int(days.max() + timeframe_days + 2) * DAY_S, False
+    )
+    dated = label_days(found.label)
+    at = np.searchsorted(dated, days, "left")
+    hit = at < len(dated)
+    hit[hit] = dated[at[hit]] < days[hit] + timeframe_days
+    opens[hit] = found.open_s[at[hit]] * 10**9
+    return opens
+
+
+def session_labels(calendar: Calendar, stamps_s: np.ndarray) -> np.ndarray:
+    """The label of the session (full trading hours) each UTC epoch-second stamp falls in; the stamp's
+    UTC date for one outside every session."""
+    stamps_s = np.asarray(stamps_s, dtype=np.int64)
+    labels = day_labels(stamps_s // DAY_S)
+    if not stamps_s.size:
+        return labels
+    found = calendar.sessions(int(stamps_s.min()) - 2 * DAY_S, int(stamps_s.max()) + 2 * DAY_S, False)
+    at = np.searchsorted(found.open_s, stamps_s, "right") - 1
+    inside = at >= 0
+    inside[inside] = stamps_s[inside] < found.close_s[at[inside]]
+    labels[inside] = found.label[at[inside]]
+    return labels

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ktrdr.research.bars import FIELDS, Bars, BarsError
-from ktrdrd.data import repair
+from ktrdrd.data import calendars, repair
 
 TIME_COLUMNS = ("timestamp", "datetime", "date", "time")
 PRICES = FIELDS[:4]
@@ -40,11 +40,24 @@ def parse(data: bytes | bytearray, fmt: str, symbol: str, timeframe: str, name: 
 
 
 def parse_repaired(
-    data: bytes | bytearray, fmt: str, symbol: str, timeframe: str, name: str, fixes: list[str]
+    data: bytes | bytearray,
+    fmt: str,
+    symbol: str,
+    timeframe: str,
+    name: str,
+    fixes: list[str],
+    calendar: str | None = None,
 ) -> tuple[Bars, list[repair.Fixed]]:
     """Like :func:`parse`, with the named ``fixes`` (:func:`ktrdrd.data.repair.resolve`) applied
-    before validation; returns the bars and what each fix did. Errors name the file's rows."""
+    before validation; returns the bars and what each fix did. With a ``calendar``, daily and weekly
+    bars given as dates are stamped as the cache stamps them (:func:`ktrdrd.data.calendars.restamp`).
+    Errors name the file's rows."""
     rows, row = _rows(data, fmt, name)
+    if calendar is not None:
+        try:
+            rows.time = calendars.restamp(rows.time, calendar, timeframe)
+        except calendars.Undated as exc:
+            raise BarsError(f"{name}: {row(exc.index)}: {exc}") from None
     rows, fixed = repair.apply(fixes, rows, row)
 
     def original_row(i: int) -> str:

@@ -99,7 +99,14 @@ class DataService:
             raise invalid_argument("header", "required: the import sent no message")
         try:
             bars, fixed = await asyncio.to_thread(
-                parse.parse_repaired, data, plan.fmt, plan.symbol, plan.timeframe, plan.name, plan.fixes
+                parse.parse_repaired,
+                data,
+                plan.fmt,
+                plan.symbol,
+                plan.timeframe,
+                plan.name,
+                plan.fixes,
+                plan.calendar,
             )
         except BarsError as exc:
             raise invalid_argument("data", f"{exc}; nothing was imported", "BARS_INVALID") from None

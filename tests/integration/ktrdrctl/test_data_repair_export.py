@@ -128,3 +128,27 @@ def test_disk_full_import_fails_with_the_reason_and_keeps_the_previous_file(daem
     assert [p.name for p in series_file.parent.iterdir()] == ["1m.parquet"]
     listing = json.loads(ctl(daemon, "data", "coverage", "SPY", "--json").stdout)
     assert [int(s["barCount"]) for s in listing["series"]] == [3]
+
+
+def test_daily_bars_are_stamped_at_their_session_open_and_undated_days_refused(
+    daemon, tmp_path: Path
+) -> None:
+    dates = tmp_path / "aapl_1d.csv"
+    dates.write_text("Date,Open,High,Low,Close,Volume\n2024-07-03,10,11,9,10,5\n2024-07-05,10,11,9,10,5\n")
+    out = ctl(daemon, "data", "import", str(dates), "--symbol", "AAPL", "--timeframe", "1d")
+    assert out.returncode == 0, out.stderr
+    # 04:00 New York (EDT): the extended session's open, before any intraday bar of the day.
+    stored = ctl(daemon, "data", "show", "AAPL", "1d", "--format", "csv").stdout.splitlines()
+    assert [line.split(",")[0] for line in stored[1:]] == ["2024-07-03T08:00:00Z", "2024-07-05T08:00:00Z"]
+    entry = json.loads(ctl(daemon, "data", "coverage", "AAPL", "--json").stdout)["series"][0]
+    assert entry["knownEmpty"] == [{"startTime": "2024-07-04T08:00:00Z", "endTime": "2024-07-05T08:00:00Z"}]
+    exported = tmp_path / "again.csv"
+    assert ctl(daemon, "data", "export", "AAPL", "1d", "-o", str(exported)).returncode == 0
+    again = ctl(daemon, "data", "import", str(exported), "--symbol", "AAPL", "--timeframe", "1d", "--json")
+    assert json.loads(again.stdout)["coverage"]["digest"] == entry["digest"]  # the stamps pass through
+
+    holiday = tmp_path / "holiday.csv"
+    holiday.write_text("Date,Open,High,Low,Close\n2024-07-03,10,11,9,10\n2024-07-04,10,11,9,10\n")
+    refused = ctl(daemon, "data", "import", str(holiday), "--symbol", "MSFT", "--timeframe", "1d")
+    assert refused.returncode == 1
+    assert f"{holiday}: line 3: 2024-07-04 has no XNYS session" in refused.stderr
