@@ -9,9 +9,12 @@ import json
 import resource
 from pathlib import Path
 
+import grpc
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ktrdr.common.v1 import common_pb2
+from ktrdr.daemon.v1 import data_pb2, data_pb2_grpc
 from ktrdr.research import synthetic
 from tests.integration.ktrdrctl.test_data_cli import bars_frame, ctl, write_csv
 
@@ -152,3 +155,27 @@ def test_daily_bars_are_stamped_at_their_session_open_and_undated_days_refused(
     refused = ctl(daemon, "data", "import", str(holiday), "--symbol", "MSFT", "--timeframe", "1d")
     assert refused.returncode == 1
     assert f"{holiday}: line 3: 2024-07-04 has no XNYS session" in refused.stderr
+
+
+def test_a_large_export_arrives_in_pieces_over_grpc_and_ctl(daemon, tmp_path: Path) -> None:
+    frame = bars_frame(200_000, step="1min")
+    source = tmp_path / "big.parquet"
+    frame.rename_axis("time").reset_index().to_parquet(source)
+    assert ctl(daemon, "data", "import", str(source), "--symbol", "QQQ", "--timeframe", "1m").returncode == 0
+    key = common_pb2.SeriesKey(symbol="QQQ", timeframe="1m")
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        stub = data_pb2_grpc.DataServiceStub(channel)
+        request = data_pb2.ExportBarsRequest(series=key, format=data_pb2.EXPORT_FORMAT_CSV)
+        pieces = list(stub.ExportBars(request, timeout=120))
+    assert len(pieces) > 1 and all(len(p.data) <= 1 << 20 for p in pieces)
+    assert [p.bar_count for p in pieces] == [200_000] + [0] * (len(pieces) - 1)
+    exported = pd.read_csv(io.BytesIO(b"".join(p.data for p in pieces)), index_col=0)
+    assert exported["close"].tolist() == frame["close"].tolist()
+    assert pd.DatetimeIndex(exported.index).equals(frame.index)
+
+    written = tmp_path / "qqq.parquet"
+    out = ctl(daemon, "data", "export", "QQQ", "1m", "-o", str(written))
+    assert out.returncode == 0, out.stderr
+    table = pq.read_table(written)
+    assert table.column("time").to_pylist() == frame.index.as_unit("ns").asi8.tolist()
+    assert table.column("volume").to_pylist() == frame["volume"].tolist()
