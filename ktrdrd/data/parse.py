@@ -10,8 +10,9 @@ optional (absent = 0). Parquet: the same column names; the time column may be a 
 
 Every problem raises :class:`~ktrdr.research.bars.BarsError` naming the file, the 1-based CSV line
 (the header is line 1) or Parquet row, and what is wrong: a missing column, an unparseable time or
-number, NaN, unsorted or duplicate times, high < low, negative volume. :func:`parse_repaired`
-applies named fixes first (:mod:`ktrdrd.data.repair`). Blocking: call from a thread.
+number, NaN, unsorted or duplicate times, high < low, negative volume, a daily bar dated a day
+without a session. Named fixes (:mod:`ktrdrd.data.repair`) run before the checks, when asked for.
+Blocking: call from a thread.
 """
 
 from __future__ import annotations
@@ -33,40 +34,31 @@ PRICES = FIELDS[:4]
 _EPOCH_UNITS = ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3))
 
 
-def parse(data: bytes | bytearray, fmt: str, symbol: str, timeframe: str, name: str) -> Bars:
-    """Validated bars from a whole file's bytes; ``fmt`` is ``csv`` or ``parquet``."""
-    bars, _ = parse_repaired(data, fmt, symbol, timeframe, name, [])
-    return bars
-
-
-def parse_repaired(
+def parse(
     data: bytes | bytearray,
     fmt: str,
     symbol: str,
     timeframe: str,
     name: str,
-    fixes: list[str],
+    fixes: list[str] | None = None,
     calendar: str | None = None,
 ) -> tuple[Bars, list[repair.Fixed]]:
-    """Like :func:`parse`, with the named ``fixes`` (:func:`ktrdrd.data.repair.resolve`) applied
-    before validation; returns the bars and what each fix did. With a ``calendar``, daily and weekly
-    bars given as dates are stamped as the cache stamps them (:func:`ktrdrd.data.calendars.restamp`).
-    Errors name the file's rows."""
+    """Validated bars from a whole file's bytes (``fmt``: ``csv`` or ``parquet``), with the named
+    ``fixes`` (:func:`ktrdrd.data.repair.resolve`) applied before validation; returns the bars and
+    what each fix did. With a ``calendar``, daily and weekly bars given as dates are stamped as the
+    cache stamps them (:func:`ktrdrd.data.calendars.restamp`). Errors name the file's own rows."""
     rows, row = _rows(data, fmt, name)
     if calendar is not None:
         try:
             rows.time = calendars.restamp(rows.time, calendar, timeframe)
         except calendars.Undated as exc:
             raise BarsError(f"{name}: {row(exc.index)}: {exc}") from None
-    rows, fixed = repair.apply(fixes, rows, row)
+    rows, fixed = repair.apply(fixes or [], rows, row)
 
     def original_row(i: int) -> str:
         return row(int(rows.index[i]))
 
-    bars = Bars.from_arrays(
-        symbol, timeframe, *rows.columns(), source=name, row_label=original_row if fixes else row
-    )
-    return bars, fixed
+    return Bars.from_arrays(symbol, timeframe, *rows.columns(), source=name, row_label=original_row), fixed
 
 
 def _rows(data: bytes | bytearray, fmt: str, name: str) -> tuple[repair.Rows, Callable[[int], str]]:

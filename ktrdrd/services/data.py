@@ -99,7 +99,7 @@ class DataService:
             raise invalid_argument("header", "required: the import sent no message")
         try:
             bars, fixed = await asyncio.to_thread(
-                parse.parse_repaired,
+                parse.parse,
                 data,
                 plan.fmt,
                 plan.symbol,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ktrdr.research.bars import BarsError
-from ktrdrd.data.parse import parse_repaired
+from ktrdrd.data.parse import parse
 from ktrdrd.data.repair import UnknownFix, resolve
 
 HEADER = "time,open,high,low,close,volume\n"
@@ -17,7 +17,7 @@ def hour(h: int) -> str:
 
 
 def csv(rows: list[str], *fixes: str):
-    return parse_repaired((HEADER + "\n".join(rows) + "\n").encode(), "csv", "AAPL", "1h", "f.csv",
+    return parse((HEADER + "\n".join(rows) + "\n").encode(), "csv", "AAPL", "1h", "f.csv",
                           resolve(list(fixes)))  # fmt: skip
 
 
