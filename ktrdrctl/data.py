@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from ktrdr import wire
 from ktrdrctl import exits
 from ktrdrctl.files import FileProblem, read_chunks
 from ktrdrctl.groups import Group
@@ -116,14 +117,14 @@ def repair_line(fixed: dict[str, Any]) -> str:
 @click.option(
     "--repair",
     is_flag=True,
-    help="Apply the standard fixes (sort, dedupe-exact, swap-high-low) and report them (docs/data.md).",
+    help=f"Apply the standard fixes ({', '.join(wire.STANDARD_FIXES)}) and report them (docs/data.md).",
 )
 @click.option(
     "--fix",
     "fixes",
     multiple=True,
-    metavar="NAME",
-    help="Apply this named fix (repeatable): sort, dedupe-exact, dedupe-keep-last, swap-high-low.",
+    type=click.Choice(wire.IMPORT_FIXES),
+    help="Apply this named fix (repeatable), dedupe-keep-last included (docs/data.md).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's response as canonical proto3 JSON.")
 @click.pass_context

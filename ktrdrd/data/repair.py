@@ -24,8 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ORDER = ("swap-high-low", "sort", "dedupe-exact", "dedupe-keep-last")
-STANDARD = ("swap-high-low", "sort", "dedupe-exact")
+from ktrdr import wire
+
+ORDER = wire.IMPORT_FIXES
+STANDARD = wire.STANDARD_FIXES
 #: Rows named per fix in a report.
 EXAMPLES = 5
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import data_pb2, data_pb2_grpc
@@ -64,7 +65,13 @@ def test_repair_applies_named_fixes_and_reports_them(daemon, tmp_path: Path) -> 
     assert response["repairs"] == [{"name": "dedupe-keep-last", "rows": "1", "examples": ["line 2"]}]
     unknown = ctl(daemon, "data", "import", str(conflicting), "--symbol", "SPY", "--timeframe", "1h",
                   "--fix", "interpolate")  # fmt: skip
-    assert unknown.returncode == 1 and "unknown fix 'interpolate'" in unknown.stderr
+    assert unknown.returncode == 2 and "'interpolate' is not one of" in unknown.stderr
+    header = data_pb2.ImportBarsHeader(series=common_pb2.SeriesKey(symbol="SPY", timeframe="1h"),
+                                       repairs=["interpolate"])  # fmt: skip
+    with grpc.insecure_channel(daemon.grpc_target) as channel, pytest.raises(grpc.RpcError) as refused_fix:
+        data_pb2_grpc.DataServiceStub(channel).ImportBars(iter([data_pb2.ImportBarsRequest(header=header)]))
+    assert refused_fix.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown fix 'interpolate'; known: standard, swap-high-low" in refused_fix.value.details()
 
 
 def test_export_round_trips_through_import(daemon, tmp_path: Path) -> None:
