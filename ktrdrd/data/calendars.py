@@ -29,18 +29,14 @@ def known_empty(
     """Known-empty intervals of ``[start_ns, end_ns)``; ``bar_times``: the series' sorted bar open times."""
     if calendar == "crypto" or timeframe_ns > calendars.DAY_NS or end_ns <= start_ns:
         return []
+    margin = calendars.DAY_NS * 7
     if timeframe_ns == calendars.DAY_NS:
-        margin = calendars.DAY_NS * 7
+        # A daily bar holds [its session's open, + 1 day), the open in full trading hours.
         opens, _ = calendars.sessions(calendar, start_ns - margin, end_ns + margin, extended=True)
-        closed = [
-            (s, e)
-            for s, e in zip((opens[:-1] + timeframe_ns).tolist(), opens[1:].tolist(), strict=True)
-            if s < e
-        ]
+        slot_ends = (opens[:-1] + timeframe_ns).tolist()
+        closed = [(s, e) for s, e in zip(slot_ends, opens[1:].tolist(), strict=True) if s < e]
     else:
-        opens, closes = calendars.sessions(
-            calendar, start_ns - calendars.DAY_NS * 7, end_ns + calendars.DAY_NS * 7
-        )
+        opens, closes = calendars.sessions(calendar, start_ns - margin, end_ns + margin)
         step = timeframe_ns
         closed = union(
             [(-(-gap_start // step) * step, gap_end // step * step)
