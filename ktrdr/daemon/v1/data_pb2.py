@@ -27,7 +27,7 @@ from ktrdr.common.v1 import common_pb2 as ktrdr_dot_common_dot_v1_dot_common__pb
 from ktrdr.daemon.v1 import operations_pb2 as ktrdr_dot_daemon_dot_v1_dot_operations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aktrdr/daemon/v1/data.proto\x12\x0fktrdr.daemon.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cktrdr/common/v1/common.proto\x1a ktrdr/daemon/v1/operations.proto\"\xbe\x02\n\x0fLoadDataRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x12\n\ntimeframes\x18\x02 \x03(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.ktrdr.daemon.v1.LoadMode\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12<\n\x06labels\x18\x07 \x03(\x0b\x32,.ktrdr.daemon.v1.LoadDataRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x10LoadDataResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"W\n\x0eLoadDataResult\x12/\n\x06series\x18\x01 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x14\n\x0c\x62\x61rs_fetched\x18\x02 \x01(\x03\"\x82\x03\n\x0eSeriesCoverage\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12+\n\x06source\x18\x02 \x01(\x0e\x32\x1b.ktrdr.daemon.v1.DataSource\x12+\n\x07\x63overed\x18\x03 \x03(\x0b\x32\x1a.ktrdr.common.v1.TimeRange\x12/\n\x0bknown_empty\x18\x04 \x03(\x0b\x32\x1a.ktrdr.common.v1.TimeRange\x12\x11\n\tbar_count\x18\x05 \x01(\x03\x12\x32\n\x0e\x66irst_bar_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_bar_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64igest\x18\x08 \x01(\t\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x12GetCoverageRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\"H\n\x13GetCoverageResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\"J\n\x11ListSeriesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x12ListSeriesResponse\x12/\n\x06series\x18\x01 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbf\x01\n\x10ImportBarsHeader\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12)\n\x04mode\x18\x02 \x01(\x0e\x32\x1b.ktrdr.daemon.v1.ImportMode\x12\x13\n\x0bsource_name\x18\x03 \x01(\t\x12-\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1d.ktrdr.daemon.v1.ImportFormat\x12\x10\n\x08\x63\x61lendar\x18\x05 \x01(\t\"\x8d\x01\n\x11ImportBarsRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32!.ktrdr.daemon.v1.ImportBarsHeaderH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.ktrdr.common.v1.BarsChunkH\x00\x12\x0e\n\x04\x64\x61ta\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04item\"^\n\x12ImportBarsResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x15\n\rbars_imported\x18\x02 \x01(\x03\"\xbc\x01\n\x0eGetBarsRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchunk_bars\x18\x04 \x01(\x05\x12\x0c\n\x04tail\x18\x05 \x01(\x05\"A\n\x13\x44\x65leteSeriesRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\"I\n\x14\x44\x65leteSeriesResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\"<\n\x0fGetBarsResponse\x12)\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.BarsChunk*p\n\nDataSource\x12\x1b\n\x17\x44\x41TA_SOURCE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x41TA_SOURCE_IB\x10\x01\x12\x16\n\x12\x44\x41TA_SOURCE_IMPORT\x10\x02\x12\x19\n\x15\x44\x41TA_SOURCE_SIMULATOR\x10\x03*S\n\x08LoadMode\x12\x19\n\x15LOAD_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11LOAD_MODE_MISSING\x10\x01\x12\x15\n\x11LOAD_MODE_REFRESH\x10\x02*q\n\nImportMode\x12\x1b\n\x17IMPORT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12IMPORT_MODE_CREATE\x10\x01\x12\x17\n\x13IMPORT_MODE_REPLACE\x10\x02\x12\x15\n\x11IMPORT_MODE_MERGE\x10\x03*_\n\x0cImportFormat\x12\x1d\n\x19IMPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11IMPORT_FORMAT_CSV\x10\x01\x12\x19\n\x15IMPORT_FORMAT_PARQUET\x10\x02\x32\x95\x04\n\x0b\x44\x61taService\x12O\n\x08LoadData\x12 .ktrdr.daemon.v1.LoadDataRequest\x1a!.ktrdr.daemon.v1.LoadDataResponse\x12X\n\x0bGetCoverage\x12#.ktrdr.daemon.v1.GetCoverageRequest\x1a$.ktrdr.daemon.v1.GetCoverageResponse\x12U\n\nListSeries\x12\".ktrdr.daemon.v1.ListSeriesRequest\x1a#.ktrdr.daemon.v1.ListSeriesResponse\x12W\n\nImportBars\x12\".ktrdr.daemon.v1.ImportBarsRequest\x1a#.ktrdr.daemon.v1.ImportBarsResponse(\x01\x12N\n\x07GetBars\x12\x1f.ktrdr.daemon.v1.GetBarsRequest\x1a .ktrdr.daemon.v1.GetBarsResponse0\x01\x12[\n\x0c\x44\x65leteSeries\x12$.ktrdr.daemon.v1.DeleteSeriesRequest\x1a%.ktrdr.daemon.v1.DeleteSeriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aktrdr/daemon/v1/data.proto\x12\x0fktrdr.daemon.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cktrdr/common/v1/common.proto\x1a ktrdr/daemon/v1/operations.proto\"\xbe\x02\n\x0fLoadDataRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x12\n\ntimeframes\x18\x02 \x03(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.ktrdr.daemon.v1.LoadMode\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12<\n\x06labels\x18\x07 \x03(\x0b\x32,.ktrdr.daemon.v1.LoadDataRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x10LoadDataResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"W\n\x0eLoadDataResult\x12/\n\x06series\x18\x01 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x14\n\x0c\x62\x61rs_fetched\x18\x02 \x01(\x03\"\x82\x03\n\x0eSeriesCoverage\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12+\n\x06source\x18\x02 \x01(\x0e\x32\x1b.ktrdr.daemon.v1.DataSource\x12+\n\x07\x63overed\x18\x03 \x03(\x0b\x32\x1a.ktrdr.common.v1.TimeRange\x12/\n\x0bknown_empty\x18\x04 \x03(\x0b\x32\x1a.ktrdr.common.v1.TimeRange\x12\x11\n\tbar_count\x18\x05 \x01(\x03\x12\x32\n\x0e\x66irst_bar_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_bar_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64igest\x18\x08 \x01(\t\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x12GetCoverageRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\"H\n\x13GetCoverageResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\"J\n\x11ListSeriesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x12ListSeriesResponse\x12/\n\x06series\x18\x01 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd0\x01\n\x10ImportBarsHeader\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12)\n\x04mode\x18\x02 \x01(\x0e\x32\x1b.ktrdr.daemon.v1.ImportMode\x12\x13\n\x0bsource_name\x18\x03 \x01(\t\x12-\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1d.ktrdr.daemon.v1.ImportFormat\x12\x10\n\x08\x63\x61lendar\x18\x05 \x01(\t\x12\x0f\n\x07repairs\x18\x06 \x03(\t\"\x8d\x01\n\x11ImportBarsRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32!.ktrdr.daemon.v1.ImportBarsHeaderH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.ktrdr.common.v1.BarsChunkH\x00\x12\x0e\n\x04\x64\x61ta\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04item\"\x8e\x01\n\x12ImportBarsResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x15\n\rbars_imported\x18\x02 \x01(\x03\x12.\n\x07repairs\x18\x03 \x03(\x0b\x32\x1d.ktrdr.daemon.v1.ImportRepair\"<\n\x0cImportRepair\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x10\n\x08\x65xamples\x18\x03 \x03(\t\"\xbc\x01\n\x0eGetBarsRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchunk_bars\x18\x04 \x01(\x05\x12\x0c\n\x04tail\x18\x05 \x01(\x05\"A\n\x13\x44\x65leteSeriesRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\"I\n\x14\x44\x65leteSeriesResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\"<\n\x0fGetBarsResponse\x12)\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.BarsChunk\"\xcc\x01\n\x11\x45xportBarsRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1d.ktrdr.daemon.v1.ExportFormat\"5\n\x12\x45xportBarsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tbar_count\x18\x02 \x01(\x03*p\n\nDataSource\x12\x1b\n\x17\x44\x41TA_SOURCE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x41TA_SOURCE_IB\x10\x01\x12\x16\n\x12\x44\x41TA_SOURCE_IMPORT\x10\x02\x12\x19\n\x15\x44\x41TA_SOURCE_SIMULATOR\x10\x03*S\n\x08LoadMode\x12\x19\n\x15LOAD_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11LOAD_MODE_MISSING\x10\x01\x12\x15\n\x11LOAD_MODE_REFRESH\x10\x02*q\n\nImportMode\x12\x1b\n\x17IMPORT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12IMPORT_MODE_CREATE\x10\x01\x12\x17\n\x13IMPORT_MODE_REPLACE\x10\x02\x12\x15\n\x11IMPORT_MODE_MERGE\x10\x03*_\n\x0cImportFormat\x12\x1d\n\x19IMPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11IMPORT_FORMAT_CSV\x10\x01\x12\x19\n\x15IMPORT_FORMAT_PARQUET\x10\x02*x\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_CSV\x10\x01\x12\x19\n\x15\x45XPORT_FORMAT_PARQUET\x10\x02\x12\x17\n\x13\x45XPORT_FORMAT_JSONL\x10\x03\x32\xee\x04\n\x0b\x44\x61taService\x12O\n\x08LoadData\x12 .ktrdr.daemon.v1.LoadDataRequest\x1a!.ktrdr.daemon.v1.LoadDataResponse\x12X\n\x0bGetCoverage\x12#.ktrdr.daemon.v1.GetCoverageRequest\x1a$.ktrdr.daemon.v1.GetCoverageResponse\x12U\n\nListSeries\x12\".ktrdr.daemon.v1.ListSeriesRequest\x1a#.ktrdr.daemon.v1.ListSeriesResponse\x12W\n\nImportBars\x12\".ktrdr.daemon.v1.ImportBarsRequest\x1a#.ktrdr.daemon.v1.ImportBarsResponse(\x01\x12N\n\x07GetBars\x12\x1f.ktrdr.daemon.v1.GetBarsRequest\x1a .ktrdr.daemon.v1.GetBarsResponse0\x01\x12[\n\x0c\x44\x65leteSeries\x12$.ktrdr.daemon.v1.DeleteSeriesRequest\x1a%.ktrdr.daemon.v1.DeleteSeriesResponse\x12W\n\nExportBars\x12\".ktrdr.daemon.v1.ExportBarsRequest\x1a#.ktrdr.daemon.v1.ExportBarsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,14 +36,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LOADDATAREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_LOADDATAREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_DATASOURCE']._serialized_start=2151
-  _globals['_DATASOURCE']._serialized_end=2263
-  _globals['_LOADMODE']._serialized_start=2265
-  _globals['_LOADMODE']._serialized_end=2348
-  _globals['_IMPORTMODE']._serialized_start=2350
-  _globals['_IMPORTMODE']._serialized_end=2463
-  _globals['_IMPORTFORMAT']._serialized_start=2465
-  _globals['_IMPORTFORMAT']._serialized_end=2560
+  _globals['_DATASOURCE']._serialized_start=2541
+  _globals['_DATASOURCE']._serialized_end=2653
+  _globals['_LOADMODE']._serialized_start=2655
+  _globals['_LOADMODE']._serialized_end=2738
+  _globals['_IMPORTMODE']._serialized_start=2740
+  _globals['_IMPORTMODE']._serialized_end=2853
+  _globals['_IMPORTFORMAT']._serialized_start=2855
+  _globals['_IMPORTFORMAT']._serialized_end=2950
+  _globals['_EXPORTFORMAT']._serialized_start=2952
+  _globals['_EXPORTFORMAT']._serialized_end=3072
   _globals['_LOADDATAREQUEST']._serialized_start=145
   _globals['_LOADDATAREQUEST']._serialized_end=463
   _globals['_LOADDATAREQUEST_LABELSENTRY']._serialized_start=418
@@ -63,19 +65,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSERIESRESPONSE']._serialized_start=1226
   _globals['_LISTSERIESRESPONSE']._serialized_end=1320
   _globals['_IMPORTBARSHEADER']._serialized_start=1323
-  _globals['_IMPORTBARSHEADER']._serialized_end=1514
-  _globals['_IMPORTBARSREQUEST']._serialized_start=1517
-  _globals['_IMPORTBARSREQUEST']._serialized_end=1658
-  _globals['_IMPORTBARSRESPONSE']._serialized_start=1660
-  _globals['_IMPORTBARSRESPONSE']._serialized_end=1754
-  _globals['_GETBARSREQUEST']._serialized_start=1757
-  _globals['_GETBARSREQUEST']._serialized_end=1945
-  _globals['_DELETESERIESREQUEST']._serialized_start=1947
-  _globals['_DELETESERIESREQUEST']._serialized_end=2012
-  _globals['_DELETESERIESRESPONSE']._serialized_start=2014
-  _globals['_DELETESERIESRESPONSE']._serialized_end=2087
-  _globals['_GETBARSRESPONSE']._serialized_start=2089
-  _globals['_GETBARSRESPONSE']._serialized_end=2149
-  _globals['_DATASERVICE']._serialized_start=2563
-  _globals['_DATASERVICE']._serialized_end=3096
+  _globals['_IMPORTBARSHEADER']._serialized_end=1531
+  _globals['_IMPORTBARSREQUEST']._serialized_start=1534
+  _globals['_IMPORTBARSREQUEST']._serialized_end=1675
+  _globals['_IMPORTBARSRESPONSE']._serialized_start=1678
+  _globals['_IMPORTBARSRESPONSE']._serialized_end=1820
+  _globals['_IMPORTREPAIR']._serialized_start=1822
+  _globals['_IMPORTREPAIR']._serialized_end=1882
+  _globals['_GETBARSREQUEST']._serialized_start=1885
+  _globals['_GETBARSREQUEST']._serialized_end=2073
+  _globals['_DELETESERIESREQUEST']._serialized_start=2075
+  _globals['_DELETESERIESREQUEST']._serialized_end=2140
+  _globals['_DELETESERIESRESPONSE']._serialized_start=2142
+  _globals['_DELETESERIESRESPONSE']._serialized_end=2215
+  _globals['_GETBARSRESPONSE']._serialized_start=2217
+  _globals['_GETBARSRESPONSE']._serialized_end=2277
+  _globals['_EXPORTBARSREQUEST']._serialized_start=2280
+  _globals['_EXPORTBARSREQUEST']._serialized_end=2484
+  _globals['_EXPORTBARSRESPONSE']._serialized_start=2486
+  _globals['_EXPORTBARSRESPONSE']._serialized_end=2539
+  _globals['_DATASERVICE']._serialized_start=3075
+  _globals['_DATASERVICE']._serialized_end=3697
 # @@protoc_insertion_point(module_scope)
