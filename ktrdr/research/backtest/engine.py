@@ -95,6 +95,26 @@ class BacktestResult:
         }
 
 
+def measure(bars: Bars, sim: Simulation, settings: BacktestSettings) -> dict[str, Any]:
+    """The metrics of :class:`BacktestResult` for a simulation ``sim`` run on ``bars``:
+    :func:`~ktrdr.research.backtest.metrics.backtest_metrics` annualised by ``settings.calendar``,
+    ``uncertainty`` (bootstrap intervals and the permutation p-value, seeded by ``settings``) and
+    ``costs``."""
+    per_year = calendars.bars_per_year(settings.calendar, bars.timeframe)
+    metrics = backtest_metrics(sim, bars.close, per_year)
+    returns = bar_returns(sim.equity, sim.initial_cash)
+    metrics["uncertainty"] = {
+        **bootstrap_intervals(returns, bootstrap_block(sim), per_year),
+        "permutation_p_value": permutation_p_value(
+            sim, bars.open, bars.close, permutations=settings.permutations, seed=settings.seed
+        ),
+        "permutations": settings.permutations,
+        "seed": settings.seed,
+    }
+    metrics["costs"] = asdict(sim.costs)
+    return metrics
+
+
 def backtest_targets(
     bars: Bars,
     target: np.ndarray,
@@ -112,19 +132,8 @@ def backtest_targets(
         raise BacktestError(
             f"{bars.symbol} {bars.timeframe}: {len(bars)} bar(s) in the range; a backtest needs at least 2"
         )
-    per_year = calendars.bars_per_year(settings.calendar, bars.timeframe)
     sim = simulate(bars, target, costs=costs, sizing=size, initial_cash=settings.initial_cash)
-    metrics = backtest_metrics(sim, bars.close, per_year)
-    returns = bar_returns(sim.equity, sim.initial_cash)
-    metrics["uncertainty"] = {
-        **bootstrap_intervals(returns, bootstrap_block(sim), per_year),
-        "permutation_p_value": permutation_p_value(
-            sim, bars.open, bars.close, permutations=settings.permutations, seed=settings.seed
-        ),
-        "permutations": settings.permutations,
-        "seed": settings.seed,
-    }
-    metrics["costs"] = asdict(costs)
+    metrics = measure(bars, sim, settings)
     return BacktestResult(bars, np.asarray(target), decisions, sim, metrics, probabilities)
 
 
