@@ -6,7 +6,8 @@ in order: the job id, the kind (``JOB_KIND_TRAIN``: :mod:`ktrdr.jobs.train`; ``J
 :mod:`ktrdr.jobs.backtest`), the device preference, the spec and the input roles of that kind,
 that every input blob is present (FAILED_PRECONDITION, reason ``BLOBS_MISSING``, the digests in
 the message and in ``ErrorInfo.metadata["missing"]``), that the strategy loads (INVALID_ARGUMENT
-with ``file:line:column``) and that a ``bars/...`` input exists for every series it needs; for a
+with ``file:line:column``; a backtest without a ``strategy`` input uses its model's
+``strategy.json``) and that a ``bars/...`` input exists for every series it needs; for a
 backtest, also that the strategy builds exactly the model's feature spec (FAILED_PRECONDITION,
 reason ``FEATURE_SPEC_MISMATCH``, naming the first differing column). A job id seen before returns that job (when the request is the
 same).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
 import os
 import socket
 import time
@@ -37,6 +39,7 @@ from ktrdr.rpc.errors import ApiError, invalid_argument, not_found
 from ktrdr.rpc.registry import Call
 from ktrdr.rpc.rich_status import error_info
 from ktrdr.strategy import Strategy, StrategyError, load_strategy_text
+from ktrdr.strategy.model import strategy_from_dict
 from ktrdr.wire import StatusCode
 
 #: Bytes per DownloadArtifact data message (well under the 4 MiB gRPC default).
@@ -201,18 +204,14 @@ class TrainingHostService:
             )
         by_role = {role: sha for role, sha, _size in inputs}
         spec_dict = json_format.MessageToDict(request.spec)
-        source = spec_dict.get("strategy_source", "strategy")
-        path = self.blobs.path(by_role[wire.ROLE_STRATEGY])
-        try:
-            text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
-            loaded = await asyncio.to_thread(load_strategy_text, text, source)
-        except UnicodeDecodeError as exc:
-            raise invalid_argument("inputs", f"the strategy input is not UTF-8 text: {exc}") from None
-        except StrategyError as exc:
-            raise invalid_argument(
-                "inputs", f"the strategy input is invalid: {exc}", "INVALID_STRATEGY"
-            ) from None
-        data = loaded.strategy.data
+        if wire.ROLE_STRATEGY in by_role:
+            source = spec_dict.get("strategy_source", "strategy")
+            path = Path(self.blobs.path(by_role[wire.ROLE_STRATEGY]))
+            strategy = await asyncio.to_thread(_strategy_input, path, source)
+        else:  # a backtest with the strategy its model was trained with
+            path = Path(self.blobs.path(by_role[backtest_wire.MODEL_PREFIX + "strategy.json"]))
+            strategy = await asyncio.to_thread(_model_strategy, path)
+        data = strategy.data
         if kind == backtest_wire.KIND:
             symbol = backtest_wire.parse_spec(spec_dict).symbol
             absent = backtest_wire.missing_bars(symbol, data.timeframes, by_role)
@@ -222,7 +221,7 @@ class TrainingHostService:
             raise invalid_argument("inputs", f"the strategy needs input(s) {', '.join(absent)}")
         if kind == backtest_wire.KIND:
             spec_path = self.blobs.path(by_role[backtest_wire.MODEL_PREFIX + "feature_spec.json"])
-            await asyncio.to_thread(_check_feature_spec, loaded.strategy, Path(spec_path))
+            await asyncio.to_thread(_check_feature_spec, strategy, Path(spec_path))
 
     async def WatchJob(self, request: pb.WatchJobRequest, call: Call) -> AsyncIterator[pb.WatchJobResponse]:
         job = self._job(request.job_id)
@@ -341,6 +340,27 @@ class TrainingHostService:
             slots_free=free,
             jobs_queued=len(self.jobs.queue),
         )
+
+
+def _strategy_input(path: Path, source: str) -> Strategy:
+    """The ``strategy`` input loaded: INVALID_ARGUMENT (``INVALID_STRATEGY`` with
+    ``file:line:column``) when it is not a valid UTF-8 strategy document."""
+    try:
+        return load_strategy_text(path.read_text(encoding="utf-8"), source).strategy
+    except UnicodeDecodeError as exc:
+        raise invalid_argument("inputs", f"the strategy input is not UTF-8 text: {exc}") from None
+    except StrategyError as exc:
+        raise invalid_argument(
+            "inputs", f"the strategy input is invalid: {exc}", "INVALID_STRATEGY"
+        ) from None
+
+
+def _model_strategy(path: Path) -> Strategy:
+    """The strategy of a ``model/strategy.json`` input; INVALID_ARGUMENT when it is not one."""
+    try:
+        return strategy_from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise invalid_argument("inputs", f"model/strategy.json is not a strategy: {exc}") from None
 
 
 def _check_feature_spec(strategy: Strategy, path: Path) -> None:

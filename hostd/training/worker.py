@@ -169,11 +169,12 @@ def run_job(order: dict[str, Any], conn: Connection, stop: _Stop, threads: int) 
 def run_backtest_job(order: dict[str, Any], conn: Connection, stop: _Stop) -> None:
     """Run one backtest job (:mod:`ktrdr.jobs.backtest`) with
     :func:`ktrdr.research.backtest.job.run_backtest`; the model files are linked into
-    ``job_dir/model-in`` under their own names. Inference runs on the CPU (a forward pass of a
+    ``job_dir/model-in`` under their own names; without a ``strategy`` input the model's own
+    strategy decides. Inference runs on the CPU (a forward pass of a
     small network over the period's bars)."""
     from ktrdr.jobs import backtest as wire
     from ktrdr.jobs.train import ROLE_STRATEGY, read_bars_blob
-    from ktrdr.research.backtest.job import STEPS, Cancelled, run_backtest, select_symbol_bars
+    from ktrdr.research.backtest.job import STEPS, Cancelled, model_strategy, run_backtest, select_symbol_bars
     from ktrdr.research.features import FeatureSpecMismatch
     from ktrdr.strategy import StrategyError, load_strategy_text
 
@@ -182,14 +183,18 @@ def run_backtest_job(order: dict[str, Any], conn: Connection, stop: _Stop) -> No
     inputs: dict[str, str] = order["inputs"]
     try:
         spec = wire.parse_spec(order["spec"])
-        text = Path(inputs[ROLE_STRATEGY]).read_text(encoding="utf-8")
-        loaded = load_strategy_text(text, source=spec.strategy_source)
         model_dir = job_dir / "model-in"
         model_dir.mkdir(parents=True, exist_ok=True)
         for role in wire.MODEL_ROLES:
             link = model_dir / role.removeprefix(wire.MODEL_PREFIX)
             if not link.exists():
                 link.symlink_to(inputs[role])
+        if ROLE_STRATEGY in inputs:
+            text = Path(inputs[ROLE_STRATEGY]).read_text(encoding="utf-8")
+            loaded = load_strategy_text(text, source=spec.strategy_source)
+            strategy, warnings = loaded.strategy, [str(w) for w in loaded.warnings]
+        else:
+            strategy, warnings = model_strategy(model_dir), []
 
         def read(symbol: str, timeframe: str) -> tuple[Any, str]:
             role = wire.bars_role(symbol, timeframe)
@@ -197,7 +202,7 @@ def run_backtest_job(order: dict[str, Any], conn: Connection, stop: _Stop) -> No
                 raise wire.JobSpecError("inputs", f"missing {role}")
             return read_bars_blob(Path(inputs[role]), symbol, timeframe, role=role), f"input {role}"
 
-        bars = select_symbol_bars(loaded.strategy, spec.symbol, spec.start_ns, spec.end_ns, read)
+        bars = select_symbol_bars(strategy, spec.symbol, spec.start_ns, spec.end_ns, read)
     except (StrategyError, ValueError, UnicodeDecodeError) as exc:
         conn.send(("failed", {"reason": "BAD_INPUT", "message": str(exc)}))
         return
@@ -207,7 +212,9 @@ def run_backtest_job(order: dict[str, Any], conn: Connection, stop: _Stop) -> No
         conn.send(("step", {"current": current, "total": len(STEPS), "name": name}))
 
     try:
-        result = run_backtest(loaded, model_dir, bars, spec, job_dir / BACKTEST_DIR, step=step, cancel=stop)
+        result = run_backtest(
+            strategy, model_dir, bars, spec, job_dir / BACKTEST_DIR, warnings=warnings, step=step, cancel=stop
+        )
     except Cancelled:
         conn.send(("stopped", {"why": stop.why, "checkpoint": False}))
         return

@@ -25,9 +25,10 @@ trades, equity curve, plot and metrics, and the jobs run in parallel on the host
 
 **Inputs** (``JobInput.role`` → a content-addressed blob):
 
-* ``strategy``: the strategy document (UTF-8 YAML) whose feature builder must produce the model's
-  feature spec exactly (else the job fails, reason ``FEATURE_SPEC_MISMATCH``) and whose
-  ``decisions`` section decides.
+* ``strategy`` (optional): a strategy document (UTF-8 YAML) to backtest the model with — e.g. the
+  same features under other ``decisions``; absent = the strategy the model was trained with (its
+  ``strategy.json``). Either way its feature builder must produce the model's feature spec exactly
+  (else the job is refused, reason ``FEATURE_SPEC_MISMATCH``) and its ``decisions`` section decides.
 * ``model/<FILE>``: each file of the model directory (:data:`MODEL_ROLES`, the
   :mod:`ktrdr.research.artifacts` format a registry version stores), all required.
 * ``bars/<SYMBOL>/<TF>``: as for the train job (:func:`ktrdr.jobs.train.bars_to_parquet`), one per
@@ -221,8 +222,8 @@ def parse_spec(spec: Mapping[str, Any]) -> BacktestSpec:
 
 
 def check_roles(roles: Iterable[str]) -> None:
-    """Every role known and given once; ``strategy`` and every model file present. Raises
-    :class:`JobSpecError` (key ``inputs``)."""
+    """Every role known and given once; every model file present (``strategy`` is optional).
+    Raises :class:`JobSpecError` (key ``inputs``)."""
     seen: set[str] = set()
     for role in roles:
         if role in seen:
@@ -235,7 +236,7 @@ def check_roles(roles: Iterable[str]) -> None:
                 "inputs",
                 f"unknown role {role!r}; known: strategy, {', '.join(MODEL_ROLES)}, bars/<SYMBOL>/<TF>",
             )
-    absent = [r for r in (ROLE_STRATEGY, *MODEL_ROLES) if r not in seen]
+    absent = [r for r in MODEL_ROLES if r not in seen]
     if absent:
         raise JobSpecError("inputs", f"required input(s) missing: {', '.join(absent)}")
 

@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import numpy as np
 from ktrdr import calendars
 from ktrdr.atomicfile import write_atomic
 from ktrdr.jobs import backtest as wire
-from ktrdr.research.artifacts import load_model_dir
+from ktrdr.research.artifacts import ArtifactError, load_model_dir
 from ktrdr.research.backtest.classifier import classifier_metrics
 from ktrdr.research.backtest.engine import BacktestResult, BacktestSettings, backtest_probabilities
 from ktrdr.research.backtest.inference import class_probabilities
@@ -36,7 +36,8 @@ from ktrdr.research.bars import Bars, iso_minute
 from ktrdr.research.labels import CLASS_NAMES
 from ktrdr.research.train import select_bars
 from ktrdr.research.trainer import CancelToken
-from ktrdr.strategy import LoadedStrategy, Strategy
+from ktrdr.strategy import Strategy
+from ktrdr.strategy.model import strategy_from_dict
 
 #: The job's steps, in order (progress ``current`` counts them from 1).
 STEPS = ("features", "simulate", "classifier", "artifacts")
@@ -71,20 +72,32 @@ def settings_for(spec: wire.BacktestSpec) -> BacktestSettings:
     )
 
 
+def model_strategy(model_dir: Path) -> Strategy:
+    """The strategy a model was trained with, from its directory's ``strategy.json``. Raises
+    :class:`~ktrdr.research.artifacts.ArtifactError` when the file is unreadable or not a strategy."""
+    path = model_dir / "strategy.json"
+    try:
+        return strategy_from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: not a strategy: {exc}") from None
+
+
 def run_backtest(
-    loaded: LoadedStrategy,
+    strategy: Strategy,
     model_dir: Path,
     bars: Mapping[str, Bars],
     spec: wire.BacktestSpec,
     out_dir: Path,
     *,
+    warnings: Sequence[str] = (),
     step: Callable[[int, str], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
-    """Run the job (module docstring); ``bars``: timeframe → ``spec.symbol``'s bars (as
-    :func:`select_symbol_bars` gives them). Writes :data:`~ktrdr.jobs.backtest.ARTIFACTS` into
-    ``out_dir`` (created) and returns the result."""
-    strategy = loaded.strategy
+    """Run the job (module docstring) with ``strategy`` (the strategy document's, or the model's
+    own: :func:`model_strategy`); ``bars``: timeframe → ``spec.symbol``'s bars (as
+    :func:`select_symbol_bars` gives them); ``warnings``: the strategy loader's, carried into the
+    result. Writes :data:`~ktrdr.jobs.backtest.ARTIFACTS` into ``out_dir`` (created) and returns
+    the result."""
     settings = settings_for(spec)
     settings.costs()  # bad costs refused before the model loads
     timings: dict[str, float] = {}
@@ -129,7 +142,7 @@ def run_backtest(
             "symbols": list(model.symbols),
         },
         "timings": timings,
-        "warnings": [str(w) for w in loaded.warnings] + _warnings(result),
+        "warnings": [*warnings, *_warnings(result)],
     }
     write_artifacts(out, result, out_dir)
     timings["artifacts_s"] = round(time.perf_counter() - t, 4)

@@ -70,17 +70,18 @@ def host(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[
     assert started.stop() == 0
 
 
-def _inputs(model_dir: Path, strategy: str) -> list[pb.JobInput]:
+def _inputs(model_dir: Path, strategy: str | None) -> list[pb.JobInput]:
+    """The model's files and the bars, and the strategy document unless None (the model's own)."""
     files = {wire.MODEL_PREFIX + n: (model_dir / n).read_bytes() for n in train_wire.MODEL_FILES}
-    blobs = {
-        train_wire.ROLE_STRATEGY: strategy.encode(),
-        train_wire.bars_role("AAPL", "1h"): BARS_BLOB,
-        **files,
-    }
+    blobs = {train_wire.bars_role("AAPL", "1h"): BARS_BLOB, **files}
+    if strategy is not None:
+        blobs[train_wire.ROLE_STRATEGY] = strategy.encode()
     return [pb.JobInput(role=role, blob=blob_ref(data)) for role, data in blobs.items()]
 
 
-def _start(host: TrainHost, job_id: str, model_dir: Path, strategy: str, spec: struct_pb2.Struct) -> pb.Job:
+def _start(
+    host: TrainHost, job_id: str, model_dir: Path, strategy: str | None, spec: struct_pb2.Struct
+) -> pb.Job:
     request = pb.StartJobRequest(
         job_id=job_id, kind=pb.JOB_KIND_BACKTEST, spec=spec, inputs=_inputs(model_dir, strategy)
     )
@@ -157,7 +158,7 @@ def test_a_backtest_job_runs_in_steps_and_agrees_with_the_library(
     bars = select_symbol_bars(
         loaded.strategy, "AAPL", spec.start_ns, spec.end_ns, lambda _s, _tf: (BARS, "x")
     )
-    local = run_backtest(loaded, model_dir, bars, spec, tmp_path / "local")
+    local = run_backtest(loaded.strategy, model_dir, bars, spec, tmp_path / "local")
     _same(local["metrics"], metrics)
     _same(local["classifier"], result["classifier"])
 
@@ -206,3 +207,15 @@ def test_a_period_without_trades_has_valid_metrics(host: TrainHost, model_dir: P
     _finite_everywhere(result)
     trades = host.download("bt-none", wire.TRADES)[1].decode().splitlines()
     assert trades == [",".join(wire.TRADE_COLUMNS)]
+
+
+def test_without_a_strategy_input_the_model_decides_with_its_own(host: TrainHost, model_dir: Path) -> None:
+    _start(host, "bt-own", model_dir, None, _spec())
+    host.watch("bt-own")
+    own = host.get("bt-own")
+    _start(host, "bt-base", model_dir, BASE, _spec())
+    host.watch("bt-base")
+    base = host.get("bt-base")
+    assert own.state == base.state == pb.JOB_STATE_SUCCEEDED, own.error.message
+    assert result_dict(own)["metrics"] == result_dict(base)["metrics"]
+    assert result_dict(own)["decisions"]["confidence_threshold"] == 0.5  # the trained strategy's default

@@ -13,7 +13,13 @@ import pytest
 from ktrdr.jobs.backtest import ARTIFACTS, RESULT_KEYS, BacktestSpec
 from ktrdr.research.artifacts import load_model_dir
 from ktrdr.research.backtest.engine import backtest_model
-from ktrdr.research.backtest.job import Cancelled, run_backtest, select_symbol_bars, settings_for
+from ktrdr.research.backtest.job import (
+    Cancelled,
+    model_strategy,
+    run_backtest,
+    select_symbol_bars,
+    settings_for,
+)
 from ktrdr.research.features import FeatureSpecMismatch
 from ktrdr.research.synthetic import gbm_bars, to_ns
 from ktrdr.research.train import select_bars, train_on_bars
@@ -47,7 +53,7 @@ def test_the_job_reports_steps_and_both_metric_sets(model_dir: Path, tmp_path: P
     assert bars["1h"].time[0] < SPEC.start_ns  # warm-up history before the start
     steps: list[tuple[int, str]] = []
     result = run_backtest(
-        loaded, model_dir, bars, SPEC, tmp_path, step=lambda k, name: steps.append((k, name))
+        loaded.strategy, model_dir, bars, SPEC, tmp_path, step=lambda k, name: steps.append((k, name))
     )
     assert steps == [(1, "features"), (2, "simulate"), (3, "classifier"), (4, "artifacts")]
     assert tuple(sorted(result)) == tuple(sorted(RESULT_KEYS))
@@ -72,7 +78,7 @@ def test_a_strategy_with_other_features_is_refused_before_any_artifact(
     other = load_strategy_text(TEXT.replace("low: {type: triangular", "lowish: {type: triangular"))
     bars = select_symbol_bars(other.strategy, "AAPL", SPEC.start_ns, SPEC.end_ns, _read)
     with pytest.raises(FeatureSpecMismatch, match="other features"):
-        run_backtest(other, model_dir, bars, SPEC, tmp_path / "out")
+        run_backtest(other.strategy, model_dir, bars, SPEC, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -82,7 +88,7 @@ def test_a_cancel_stops_the_job_between_steps(model_dir: Path, tmp_path: Path) -
     token = threading.Event()
     with pytest.raises(Cancelled, match="before classifier"):
         run_backtest(
-            loaded,
+            loaded.strategy,
             model_dir,
             bars,
             SPEC,
@@ -107,3 +113,8 @@ def test_decisions_read_no_bar_after_their_own(model_dir: Path) -> None:
     assert np.allclose(part.probabilities, full.probabilities[:n], equal_nan=True)
     # equity agrees up to the prefix's last bar, where the prefix closes its open trade
     assert np.allclose(part.simulation.equity[:-1], full.simulation.equity[: n - 1])
+
+
+def test_the_models_own_strategy_is_the_one_it_was_trained_with(model_dir: Path) -> None:
+    trained = load_strategy_text(TEXT).strategy
+    assert model_strategy(model_dir) == trained
