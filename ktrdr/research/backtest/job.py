@@ -145,7 +145,6 @@ def run_backtest(
         "warnings": [*warnings, *_warnings(result)],
     }
     write_artifacts(out, result, out_dir)
-    timings["artifacts_s"] = round(time.perf_counter() - t, 4)
     return out
 
 
