@@ -157,10 +157,15 @@ class Daemon:
         ctl_methods: dict[str, CtlMethod] = {}
         for extend in self.extensions:
             extend(core, ctl_methods)
-        await core.resume_pending()
         data_service = LazyDataService(
-            state.state_dir / "data", core.journal, max_import_bytes=config["data_import_max_bytes"]
+            state.state_dir / "data",
+            core.journal,
+            max_import_bytes=config["data_import_max_bytes"],
+            core=core,
+            ib_link=await self._ib_link(stack),
         )
+        data_service.loads.register()  # before resume: interrupted loads reattach
+        await core.resume_pending()
 
         for sock in (state.grpc_socket, state.ctl_socket):
             if rundirs.remove_stale_socket(sock):
@@ -196,6 +201,20 @@ class Daemon:
         self.notifier.ready(state.status_line())  # after the log line: a reader of READY finds it
         if config["watchdog"]:
             self.notifier.start_watchdog(asyncio.get_running_loop())
+
+    async def _ib_link(self, stack: contextlib.AsyncExitStack) -> Any:
+        """The link to the IB host at ``hosts.ib``, or None when none is set (loads are refused).
+
+        Interim: a bare channel (:class:`ktrdrd.data.iblink.InterimIbLink`) until the persistent
+        host link (``ktrdrd.hosts.link.HostLink``) replaces it here."""
+        address = self.config["hosts.ib"]
+        if not address:
+            return None
+        from ktrdrd.data.iblink import InterimIbLink
+
+        link = InterimIbLink(address)
+        stack.push_async_callback(link.close)
+        return link
 
     def _start_background(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
         assert self.core is not None and self.servers is not None

@@ -27,7 +27,7 @@ from ktrdr.common.v1 import common_pb2 as ktrdr_dot_common_dot_v1_dot_common__pb
 from ktrdr.daemon.v1 import operations_pb2 as ktrdr_dot_daemon_dot_v1_dot_operations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aktrdr/daemon/v1/data.proto\x12\x0fktrdr.daemon.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cktrdr/common/v1/common.proto\x1a ktrdr/daemon/v1/operations.proto\"\xbe\x02\n\x0fLoadDataRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x12\n\ntimeframes\x18\x02 \x03(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.ktrdr.daemon.v1.LoadMode\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12<\n\x06labels\x18\x07 \x03(\x0b\x32,.ktrdr.daemon.v1.LoadDataRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x10LoadDataResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"W\n\x0eLoadDataResult\x12/\n\x06series\x18\x01 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x14\n\x0c\x62\x61rs_fetched\x18\x02 \x01(\x03\"\x82\x03\n\x0eSeriesCoverage\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12+\n\x06source\x18\x02 \x01(\x0e\x32\x1b.ktrdr.daemon.v1.DataSource\x12+\n\x07\x63overed\x18\x03 \x03(\x0b\x32\x1a.ktrdr.common.v1.TimeRange\x12/\n\x0bknown_empty\x18\x04 \x03(\x0b\x32\x1a.ktrdr.common.v1.TimeRange\x12\x11\n\tbar_count\x18\x05 \x01(\x03\x12\x32\n\x0e\x66irst_bar_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_bar_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64igest\x18\x08 \x01(\t\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x12GetCoverageRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\"H\n\x13GetCoverageResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\"J\n\x11ListSeriesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x12ListSeriesResponse\x12/\n\x06series\x18\x01 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbf\x01\n\x10ImportBarsHeader\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12)\n\x04mode\x18\x02 \x01(\x0e\x32\x1b.ktrdr.daemon.v1.ImportMode\x12\x13\n\x0bsource_name\x18\x03 \x01(\t\x12-\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1d.ktrdr.daemon.v1.ImportFormat\x12\x10\n\x08\x63\x61lendar\x18\x05 \x01(\t\"\x8d\x01\n\x11ImportBarsRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32!.ktrdr.daemon.v1.ImportBarsHeaderH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.ktrdr.common.v1.BarsChunkH\x00\x12\x0e\n\x04\x64\x61ta\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04item\"^\n\x12ImportBarsResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x15\n\rbars_imported\x18\x02 \x01(\x03\"\xbc\x01\n\x0eGetBarsRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchunk_bars\x18\x04 \x01(\x05\x12\x0c\n\x04tail\x18\x05 \x01(\x05\"A\n\x13\x44\x65leteSeriesRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\"I\n\x14\x44\x65leteSeriesResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\"<\n\x0fGetBarsResponse\x12)\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.BarsChunk*p\n\nDataSource\x12\x1b\n\x17\x44\x41TA_SOURCE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x41TA_SOURCE_IB\x10\x01\x12\x16\n\x12\x44\x41TA_SOURCE_IMPORT\x10\x02\x12\x19\n\x15\x44\x41TA_SOURCE_SIMULATOR\x10\x03*S\n\x08LoadMode\x12\x19\n\x15LOAD_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11LOAD_MODE_MISSING\x10\x01\x12\x15\n\x11LOAD_MODE_REFRESH\x10\x02*q\n\nImportMode\x12\x1b\n\x17IMPORT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12IMPORT_MODE_CREATE\x10\x01\x12\x17\n\x13IMPORT_MODE_REPLACE\x10\x02\x12\x15\n\x11IMPORT_MODE_MERGE\x10\x03*_\n\x0cImportFormat\x12\x1d\n\x19IMPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11IMPORT_FORMAT_CSV\x10\x01\x12\x19\n\x15IMPORT_FORMAT_PARQUET\x10\x02\x32\x95\x04\n\x0b\x44\x61taService\x12O\n\x08LoadData\x12 .ktrdr.daemon.v1.LoadDataRequest\x1a!.ktrdr.daemon.v1.LoadDataResponse\x12X\n\x0bGetCoverage\x12#.ktrdr.daemon.v1.GetCoverageRequest\x1a$.ktrdr.daemon.v1.GetCoverageResponse\x12U\n\nListSeries\x12\".ktrdr.daemon.v1.ListSeriesRequest\x1a#.ktrdr.daemon.v1.ListSeriesResponse\x12W\n\nImportBars\x12\".ktrdr.daemon.v1.ImportBarsRequest\x1a#.ktrdr.daemon.v1.ImportBarsResponse(\x01\x12N\n\x07GetBars\x12\x1f.ktrdr.daemon.v1.GetBarsRequest\x1a .ktrdr.daemon.v1.GetBarsResponse0\x01\x12[\n\x0c\x44\x65leteSeries\x12$.ktrdr.daemon.v1.DeleteSeriesRequest\x1a%.ktrdr.daemon.v1.DeleteSeriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aktrdr/daemon/v1/data.proto\x12\x0fktrdr.daemon.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cktrdr/common/v1/common.proto\x1a ktrdr/daemon/v1/operations.proto\"\xbe\x02\n\x0fLoadDataRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x12\n\ntimeframes\x18\x02 \x03(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x04mode\x18\x05 \x01(\x0e\x32\x19.ktrdr.daemon.v1.LoadMode\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12<\n\x06labels\x18\x07 \x03(\x0b\x32,.ktrdr.daemon.v1.LoadDataRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x10LoadDataResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"n\n\x0eLoadDataResult\x12/\n\x06series\x18\x01 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x14\n\x0c\x62\x61rs_fetched\x18\x02 \x01(\x03\x12\x15\n\rrequests_done\x18\x03 \x01(\x05\"\xc3\x01\n\x0eGetGapsRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x04mode\x18\x04 \x01(\x0e\x32\x19.ktrdr.daemon.v1.LoadMode\"G\n\x03Gap\x12)\n\x05range\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.TimeRange\x12\x15\n\rexpected_bars\x18\x02 \x01(\x03\"^\n\x0fGetGapsResponse\x12\"\n\x04gaps\x18\x01 \x03(\x0b\x32\x14.ktrdr.daemon.v1.Gap\x12\x15\n\rexpected_bars\x18\x02 \x01(\x03\x12\x10\n\x08\x63\x61lendar\x18\x03 \x01(\t\"\x82\x03\n\x0eSeriesCoverage\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12+\n\x06source\x18\x02 \x01(\x0e\x32\x1b.ktrdr.daemon.v1.DataSource\x12+\n\x07\x63overed\x18\x03 \x03(\x0b\x32\x1a.ktrdr.common.v1.TimeRange\x12/\n\x0bknown_empty\x18\x04 \x03(\x0b\x32\x1a.ktrdr.common.v1.TimeRange\x12\x11\n\tbar_count\x18\x05 \x01(\x03\x12\x32\n\x0e\x66irst_bar_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_bar_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64igest\x18\x08 \x01(\t\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x12GetCoverageRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\"H\n\x13GetCoverageResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\"J\n\x11ListSeriesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x12ListSeriesResponse\x12/\n\x06series\x18\x01 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbf\x01\n\x10ImportBarsHeader\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12)\n\x04mode\x18\x02 \x01(\x0e\x32\x1b.ktrdr.daemon.v1.ImportMode\x12\x13\n\x0bsource_name\x18\x03 \x01(\t\x12-\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x1d.ktrdr.daemon.v1.ImportFormat\x12\x10\n\x08\x63\x61lendar\x18\x05 \x01(\t\"\x8d\x01\n\x11ImportBarsRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32!.ktrdr.daemon.v1.ImportBarsHeaderH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.ktrdr.common.v1.BarsChunkH\x00\x12\x0e\n\x04\x64\x61ta\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04item\"^\n\x12ImportBarsResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\x12\x15\n\rbars_imported\x18\x02 \x01(\x03\"\xbc\x01\n\x0eGetBarsRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchunk_bars\x18\x04 \x01(\x05\x12\x0c\n\x04tail\x18\x05 \x01(\x05\"A\n\x13\x44\x65leteSeriesRequest\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.SeriesKey\"I\n\x14\x44\x65leteSeriesResponse\x12\x31\n\x08\x63overage\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.SeriesCoverage\"<\n\x0fGetBarsResponse\x12)\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1a.ktrdr.common.v1.BarsChunk*p\n\nDataSource\x12\x1b\n\x17\x44\x41TA_SOURCE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x41TA_SOURCE_IB\x10\x01\x12\x16\n\x12\x44\x41TA_SOURCE_IMPORT\x10\x02\x12\x19\n\x15\x44\x41TA_SOURCE_SIMULATOR\x10\x03*\x7f\n\x08LoadMode\x12\x19\n\x15LOAD_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11LOAD_MODE_MISSING\x10\x01\x12\x15\n\x11LOAD_MODE_REFRESH\x10\x02\x12\x12\n\x0eLOAD_MODE_TAIL\x10\x03\x12\x16\n\x12LOAD_MODE_BACKFILL\x10\x04*q\n\nImportMode\x12\x1b\n\x17IMPORT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12IMPORT_MODE_CREATE\x10\x01\x12\x17\n\x13IMPORT_MODE_REPLACE\x10\x02\x12\x15\n\x11IMPORT_MODE_MERGE\x10\x03*_\n\x0cImportFormat\x12\x1d\n\x19IMPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11IMPORT_FORMAT_CSV\x10\x01\x12\x19\n\x15IMPORT_FORMAT_PARQUET\x10\x02\x32\xe3\x04\n\x0b\x44\x61taService\x12O\n\x08LoadData\x12 .ktrdr.daemon.v1.LoadDataRequest\x1a!.ktrdr.daemon.v1.LoadDataResponse\x12L\n\x07GetGaps\x12\x1f.ktrdr.daemon.v1.GetGapsRequest\x1a .ktrdr.daemon.v1.GetGapsResponse\x12X\n\x0bGetCoverage\x12#.ktrdr.daemon.v1.GetCoverageRequest\x1a$.ktrdr.daemon.v1.GetCoverageResponse\x12U\n\nListSeries\x12\".ktrdr.daemon.v1.ListSeriesRequest\x1a#.ktrdr.daemon.v1.ListSeriesResponse\x12W\n\nImportBars\x12\".ktrdr.daemon.v1.ImportBarsRequest\x1a#.ktrdr.daemon.v1.ImportBarsResponse(\x01\x12N\n\x07GetBars\x12\x1f.ktrdr.daemon.v1.GetBarsRequest\x1a .ktrdr.daemon.v1.GetBarsResponse0\x01\x12[\n\x0c\x44\x65leteSeries\x12$.ktrdr.daemon.v1.DeleteSeriesRequest\x1a%.ktrdr.daemon.v1.DeleteSeriesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,14 +36,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LOADDATAREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_LOADDATAREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_DATASOURCE']._serialized_start=2151
-  _globals['_DATASOURCE']._serialized_end=2263
-  _globals['_LOADMODE']._serialized_start=2265
-  _globals['_LOADMODE']._serialized_end=2348
-  _globals['_IMPORTMODE']._serialized_start=2350
-  _globals['_IMPORTMODE']._serialized_end=2463
-  _globals['_IMPORTFORMAT']._serialized_start=2465
-  _globals['_IMPORTFORMAT']._serialized_end=2560
+  _globals['_DATASOURCE']._serialized_start=2541
+  _globals['_DATASOURCE']._serialized_end=2653
+  _globals['_LOADMODE']._serialized_start=2655
+  _globals['_LOADMODE']._serialized_end=2782
+  _globals['_IMPORTMODE']._serialized_start=2784
+  _globals['_IMPORTMODE']._serialized_end=2897
+  _globals['_IMPORTFORMAT']._serialized_start=2899
+  _globals['_IMPORTFORMAT']._serialized_end=2994
   _globals['_LOADDATAREQUEST']._serialized_start=145
   _globals['_LOADDATAREQUEST']._serialized_end=463
   _globals['_LOADDATAREQUEST_LABELSENTRY']._serialized_start=418
@@ -51,31 +51,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOADDATARESPONSE']._serialized_start=465
   _globals['_LOADDATARESPONSE']._serialized_end=530
   _globals['_LOADDATARESULT']._serialized_start=532
-  _globals['_LOADDATARESULT']._serialized_end=619
-  _globals['_SERIESCOVERAGE']._serialized_start=622
-  _globals['_SERIESCOVERAGE']._serialized_end=1008
-  _globals['_GETCOVERAGEREQUEST']._serialized_start=1010
-  _globals['_GETCOVERAGEREQUEST']._serialized_end=1074
-  _globals['_GETCOVERAGERESPONSE']._serialized_start=1076
-  _globals['_GETCOVERAGERESPONSE']._serialized_end=1148
-  _globals['_LISTSERIESREQUEST']._serialized_start=1150
-  _globals['_LISTSERIESREQUEST']._serialized_end=1224
-  _globals['_LISTSERIESRESPONSE']._serialized_start=1226
-  _globals['_LISTSERIESRESPONSE']._serialized_end=1320
-  _globals['_IMPORTBARSHEADER']._serialized_start=1323
-  _globals['_IMPORTBARSHEADER']._serialized_end=1514
-  _globals['_IMPORTBARSREQUEST']._serialized_start=1517
-  _globals['_IMPORTBARSREQUEST']._serialized_end=1658
-  _globals['_IMPORTBARSRESPONSE']._serialized_start=1660
-  _globals['_IMPORTBARSRESPONSE']._serialized_end=1754
-  _globals['_GETBARSREQUEST']._serialized_start=1757
-  _globals['_GETBARSREQUEST']._serialized_end=1945
-  _globals['_DELETESERIESREQUEST']._serialized_start=1947
-  _globals['_DELETESERIESREQUEST']._serialized_end=2012
-  _globals['_DELETESERIESRESPONSE']._serialized_start=2014
-  _globals['_DELETESERIESRESPONSE']._serialized_end=2087
-  _globals['_GETBARSRESPONSE']._serialized_start=2089
-  _globals['_GETBARSRESPONSE']._serialized_end=2149
-  _globals['_DATASERVICE']._serialized_start=2563
-  _globals['_DATASERVICE']._serialized_end=3096
+  _globals['_LOADDATARESULT']._serialized_end=642
+  _globals['_GETGAPSREQUEST']._serialized_start=645
+  _globals['_GETGAPSREQUEST']._serialized_end=840
+  _globals['_GAP']._serialized_start=842
+  _globals['_GAP']._serialized_end=913
+  _globals['_GETGAPSRESPONSE']._serialized_start=915
+  _globals['_GETGAPSRESPONSE']._serialized_end=1009
+  _globals['_SERIESCOVERAGE']._serialized_start=1012
+  _globals['_SERIESCOVERAGE']._serialized_end=1398
+  _globals['_GETCOVERAGEREQUEST']._serialized_start=1400
+  _globals['_GETCOVERAGEREQUEST']._serialized_end=1464
+  _globals['_GETCOVERAGERESPONSE']._serialized_start=1466
+  _globals['_GETCOVERAGERESPONSE']._serialized_end=1538
+  _globals['_LISTSERIESREQUEST']._serialized_start=1540
+  _globals['_LISTSERIESREQUEST']._serialized_end=1614
+  _globals['_LISTSERIESRESPONSE']._serialized_start=1616
+  _globals['_LISTSERIESRESPONSE']._serialized_end=1710
+  _globals['_IMPORTBARSHEADER']._serialized_start=1713
+  _globals['_IMPORTBARSHEADER']._serialized_end=1904
+  _globals['_IMPORTBARSREQUEST']._serialized_start=1907
+  _globals['_IMPORTBARSREQUEST']._serialized_end=2048
+  _globals['_IMPORTBARSRESPONSE']._serialized_start=2050
+  _globals['_IMPORTBARSRESPONSE']._serialized_end=2144
+  _globals['_GETBARSREQUEST']._serialized_start=2147
+  _globals['_GETBARSREQUEST']._serialized_end=2335
+  _globals['_DELETESERIESREQUEST']._serialized_start=2337
+  _globals['_DELETESERIESREQUEST']._serialized_end=2402
+  _globals['_DELETESERIESRESPONSE']._serialized_start=2404
+  _globals['_DELETESERIESRESPONSE']._serialized_end=2477
+  _globals['_GETBARSRESPONSE']._serialized_start=2479
+  _globals['_GETBARSRESPONSE']._serialized_end=2539
+  _globals['_DATASERVICE']._serialized_start=2997
+  _globals['_DATASERVICE']._serialized_end=3608
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,314 @@
+"""``data load`` / ``data gaps`` end to end with real processes: the gateway simulator (in-process,
+real TCP, seeded generator), ``hostd ib`` as a subprocess on a unix socket, and ktrdrd with
+``KTRDR_HOSTS_IB=unix:<that socket>``. The simulator and host pace with ``--clock-scale 10`` (IB's
+windows divided by 10) so that dozens of requests fit in a test.
+
+The oracle is the host itself: the bars a direct ``FetchBars`` of the same range returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from hostd.gatewaysim.faults import Faults
+from hostd.gatewaysim.server import SimConfig
+from tests.integration.conftest import REPO, CtlError, Daemon, DaemonFactory
+from tests.support.ibhost import SERVING, IbHost, SimThread, fetch_request
+
+DATA = "ktrdr.daemon.v1.DataService/"
+OPS = "ktrdr.daemon.v1.OperationsService/"
+SCALE = "10"
+DAY_S = 86_400
+MON_JAN_8 = 1_704_672_000  # 2024-01-08 00:00 UTC, a Monday
+LOAD_TIMEOUT_S = 120.0
+
+
+def iso(epoch_s: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimThread]:
+    thread = SimThread(SimConfig(port=0, seed=11, clock_scale=float(SCALE)), Faults())
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
+@pytest.fixture(scope="module")
+def host(sim: SimThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IbHost]:
+    ib = IbHost(tmp_path_factory.mktemp("ib"), sim.port, "--simulated", "--clock-scale", SCALE)
+    try:
+        ib.wait_health(SERVING)
+        yield ib
+    finally:
+        ib.stop()
+
+
+def reset_faults(running: Any) -> None:
+    for knob in dataclasses.fields(Faults):
+        setattr(running.faults, knob.name, getattr(Faults(), knob.name))
+
+
+@pytest.fixture(autouse=True)
+def clear_faults(sim: SimThread) -> Iterator[None]:
+    yield
+    sim.call(reset_faults)
+
+
+def start_daemon(factory: DaemonFactory, host: IbHost, **kwargs: Any) -> Daemon:
+    env = {"KTRDR_HOSTS_IB": f"unix:{host.socket}", "KTRDR_HOSTS_EMBEDDED": "false"}
+    return factory.start(env=env, **kwargs)
+
+
+def load(daemon: Daemon, symbols: list[str], timeframes: list[str], start_s: int, end_s: int,
+         mode: str = "LOAD_MODE_MISSING") -> str:  # fmt: skip
+    response = daemon.ctl(DATA + "LoadData", {
+        "symbols": symbols, "timeframes": timeframes, "startTime": iso(start_s), "endTime": iso(end_s),
+        "mode": mode,
+    })  # fmt: skip
+    return response["operation"]["name"]
+
+
+def wait(daemon: Daemon, name: str, timeout_s: float = LOAD_TIMEOUT_S) -> dict[str, Any]:
+    op = daemon.ctl(OPS + "WaitOperation", {"name": name, "timeout": f"{timeout_s}s"}, timeout_s + 10)
+    assert op["operation"].get("done"), f"{name} not done: {op}\n{daemon.logs()[-3000:]}"
+    return op["operation"]
+
+
+def children(daemon: Daemon, parent: str) -> list[dict[str, Any]]:
+    return daemon.ctl(OPS + "ListOperations", {"filter": {"parent": parent}})["operations"]
+
+
+def stored(daemon: Daemon, symbol: str, tf: str) -> list[tuple[int, float, float, float, float, float]]:
+    frames = daemon.ctl_stream(DATA + "GetBars", {"series": {"symbol": symbol, "timeframe": tf}})
+    bars = []
+    for frame in frames:
+        chunk = frame.get("result", {}).get("chunk")
+        if chunk:
+            columns = [chunk[k] for k in ("open", "high", "low", "close", "volume")]
+            bars += [(int(t), *(float(c[i]) for c in columns)) for i, t in enumerate(chunk["timeNs"])]
+    return bars
+
+
+def served(host: IbHost, symbol: str, tf: str, start_s: int, end_s: int) -> list[tuple]:
+    return [tuple(bar) for bar in host.fetch(fetch_request(symbol, tf, start_s, end_s, use_rth=True)).bars]
+
+
+def metric(op: dict[str, Any], key: str) -> float:
+    return float((op.get("progress") or {}).get("metrics", {}).get(key, 0.0))
+
+
+def test_load_stores_exactly_what_the_host_serves_and_a_second_load_fetches_nothing(
+    daemon_factory: DaemonFactory, host: IbHost
+) -> None:
+    daemon = start_daemon(daemon_factory, host)
+    start, end = MON_JAN_8, MON_JAN_8 + 60 * DAY_S
+    parent = wait(daemon, load(daemon, ["AAPL"], ["1h", "1d"], start, end))
+    assert parent["state"] == "OPERATION_STATE_SUCCEEDED", parent
+    result = parent["result"]
+    assert {s["series"]["timeframe"] for s in result["series"]} == {"1h", "1d"}
+    for tf in ("1h", "1d"):
+        bars = stored(daemon, "AAPL", tf)
+        assert bars == served(host, "AAPL", tf, start, end)
+        times = [bar[0] for bar in bars]
+        assert times == sorted(set(times)) and len(times) > 30
+    coverage = daemon.ctl(DATA + "GetCoverage", {"series": {"symbol": "AAPL", "timeframe": "1h"}})["coverage"]
+    assert coverage["source"] == "DATA_SOURCE_SIMULATOR"
+    assert int(result["requestsDone"]) > 0
+
+    again = wait(daemon, load(daemon, ["AAPL"], ["1h", "1d"], start, end))
+    assert again["state"] == "OPERATION_STATE_SUCCEEDED"
+    assert int(again["result"].get("requestsDone", 0)) == 0 and int(again["result"]["barsFetched"]) == 0
+    gaps = daemon.ctl(DATA + "GetGaps", {"series": {"symbol": "AAPL", "timeframe": "1h"},
+                                         "startTime": iso(start), "endTime": iso(end)})  # fmt: skip
+    assert gaps.get("gaps", []) == [] and gaps["calendar"] == "XNYS"
+
+
+def test_tail_fetches_only_after_the_last_bar_and_weekends_are_not_fetched(
+    daemon_factory: DaemonFactory, host: IbHost
+) -> None:
+    daemon = start_daemon(daemon_factory, host)
+    first_end = MON_JAN_8 + 5 * DAY_S  # Saturday 13 January
+    wait(daemon, load(daemon, ["MSFT"], ["1d"], MON_JAN_8, first_end))
+    before = stored(daemon, "MSFT", "1d")
+    assert len(before) == 5  # Monday..Friday
+
+    # Only a weekend (and 15 January, Martin Luther King Day): nothing to fetch, no request sent.
+    weekend = wait(daemon, load(daemon, ["MSFT"], ["1d"], first_end, first_end + 3 * DAY_S))
+    assert int(weekend["result"].get("requestsDone", 0)) == 0
+
+    end = MON_JAN_8 + 28 * DAY_S
+    gaps = daemon.ctl(DATA + "GetGaps", {"series": {"symbol": "MSFT", "timeframe": "1d"},
+                                         "startTime": iso(MON_JAN_8 - 7 * DAY_S), "endTime": iso(end),
+                                         "mode": "LOAD_MODE_TAIL"})["gaps"]  # fmt: skip
+    assert len(gaps) == 1 and gaps[0]["range"]["startTime"] == "2024-01-16T00:00:00Z"
+    tail = wait(daemon, load(daemon, ["MSFT"], ["1d"], MON_JAN_8 - 7 * DAY_S, end, "LOAD_MODE_TAIL"))
+    assert tail["state"] == "OPERATION_STATE_SUCCEEDED", tail
+    after = stored(daemon, "MSFT", "1d")
+    assert after[: len(before)] == before
+    assert after[0][0] == before[0][0]  # nothing before the first bar was fetched (tail)
+    assert after == served(host, "MSFT", "1d", MON_JAN_8, end)
+
+
+def test_gateway_drops_mid_load_and_the_load_completes_without_duplicates(
+    daemon_factory: DaemonFactory, sim: SimThread, host: IbHost
+) -> None:
+    daemon = start_daemon(daemon_factory, host)
+    start, end = MON_JAN_8, MON_JAN_8 + 12 * DAY_S
+    expected = served(host, "IBM", "1m", start, end)
+    sim.call(lambda s: setattr(s.faults, "drop_after_requests", 3))
+    op = wait(daemon, load(daemon, ["IBM"], ["1m"], start, end))
+    assert op["state"] == "OPERATION_STATE_SUCCEEDED", op
+    assert stored(daemon, "IBM", "1m") == expected
+
+
+def test_unknown_symbol_is_not_found_naming_it_and_other_series_still_load(
+    daemon_factory: DaemonFactory, sim: SimThread, host: IbHost
+) -> None:
+    daemon = start_daemon(daemon_factory, host)
+    sim.call(lambda s: s.faults.unknown_symbols.add("ZZZZ"))
+    parent = wait(daemon, load(daemon, ["ZZZZ", "ORCL"], ["1d"], MON_JAN_8, MON_JAN_8 + 20 * DAY_S))
+    assert parent["state"] == "OPERATION_STATE_FAILED"
+    assert parent["error"]["code"] == 5 and "ZZZZ" in parent["error"]["message"]
+    by_symbol = {c["name"]: c for c in children(daemon, parent["name"])}
+    states = {json.dumps(c["state"]) for c in by_symbol.values()}
+    assert states == {'"OPERATION_STATE_FAILED"', '"OPERATION_STATE_SUCCEEDED"'}
+    failed = next(c for c in by_symbol.values() if c["state"] == "OPERATION_STATE_FAILED")
+    assert failed["error"]["code"] == 5 and "ZZZZ" in failed["error"]["message"]
+    assert len(stored(daemon, "ORCL", "1d")) > 10
+
+
+def test_the_load_waits_for_an_ib_host_that_is_not_running_yet(
+    daemon_factory: DaemonFactory, sim: SimThread, tmp_path: Path
+) -> None:
+    socket = tmp_path / "ib.sock"
+    daemon = daemon_factory.start(env={"KTRDR_HOSTS_IB": f"unix:{socket}", "KTRDR_HOSTS_EMBEDDED": "false"})
+    parent = load(daemon, ["AMZN"], ["1d"], MON_JAN_8, MON_JAN_8 + 20 * DAY_S)
+    deadline = time.monotonic() + 30
+    while True:
+        child = children(daemon, parent)
+        message = child[0].get("progress", {}).get("message", "") if child else ""
+        if message.startswith("waiting for the IB host at unix:"):
+            break
+        assert time.monotonic() < deadline, f"never said it waits for the host: {child}"
+        time.sleep(0.1)
+    assert child[0]["stage"] == "waiting for the IB host"
+    late = IbHost(tmp_path, sim.port, "--simulated", "--clock-scale", SCALE)
+    try:
+        op = wait(daemon, parent)
+        assert op["state"] == "OPERATION_STATE_SUCCEEDED", op
+        assert stored(daemon, "AMZN", "1d") == served(late, "AMZN", "1d", MON_JAN_8, MON_JAN_8 + 20 * DAY_S)
+    finally:
+        late.stop()
+
+
+def test_without_an_ib_host_load_data_is_failed_precondition(daemon: Daemon) -> None:
+    with pytest.raises(CtlError) as caught:
+        load(daemon, ["AAPL"], ["1d"], MON_JAN_8, MON_JAN_8 + DAY_S)
+    assert caught.value.code == 9 and "hosts.ib" in str(caught.value)
+
+
+def test_injected_pacing_violations_are_backed_off_and_the_load_completes(
+    daemon_factory: DaemonFactory, sim: SimThread, tmp_path: Path
+) -> None:
+    # A host pacing 100x faster than the simulator allows: the simulator answers 162.
+    eager = IbHost(tmp_path, sim.port, "--simulated", "--clock-scale", "1000", "--client-id", "7")
+    try:
+        eager.wait_health(SERVING)
+        daemon = start_daemon(daemon_factory, eager)
+        start, end = MON_JAN_8 - 300 * DAY_S, MON_JAN_8
+        op = wait(daemon, load(daemon, ["NVDA"], ["1h"], start, end))
+        assert op["state"] == "OPERATION_STATE_SUCCEEDED", op
+        assert eager.status().pacer.pacing_violations > 0
+        bars = stored(daemon, "NVDA", "1h")
+        assert bars == served(eager, "NVDA", "1h", start, end)
+    finally:
+        eager.stop()
+
+
+def test_two_loads_of_one_series_share_one_fetch(
+    daemon_factory: DaemonFactory, sim: SimThread, host: IbHost
+) -> None:
+    daemon = start_daemon(daemon_factory, host)
+    sim.call(lambda s: setattr(s.faults, "latency_s", 0.05))
+    start, end = MON_JAN_8, MON_JAN_8 + 10 * DAY_S
+    first = load(daemon, ["TSLA"], ["1m"], start, end)
+    second = load(daemon, ["TSLA"], ["1m"], start, end)
+    done = [wait(daemon, first), wait(daemon, second)]
+    assert [op["state"] for op in done] == ["OPERATION_STATE_SUCCEEDED"] * 2
+    requests = sorted(int(op["result"].get("requestsDone", 0)) for op in done)
+    assert requests[0] == 0 and requests[1] > 0  # one fetched, the other found nothing missing
+    assert stored(daemon, "TSLA", "1m") == served(host, "TSLA", "1m", start, end)
+
+
+def test_kill_9_mid_load_resumes_after_restart(
+    daemon_factory: DaemonFactory, sim: SimThread, host: IbHost
+) -> None:
+    daemon = start_daemon(daemon_factory, host)
+    sim.call(lambda s: setattr(s.faults, "latency_s", 0.15))
+    start, end = MON_JAN_8, MON_JAN_8 + 30 * DAY_S
+    parent = load(daemon, ["AMD"], ["1m"], start, end)
+    deadline = time.monotonic() + 60
+    while True:  # until a first merge reached the file
+        child = children(daemon, parent)
+        if child and metric(child[0], "bars_merged") > 0:
+            break
+        assert time.monotonic() < deadline, f"nothing merged: {child}"
+        time.sleep(0.05)
+    total_requests = metric(child[0], "requests_total")
+    daemon.proc.kill()
+    daemon.proc.wait()
+    sim.call(lambda s: setattr(s.faults, "latency_s", 0.0))
+    again = start_daemon(daemon_factory, host, runtime_dir=daemon.runtime_dir, state_dir=daemon.state_dir)
+    op = wait(again, parent)
+    assert op["state"] == "OPERATION_STATE_SUCCEEDED", op
+    resumed = children(again, parent)[0]
+    assert 0 < int(resumed["result"]["requestsDone"]) < total_requests  # only what was missing
+    bars = stored(again, "AMD", "1m")
+    assert bars == served(host, "AMD", "1m", start, end)
+    table = pq.read_table(again.state_dir / "data" / "AMD" / "1m.parquet")
+    assert table.num_rows == len(bars)
+
+
+def test_ctrl_c_on_ktrdrctl_data_load_cancels_and_keeps_the_merged_bars(
+    daemon_factory: DaemonFactory, sim: SimThread, host: IbHost
+) -> None:
+    daemon = start_daemon(daemon_factory, host)
+    sim.call(lambda s: setattr(s.faults, "latency_s", 0.15))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ktrdrctl", "--runtime-dir", str(daemon.runtime_dir), "data", "load", "INTC",
+         "--timeframe", "1m", "--start", "2024-01-08", "--end", "2024-02-07"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        ops = daemon.ctl(OPS + "ListOperations", {"filter": {"kind": "data.load.series"}})["operations"]
+        if ops and metric(ops[0], "bars_merged") > 0:
+            break
+        assert time.monotonic() < deadline and proc.poll() is None, "nothing merged"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "CANCELLED" in err and "bars kept" in err, err
+    parent = daemon.ctl(OPS + "ListOperations", {"filter": {"kind": "data.load"}})["operations"][0]
+    assert parent["state"] == "OPERATION_STATE_CANCELLED"
+    kept = stored(daemon, "INTC", "1m")
+    assert len(kept) >= 5000
+    full = served(host, "INTC", "1m", MON_JAN_8, MON_JAN_8 + 30 * DAY_S)
+    assert kept == full[: len(kept)]
