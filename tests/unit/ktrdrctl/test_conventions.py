@@ -102,6 +102,8 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
     server.on(STRATEGIES + "DescribeStrategy", lambda _: result({"featureNames": ["f"]}))
     server.on(DATA + "ImportBars", lambda _: result({"barsImported": "1"}), client_stream=True)
     server.on(DATA + "ListSeries", lambda _: result({"series": []}))
+    server.on(DATA + "LoadData", lambda _: result({"operation": operation(OP, "PENDING")}))
+    server.on(DATA + "GetGaps", lambda _: result({"gaps": [], "calendar": "XNYS"}))
     (tmp / "bars.csv").write_text("time,open,high,low,close\n2024-01-02,1,1,1,1\n")
     files = [tmp / "a.yaml", tmp / "b.yaml"]
     for file in files:
@@ -120,6 +122,8 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
         "strategies show": (["strategies", "show", str(files[0])], 1),
         "data import": (["data", "import", str(tmp / "bars.csv"), "--symbol", "X", "--timeframe", "1d"], 1),
         "data coverage": (["data", "coverage"], 1),
+        "data load": (["data", "load", "X", "--timeframe", "1d", "--start", "2024-01-02"], 1 + len(items)),
+        "data gaps": (["data", "gaps", "X", "1d", "--start", "2024-01-02"], 1),
     }
 
 
