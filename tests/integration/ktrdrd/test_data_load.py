@@ -27,7 +27,9 @@ from ib_async import IB, Stock
 from hostd.gatewaysim.faults import Faults
 from hostd.gatewaysim.server import SimConfig
 from hostd.ib import requests
+from ktrdr.hostd.marketdata.v1 import marketdata_pb2 as pb
 from tests.integration.conftest import REPO, CtlError, Daemon, DaemonFactory
+from tests.support.ctlserver import run_ktrdrctl
 from tests.support.ibhost import SERVING, IbHost, SimThread, fetch_request
 
 DATA = "ktrdr.daemon.v1.DataService/"
@@ -161,10 +163,39 @@ def test_tail_fetches_only_after_the_last_bar_and_weekends_are_not_fetched(
     assert len(gaps) == 1 and gaps[0]["range"]["startTime"] == "2024-01-16T00:00:00Z"
     tail = wait(daemon, load(daemon, ["MSFT"], ["1d"], MON_JAN_8 - 7 * DAY_S, end, "LOAD_MODE_TAIL"))
     assert tail["state"] == "OPERATION_STATE_SUCCEEDED", tail
+    shown = run_ktrdrctl("--runtime-dir", str(daemon.runtime_dir), "data", "gaps", "MSFT", "1d",
+                         "--start", "2024-01-01", "--end", "2024-02-12")  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    rows = [line.split()[:3] for line in shown.stdout.splitlines()[1:3]]
+    assert rows == [  # 1 January is a holiday
+        ["2024-01-02T00:00:00Z", "2024-01-06T00:00:00Z", "4"],
+        ["2024-02-05T00:00:00Z", "2024-02-10T00:00:00Z", "5"],
+    ]
+    assert "2 gaps, 9 bars expected (XNYS calendar)" in shown.stdout
     after = stored(daemon, "MSFT", "1d")
     assert after[: len(before)] == before
     assert after[0][0] == before[0][0]  # nothing before the first bar was fetched (tail)
     assert after == served(host, "MSFT", "1d", MON_JAN_8, end)
+
+
+def test_what_the_host_confirms_empty_is_known_empty_and_not_fetched_again(
+    daemon_factory: DaemonFactory, host: IbHost
+) -> None:
+    daemon = start_daemon(daemon_factory, host)
+    head = host.unary(
+        "GetHeadTimestamp",
+        pb.GetHeadTimestampRequest(contract=pb.ContractSpec(symbol="KO"), use_rth=True),
+        pb.GetHeadTimestampResponse,
+    ).head_time.seconds  # the simulator's first KO trade
+    start = (head // DAY_S - 30) * DAY_S
+    end = start + 60 * DAY_S
+    first = wait(daemon, load(daemon, ["KO"], ["1d"], start, end))
+    assert first["state"] == "OPERATION_STATE_SUCCEEDED", first
+    coverage = daemon.ctl(DATA + "GetCoverage", {"series": {"symbol": "KO", "timeframe": "1d"}})["coverage"]
+    assert coverage["firstBarTime"] == iso(head // DAY_S * DAY_S)
+    assert coverage["knownEmpty"][0]["startTime"] == iso(start)  # trading days, but the host said so
+    again = wait(daemon, load(daemon, ["KO"], ["1d"], start, end))
+    assert int(again["result"].get("requestsDone", 0)) == 0
 
 
 def test_gateway_drops_mid_load_and_the_load_completes_without_duplicates(
