@@ -1,10 +1,12 @@
-"""``ktrdrctl data import|show|coverage|delete``: the daemon's bar cache (``DataService``).
+"""``ktrdrctl data import|show|coverage|delete|load|gaps``: the daemon's bar cache (``DataService``).
 
 ``import`` reads only a regular file and streams its bytes (``ImportBars``, a client stream over
 ctl); the daemon parses and validates them, so bad rows come back as its INVALID_ARGUMENT naming
 the file's line (exit 1) and nothing is imported. ``show`` prints bars as a table, as CSV (which
 ``import`` reads back) or, with ``--format json``, one ``GetBarsResponse`` per line (the ``--json``
-convention). Imports only click and ktrdrctl at module level; the client loads when a command runs.
+convention). ``load`` starts a ``data.load`` operation and follows it like ``ops watch``, except that
+Ctrl-C cancels it (and says how many bars were kept); ``gaps`` lists what a load would fetch.
+Imports only click, ktrdrctl and ktrdr.wire at module level; the client loads when a command runs.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ COLUMNS = ("open", "high", "low", "close", "volume")
 
 @click.group(cls=Group)
 def data() -> None:
-    """The daemon's bar cache: import files, show bars, list coverage, delete series."""
+    """The daemon's bar cache: import files, load from IB, show bars, list coverage and gaps, delete."""
 
 
 def series(symbol: str, timeframe: str) -> dict[str, str]:
