@@ -323,7 +323,10 @@ def load(
     if detach:
         if not as_json:
             click.echo(name)
-            click.echo(f"  follow it: {session.command('ops', 'watch', name.removeprefix(wire.NAME_PREFIX))}", err=True)
+            click.echo(
+                f"  follow it: {session.command('ops', 'watch', name.removeprefix(wire.NAME_PREFIX))}",
+                err=True,
+            )
         return
     tracker = watch.Tracker(name)
     view = watch.TtyView(sys.stdout) if sys.stdout.isatty() else watch.LineView(sys.stdout)
@@ -338,6 +341,11 @@ def load(
         view.close()
         raise cancel_load(session, name) from None
     view.close()
+    if not tracker.done:
+        follow = session.command("ops", "watch", name.removeprefix(wire.NAME_PREFIX))
+        raise exits.CliFailure(
+            f"the watch of {name} ended early; follow it with: {follow}", exits.UNREACHABLE
+        )
     final = session.call(OPERATIONS + "GetOperation", {"name": name})["operation"]
     if not as_json and final.get("result"):
         for line in load_summary(final["result"]):
@@ -353,8 +361,8 @@ def cancel_load(session: Any, name: str) -> exits.CliFailure:
         session.call(OPERATIONS + "CancelOperation", {"name": name})
         op = session.call(OPERATIONS + "WaitOperation", {"name": name, "timeout": "60s"})["operation"]
     except KeyboardInterrupt:
-        return exits.CliFailure(f"{name} is being cancelled; see: {session.command('ops', 'show', name.removeprefix(wire.NAME_PREFIX))}",
-                                exits.CTRL_C)  # fmt: skip
+        show = session.command("ops", "show", name.removeprefix(wire.NAME_PREFIX))
+        return exits.CliFailure(f"{name} is being cancelled; see: {show}", exits.CTRL_C)
     except exits.CliFailure as e:  # it ended meanwhile (OPERATION_DONE) or the daemon went away
         return exits.CliFailure(f"{name}: {e.message}", exits.CTRL_C)
     from ktrdrctl import render

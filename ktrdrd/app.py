@@ -147,6 +147,7 @@ class Daemon:
                 extra={"nofile": fds, "ctl_max_connections": limits.max_connections},
             )
 
+        ib_link = await self._ib_link(stack)  # closed after the core: running loads stay resumable
         try:
             self.core = core = await OperationsCore.open(
                 state.db_path, retention_s=config["retention_days"] * 86400.0
@@ -162,7 +163,7 @@ class Daemon:
             core.journal,
             max_import_bytes=config["data_import_max_bytes"],
             core=core,
-            ib_link=await self._ib_link(stack),
+            ib_link=ib_link,
         )
         data_service.loads.register()  # before resume: interrupted loads reattach
         await core.resume_pending()

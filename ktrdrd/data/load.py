@@ -272,7 +272,7 @@ class SeriesLoad:
             lock.release()
         await self.tally.report(ctx, f"done: {self.tally.bars_fetched:,} bars fetched")
         await ctx.flush()
-        return self.result()
+        return await asyncio.to_thread(self.result)  # a long series has thousands of intervals
 
     async def _fetch(
         self, stub: marketdata_pb2_grpc.MarketDataServiceStub, contract: mpb.ContractSpec, gap: gaps.Gap,

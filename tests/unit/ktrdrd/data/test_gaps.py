@@ -19,10 +19,10 @@ def ns(text: str) -> int:
     return int(pd.Timestamp(text, tz="UTC").value)
 
 
-def entry(covered: list[Interval], known_empty: list[Interval] = (), step: int = HOUR) -> SeriesEntry:  # type: ignore[assignment]
+def entry(covered: list[Interval], known_empty: list[Interval] | None = None) -> SeriesEntry:
     return SeriesEntry(
-        "EURUSD", "1h", "SIMULATOR", "forex", "", 1, covered[0][0], covered[-1][1] - step, 0.0,
-        covered=list(covered), known_empty=list(known_empty),
+        "EURUSD", "1h", "SIMULATOR", "forex", "", 1, covered[0][0], covered[-1][1] - HOUR, 0.0,
+        covered=list(covered), known_empty=list(known_empty or []),
     )  # fmt: skip
 
 
