@@ -48,7 +48,7 @@ from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import data_pb2
 from ktrdr.hostd.marketdata.v1 import marketdata_pb2 as mpb
 from ktrdr.hostd.marketdata.v1 import marketdata_pb2_grpc
-from ktrdr.research.bars import FIELDS, Bars
+from ktrdr.research.bars import FIELDS, Bars, BarsError
 from ktrdr.rpc.errors import ApiError
 from ktrdr.wire import StatusCode
 from ktrdrd.data import gaps
@@ -180,11 +180,23 @@ class _Pending:
         self.complete_to = max(self.complete_to, span[1])
 
     def take(self, symbol: str, timeframe: str, end_ns: int) -> tuple[Bars, Interval, list[Interval]]:
-        """The bars, span and empty intervals to merge up to ``end_ns``; the buffer starts again there."""
+        """The bars (validated: DATA_LOSS naming the first bad one otherwise), span and empty
+        intervals to merge up to ``end_ns``; the buffer starts again there."""
         arrays = {
             name: np.concatenate(parts) if parts else np.empty(0) for name, parts in self.columns.items()
         }
-        bars = Bars(symbol, timeframe, arrays["time"].astype(np.int64), *(arrays[f] for f in FIELDS))
+        try:  # the cache's invariants hold for every bar stored (docs/data.md)
+            bars = Bars.from_arrays(
+                symbol,
+                timeframe,
+                arrays["time"],
+                *(arrays[f] for f in FIELDS),
+                source=f"{symbol} {timeframe}",
+            )
+        except BarsError as exc:
+            raise ApiError(
+                StatusCode.DATA_LOSS, f"the IB host sent invalid bars: {exc}", "BARS_INVALID"
+            ) from None
         span = (self.start_ns, end_ns)
         empty = [(max(s, span[0]), min(e, end_ns)) for s, e in self.empty if s < end_ns and e > span[0]]
         self.columns = {name: [] for name in self.columns}
