@@ -128,17 +128,8 @@ class SeriesRequest:
     symbol: str
     timeframe: str
     start_ns: int
-    end_ns: int
+    end_ns: int  # 0: until now
     mode: str
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "symbol": self.symbol,
-            "timeframe": self.timeframe,
-            "startNs": self.start_ns,
-            "endNs": self.end_ns,
-            "mode": self.mode,
-        }
 
 
 def series_params(params: dict[str, Any]) -> SeriesRequest:
@@ -257,6 +248,8 @@ class SeriesLoad:
         await ctx.set_stage("resolving")
         status = await self._until(stub.GetStatus(mpb.GetStatusRequest()))
         source = "SIMULATOR" if status.simulated else "IB"
+        if status.state != mpb.CONNECTION_STATE_CONNECTED:  # the host waits for its gateway; say why
+            await self.tally.report(ctx, f"waiting for the IB host's gateway: {status.message}")
         await self.cache.check_import(request.symbol, request.timeframe, source=source, mode="merge")
         contract = mpb.ContractSpec(symbol=request.symbol)
         await self._until(stub.ResolveContract(mpb.ResolveContractRequest(contract=contract)))
@@ -270,7 +263,8 @@ class SeriesLoad:
             await ctx.set_stage("fetching")
             self.entry = await self.cache.entry(request.symbol, request.timeframe)
             calendar = self.entry.calendar if self.entry is not None else calendars.guess(request.symbol)
-            end_ns = min(request.end_ns, time.time_ns() // self.step * self.step)
+            now = time.time_ns() // self.step * self.step  # bars not finished yet are not fetched
+            end_ns = min(request.end_ns or now, now)
             found = await asyncio.to_thread(
                 gaps.find, self.entry, calendar, self.step, request.start_ns, end_ns, request.mode
             )

@@ -124,7 +124,9 @@ def load_params(request: pb.LoadDataRequest) -> dict[str, Any]:
     mode = MODES.get(request.mode)
     if mode is None:
         raise invalid_argument("mode", f"unknown load mode {request.mode}")
-    return {"symbols": symbols, "timeframes": frames, "startNs": start, "endNs": min(end, now), "mode": mode}
+    # endNs 0: "until now" when the load runs (so that a retried request id matches its first call).
+    end_ns = min(end, now) if request.HasField("end_time") else 0
+    return {"symbols": symbols, "timeframes": frames, "startNs": start, "endNs": end_ns, "mode": mode}
 
 
 class _SeriesKind:
