@@ -173,6 +173,7 @@ class _ParentKind:
                 children[record.name] = f"{symbol} {timeframe}"
         finished: dict[str, Any] = {}
         cancelling = False
+        reported: dict[str, Any] = {}
         while True:
             if ctx.cancelled.is_set() and not cancelling:  # children started after the cancel, too
                 cancelling = True
@@ -184,7 +185,10 @@ class _ParentKind:
                 if record.done and name not in finished:
                     finished[name] = record
                     await ctx.message(_outcome(children[name], record))
-            await ctx.progress(**_summary(list(records.values())))
+            summary = _summary(list(records.values()))
+            if summary != reported:  # a progress event only when something changed
+                await ctx.progress(**summary)
+                reported = summary
             if len(finished) == len(children):
                 break
             with contextlib.suppress(TimeoutError):

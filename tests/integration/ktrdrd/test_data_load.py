@@ -316,8 +316,9 @@ def test_two_loads_of_one_series_share_one_fetch(
     assert stored(daemon, "TSLA", "1m") == served(host, "TSLA", "1m", start, end)
 
 
-def test_kill_9_mid_load_resumes_after_restart(
-    daemon_factory: DaemonFactory, sim: SimThread, host: IbHost
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_a_load_interrupted_by_a_daemon_stop_resumes_after_restart(
+    daemon_factory: DaemonFactory, sim: SimThread, host: IbHost, stop: int
 ) -> None:
     daemon = start_daemon(daemon_factory, host)
     sim.call(lambda s: setattr(s.faults, "latency_s", 0.15))
@@ -331,8 +332,8 @@ def test_kill_9_mid_load_resumes_after_restart(
         assert time.monotonic() < deadline, f"nothing merged: {child}"
         time.sleep(0.05)
     total_requests = metric(child[0], "requests_total")
-    daemon.proc.kill()
-    daemon.proc.wait()
+    daemon.proc.send_signal(stop)
+    daemon.proc.wait(60)
     sim.call(lambda s: setattr(s.faults, "latency_s", 0.0))
     again = start_daemon(daemon_factory, host, runtime_dir=daemon.runtime_dir, state_dir=daemon.state_dir)
     op = wait(again, parent)
