@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ktrdrd.data import gaps
+from ktrdrd.data import calendars, gaps
 from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.data.intervals import Interval, subtract, union
 
@@ -97,7 +98,7 @@ def test_gaps_cover_exactly_the_open_slots_nothing_stored_holds(
     fetched = union([(g.start_ns, g.end_ns) for g in found])
     assert len(fetched) == len(found)  # disjoint, sorted ranges
     known = union(covered, empty) if stored else []
-    closed = gaps.calendars.known_empty("forex", HOUR, start, end, gaps._NO_BARS)
+    closed = calendars.known_empty("forex", HOUR, start, end, np.empty(0, np.int64))
     wanted = subtract(subtract([(start, end)], known), closed)  # the open slots nothing stored holds
     assert subtract(wanted, fetched) == []  # every one is fetched
     assert subtract(fetched, subtract([(start, end)], known)) == []  # nothing stored is fetched again
