@@ -338,14 +338,12 @@ class SeriesLoad:
         self.tally.bars_merged += len(bars)
 
     async def _until(self, awaitable: Awaitable[T], report: Callable[[], Awaitable[None]] | None = None) -> T:
-        """``await awaitable``, calling ``report()`` every :data:`REPORT_S` meanwhile; :class:`Cancelled`
+        """``await awaitable``, calling ``report()`` every :data:`REPORT_S` it waits; :class:`Cancelled`
         (after cancelling it) when the operation is cancelled first."""
         task = asyncio.ensure_future(awaitable)
         stop = asyncio.ensure_future(self.ctx.cancelled.wait())
         try:
             while True:
-                if report is not None:
-                    await report()
                 done, _ = await asyncio.wait(
                     {task, stop}, timeout=REPORT_S if report else None, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -353,6 +351,8 @@ class SeriesLoad:
                     return task.result()
                 if stop in done:
                     raise Cancelled
+                if report is not None:
+                    await report()
         finally:
             stop.cancel()
             if not task.done():
