@@ -52,10 +52,12 @@ lint: $(STAMP) $(NODE_STAMP)
 	  sed 's|^ExecStart=/opt/ktrdr/.venv/bin/ktrdrd|ExecStart=$(CURDIR)/$(VENV)/bin/ktrdrd|' systemd/ktrdrd.service > $$tmp/ktrdrd.service && \
 	  out=$$(systemd-analyze verify $$tmp/ktrdrd.service 2>&1 >/dev/null); rm -rf $$tmp; \
 	  if [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify: output on stderr"; exit 1; fi
-	@tmp=$$(mktemp -d) && \
-	  sed 's|^ExecStart=/opt/ktrdr/.venv/bin/hostd|ExecStart=$(CURDIR)/$(VENV)/bin/hostd|' systemd/hostd-ib.service > $$tmp/hostd-ib.service && \
-	  out=$$(systemd-analyze verify $$tmp/hostd-ib.service 2>&1 >/dev/null); rm -rf $$tmp; \
-	  if [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify: output on stderr"; exit 1; fi
+	@for unit in systemd/hostd-*.service; do \
+	  tmp=$$(mktemp -d) && name=$$(basename $$unit) && \
+	  sed 's|^ExecStart=/opt/ktrdr/.venv/bin/hostd|ExecStart=$(CURDIR)/$(VENV)/bin/hostd|' $$unit > $$tmp/$$name && \
+	  out=$$(systemd-analyze verify $$tmp/$$name 2>&1 >/dev/null); rm -rf $$tmp; \
+	  if [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify $$name: output on stderr"; exit 1; fi; \
+	done
 	# the user unit, as a user manager reads it (ExecStart=%h/ktrdr/... pointed at this checkout;
 	# a user manager needs an XDG_RUNTIME_DIR, a temporary one here)
 	@tmp=$$(mktemp -d) && mkdir $$tmp/xdg && \

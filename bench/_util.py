@@ -86,11 +86,13 @@ def running_daemon(
 
     With ``KTRDR_TEST_PLUGINS`` in ``extra_env`` the daemon is started through the test launcher
     (tests/support/testd.py), which loads those extensions; otherwise it is the product's ktrdrd.
+    It starts no embedded hosts (their start-up would load the machine during the measurements)
+    unless ``extra_env`` sets ``KTRDR_HOSTS_EMBEDDED``.
     """
     with tempfile.TemporaryDirectory(prefix="ktrdr-bench-") as tmp:
         runtime = Path(tmp) / "run"
         state = state_dir or Path(tmp) / "state"
-        env = {**os.environ, **(extra_env or {})}
+        env = {**os.environ, "KTRDR_HOSTS_EMBEDDED": "false", **(extra_env or {})}
         module = "tests.support.testd" if "KTRDR_TEST_PLUGINS" in (extra_env or {}) else "ktrdrd"
         proc = subprocess.Popen(
             [sys.executable, "-m", module, "--runtime-dir", str(runtime), "--state-dir", str(state)],

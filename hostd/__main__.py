@@ -13,6 +13,7 @@ from types import ModuleType
 
 from hostd.gatewaysim import cli as gatewaysim_cli
 from hostd.ib import cli as ib_cli
+from hostd.training import cli as training_cli
 
 #: subcommand → (its module, one-line help)
 SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
@@ -23,6 +24,10 @@ SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
     "ib": (
         ib_cli,
         "IB host: one paced ib_async connection to IB Gateway/TWS served as MarketDataService",
+    ),
+    "training": (
+        training_cli,
+        "training host: TrainingHostService, jobs in warm worker processes on CPU or CUDA",
     ),
 }
 

@@ -6,3 +6,14 @@ trainer), ``ktrdr.timeframes``, and the generated API modules under ``ktrdr/<are
 """
 
 __version__ = "0.1.0"
+
+
+def package_version() -> str:
+    """The installed ktrdr package's version (what ktrdrd and the hosts report); ``0+unknown``
+    when the package is not installed."""
+    from importlib import metadata  # not at import time: this package's root stays light
+
+    try:
+        return metadata.version("ktrdr")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"

@@ -10,6 +10,8 @@ Calendars by name:
 :func:`guess` picks a calendar from a symbol; it is a guess (callers let users override it): six
 letters made of two ISO currency codes → ``forex``; a crypto ticker (``BTC``, ``ETH``, …, alone or
 followed by a quote currency) → ``crypto``; anything else → ``XNYS``.
+
+:func:`bars_per_year` is what annualised figures (backtest Sharpe, volatility, returns) divide by.
 """
 
 from __future__ import annotations
@@ -39,6 +41,31 @@ def guess(symbol: str) -> str:
     if _CRYPTO.match(upper):
         return "crypto"
     return "XNYS"
+
+
+#: Sessions (trading days) per year: NYSE ~252 (its 2000–2024 average is 251.6), forex 5 × 52
+#: = 260 (24 h sessions, holidays ignored: the interbank market trades through most of them),
+#: crypto 365.
+SESSIONS_PER_YEAR = {"XNYS": 252.0, "forex": 260.0, "crypto": 365.0}
+#: Hours of one session: the NYSE regular session 09:30–16:00; forex and crypto trade 24 h.
+SESSION_HOURS = {"XNYS": 6.5, "forex": 24.0, "crypto": 24.0}
+
+
+def bars_per_year(calendar: str, timeframe: str) -> float:
+    """Bars of ``timeframe`` in a year of ``calendar``: sessions per year × bars per session, where
+    an intraday session holds ``ceil(session length / bar length)`` bars (a 6.5 h NYSE session has
+    7 bars of 1h, the last one half an hour long); daily bars: one per session; weekly bars:
+    365.25 / 7. Raises KeyError for an unknown calendar (``TimeframeError`` for a bad timeframe)."""
+    from ktrdr import timeframes
+
+    sessions_per_year = SESSIONS_PER_YEAR[calendar]
+    bar_ns = timeframes.parse(timeframe).ns
+    if bar_ns >= 7 * DAY_NS:
+        return 365.25 * DAY_NS / bar_ns
+    if bar_ns >= DAY_NS:
+        return sessions_per_year * DAY_NS / bar_ns
+    session_ns = round(SESSION_HOURS[calendar] * 3600 * 10**9)
+    return sessions_per_year * -(-session_ns // bar_ns)
 
 
 def sessions(calendar: str, start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray]:

@@ -48,6 +48,17 @@ def label_selector(text: str) -> str:
     return text
 
 
+def parameter_override(text: str) -> dict[str, str]:
+    """``path=value`` (``--set``) → ``{"path": …, "value": …}`` (a ``ParameterOverride``); the
+    daemon checks the path against the document."""
+    path, sep, value = text.partition("=")
+    if not sep or not path.strip():
+        raise click.BadParameter(
+            f"{text!r} is not an override; expected PATH=VALUE (model.training.epochs=20)"
+        )
+    return {"path": path.strip(), "value": value}
+
+
 def duration_seconds(text: str) -> float:
     """``90``, ``90s``, ``1.5m``, ``2h``, ``500ms``, ``1d`` → seconds (a bare number is seconds)."""
     match = _DURATION_RE.fullmatch(text.strip())
@@ -76,3 +87,4 @@ OPERATION = _Converter("OPERATION", operation_name)
 STATE = _Converter("STATE", operation_state)
 LABEL = _Converter("KEY=VALUE", label_selector)
 DURATION = _Converter("DURATION", duration_seconds)
+OVERRIDE = _Converter("PATH=VALUE", parameter_override)

@@ -73,7 +73,11 @@ def operation_outcome(op: dict[str, Any]) -> None:
 
 @click.group(
     cls=LazyGroup,
-    lazy_commands={"strategies": "ktrdrctl.strategies:strategies", "data": "ktrdrctl.data:data"},
+    lazy_commands={
+        "strategies": "ktrdrctl.strategies:strategies",
+        "data": "ktrdrctl.data:data",
+        "models": "ktrdrctl.models:models",
+    },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(
@@ -115,6 +119,25 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from ktrdrctl import render
 
     click.echo(render.info_detail(response))
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def hosts(ctx: click.Context, as_json: bool) -> None:
+    """Show the daemon's hosts: address, state, version, round-trip time, and why one is not READY.
+
+    Exit 0 whatever the hosts' states (they are shown, not judged); --json prints the GetInfo
+    response (its "hosts" list holds them).
+    """
+    response = session_of(ctx).call(SYSTEM + "GetInfo", {})
+    if as_json:
+        print_json(response)
+        return
+    from ktrdrctl import render
+
+    hosts = response.get("hosts") or []
+    click.echo(render.hosts_table(hosts) if hosts else "no hosts configured")
 
 
 @cli.command()

@@ -226,17 +226,31 @@ def info_detail(info: dict[str, Any]) -> str:
         lines.append("hosts:       none configured")
         return "\n".join(lines)
     lines.append("hosts:")
+    lines.extend("  " + line for line in hosts_table(hosts).splitlines())
+    return "\n".join(lines)
+
+
+def round_trip(text: str | None) -> str:
+    """A round-trip Duration (``"0.000412s"``) as ``0.4 ms``; absent → ``-``."""
+    seconds = parse_duration(text)
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.1f} ms" if seconds < 10 else human_duration(seconds)
+
+
+def hosts_table(hosts: list[dict[str, Any]]) -> str:
+    """The ``hosts`` table (also in ``status``): one row per host, as GetInfo lists them. MESSAGE
+    says why a host is not READY, else that its data are simulated (when they are)."""
     rows = [
         [
             host.get("name", ""),
             enum_name(host.get("kind"), "HOST_KIND_").lower(),
+            host.get("address", "") or "-",
             enum_name(host.get("state"), "HOST_STATE_"),
-            host.get("address", ""),
-            local_time(parse_timestamp(host.get("since"))),
-            host.get("message", "") or "-",
+            host.get("version", "") or "-",
+            round_trip(host.get("roundTrip")),
+            host.get("message", "") or ("simulated data" if host.get("simulated") else "-"),
         ]
         for host in hosts
     ]
-    body = table(["NAME", "KIND", "STATE", "ADDRESS", "SINCE", "MESSAGE"], rows)
-    lines.extend("  " + line for line in body.splitlines())
-    return "\n".join(lines)
+    return table(["NAME", "KIND", "ADDRESS", "STATE", "VERSION", "RTT", "MESSAGE"], rows)

@@ -4,6 +4,7 @@ ktrdrctl reads the files and sends their text with the file name as ``source_nam
 opens no path (``ktrdr.daemon.v1.StrategiesService``). Imports only click and ktrdrctl at module
 level, like :mod:`ktrdrctl.cli`; the socket client and renderers load when a command runs.
 
+``--set PATH=VALUE`` (repeatable) overrides a value of each document before it is validated.
 ``validate``: for each file, one line per error ``FILE:LINE:COL: PATH: MESSAGE`` and per warning
 ``FILE:LINE:COL: warning: PATH: MESSAGE``, then ``FILE: valid|invalid (…)``; exit 0 when every
 file is valid, 1 when any is not, 2 when a file cannot be read (nothing is sent then).
@@ -19,7 +20,7 @@ from typing import Any
 
 import click
 
-from ktrdrctl import exits
+from ktrdrctl import args, exits
 from ktrdrctl.files import FileProblem, read_text
 from ktrdrctl.groups import Group
 
@@ -171,6 +172,16 @@ def utc_text(value: datetime | None) -> str | None:
 
 # -- commands ------------------------------------------------------------------------------------
 
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    type=args.OVERRIDE,
+    help="Override one value of the document before it is validated: PATH=VALUE, e.g. "
+    "model.training.learning_rate=0.01, indicators[0].period=21, indicators[rsi].period=21 "
+    "(VALUE is YAML); repeatable. See docs/strategies.md.",
+)
+
 
 @click.group(cls=Group)
 def strategies() -> None:
@@ -182,6 +193,7 @@ def strategies() -> None:
 
 @strategies.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@set_option
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only: no warnings, no summary lines.")
 @click.option(
     "--json",
@@ -190,11 +202,18 @@ def strategies() -> None:
     help="Print each file's response as canonical proto3 JSON, one per line.",
 )
 @click.pass_context
-def validate(ctx: click.Context, files: tuple[str, ...], quiet: bool, as_json: bool) -> None:
+def validate(
+    ctx: click.Context,
+    files: tuple[str, ...],
+    overrides: tuple[dict[str, str], ...],
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Validate strategy files; exit 0 when all are valid, 1 when any is not.
 
     Prints every error as FILE:LINE:COL: PATH: MESSAGE and every warning as
     FILE:LINE:COL: warning: PATH: MESSAGE. An unreadable file exits 2 before anything is sent.
+    --set applies to every file; an issue about an overridden value names the override.
     """
     from ktrdrctl.cli import print_json, session_of
 
@@ -205,7 +224,8 @@ def validate(ctx: click.Context, files: tuple[str, ...], quiet: bool, as_json: b
         if not text:  # the daemon refuses empty content as a bad request; answer as it would for blank text
             response = EMPTY_FILE_RESPONSE
         else:
-            response = session.call(STRATEGIES + "ValidateStrategy", {"source": source(name, text)})
+            request = {"source": source(name, text), "overrides": list(overrides)}
+            response = session.call(STRATEGIES + "ValidateStrategy", request)
         invalid += not response.get("valid")
         if as_json:
             print_json(response)
@@ -239,9 +259,17 @@ def validate(ctx: click.Context, files: tuple[str, ...], quiet: bool, as_json: b
     metavar="TIME",
     help="End of the period, exclusive (UTC). Default: 365 days after --start, or today 00:00 UTC.",
 )
+@set_option
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's response as canonical proto3 JSON.")
 @click.pass_context
-def show(ctx: click.Context, file: str, start: datetime | None, end: datetime | None, as_json: bool) -> None:
+def show(
+    ctx: click.Context,
+    file: str,
+    start: datetime | None,
+    end: datetime | None,
+    overrides: tuple[dict[str, str], ...],
+    as_json: bool,
+) -> None:
     """Show a strategy normalized, its warnings, its features and the data it needs.
 
     An invalid file prints its errors (as `strategies validate` does) on stderr and exits 1.
@@ -253,7 +281,7 @@ def show(ctx: click.Context, file: str, start: datetime | None, end: datetime | 
     if not text:
         raise exits.CliFailure(f"{name}:1:1: the document is empty", exits.FAILED)
     session = session_of(ctx)
-    request: dict[str, Any] = {"source": source(name, text)}
+    request: dict[str, Any] = {"source": source(name, text), "overrides": list(overrides)}
     for key, value in (("startTime", utc_text(start)), ("endTime", utc_text(end))):
         if value:
             request[key] = value

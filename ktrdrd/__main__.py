@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ktrdr import package_version
 from ktrdrd import config as config_mod
-from ktrdrd.appstate import package_version
 
 if TYPE_CHECKING:
     from ktrdrd.app import Extension

@@ -1,13 +1,16 @@
 """The daemon's lifecycle, in the phases of uvicorn's server: :meth:`Daemon.startup` →
 :meth:`Daemon.main_loop` → :meth:`Daemon.shutdown`.
 
-Startup: directories and their locks (:func:`ktrdrd.rundirs.claimed_dirs`) → journal → extensions → resume pending operations → stale
-sockets removed → servers built and started → ``READY=1``. Every step that needs undoing pushes its
+Startup: directories and their locks (:func:`ktrdrd.rundirs.claimed_dirs`) → host links opened
+(:mod:`ktrdrd.hosts`; nothing waits for a host) → journal → model registry (reconciled with its
+files, :mod:`ktrdrd.models`) → extensions → the data service and its load kinds → resume pending
+operations → stale sockets removed → servers built and started → ``READY=1``. Every step that needs undoing pushes its
 undo on one ``contextlib.AsyncExitStack``, which runs them in reverse whatever happens. A failure
 before READY is logged with a clear message and :meth:`Daemon.serve` returns
 :data:`EXIT_STARTUP_FAILED`; nothing already on disk is changed.
 
-Main loop: background work (journal retention and recovery, health updates) runs in one
+Main loop: background work (journal retention and recovery, health updates, the hosts: local ones
+started and supervised, every link followed) runs in one
 ``asyncio.TaskGroup``; the loop waits for a stop signal. Signals: SIGTERM/SIGINT stop; a second one
 stops at once; SIGHUP reloads the configuration file (``log_level`` applies at once, other changed
 keys are logged as needing a restart); SIGUSR1 logs a status line; SIGUSR2 is logged and ignored.
@@ -15,7 +18,8 @@ keys are logged as needing a restart); SIGUSR1 logs a status line; SIGUSR2 is lo
 Shutdown: ``STOPPING=1``, health NOT_SERVING, no new connections or calls, calls in flight get
 ``shutdown_grace_s`` (then are cancelled), connections that do not read get ``stop_close_timeout_s``
 to take their last bytes (then are dropped) → journal closed (running operations stay resumable) →
-locks released.
+host links closed, local hosts stopped (after the journal: a load running at the stop is left to
+resume, not failed by its closing channel) → locks released.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ktrdrd import rundirs
 from ktrdrd.appstate import AppState
 from ktrdrd.config import Config
 from ktrdrd.ctl.server import Limits
+from ktrdrd.models import MODELS_DIR, ModelRegistry
 from ktrdrd.operations import JournalOpenError, OperationsCore
 from ktrdrd.services.lazy_data import LazyDataService
 
@@ -98,6 +103,9 @@ class Daemon:
             pid=os.getpid(),
         )
         self.core: OperationsCore | None = None
+        self.models: ModelRegistry | None = None  # once the journal is open
+        #: The host links and local hosts (ktrdrd.hosts.configured.Hosts; grpc loads at startup only).
+        self.hosts: Any = None
         self.servers: Any = None  # ktrdrd.server.Servers (grpc is imported at startup only)
 
     async def serve(self) -> int:
@@ -121,10 +129,16 @@ class Daemon:
 
     async def startup(self, stack: contextlib.AsyncExitStack) -> None:
         """Claim the directories, open the journal, start the servers; READY=1."""
+        from ktrdrd.hosts.configured import HostConfigError, link_credentials, open_hosts
         from ktrdrd.server import build_servers  # grpc is heavy; --print-config never imports it
+        from ktrdrd.services.models import ModelsService  # protobuf, likewise
 
         config, state = self.config, self.state
         stack.callback(self.notifier.close)
+        try:  # before anything is created: unusable TLS or token files change nothing
+            host_credentials = link_credentials(config)
+        except HostConfigError as exc:
+            raise StartupFailed(str(exc)) from None
         self._install_signal_handlers(stack)
         dirs = stack.enter_context(rundirs.claimed_dirs(config.runtime_dir, config.state_dir))
         state.runtime_dir, state.state_dir = dirs.runtime_dir, dirs.state_dir  # real paths, links resolved
@@ -147,7 +161,9 @@ class Daemon:
                 extra={"nofile": fds, "ctl_max_connections": limits.max_connections},
             )
 
-        ib_link = await self._ib_link(stack)  # closed after the core: running loads stay resumable
+        # Before the journal, so that they close after it (see the module docstring).
+        self.hosts = hosts = open_hosts(config, state, state.runtime_dir, host_credentials)
+        stack.push_async_callback(hosts.close)
         try:
             self.core = core = await OperationsCore.open(
                 state.db_path, retention_s=config["retention_days"] * 86400.0
@@ -155,6 +171,7 @@ class Daemon:
         except JournalOpenError as exc:
             raise StartupFailed(str(exc)) from None
         stack.push_async_callback(core.close)
+        self.models = await ModelRegistry.open(state.state_dir / MODELS_DIR, core.journal)
         ctl_methods: dict[str, CtlMethod] = {}
         for extend in self.extensions:
             extend(core, ctl_methods)
@@ -163,7 +180,7 @@ class Daemon:
             core.journal,
             max_import_bytes=config["data_import_max_bytes"],
             core=core,
-            ib_link=ib_link,
+            ib_link=hosts.ib,
         )
         data_service.loads.register()  # before resume: interrupted loads reattach
         await core.resume_pending()
@@ -182,6 +199,7 @@ class Daemon:
             grpc_max_concurrent_rpcs=config["grpc_max_concurrent_rpcs"],
             grpc_max_streams=config["grpc_max_streams"],
             data_service=data_service,
+            models_service=ModelsService(self.models),
         )
         await servers.start()
         stack.push_async_callback(servers.abort)  # reached only if shutdown did not run
@@ -203,25 +221,12 @@ class Daemon:
         if config["watchdog"]:
             self.notifier.start_watchdog(asyncio.get_running_loop())
 
-    async def _ib_link(self, stack: contextlib.AsyncExitStack) -> Any:
-        """The link to the IB host at ``hosts.ib``, or None when none is set (loads are refused).
-
-        Interim: a bare channel (:class:`ktrdrd.data.iblink.InterimIbLink`) until the persistent
-        host link (``ktrdrd.hosts.link.HostLink``) replaces it here."""
-        address = self.config["hosts.ib"]
-        if not address:
-            return None
-        from ktrdrd.data.iblink import InterimIbLink
-
-        link = InterimIbLink(address)
-        stack.push_async_callback(link.close)
-        return link
-
     def _start_background(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
-        assert self.core is not None and self.servers is not None
+        assert self.core is not None and self.servers is not None and self.hosts is not None
         return [
             group.create_task(self.core.maintain(), name="journal-maintenance"),
             group.create_task(self.servers.follow_health(), name="health"),
+            group.create_task(self.hosts.run(), name="hosts"),
         ]
 
     async def main_loop(self) -> None:
@@ -233,6 +238,7 @@ class Daemon:
         signal ends the drain at once."""
         grace = self.config["shutdown_grace_s"]
         self.state.serving = False
+        self.hosts.stop_restarting()
         self.notifier.stopping(f"draining in-flight calls (up to {grace:g} s)")
         log.info("stopping: draining in-flight calls", extra={"grace_s": grace})
         drain = asyncio.ensure_future(self.servers.stop(grace))

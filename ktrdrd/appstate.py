@@ -10,16 +10,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
-
-def package_version() -> str:
-    """The installed ktrdr package's version (what ``ktrdrd --version`` and GetInfo report)."""
-    try:
-        return metadata.version("ktrdr")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+from ktrdr import package_version
 
 
 @dataclass(frozen=True)
@@ -27,7 +20,10 @@ class HostStatus:
     """A host as the daemon sees it (mirrors ``ktrdr.daemon.v1.HostInfo``).
 
     ``kind`` is ``training`` or ``marketdata``; ``state`` is ``CONNECTING``, ``READY`` or
-    ``UNAVAILABLE``; ``message`` says why it is not READY; ``since`` is epoch seconds.
+    ``UNAVAILABLE``; ``message`` says why it is not READY; ``since`` is epoch seconds (when it entered
+    ``state``); ``version`` is what the host reports ("" until asked); ``round_trip_s`` is the
+    duration of the last health check in seconds (None until one answered); ``simulated``: the host
+    serves simulated data (the embedded IB host on the gateway simulator).
     """
 
     name: str
@@ -36,6 +32,9 @@ class HostStatus:
     state: str
     message: str = ""
     since: float = field(default_factory=time.time)
+    version: str = ""
+    round_trip_s: float | None = None
+    simulated: bool = False
 
 
 @dataclass

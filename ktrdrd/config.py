@@ -4,8 +4,9 @@ Every value remembers where it came from (:attr:`Config.sources`), so ``ktrdrd -
 say why a setting has the value it has. Bad input raises :class:`ConfigError` whose message names
 the file and key (or variable, or flag) and what was expected; nothing is started on a config error.
 
-Keys are flat names; the ``[hosts]`` TOML table maps onto the dotted keys ``hosts.training`` and
-``hosts.ib``. Directory keys have computed defaults (:mod:`ktrdrd.rundirs`), resolved here so that
+Keys are flat names; the ``[hosts]`` and ``[ib]`` TOML tables map onto dotted keys
+(``hosts.training``, ``hosts.ib``, ``hosts.embedded``, ``hosts.ca_file``, ``hosts.token_file``,
+``ib.gateway``). Directory keys have computed defaults (:mod:`ktrdrd.rundirs`), resolved here so that
 ``--print-config`` shows the directories the daemon will really use.
 """
 
@@ -45,6 +46,8 @@ class Key:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     above_minimum: bool = False  # True: value must be > minimum (else >=)
+    #: For ``str`` keys: what is wrong with a non-empty value (None when it is fine).
+    problem: Callable[[str], str | None] | None = None
 
     @property
     def env(self) -> str:
@@ -53,6 +56,19 @@ class Key:
     @property
     def flag(self) -> str:
         return "--" + self.name.replace(".", "-").replace("_", "-")
+
+
+def _tcp_problem(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return "HOST:PORT with PORT 1..65535"
+    return None
+
+
+def _host_address_problem(value: str) -> str | None:
+    if value.startswith("unix:"):
+        return None if value.startswith("unix:/") else "unix:/ABSOLUTE/PATH or HOST:PORT"
+    return "unix:/ABSOLUTE/PATH or HOST:PORT" if _tcp_problem(value) else None
 
 
 KEYS: tuple[Key, ...] = (
@@ -97,10 +113,26 @@ KEYS: tuple[Key, ...] = (
         minimum=1,
     ),
     Key("hosts.training", "list", [], "training host addresses, comma-separated; empty = local host"),
-    Key("hosts.ib", "str", "", "IB host address; empty = local host"),
+    Key(
+        "hosts.ib",
+        "str",
+        "",
+        "IB host address: unix:/PATH, or HOST:PORT (TLS + token); empty = the embedded host",
+        problem=_host_address_problem,
+    ),
+    Key("hosts.embedded", "bool", True, "start and supervise local hosts where no address is configured"),
+    Key("hosts.ca_file", "str", "", "CA certificate (PEM) that TCP hosts' certificates must chain to"),
+    Key("hosts.token_file", "str", "", "file holding the bearer token sent to TCP hosts (mode 600)"),
+    Key(
+        "ib.gateway",
+        "str",
+        "",
+        "IB Gateway/TWS HOST:PORT for the embedded IB host; empty = the bundled gateway simulator",
+        problem=_tcp_problem,
+    ),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
-_TABLES = {"hosts"}
+_TABLES = {"hosts", "ib"}
 
 
 @dataclass
@@ -144,6 +176,9 @@ def _check(key: Key, value: Any, where: str) -> Any:
             raise bad("a non-empty path")
         if key.kind == "choice" and value not in key.choices:
             raise bad("one of " + ", ".join(key.choices))
+        expected = key.problem(value) if key.problem is not None and value else None
+        if expected is not None:
+            raise bad(expected)
         return os.path.expanduser(value) if key.kind == "path" else value
     if key.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
@@ -272,7 +307,24 @@ def load(
             key = KEYS_BY_NAME[name]
             raise ConfigError(f"{name}: no default here (XDG variables unset); set {key.flag} or {key.env}")
         values[name] = str(Path(values[name]).absolute())
+    for rule in CROSS_KEY_RULES:
+        rule(values, sources)
     return Config(values, sources, config_file)
+
+
+def _tcp_hosts_need_tls(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """A ``HOST:PORT`` host address needs ``hosts.ca_file`` and ``hosts.token_file`` (TLS + token)."""
+    address = values["hosts.ib"]
+    missing = [name for name in ("hosts.ca_file", "hosts.token_file") if not values[name]]
+    if address and not address.startswith("unix:") and missing:
+        raise ConfigError(
+            f"{sources['hosts.ib']}: 'hosts.ib' = {address!r} is a TCP address; host links over TCP use TLS "
+            f"and a bearer token: set {' and '.join(missing)}"
+        )
+
+
+#: Rules over several keys, checked after every source is applied; each raises ConfigError.
+CROSS_KEY_RULES: tuple[Callable[[Mapping[str, Any], Mapping[str, str]], None], ...] = (_tcp_hosts_need_tls,)
 
 
 def _toml_value(value: Any) -> str:

@@ -112,14 +112,16 @@ async def build_servers(
     grpc_max_concurrent_rpcs: int | None = None,
     grpc_max_streams: int = 128,
     data_service: object | None = None,
+    models_service: object | None = None,
 ) -> Servers:
     """Create (not start) both servers; the gRPC socket is bound here, the ctl socket at start().
 
     Must be called inside the running event loop. ``extra_ctl_methods`` (ctl-only methods of test
     plugins, ``name -> async callable(params dict)``) is read at call time, so it may grow later.
     ``data_service``: the DataService over the daemon's bar cache (None: UNIMPLEMENTED).
+    ``models_service``: the ModelsService over the daemon's model registry (None: UNIMPLEMENTED).
     """
-    registry = build_registry(app_state, core, data_service)
+    registry = build_registry(app_state, core, data_service, models_service)
     server, health_servicer = registry_server(
         registry,
         max_message_bytes=MAX_MESSAGE_BYTES,

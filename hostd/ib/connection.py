@@ -128,6 +128,11 @@ class Connection:
                 )
             except (OSError, TimeoutError, ConnectionError) as exc:
                 ib.disconnect()
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Python 3.11's wait_for (inside ib_async's connect) can swallow our cancellation
+                    # when the connection fails at the same moment: then the host never stopped.
+                    raise asyncio.CancelledError from exc
                 reason = (
                     self._refusal()
                     if self.status.client_id_refused

@@ -1,6 +1,7 @@
-"""``hostd ib`` as a process: the gRPC server, health, reflection, sd_notify and a clean stop.
+"""``hostd ib`` as a process: the IB host on the shared lifecycle (:mod:`hostd.lifecycle`).
 
-Phases: bind (a unix socket, chmod 0660, or loopback TCP) → start serving; print one JSON line
+Phases: bind (a unix socket, chmod 0660, loopback TCP, or TCP with TLS + a bearer token:
+:mod:`ktrdr.rpc.hostauth`) → start serving; print one JSON line
 ``{"listening": "unix:PATH" | "HOST:PORT"}``, send ``READY=1`` and start the watchdog pings (when
 systemd asks for them) → the connection's reconnect loop
 runs; health ``""`` and ``ktrdr.hostd.marketdata.v1.MarketDataService`` (and its short alias
@@ -13,25 +14,18 @@ failure exits 1 (the reason is logged).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import signal
-import socket
-import stat
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health
 
+from hostd import lifecycle
 from hostd.ib.connection import Connection, ConnectionConfig, ConnectionState
 from hostd.ib.fetch import FetchConfig, Fetcher
 from hostd.ib.pacer import Pacer
 from hostd.ib.service import MarketDataService
-from ktrdr import logs
-from ktrdr.rpc.grpc_adapter import registry_server
+from hostd.lifecycle import NOT_SERVING, SERVING
+from ktrdr.rpc import hostauth
 from ktrdr.rpc.registry import Registry
 from ktrdr.sdnotify import Notifier
 
@@ -40,11 +34,7 @@ log = logging.getLogger("hostd.ib")
 #: The health names that follow the gateway ("" = overall).
 HEALTH_ALIAS = "ktrdr.hostd.ib"
 STOP_GRACE_S = 2.0
-SOCKET_MODE = 0o660
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-
-SERVING = health_pb2.HealthCheckResponse.SERVING
-NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 @dataclass(frozen=True)
@@ -57,41 +47,8 @@ class HostConfig:
     gateway_wait_s: float = 30.0
     request_timeout_s: float = 60.0
     simulated: bool = False
-
-
-def _claim_unix_socket(path: Path) -> None:
-    """Remove a stale socket file; refuse a live one (another process answers on it) or a non-socket."""
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise OSError(f"{path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()
-        return
-    finally:
-        probe.close()
-    raise OSError(f"{path} is in use by another process")
-
-
-def _bind(server: grpc.aio.Server, listen: str) -> str:
-    """Bind ``listen``; the address as it is reachable (the chosen port for ``:0``)."""
-    if listen.startswith("unix:"):
-        path = Path(listen.removeprefix("unix:"))
-        _claim_unix_socket(path)
-        if server.add_insecure_port(listen) == 0:
-            raise OSError(f"cannot bind {listen}")
-        os.chmod(path, SOCKET_MODE)
-        return listen
-    host, _, _port = listen.rpartition(":")
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot bind {listen}")
-    return f"{host}:{port}"
+    #: TLS + bearer token for TCP listening (None: unix socket, or plain TCP on loopback only).
+    auth: hostauth.ServerAuth | None = None
 
 
 async def _follow(
@@ -113,60 +70,61 @@ async def _follow(
         changed.clear()
 
 
-async def _main(config: HostConfig, notifier: Notifier) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    connection = Connection(
-        ConnectionConfig(
-            config.gateway_host, config.gateway_port, config.client_id, wait_s=config.gateway_wait_s
+class IbHost:
+    """The IB host as a :class:`hostd.lifecycle.HostApp`: health follows the gateway connection."""
+
+    health_aliases = (HEALTH_ALIAS,)
+
+    def __init__(self, config: HostConfig) -> None:
+        self.connection = Connection(
+            ConnectionConfig(
+                config.gateway_host, config.gateway_port, config.client_id, wait_s=config.gateway_wait_s
+            )
         )
-    )
-    fetcher = Fetcher(
-        connection,
-        Pacer(clock_scale=config.clock_scale),
-        FetchConfig(request_timeout_s=config.request_timeout_s),
-    )
-    service = MarketDataService(connection, fetcher, simulated=config.simulated)
-    registry = Registry([service])
-    server, servicer = registry_server(registry, max_message_bytes=MAX_MESSAGE_BYTES)
-    try:
-        address = _bind(server, config.listen)
-    except (OSError, RuntimeError) as exc:
-        log.error("cannot listen", extra={"listen": config.listen, "error": str(exc)})
-        return 1
-    await server.start()
-    names = ["", HEALTH_ALIAS, *registry.service_names]
-    follower = asyncio.create_task(_follow(connection, servicer, names, notifier))
-    runner = asyncio.create_task(connection.run())
-    log.info(
-        "ib host listening",
-        extra={"listen": address, "gateway": connection.config.address, "client_id": config.client_id},
-    )
-    print(json.dumps({"listening": address}), flush=True)
-    notifier.ready(f"listening on {address}; gateway {connection.config.address}")
-    notifier.start_watchdog(loop)
-    await stop.wait()
-    notifier.stopping("stopping")
-    log.info("stopping on signal")
-    follower.cancel()
-    await servicer.enter_graceful_shutdown()
-    await server.stop(STOP_GRACE_S)
-    runner.cancel()
-    await asyncio.gather(follower, runner, return_exceptions=True)
-    connection.close()
-    if config.listen.startswith("unix:"):
-        Path(config.listen.removeprefix("unix:")).unlink(missing_ok=True)
-    log.info("stopped")
-    return 0
+        fetcher = Fetcher(
+            self.connection,
+            Pacer(clock_scale=config.clock_scale),
+            FetchConfig(request_timeout_s=config.request_timeout_s),
+        )
+        self.registry = Registry([MarketDataService(self.connection, fetcher, simulated=config.simulated)])
+        self._tasks: list[asyncio.Task[None]] = []
+        self._health: health.aio.HealthServicer | None = None
+
+    async def start(self, health_servicer: health.aio.HealthServicer, notifier: Notifier) -> str:
+        self._health = health_servicer
+        names = lifecycle.health_names(self)
+        self._tasks = [
+            asyncio.create_task(_follow(self.connection, health_servicer, names, notifier)),
+            asyncio.create_task(self.connection.run()),
+        ]
+        log.info(
+            "ib host starting",
+            extra={"gateway": self.connection.config.address, "client_id": self.connection.config.client_id},
+        )
+        return f"gateway {self.connection.config.address}"
+
+    async def drain(self) -> None:
+        follower = self._tasks[0]
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+        if self._health is not None:  # the follower may have raced the lifecycle's NOT_SERVING
+            await lifecycle.set_health(self._health, lifecycle.health_names(self), False)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.connection.close()
 
 
 def serve(config: HostConfig, *, log_format: str, log_level: str) -> int:
-    logs.setup(log_format, log_level)
-    notifier = Notifier()
-    try:
-        return asyncio.run(_main(config, notifier))
-    finally:
-        notifier.close()
-        sys.stdout.flush()
+    return lifecycle.serve(
+        lambda: IbHost(config),
+        config.listen,
+        max_message_bytes=MAX_MESSAGE_BYTES,
+        grace_s=STOP_GRACE_S,
+        log_format=log_format,
+        log_level=log_level,
+        credentials=config.auth.credentials if config.auth else None,
+        interceptors=lambda: hostauth.server_interceptors(config.auth),
+    )

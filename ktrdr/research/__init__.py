@@ -1,4 +1,5 @@
-"""Research core: bars, indicators, fuzzy memberships, features, labels, datasets, model, trainer.
+"""Research core: bars, indicators, fuzzy memberships, features, labels, datasets, model, trainer,
+evaluation, backtests.
 
 Importable without grpc. Heavy dependencies (numpy, pandas, torch) are imported by the submodules
 that need them, never by this package root.

@@ -34,12 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ktrdr.atomicfile import fsync_dir
 from ktrdr.research.bars import Bars
 from ktrdr.research.features import FeatureSpec, FeatureSpecMismatch
 from ktrdr.research.model import MLP, build_model, parameter_count
+from ktrdr.research.modeldir import FILES, FORMAT
 from ktrdr.strategy.model import ModelSpec
 
-FORMAT = "ktrdr.model/1"
 #: Keys of the manifest's ``model`` object that loading reads.
 _MODEL_KEYS = (
     "type",
@@ -50,7 +51,6 @@ _MODEL_KEYS = (
     "n_features",
     "symbols",
 )
-FILES = ("weights.pt", "strategy.json", "feature_spec.json", "metrics.json", "manifest.json")
 
 
 class ArtifactError(ValueError):
@@ -234,12 +234,3 @@ def _dumps(obj: Any) -> str:
 def _sync(fh) -> None:
     fh.flush()
     os.fsync(fh.fileno())
-
-
-def fsync_dir(d: Path) -> None:
-    """Flush directory ``d`` itself (its entries: a rename or a new file in it) to disk."""
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

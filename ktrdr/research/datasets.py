@@ -38,6 +38,7 @@ learned about it, and the metrics of a one-class split mean nothing.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -119,19 +120,26 @@ class Dataset:
         return {"train": self.train, "validation": self.validation, "test": self.test}
 
     def skill_inputs(self, part: str) -> SkillInputs:
-        """The evaluation's view of one part's rows."""
-        p = self.parts()[part]
-        return SkillInputs(
-            y=p.y,
-            symbol_index=p.symbol_index,
-            position=p.position,
-            persistence=p.persistence,
-            closes=self.closes,
-            slots=self.slots,
-            calendar=self.calendar,
-            horizon=self.skill_horizon,
-            label_source=self.label_source,
-        )
+        """The evaluation's view of one part's rows; the same object on every call, so its
+        prediction-independent :attr:`~ktrdr.research.skill.SkillInputs.plan` is computed once."""
+        return self._skill_inputs[part]
+
+    @functools.cached_property
+    def _skill_inputs(self) -> dict[str, SkillInputs]:
+        return {
+            name: SkillInputs(
+                y=p.y,
+                symbol_index=p.symbol_index,
+                position=p.position,
+                persistence=p.persistence,
+                closes=self.closes,
+                slots=self.slots,
+                calendar=self.calendar,
+                horizon=self.skill_horizon,
+                label_source=self.label_source,
+            )
+            for name, p in self.parts().items()
+        }
 
 
 def check_fractions(split: SplitSpec) -> tuple[float, float, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,8 +19,8 @@ from ktrdr.research.bars import Bars
 from ktrdr.research.datasets import Dataset, build_dataset
 from ktrdr.research.datasets import Split as DataSplit
 from ktrdr.research.evaluation import evaluate
-from ktrdr.research.model import build_model
-from ktrdr.research.trainer import Progress, Split, TrainOptions, TrainResult, train
+from ktrdr.research.model import MLP, build_model
+from ktrdr.research.trainer import CancelToken, Progress, Split, TrainOptions, TrainResult, train
 from ktrdr.strategy import Strategy
 
 
@@ -28,7 +29,7 @@ class Fitted:
     """A trained model with its dataset, training result and per-split reports."""
 
     dataset: Dataset
-    model: torch.nn.Module
+    model: MLP
     result: TrainResult
     reports: dict[str, dict[str, Any]]
     timings: dict[str, float]
@@ -49,9 +50,12 @@ def fit_and_evaluate(
     start: int | None = None,
     options: TrainOptions | None = None,
     progress: Callable[[Progress], None] | None = None,
+    cancel: CancelToken | None = None,
+    resume: Path | None = None,
 ) -> Fitted:
-    """Build the dataset (samples from ``start``, ns), train, evaluate every split with its skill
-    section. Errors of the dataset (:class:`~ktrdr.research.datasets.DatasetError`) and of training
+    """Build the dataset (samples from ``start``, ns), train (continuing from the checkpoint
+    ``resume`` when given; ``cancel`` as :func:`~ktrdr.research.trainer.train` takes it), evaluate
+    every split with its skill section. Errors of the dataset (:class:`~ktrdr.research.datasets.DatasetError`) and of training
     propagate."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -72,6 +76,8 @@ def fit_and_evaluate(
         class_weights=weights,
         options=options or TrainOptions(),
         progress=progress,
+        cancel=cancel,
+        resume=resume,
     )
     timings["train_s"] = time.perf_counter() - t
 

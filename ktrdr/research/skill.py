@@ -36,6 +36,7 @@ Per split, for the decisions ``pred`` (class ids), one per row:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,10 @@ from typing import Any
 import numpy as np
 
 from ktrdr.research.labels import BUY, HOLD, SELL
+
+#: The side of each class id: a lookup is one gather (``bench skill``), two comparisons were three passes.
+_SIDES = np.zeros(3)
+_SIDES[BUY], _SIDES[SELL] = 1.0, -1.0
 
 #: Two-sided level of the interval, and its normal quantile.
 LEVEL = 0.95
@@ -68,6 +73,11 @@ class SkillInputs:
     horizon: int
     label_source: str
 
+    @functools.cached_property
+    def plan(self) -> SkillPlan:
+        """The prediction-independent part of the skill section, computed on first use."""
+        return skill_plan(self)
+
 
 def calendar_slots(bar_times: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """``(calendar, slots)`` for :class:`SkillInputs`: the distinct bar open times of all
@@ -87,9 +97,8 @@ def segment_count(y: np.ndarray, symbol_index: np.ndarray, label_source: str) ->
 
 
 def side(pred: np.ndarray) -> np.ndarray:
-    """+1 for BUY, -1 for SELL, 0 for HOLD (float64)."""
-    p = np.asarray(pred)
-    return (p == BUY).astype(np.float64) - (p == SELL).astype(np.float64)
+    """+1 for BUY, -1 for SELL, 0 for HOLD (float64); ``pred`` holds class ids."""
+    return _SIDES[np.asarray(pred)]
 
 
 def t_quantile(df: int) -> float:
@@ -99,37 +108,78 @@ def t_quantile(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
+@dataclass(frozen=True, eq=False)
+class _SymbolSpan:
+    """One symbol's prediction-independent part of :func:`pnl_by_time`: ``rows`` (indices of its
+    rows whose H bars lie inside the data), ``offsets`` (each such row's place in the padded
+    decision array: H + position - lo), ``width`` (H + hi - lo), ``step`` (the one-bar returns
+    after bars lo..hi-1) and ``cells`` (those bars' places in the split's calendar span)."""
+
+    rows: np.ndarray
+    offsets: np.ndarray
+    width: int
+    step: np.ndarray
+    cells: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SkillPlan:
+    """Everything the skill section needs that does not depend on the predictions, computed once
+    per split (:attr:`SkillInputs.plan`) so that an evaluation only spreads the decisions' sides
+    over the bars (``bench skill``: this part was half of the section's cost). ``known``: per row,
+    whether its H bars lie inside the data; ``decisions``: per bar time of the split's calendar span,
+    the decisions made then; ``segments``: :func:`segment_count` of the split."""
+
+    spans: tuple[_SymbolSpan, ...]
+    known: np.ndarray
+    decisions: np.ndarray
+    segments: int
+
+
+def skill_plan(inputs: SkillInputs) -> SkillPlan:
+    """The :class:`SkillPlan` of ``inputs`` (see :func:`pnl_by_time` for the quantities)."""
+    h = inputs.horizon
+    known = np.zeros(inputs.position.shape[0], dtype=bool)
+    bounds = np.searchsorted(inputs.symbol_index, np.arange(len(inputs.closes) + 1))  # rows by symbol
+    found: list[tuple[np.ndarray, np.ndarray, int, int, np.ndarray, np.ndarray]] = []
+    first, last = inputs.calendar.size, 0
+    for s, (close, slots) in enumerate(zip(inputs.closes, inputs.slots, strict=True)):
+        pos = inputs.position[bounds[s] : bounds[s + 1]]
+        ok = pos + h < close.size
+        known[bounds[s] : bounds[s + 1]] = ok
+        pos = pos[ok]
+        if pos.size == 0:
+            continue
+        lo, hi = int(pos[0]), int(pos[-1]) + h  # bars whose next return some decision holds
+        rows = bounds[s] + np.flatnonzero(ok)
+        found.append((rows, pos, lo, hi, close[lo + 1 : hi + 1] / close[lo:hi] - 1.0, slots))
+        first, last = min(first, int(slots[lo])), max(last, int(slots[hi - 1]))
+    segments = segment_count(inputs.y, inputs.symbol_index, inputs.label_source)
+    if first > last:
+        return SkillPlan((), known, np.empty(0), segments)
+    decisions = np.zeros(last + 1 - first)
+    spans = []
+    for rows, pos, lo, hi, step, slots in found:
+        decisions[slots[pos] - first] += 1.0  # positions (so slots) are distinct within a symbol
+        spans.append(_SymbolSpan(rows, h + pos - lo, h + hi - lo, step, slots[lo:hi] - first))
+    return SkillPlan(tuple(spans), known, decisions, segments)
+
+
 def pnl_by_time(sides: np.ndarray, inputs: SkillInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(pnl, decisions, known)``: per calendar bar time, from the split's first decision to its
     last held bar, the summed per-bar P&L terms ``w_b · r_b+1`` of all symbols and the number of
     decisions made at that time; ``known``: per row, whether its H bars lie inside the data
     (module docstring). ``sides``: +1/-1/0 per row."""
+    plan = inputs.plan
     h = inputs.horizon
-    known = np.zeros(sides.shape[0], dtype=bool)
-    pnl = np.zeros(inputs.calendar.size)
-    decisions = np.zeros(inputs.calendar.size)
-    first, last = inputs.calendar.size, 0
-    bounds = np.searchsorted(inputs.symbol_index, np.arange(len(inputs.closes) + 1))  # rows by symbol
-    for s, (close, slots) in enumerate(zip(inputs.closes, inputs.slots, strict=True)):
-        pos = inputs.position[bounds[s] : bounds[s + 1]]
-        ok = pos + h < close.size
-        known[bounds[s] : bounds[s + 1]] = ok
-        pos, row_sides = pos[ok], sides[bounds[s] : bounds[s + 1]][ok]
-        if pos.size == 0:
-            continue
-        lo, hi = int(pos[0]), int(pos[-1]) + h  # bars whose next return some decision holds
-        # Positions (and their calendar slots) are distinct within a symbol: plain indexed adds.
-        padded = np.zeros(h + hi - lo)
-        padded[h + pos - lo] = row_sides
+    pnl = np.zeros(plan.decisions.size)
+    for span in plan.spans:
+        padded = np.zeros(span.width)
+        padded[span.offsets] = sides[span.rows]
         csum = np.cumsum(padded)
-        held = csum[h:] - csum[: hi - lo]  # summed sides of the decisions of the last h bars
-        step = close[lo + 1 : hi + 1] / close[lo:hi] - 1.0
-        pnl[slots[lo:hi]] += held * step
-        decisions[slots[pos]] += 1.0
-        first, last = min(first, int(slots[lo])), max(last, int(slots[hi - 1]))
-    if first > last:
-        return np.empty(0), np.empty(0), known
-    return pnl[first : last + 1], decisions[first : last + 1], known
+        held = csum[h:] - csum[: span.width - h]  # summed sides of the decisions of the last h bars
+        pnl[span.cells] += held * span.step
+    return pnl, plan.decisions, plan.known
 
 
 def block_bootstrap_se(pnl: np.ndarray, decisions: np.ndarray, block: int) -> tuple[float, int] | None:
@@ -164,7 +214,7 @@ def skill_section(pred: np.ndarray, inputs: SkillInputs) -> dict[str, Any]:
     sides = side(pred)
     pnl, decisions, known = pnl_by_time(sides, inputs)
     positions = sides[known]
-    segments = segment_count(inputs.y, inputs.symbol_index, inputs.label_source)
+    segments = inputs.plan.segments
     mean_segment = len(inputs.y) / segments if segments else 0.0
     block = max(inputs.horizon, math.ceil(mean_segment), 1)
     n = int(known.sum())

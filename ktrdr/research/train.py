@@ -28,7 +28,8 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,59 +45,84 @@ from ktrdr.research.model import parameter_count
 from ktrdr.research.nulls import headline, null_control
 from ktrdr.research.skill import verdict
 from ktrdr.research.synthetic import to_ns
-from ktrdr.research.trainer import Progress, TrainOptions
-from ktrdr.strategy import Strategy, data_requirements, load_strategy_file
+from ktrdr.research.trainer import CancelToken, Progress, TrainOptions
+from ktrdr.strategy import LoadedStrategy, Strategy, data_requirements, load_strategy_file
+
+
+def select_bars(
+    strategy: Strategy, start_ns: int, end_ns: int, read: Callable[[str, str], tuple[barsmod.Bars, str]]
+) -> dict[str, dict[str, barsmod.Bars]]:
+    """symbol → timeframe → the bars the run needs (warm-up included). ``read(symbol, timeframe)``
+    returns a series and the name of where it came from (for the error when it has no bars in the
+    window)."""
+    out: dict[str, dict[str, barsmod.Bars]] = {}
+    for req in data_requirements(strategy, start_ns, end_ns):
+        series, source = read(req.symbol, req.timeframe)
+        bars = series.between(req.start, req.end)
+        if len(bars) == 0:
+            raise barsmod.BarsError(
+                f"{source}: no bars between {req.to_dict()['start']} and {req.to_dict()['end']}"
+            )
+        out.setdefault(req.symbol, {})[req.timeframe] = bars
+    return out
 
 
 def load_bars(
     strategy: Strategy, data_dir: Path, start_ns: int, end_ns: int
 ) -> dict[str, dict[str, barsmod.Bars]]:
     """symbol → timeframe → bars read from ``data_dir``, cut to the strategy's requirements."""
-    out: dict[str, dict[str, barsmod.Bars]] = {}
-    for req in data_requirements(strategy, start_ns, end_ns):
-        path = barsmod.find_file(data_dir, req.symbol, req.timeframe)
-        bars = barsmod.read_file(path, req.symbol, req.timeframe).between(req.start, req.end)
-        if len(bars) == 0:
-            raise barsmod.BarsError(
-                f"{path}: no bars between {req.to_dict()['start']} and {req.to_dict()['end']}"
-            )
-        out.setdefault(req.symbol, {})[req.timeframe] = bars
-    return out
+
+    def read(symbol: str, timeframe: str) -> tuple[barsmod.Bars, str]:
+        path = barsmod.find_file(data_dir, symbol, timeframe)
+        return barsmod.read_file(path, symbol, timeframe), str(path)
+
+    return select_bars(strategy, start_ns, end_ns, read)
 
 
-def run(
-    strategy_path: str | Path,
-    data_dir: str | Path,
-    start: str,
-    end: str,
-    *,
-    out_dir: str | Path = "models",
-    seed: int | None = None,
-    epochs: int | None = None,
-    options: TrainOptions | None = None,
-    progress: Callable[[Progress], None] | None = None,
-    null_runs: int = 0,
-    jobs: int = 1,
-) -> dict[str, Any]:
-    """Train and save; returns the summary (see :func:`summary`). With ``null_runs`` > 0, also
-    the null control (:func:`ktrdr.research.nulls.null_control`, ``jobs`` processes) under
-    ``summary["null_control"]``. Errors propagate."""
-    t = time.perf_counter()
-    loaded = load_strategy_file(strategy_path)
-    strategy = loaded.strategy
+def with_overrides(strategy: Strategy, *, seed: int | None, epochs: int | None) -> Strategy:
+    """The strategy with its training seed and/or epoch count replaced (None keeps the strategy's)."""
     optim = strategy.optim
     if seed is not None:
         optim = dataclasses.replace(optim, seed=seed)
     if epochs is not None:
         optim = dataclasses.replace(optim, epochs=epochs)
-    strategy = dataclasses.replace(strategy, optim=optim)
-    start_ns, end_ns = to_ns(start), to_ns(end)
-    data = load_bars(strategy, Path(data_dir), start_ns, end_ns)
-    warmup, coverage_warnings = coverage(strategy, data, start_ns, end_ns)
-    load_s = time.perf_counter() - t
+    return dataclasses.replace(strategy, optim=optim)
 
+
+@dataclass
+class Trained:
+    """One finished training: its summary (:func:`summary`) and what the null control reuses."""
+
+    summary: dict[str, Any]
+    reports: dict[str, dict[str, Any]]
+
+
+def train_on_bars(
+    loaded: LoadedStrategy,
+    data: Mapping[str, Mapping[str, barsmod.Bars]],
+    start_ns: int,
+    end_ns: int,
+    model_path: Path,
+    *,
+    seed: int | None = None,
+    epochs: int | None = None,
+    options: TrainOptions | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: CancelToken | None = None,
+    resume: Path | None = None,
+    load_s: float = 0.0,
+) -> Trained:
+    """The one training both the library entry point and the training host run: ``data`` as
+    :func:`select_bars` gives it, features + labels → splits → training (continued from ``resume``,
+    a checkpoint, when given) → evaluation → the model directory at exactly ``model_path``.
+    Raises :class:`~ktrdr.research.trainer.Cancelled` when ``cancel`` is set (after writing the
+    checkpoint ``options.checkpoint_path``), ``ValueError`` for bad data, ``TrainingError``."""
+    strategy = with_overrides(loaded.strategy, seed=seed, epochs=epochs)
+    warmup, coverage_warnings = coverage(strategy, data, start_ns, end_ns)
     options = options or TrainOptions()
-    fitted = fit_and_evaluate(strategy, data, start=start_ns, options=options, progress=progress)
+    fitted = fit_and_evaluate(
+        strategy, data, start=start_ns, options=options, progress=progress, cancel=cancel, resume=resume
+    )
     ds, model, result, reports = fitted.dataset, fitted.model, fitted.result, fitted.reports
     timings = {"load_s": load_s, **fitted.timings}
     layout = split_layout(ds, warmup)
@@ -114,23 +140,63 @@ def run(
         **layout,
     }
     t = time.perf_counter()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = save_model_dir(
-        Path(out_dir) / f"{strategy.name}_{stamp}",
+        model_path,
         model,
         model_spec=strategy.model,
         symbols=ds.symbols,
         strategy=strategy.to_dict(),
         feature_spec=ds.feature_spec,
         metrics=metrics,
-        seed=optim.seed,
+        seed=strategy.optim.seed,
         device=result.device,
         data=[b for per_tf in data.values() for b in per_tf.values()],
         timings=timings,
     )
     timings["save_s"] = time.perf_counter() - t
     warnings = [str(w) for w in loaded.warnings] + coverage_warnings + list(ds.warnings)
-    s = summary(path, strategy, model, result, reports, timings, warnings, layout)
+    return Trained(summary(path, strategy, model, result, reports, timings, warnings, layout), reports)
+
+
+def run(
+    strategy_path: str | Path,
+    data_dir: str | Path,
+    start: str,
+    end: str,
+    *,
+    out_dir: str | Path = "models",
+    seed: int | None = None,
+    epochs: int | None = None,
+    options: TrainOptions | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    null_runs: int = 0,
+    jobs: int = 1,
+) -> dict[str, Any]:
+    """Train and save into ``out_dir/<strategy>_<UTC time>``; returns the summary (see
+    :func:`summary`). With ``null_runs`` > 0, also the null control
+    (:func:`ktrdr.research.nulls.null_control`, ``jobs`` processes) under
+    ``summary["null_control"]``. Errors propagate."""
+    t = time.perf_counter()
+    loaded = load_strategy_file(strategy_path)
+    strategy = with_overrides(loaded.strategy, seed=seed, epochs=epochs)
+    start_ns, end_ns = to_ns(start), to_ns(end)
+    data = load_bars(strategy, Path(data_dir), start_ns, end_ns)
+    load_s = time.perf_counter() - t
+    options = options or TrainOptions()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    trained = train_on_bars(
+        loaded,
+        data,
+        start_ns,
+        end_ns,
+        Path(out_dir) / f"{strategy.name}_{stamp}",
+        seed=seed,
+        epochs=epochs,
+        options=options,
+        progress=progress,
+        load_s=load_s,
+    )
+    s = trained.summary
     if null_runs > 0:
         t = time.perf_counter()
         s["null_control"] = null_control(
@@ -138,8 +204,8 @@ def run(
             data,
             start=start_ns,
             n=null_runs,
-            block=verdict_report(reports)["skill"]["block_bars"],
-            real=headline(reports),
+            block=verdict_report(trained.reports)["skill"]["block_bars"],
+            real=headline(trained.reports),
             options=options,
             jobs=jobs,
         )

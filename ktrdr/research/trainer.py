@@ -35,7 +35,7 @@ Contracts:
   uninterrupted run ends with. Written atomically (temp file, fsync, rename, then an fsync of the
   directory so the rename survives a crash); loaded with ``weights_only=True``.
 * CUDA: bfloat16 autocast when ``mixed_precision`` (default on) and the device is CUDA; CPU runs
-  in float32.
+  in float32. Inputs reach the GPU from pinned host memory (:meth:`Split.to`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ktrdr.research.artifacts import fsync_dir
+from ktrdr.atomicfile import fsync_dir
 from ktrdr.research.gradients import autocast, batch_gradients
 from ktrdr.research.optim import (
     FlatOptimizer,
@@ -118,8 +118,16 @@ class Split:
         return int(self.x.shape[0])
 
     def to(self, device: torch.device) -> Split:
+        """The split on ``device``; host tensors bound for CUDA go through pinned memory (one
+        asynchronous copy each, ordered on the current stream before any use)."""
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            if device.type == "cuda" and t.device.type == "cpu":
+                return t.pin_memory().to(device, non_blocking=True)
+            return t.to(device)
+
         s = self.symbol_index
-        return Split(self.x.to(device), self.y.to(device), None if s is None else s.to(device))
+        return Split(move(self.x), move(self.y), None if s is None else move(s))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ class ApiError(Exception):
     reason: str = ""
     violations: list[FieldViolation] = field(default_factory=list)
     retry_after_s: float | None = None
+    #: ``ErrorInfo.metadata`` (e.g. ``missing``: the absent blob digests, comma-separated).
+    metadata: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.message

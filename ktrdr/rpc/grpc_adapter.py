@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -100,10 +100,12 @@ def registry_server(
     max_message_bytes: int,
     options: list[tuple[str, Any]] | None = None,
     maximum_concurrent_rpcs: int | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A ``grpc.aio`` server (not bound, not started) serving every service of ``registry``,
     ``grpc.health.v1.Health`` and reflection, with messages of at most ``max_message_bytes`` each
-    way; ``options`` are added to the channel arguments. Returns the server and its health servicer.
+    way; ``options`` are added to the channel arguments; ``interceptors`` see every call (a host's
+    bearer-token check, :mod:`ktrdr.rpc.hostauth`). Returns the server and its health servicer.
     Must be called inside the running event loop."""
     server = grpc.aio.server(
         options=[
@@ -112,6 +114,7 @@ def registry_server(
             *(options or []),
         ],
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
+        interceptors=list(interceptors),
     )
     server.add_generic_rpc_handlers(generic_handlers(registry))
     health_servicer = health.aio.HealthServicer()

@@ -12,9 +12,9 @@ from ktrdr.rpc.errors import ApiError
 ERROR_DOMAIN = "ktrdr"
 
 
-def error_info(reason: str) -> any_pb2.Any:
+def error_info(reason: str, metadata: dict[str, str] | None = None) -> any_pb2.Any:
     packed = any_pb2.Any()
-    packed.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))
+    packed.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata or {}))
     return packed
 
 
@@ -22,7 +22,7 @@ def to_status(error: ApiError) -> status_pb2.Status:
     """The rich status of an :class:`ApiError`: ErrorInfo(reason), BadRequest, RetryInfo as present."""
     status = status_pb2.Status(code=error.code, message=error.message)
     if error.reason:
-        status.details.append(error_info(error.reason))
+        status.details.append(error_info(error.reason, error.metadata))
     if error.violations:
         bad = error_details_pb2.BadRequest(
             field_violations=[
@@ -45,4 +45,6 @@ def error_data(error: ApiError) -> dict[str, Any]:
         data["fieldViolations"] = [{"field": v.field, "description": v.description} for v in error.violations]
     if error.retry_after_s is not None:
         data["retryDelay"] = f"{error.retry_after_s:g}s"
+    if error.metadata:
+        data["metadata"] = dict(error.metadata)
     return data

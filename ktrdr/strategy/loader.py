@@ -20,7 +20,8 @@ Sections and what happens to each key:
   early_stopping{monitor, patience, min_delta, restore_best}, lr_scheduler{type, ...},
   class_weights (none|balanced), seed}``.
 * ``decisions``: ``output_format`` classification, ``confidence_threshold`` [0, 1],
-  ``position_awareness``, ``filters.min_signal_separation`` (bars of the base timeframe).
+  ``position_awareness``, ``filters.min_signal_separation`` (bars of the base timeframe),
+  ``direction`` (long_only | long_short), ``position_size`` (fraction of equity, (0, 1]).
 * ``training``: ``method`` supervised; ``labels.{source zigzag|forward, zigzag_threshold (0, 1),
   label_lookahead}`` (``label_lookahead`` is warned as ignored with ``source: zigzag``, whose
   horizon is measured on the data); ``data_split.{train, validation, test}`` summing to 1 (±1e-6), ``embargo``.
@@ -41,6 +42,7 @@ fuzzy keys and sets, symbols) of at most :data:`~ktrdr.strategy.inputs.MAX_NAME_
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,7 @@ from ktrdr.strategy.model import (
     SplitSpec,
     Strategy,
 )
+from ktrdr.strategy.overrides import Override, annotate, apply_overrides
 from ktrdr.strategy.reader import Reader, listing
 from ktrdr.strategy.yamltree import YamlSyntaxError, YNode, parse
 
@@ -103,8 +106,14 @@ def load_strategy_file(path: str | Path) -> LoadedStrategy:
     return load_strategy_text(text, source=str(p))
 
 
-def load_strategy_text(text: str, source: str = "<string>") -> LoadedStrategy:
-    """Load a strategy from YAML text; ``source`` names it in messages. Raises :class:`StrategyError`."""
+def load_strategy_text(
+    text: str, source: str = "<string>", overrides: Sequence[Override] = ()
+) -> LoadedStrategy:
+    """Load a strategy from YAML text; ``source`` names it in messages. Raises :class:`StrategyError`.
+
+    ``overrides`` (``--set``, :mod:`ktrdr.strategy.overrides`) replace values of the parsed
+    document before it is read; issues about them name the override.
+    """
     try:
         root = parse(text)
     except YamlSyntaxError as exc:
@@ -112,12 +121,15 @@ def load_strategy_text(text: str, source: str = "<string>") -> LoadedStrategy:
     if root is None:
         raise StrategyError([StrategyIssue(source, 1, 1, "", "the document is empty")])
     r = Reader(source)
+    applied = apply_overrides(root, overrides, r)
     strategy = _read_document(r, root)
     if r.errors or strategy is None:
         raise StrategyError(
-            r.errors or [StrategyIssue(source, 1, 1, "", "invalid strategy")], r.omitted_errors
+            annotate(r.errors, applied) or [StrategyIssue(source, 1, 1, "", "invalid strategy")],
+            r.omitted_errors,
         )
-    return LoadedStrategy(strategy, sorted(r.warnings, key=lambda i: (i.line, i.column)), r.omitted_warnings)
+    warnings = sorted(annotate(r.warnings, applied), key=lambda i: (i.line, i.column))
+    return LoadedStrategy(strategy, warnings, r.omitted_warnings)
 
 
 def _read_document(r: Reader, root: YNode) -> Strategy | None:
@@ -461,7 +473,17 @@ def _read_scheduler(r: Reader, node: YNode | None) -> LrSchedulerSpec | None:
 def _read_decisions(r: Reader, node: YNode | None, legacy: bool) -> DecisionSpec:
     """``legacy``: the file is written for the predecessor (has ``scope``/``deployment``), whose
     ``min_signal_separation`` meant hours; say that it now means bars."""
-    f = r.fields(node, ("output_format", "confidence_threshold", "position_awareness", "filters"))
+    f = r.fields(
+        node,
+        (
+            "output_format",
+            "confidence_threshold",
+            "position_awareness",
+            "filters",
+            "direction",
+            "position_size",
+        ),
+    )
     x = r.fields(
         f.get("filters"),
         ("min_signal_separation",),
@@ -479,6 +501,8 @@ def _read_decisions(r: Reader, node: YNode | None, legacy: bool) -> DecisionSpec
         ),
         position_awareness=r.scalar(f.get("position_awareness"), "bool", d.position_awareness),
         min_signal_separation=sep,
+        direction=r.scalar(f.get("direction"), "str", d.direction, choices=("long_only", "long_short")),
+        position_size=r.scalar(f.get("position_size"), "float", d.position_size, above=0.0, maximum=1.0),
     )
 
 

@@ -148,14 +148,18 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class DecisionSpec:
-    """``decisions``: how class probabilities become trades (used by the backtester).
-    ``min_signal_separation`` is in bars of the base timeframe."""
+    """``decisions``: how class probabilities become trades (:mod:`ktrdr.research.backtest.decisions`).
+    ``min_signal_separation`` is in bars of the base timeframe. ``direction``: ``long_only`` (SELL
+    closes a long) or ``long_short`` (SELL goes short). ``position_size``: the fraction of equity a
+    new position is given, in (0, 1]."""
 
     output_format: str = "classification"
     confidence_threshold: float = 0.5
     position_awareness: bool = True
     min_signal_separation: int = 0
     volume_filter: bool = False
+    direction: str = "long_only"
+    position_size: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,32 @@ class YNode:
         """The elements of a sequence."""
         return [YNode(n, f"{self.path}[{i}]", self._loader) for i, n in enumerate(self._node.value)]
 
+    def graft(self, child: str | int, text: str, *, line: int, column: int) -> YNode:
+        """Replace this mapping's value of key ``child``, or this sequence's item ``child``, by the
+        YAML value ``text``; a key absent from a mapping is appended. Returns the new child.
+
+        The new nodes are placed at ``line``/``column`` (1-based), so every later complaint about
+        them points where the caller says (an override points at the key it replaced). Raises
+        :class:`YamlSyntaxError` (positions within ``text``) when ``text`` is not one YAML value,
+        and ``IndexError`` for an item past the end of a sequence.
+        """
+        composed, _ = _compose(text)
+        mark = yaml.Mark("<override>", 0, line - 1, column - 1, None, None)
+        new = composed or yaml.ScalarNode("tag:yaml.org,2002:null", "", mark, mark)
+        _restamp(new, mark)
+        if self.kind == "seq":
+            assert isinstance(child, int)
+            self._node.value[child] = new
+            return self.items()[child]
+        pairs = self._node.value
+        for index, (knode, _vnode) in enumerate(pairs):
+            if knode.tag == "tag:yaml.org,2002:str" and knode.value == child:
+                pairs[index] = (knode, new)
+                break
+        else:
+            pairs.append((yaml.ScalarNode("tag:yaml.org,2002:str", str(child), mark, mark), new))
+        return next(e.value for e in reversed(self.entries()) if e.key == child)
+
     def value(self) -> Any:
         """The plain Python value of this node (scalars: str/int/float/bool/None)."""
         return self._loader.construct_object(self._node, deep=True)
@@ -172,8 +198,9 @@ def _mark(exc: yaml.MarkedYAMLError) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
 
 
-def parse(text: str) -> YNode | None:
-    """The document's root node, or None for an empty document. Raises :class:`YamlSyntaxError`."""
+def _compose(text: str) -> tuple[yaml.Node | None, _Loader]:
+    """The composed (and once constructed) node of ``text`` and its loader; raises
+    :class:`YamlSyntaxError`."""
     _check_characters(text)
     loader = _Loader(text)
     try:
@@ -190,4 +217,23 @@ def parse(text: str) -> YNode | None:
         raise YamlSyntaxError(clip(f"YAML syntax error: {exc}"), 1, 1) from None
     finally:
         loader.dispose()
+    return node, loader
+
+
+def parse(text: str) -> YNode | None:
+    """The document's root node, or None for an empty document. Raises :class:`YamlSyntaxError`."""
+    node, loader = _compose(text)
     return None if node is None else YNode(node, "", loader)
+
+
+def _restamp(node: yaml.Node, mark: yaml.Mark) -> None:
+    """Give ``node`` and every node under it the position ``mark`` (iteratively: depth is bounded
+    by :data:`MAX_DEPTH` already, but a wide value has many nodes)."""
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        current.start_mark = current.end_mark = mark
+        if isinstance(current, yaml.MappingNode):
+            pending.extend(n for pair in current.value for n in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            pending.extend(current.value)

@@ -3,8 +3,9 @@ operation (:func:`load_series`; the kinds are registered by :mod:`ktrdrd.service
 
 A series load:
 
-1. waits for the IB host (:class:`~ktrdrd.data.iblink.IbLink`); meanwhile its stage is
-   ``waiting for the IB host`` and its progress message ``waiting for <why>``;
+1. waits for the IB host (the daemon's link, :class:`ktrdrd.hosts.link.ReadyChannel`); meanwhile
+   its stage is ``waiting for the IB host`` and its progress message the link's reason
+   (``waiting for the IB host 'ib' at unix:/…: <why>``);
 2. takes the series' source from the host (``GetStatus().simulated`` → ``SIMULATOR``, else ``IB``)
    and refuses a series that holds bars of another source (FAILED_PRECONDITION ``SOURCE_MISMATCH``);
 3. resolves the contract: an unknown symbol is the host's NOT_FOUND, which names it;
@@ -35,7 +36,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import numpy as np
@@ -54,9 +55,11 @@ from ktrdr.wire import StatusCode
 from ktrdrd.data import gaps
 from ktrdrd.data.cache import BarCache
 from ktrdrd.data.catalog import SeriesEntry
-from ktrdrd.data.iblink import IbLink
 from ktrdrd.data.intervals import Interval
 from ktrdrd.operations import OperationContext
+
+if TYPE_CHECKING:  # grpc loads with the daemon's servers, not with this module
+    from ktrdrd.hosts.link import ReadyChannel
 
 T = TypeVar("T")
 
@@ -202,7 +205,7 @@ class SeriesLoad:
         self,
         ctx: OperationContext,
         cache: BarCache,
-        link: IbLink,
+        link: ReadyChannel,
         fetch_locks: dict[tuple[str, str], asyncio.Lock],
     ) -> None:
         self.ctx = ctx
@@ -242,7 +245,7 @@ class SeriesLoad:
         await ctx.set_stage("waiting for the IB host")
         channel = await self._until(
             self.link.ready_channel(),
-            lambda: self.tally.report(ctx, f"waiting for {self.link.describe_wait()}"),
+            lambda: self.tally.report(ctx, self.link.describe_wait()),
         )
         stub = marketdata_pb2_grpc.MarketDataServiceStub(channel)
         await ctx.set_stage("resolving")

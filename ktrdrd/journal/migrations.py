@@ -124,7 +124,47 @@ def _v3_bar_catalog(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_operations, _v2_write_probe, _v3_bar_catalog)
+def _v4_model_registry(conn: sqlite3.Connection) -> None:
+    """The model registry's catalog (:mod:`ktrdrd.models`): one row per model (strategy name) with
+    the next version number to give (numbers are never reused), one per version (its summary: key
+    metrics, manifest, normalized strategy and feature names as JSON), and the aliases. An alias
+    keeps its version from being deleted (no cascade)."""
+    _execute_all(
+        conn,
+        """
+        CREATE TABLE models (
+            strategy     TEXT PRIMARY KEY,
+            next_version INTEGER NOT NULL,
+            create_time  REAL NOT NULL,
+            update_time  REAL NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE model_versions (
+            strategy            TEXT NOT NULL REFERENCES models (strategy),
+            version             INTEGER NOT NULL,
+            create_time         REAL NOT NULL,
+            operation           TEXT NOT NULL DEFAULT '',
+            size_bytes          INTEGER NOT NULL,
+            metrics             TEXT NOT NULL,
+            manifest            TEXT NOT NULL,
+            strategy_normalized TEXT NOT NULL,
+            feature_names       TEXT NOT NULL,
+            PRIMARY KEY (strategy, version)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE model_aliases (
+            strategy    TEXT NOT NULL,
+            alias       TEXT NOT NULL,
+            version     INTEGER NOT NULL,
+            update_time REAL NOT NULL,
+            PRIMARY KEY (strategy, alias),
+            FOREIGN KEY (strategy, version) REFERENCES model_versions (strategy, version)
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_operations, _v2_write_probe, _v3_bar_catalog, _v4_model_registry)
 LATEST_VERSION = len(MIGRATIONS)
 
 

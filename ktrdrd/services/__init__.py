@@ -29,11 +29,14 @@ class Pending:
         self.descriptor = descriptor
 
 
-def build_registry(app_state: AppState, core: Any, data: object | None = None) -> Registry:
+def build_registry(
+    app_state: AppState, core: Any, data: object | None = None, models: object | None = None
+) -> Registry:
     """Every daemon service, bound to this daemon's state and operations core.
 
     ``data``: the ``DataService`` (:mod:`.data`, built by the daemon around its bar cache); None
-    leaves DataService UNIMPLEMENTED (tools that serve no cache).
+    leaves DataService UNIMPLEMENTED (tools that serve no cache). ``models``: the ``ModelsService``
+    (:mod:`.models`, over the daemon's model registry); None leaves it UNIMPLEMENTED.
     """
     return Registry(
         [
@@ -42,7 +45,7 @@ def build_registry(app_state: AppState, core: Any, data: object | None = None) -
             Pending(training_pb2.DESCRIPTOR.services_by_name["TrainingService"]),
             data or Pending(data_pb2.DESCRIPTOR.services_by_name["DataService"]),
             StrategiesService(),
-            Pending(models_pb2.DESCRIPTOR.services_by_name["ModelsService"]),
+            models or Pending(models_pb2.DESCRIPTOR.services_by_name["ModelsService"]),
             Pending(backtests_pb2.DESCRIPTOR.services_by_name["BacktestsService"]),
         ]
     )

@@ -21,7 +21,7 @@ import contextlib
 import importlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import timestamp_pb2
 
@@ -29,9 +29,11 @@ from ktrdr import timeframes
 from ktrdr.daemon.v1 import data_pb2 as pb
 from ktrdr.rpc.errors import ApiError, failed_precondition, invalid_argument
 from ktrdr.wire import StatusCode
-from ktrdrd.data.iblink import IbLink
 from ktrdrd.operations import OperationContext, OperationsCore
 from ktrdrd.services.convert import operation_to_proto
+
+if TYPE_CHECKING:  # grpc loads with the daemon's servers, not with this module
+    from ktrdrd.hosts.link import ReadyChannel
 
 PARENT_KIND = "data.load"
 SERIES_KIND = "data.load.series"
@@ -56,7 +58,7 @@ class Loads:
     """LoadData and the load kinds, over ``core``, the IB host ``link`` (None: no IB host) and the
     cache that ``cache_of`` returns."""
 
-    def __init__(self, core: OperationsCore, link: IbLink | None, cache_of: CacheGetter) -> None:
+    def __init__(self, core: OperationsCore, link: ReadyChannel | None, cache_of: CacheGetter) -> None:
         self.core = core
         self.link = link
         self.cache_of = cache_of
@@ -75,8 +77,8 @@ class Loads:
         if self.link is None:
             raise failed_precondition(
                 "ktrdrd has no IB host to load from: set hosts.ib (the address of a running `hostd ib`, "
-                "e.g. unix:/run/ktrdr/ib.sock) in the daemon's configuration, or import files with "
-                "`ktrdrctl data import`",
+                "e.g. unix:/run/ktrdr/ib.sock) or hosts.embedded = true in the daemon's configuration, "
+                "or import files with `ktrdrctl data import`",
                 "NO_IB_HOST",
             )
         record = await self.core.start(
@@ -137,7 +139,9 @@ class _SeriesKind:
 
     async def run(self, ctx: OperationContext) -> dict[str, Any] | None:
         if self.loads.link is None:
-            raise failed_precondition("ktrdrd has no IB host to load from (set hosts.ib)", "NO_IB_HOST")
+            raise failed_precondition(
+                "ktrdrd has no IB host to load from (set hosts.ib or hosts.embedded)", "NO_IB_HOST"
+            )
         cache = await self.loads.cache_of()
         module = await asyncio.to_thread(importlib.import_module, "ktrdrd.data.load")
         load = module.SeriesLoad(ctx, cache, self.loads.link, self.loads.fetch_locks)

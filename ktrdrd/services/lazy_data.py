@@ -14,12 +14,14 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ktrdr.daemon.v1 import data_pb2 as pb
 from ktrdr.rpc.registry import Call
-from ktrdrd.data.iblink import IbLink
 from ktrdrd.services.data_load import Loads
+
+if TYPE_CHECKING:  # grpc loads with the daemon's servers, not with this module
+    from ktrdrd.hosts.link import ReadyChannel
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ class LazyDataService:
     descriptor = pb.DESCRIPTOR.services_by_name["DataService"]
 
     def __init__(
-        self, root: Path, journal: Any, *, max_import_bytes: int, core: Any, ib_link: IbLink | None
+        self, root: Path, journal: Any, *, max_import_bytes: int, core: Any, ib_link: ReadyChannel | None
     ) -> None:
         self._root = root
         self._journal = journal

@@ -11,8 +11,13 @@ library (which imports yaml and numpy) is imported there on first use, keeping a
   ``STRATEGY_INVALID``, one field violation on ``source.content`` per error
   (``file:line:col: path: message``).
 
-Malformed requests (empty ``source.content``, ``overrides`` given, ``end_time`` not after
-``start_time``, a period whose warm-up starts before year 1) are INVALID_ARGUMENT naming the field.
+Both apply the request's ``overrides`` (``--set path=value``, :mod:`ktrdr.strategy.overrides`) to
+the parsed document before validating it: a path that cannot be followed, or a value of the wrong
+type, is an issue of the document with the line of the key it names, and says which override.
+
+Malformed requests (empty ``source.content``, an override path that does not parse, ``end_time``
+not after ``start_time``, a period whose warm-up starts before year 1) are INVALID_ARGUMENT naming
+the field.
 
 Bounded work and answers: a document over :data:`MAX_STRATEGY_BYTES` is INVALID_ARGUMENT, reason
 ``STRATEGY_TOO_LARGE``, before it is parsed; at most ``ktrdr.strategy.reader.MAX_ISSUES`` errors
@@ -26,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
@@ -61,14 +67,14 @@ class StrategiesService:
         self, request: pb.ValidateStrategyRequest, call: Call
     ) -> pb.ValidateStrategyResponse:
         content, name = _checked_source(request)
-        return await asyncio.to_thread(_validate, content, name)
+        return await asyncio.to_thread(_validate, content, name, request.overrides)
 
     async def DescribeStrategy(
         self, request: pb.DescribeStrategyRequest, call: Call
     ) -> pb.DescribeStrategyResponse:
         content, name = _checked_source(request)
         start_ns, end_ns = period_of(request, time.time_ns())
-        return await asyncio.to_thread(_describe, content, name, start_ns, end_ns)
+        return await asyncio.to_thread(_describe, content, name, request.overrides, start_ns, end_ns)
 
 
 def _checked_source(request: pb.ValidateStrategyRequest | pb.DescribeStrategyRequest) -> tuple[str, str]:
@@ -82,13 +88,36 @@ def _checked_source(request: pb.ValidateStrategyRequest | pb.DescribeStrategyReq
             "source.source_name",
             f"{len(request.source.source_name):,} characters, over the limit of {MAX_SOURCE_NAME_CHARS:,}",
         )
-    if request.overrides:
-        raise invalid_argument(
-            "overrides",
-            "parameter overrides are not supported by StrategiesService yet",
-            "OVERRIDES_UNSUPPORTED",
-        )
     return request.source.content, request.source.source_name or DEFAULT_SOURCE_NAME
+
+
+def checked_overrides(
+    overrides: Sequence[common_pb2.ParameterOverride], field: str = "overrides"
+) -> list[Any]:
+    """The request's ``--set`` overrides as ``ktrdr.strategy.Override`` values; INVALID_ARGUMENT
+    (reason ``OVERRIDE_INVALID``) naming ``overrides[i].path`` or ``.value`` for a malformed one
+    (an unparsable path, over the limits of :mod:`ktrdr.strategy.overrides`). Whether the path
+    exists in the document is the document's validation (an issue with its line)."""
+    from ktrdr.strategy.overrides import MAX_OVERRIDES, MAX_VALUE_CHARS, Override, OverrideError, parse_path
+
+    if len(overrides) > MAX_OVERRIDES:
+        raise invalid_argument(
+            field, f"{len(overrides):,} overrides, over the limit of {MAX_OVERRIDES}", "OVERRIDE_INVALID"
+        )
+    out = []
+    for index, item in enumerate(overrides):
+        try:
+            parse_path(item.path)
+        except OverrideError as exc:
+            raise invalid_argument(f"{field}[{index}].path", str(exc), "OVERRIDE_INVALID") from None
+        if len(item.value) > MAX_VALUE_CHARS:
+            raise invalid_argument(
+                f"{field}[{index}].value",
+                f"{len(item.value):,} characters, over the limit of {MAX_VALUE_CHARS:,}",
+                "OVERRIDE_INVALID",
+            )
+        out.append(Override(item.path, item.value))
+    return out
 
 
 def period_of(request: pb.DescribeStrategyRequest, now_ns: int) -> tuple[int, int]:
@@ -150,13 +179,16 @@ def _check_size(content: str) -> None:
         )
 
 
-def _validate(content: str, name: str) -> pb.ValidateStrategyResponse:
-    """Worker thread: load ``content`` and report the outcome."""
+def _validate(
+    content: str, name: str, requested: Sequence[common_pb2.ParameterOverride]
+) -> pb.ValidateStrategyResponse:
+    """Worker thread: load ``content`` with the ``requested`` overrides applied and report the outcome."""
     from ktrdr.strategy import StrategyError, load_strategy_text
 
     _check_size(content)
+    overrides = checked_overrides(requested)
     try:
-        loaded = load_strategy_text(content, source=name)
+        loaded = load_strategy_text(content, source=name, overrides=overrides)
     except StrategyError as exc:
         return pb.ValidateStrategyResponse(
             valid=False,
@@ -186,14 +218,18 @@ def _invalid(messages: list[str], omitted: int = 0) -> ApiError:
     )
 
 
-def _describe(content: str, name: str, start_ns: int, end_ns: int) -> pb.DescribeStrategyResponse:
-    """Worker thread: load ``content`` and describe it for ``[start_ns, end_ns)``."""
+def _describe(
+    content: str, name: str, requested: Sequence[common_pb2.ParameterOverride], start_ns: int, end_ns: int
+) -> pb.DescribeStrategyResponse:
+    """Worker thread: load ``content`` with the ``requested`` overrides applied and describe it for
+    ``[start_ns, end_ns)``."""
     from ktrdr.research.features import FeatureError, feature_spec
     from ktrdr.strategy import StrategyError, data_requirements, load_strategy_text
 
     _check_size(content)
+    overrides = checked_overrides(requested)
     try:
-        loaded = load_strategy_text(content, source=name)
+        loaded = load_strategy_text(content, source=name, overrides=overrides)
         spec = feature_spec(loaded.strategy)
     except StrategyError as exc:
         raise _invalid([str(i) for i in exc.issues], exc.omitted) from None

@@ -31,6 +31,9 @@ class SystemService:
                 state=_enum_name(pb.HostState.keys(), "HOST_STATE_", h.state),
                 message=h.message,
                 since=timestamp(h.since),
+                version=h.version,
+                round_trip=duration(h.round_trip_s),
+                simulated=h.simulated,
             )
             for h in sorted(s.hosts.values(), key=lambda h: h.name)
         ]

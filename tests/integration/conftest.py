@@ -180,13 +180,19 @@ class DaemonFactory:
         self._count = 0
 
     def env(self, **extra: str) -> dict[str, str]:
-        """The inherited environment without KTRDR_* / systemd variables, plus the test plugins."""
+        """The inherited environment without KTRDR_* / systemd variables, plus the test plugins; no
+        embedded hosts (``KTRDR_HOSTS_EMBEDDED=false``: tests of hosts pass ``true``)."""
         env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith("KTRDR_") and k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
         }
-        env.update(KTRDR_TEST_PLUGINS=TEST_PLUGINS, KTRDR_LOG_FORMAT="json", PYTHONUNBUFFERED="1")
+        env.update(
+            KTRDR_TEST_PLUGINS=TEST_PLUGINS,
+            KTRDR_LOG_FORMAT="json",
+            KTRDR_HOSTS_EMBEDDED="false",
+            PYTHONUNBUFFERED="1",
+        )
         env.update(extra)
         return env
 

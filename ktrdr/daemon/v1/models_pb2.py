@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cktrdr/daemon/v1/models.proto\x12\x0fktrdr.daemon.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x15\n\rversion_count\x18\x03 \x01(\x05\x12\x16\n\x0elatest_version\x18\x04 \x01(\t\x12\x34\n\x07\x61liases\x18\x05 \x03(\x0b\x32#.ktrdr.daemon.v1.Model.AliasesEntry\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0c\x41liasesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8d\x03\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\toperation\x18\x05 \x01(\t\x12\x0f\n\x07\x61liases\x18\x06 \x03(\t\x12;\n\x07metrics\x18\x07 \x03(\x0b\x32*.ktrdr.daemon.v1.ModelVersion.MetricsEntry\x12)\n\x08manifest\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x13strategy_normalized\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rfeature_names\x18\n \x03(\t\x12\x12\n\nsize_bytes\x18\x0b \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\":\n\x11ListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.ktrdr.daemon.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"9\n\x10GetModelResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.ktrdr.daemon.v1.Model\"Q\n\x18ListModelVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x19ListModelVersionsResponse\x12/\n\x08versions\x18\x01 \x03(\x0b\x32\x1d.ktrdr.daemon.v1.ModelVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16GetModelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x17GetModelVersionResponse\x12.\n\x07version\x18\x01 \x01(\x0b\x32\x1d.ktrdr.daemon.v1.ModelVersion\")\n\x19\x44\x65leteModelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1c\n\x1a\x44\x65leteModelVersionResponse\"E\n\x14SetModelAliasRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\">\n\x15SetModelAliasResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.ktrdr.daemon.v1.Model\"7\n\x17\x44\x65leteModelAliasRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\"A\n\x18\x44\x65leteModelAliasResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.ktrdr.daemon.v1.Model2\xc1\x05\n\rModelsService\x12U\n\nListModels\x12\".ktrdr.daemon.v1.ListModelsRequest\x1a#.ktrdr.daemon.v1.ListModelsResponse\x12O\n\x08GetModel\x12 .ktrdr.daemon.v1.GetModelRequest\x1a!.ktrdr.daemon.v1.GetModelResponse\x12j\n\x11ListModelVersions\x12).ktrdr.daemon.v1.ListModelVersionsRequest\x1a*.ktrdr.daemon.v1.ListModelVersionsResponse\x12\x64\n\x0fGetModelVersion\x12\'.ktrdr.daemon.v1.GetModelVersionRequest\x1a(.ktrdr.daemon.v1.GetModelVersionResponse\x12m\n\x12\x44\x65leteModelVersion\x12*.ktrdr.daemon.v1.DeleteModelVersionRequest\x1a+.ktrdr.daemon.v1.DeleteModelVersionResponse\x12^\n\rSetModelAlias\x12%.ktrdr.daemon.v1.SetModelAliasRequest\x1a&.ktrdr.daemon.v1.SetModelAliasResponse\x12g\n\x10\x44\x65leteModelAlias\x12(.ktrdr.daemon.v1.DeleteModelAliasRequest\x1a).ktrdr.daemon.v1.DeleteModelAliasResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cktrdr/daemon/v1/models.proto\x12\x0fktrdr.daemon.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x15\n\rversion_count\x18\x03 \x01(\x05\x12\x16\n\x0elatest_version\x18\x04 \x01(\t\x12\x34\n\x07\x61liases\x18\x05 \x03(\x0b\x32#.ktrdr.daemon.v1.Model.AliasesEntry\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0c\x41liasesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcb\x03\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\toperation\x18\x05 \x01(\t\x12\x0f\n\x07\x61liases\x18\x06 \x03(\t\x12;\n\x07metrics\x18\x07 \x03(\x0b\x32*.ktrdr.daemon.v1.ModelVersion.MetricsEntry\x12)\n\x08manifest\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x13strategy_normalized\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rfeature_names\x18\n \x03(\t\x12\x12\n\nsize_bytes\x18\x0b \x01(\x03\x12\'\n\x06report\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x63lass_names\x18\r \x03(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\":\n\x11ListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.ktrdr.daemon.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"9\n\x10GetModelResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.ktrdr.daemon.v1.Model\"Q\n\x18ListModelVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x19ListModelVersionsResponse\x12/\n\x08versions\x18\x01 \x03(\x0b\x32\x1d.ktrdr.daemon.v1.ModelVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16GetModelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x17GetModelVersionResponse\x12.\n\x07version\x18\x01 \x01(\x0b\x32\x1d.ktrdr.daemon.v1.ModelVersion\")\n\x19\x44\x65leteModelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1c\n\x1a\x44\x65leteModelVersionResponse\"E\n\x14SetModelAliasRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\">\n\x15SetModelAliasResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.ktrdr.daemon.v1.Model\"7\n\x17\x44\x65leteModelAliasRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\"A\n\x18\x44\x65leteModelAliasResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.ktrdr.daemon.v1.Model\")\n\x19\x45xportModelVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x1a\x45xportModelVersionResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x03\"K\n\x16RenderModelPlotRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08width_px\x18\x02 \x01(\x05\x12\x11\n\theight_px\x18\x03 \x01(\x05\"7\n\x17RenderModelPlotResponse\x12\x0b\n\x03png\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\t2\x98\x07\n\rModelsService\x12U\n\nListModels\x12\".ktrdr.daemon.v1.ListModelsRequest\x1a#.ktrdr.daemon.v1.ListModelsResponse\x12O\n\x08GetModel\x12 .ktrdr.daemon.v1.GetModelRequest\x1a!.ktrdr.daemon.v1.GetModelResponse\x12j\n\x11ListModelVersions\x12).ktrdr.daemon.v1.ListModelVersionsRequest\x1a*.ktrdr.daemon.v1.ListModelVersionsResponse\x12\x64\n\x0fGetModelVersion\x12\'.ktrdr.daemon.v1.GetModelVersionRequest\x1a(.ktrdr.daemon.v1.GetModelVersionResponse\x12m\n\x12\x44\x65leteModelVersion\x12*.ktrdr.daemon.v1.DeleteModelVersionRequest\x1a+.ktrdr.daemon.v1.DeleteModelVersionResponse\x12^\n\rSetModelAlias\x12%.ktrdr.daemon.v1.SetModelAliasRequest\x1a&.ktrdr.daemon.v1.SetModelAliasResponse\x12g\n\x10\x44\x65leteModelAlias\x12(.ktrdr.daemon.v1.DeleteModelAliasRequest\x1a).ktrdr.daemon.v1.DeleteModelAliasResponse\x12o\n\x12\x45xportModelVersion\x12*.ktrdr.daemon.v1.ExportModelVersionRequest\x1a+.ktrdr.daemon.v1.ExportModelVersionResponse0\x01\x12\x64\n\x0fRenderModelPlot\x12\'.ktrdr.daemon.v1.RenderModelPlotRequest\x1a(.ktrdr.daemon.v1.RenderModelPlotResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,37 +42,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODEL_ALIASESENTRY']._serialized_start=353
   _globals['_MODEL_ALIASESENTRY']._serialized_end=399
   _globals['_MODELVERSION']._serialized_start=402
-  _globals['_MODELVERSION']._serialized_end=799
-  _globals['_MODELVERSION_METRICSENTRY']._serialized_start=753
-  _globals['_MODELVERSION_METRICSENTRY']._serialized_end=799
-  _globals['_LISTMODELSREQUEST']._serialized_start=801
-  _globals['_LISTMODELSREQUEST']._serialized_end=859
-  _globals['_LISTMODELSRESPONSE']._serialized_start=861
-  _globals['_LISTMODELSRESPONSE']._serialized_end=946
-  _globals['_GETMODELREQUEST']._serialized_start=948
-  _globals['_GETMODELREQUEST']._serialized_end=979
-  _globals['_GETMODELRESPONSE']._serialized_start=981
-  _globals['_GETMODELRESPONSE']._serialized_end=1038
-  _globals['_LISTMODELVERSIONSREQUEST']._serialized_start=1040
-  _globals['_LISTMODELVERSIONSREQUEST']._serialized_end=1121
-  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_start=1123
-  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_end=1224
-  _globals['_GETMODELVERSIONREQUEST']._serialized_start=1226
-  _globals['_GETMODELVERSIONREQUEST']._serialized_end=1264
-  _globals['_GETMODELVERSIONRESPONSE']._serialized_start=1266
-  _globals['_GETMODELVERSIONRESPONSE']._serialized_end=1339
-  _globals['_DELETEMODELVERSIONREQUEST']._serialized_start=1341
-  _globals['_DELETEMODELVERSIONREQUEST']._serialized_end=1382
-  _globals['_DELETEMODELVERSIONRESPONSE']._serialized_start=1384
-  _globals['_DELETEMODELVERSIONRESPONSE']._serialized_end=1412
-  _globals['_SETMODELALIASREQUEST']._serialized_start=1414
-  _globals['_SETMODELALIASREQUEST']._serialized_end=1483
-  _globals['_SETMODELALIASRESPONSE']._serialized_start=1485
-  _globals['_SETMODELALIASRESPONSE']._serialized_end=1547
-  _globals['_DELETEMODELALIASREQUEST']._serialized_start=1549
-  _globals['_DELETEMODELALIASREQUEST']._serialized_end=1604
-  _globals['_DELETEMODELALIASRESPONSE']._serialized_start=1606
-  _globals['_DELETEMODELALIASRESPONSE']._serialized_end=1671
-  _globals['_MODELSSERVICE']._serialized_start=1674
-  _globals['_MODELSSERVICE']._serialized_end=2379
+  _globals['_MODELVERSION']._serialized_end=861
+  _globals['_MODELVERSION_METRICSENTRY']._serialized_start=815
+  _globals['_MODELVERSION_METRICSENTRY']._serialized_end=861
+  _globals['_LISTMODELSREQUEST']._serialized_start=863
+  _globals['_LISTMODELSREQUEST']._serialized_end=921
+  _globals['_LISTMODELSRESPONSE']._serialized_start=923
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1008
+  _globals['_GETMODELREQUEST']._serialized_start=1010
+  _globals['_GETMODELREQUEST']._serialized_end=1041
+  _globals['_GETMODELRESPONSE']._serialized_start=1043
+  _globals['_GETMODELRESPONSE']._serialized_end=1100
+  _globals['_LISTMODELVERSIONSREQUEST']._serialized_start=1102
+  _globals['_LISTMODELVERSIONSREQUEST']._serialized_end=1183
+  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_start=1185
+  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_end=1286
+  _globals['_GETMODELVERSIONREQUEST']._serialized_start=1288
+  _globals['_GETMODELVERSIONREQUEST']._serialized_end=1326
+  _globals['_GETMODELVERSIONRESPONSE']._serialized_start=1328
+  _globals['_GETMODELVERSIONRESPONSE']._serialized_end=1401
+  _globals['_DELETEMODELVERSIONREQUEST']._serialized_start=1403
+  _globals['_DELETEMODELVERSIONREQUEST']._serialized_end=1444
+  _globals['_DELETEMODELVERSIONRESPONSE']._serialized_start=1446
+  _globals['_DELETEMODELVERSIONRESPONSE']._serialized_end=1474
+  _globals['_SETMODELALIASREQUEST']._serialized_start=1476
+  _globals['_SETMODELALIASREQUEST']._serialized_end=1545
+  _globals['_SETMODELALIASRESPONSE']._serialized_start=1547
+  _globals['_SETMODELALIASRESPONSE']._serialized_end=1609
+  _globals['_DELETEMODELALIASREQUEST']._serialized_start=1611
+  _globals['_DELETEMODELALIASREQUEST']._serialized_end=1666
+  _globals['_DELETEMODELALIASRESPONSE']._serialized_start=1668
+  _globals['_DELETEMODELALIASRESPONSE']._serialized_end=1733
+  _globals['_EXPORTMODELVERSIONREQUEST']._serialized_start=1735
+  _globals['_EXPORTMODELVERSIONREQUEST']._serialized_end=1776
+  _globals['_EXPORTMODELVERSIONRESPONSE']._serialized_start=1778
+  _globals['_EXPORTMODELVERSIONRESPONSE']._serialized_end=1841
+  _globals['_RENDERMODELPLOTREQUEST']._serialized_start=1843
+  _globals['_RENDERMODELPLOTREQUEST']._serialized_end=1918
+  _globals['_RENDERMODELPLOTRESPONSE']._serialized_start=1920
+  _globals['_RENDERMODELPLOTRESPONSE']._serialized_end=1975
+  _globals['_MODELSSERVICE']._serialized_start=1978
+  _globals['_MODELSSERVICE']._serialized_end=2898
 # @@protoc_insertion_point(module_scope)

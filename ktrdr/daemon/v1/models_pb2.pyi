@@ -36,7 +36,7 @@ class Model(_message.Message):
     def __init__(self, name: _Optional[str] = ..., strategy: _Optional[str] = ..., version_count: _Optional[int] = ..., latest_version: _Optional[str] = ..., aliases: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "strategy", "version", "create_time", "operation", "aliases", "metrics", "manifest", "strategy_normalized", "feature_names", "size_bytes")
+    __slots__ = ("name", "strategy", "version", "create_time", "operation", "aliases", "metrics", "manifest", "strategy_normalized", "feature_names", "size_bytes", "report", "class_names")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,8 @@ class ModelVersion(_message.Message):
     STRATEGY_NORMALIZED_FIELD_NUMBER: _ClassVar[int]
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     name: str
     strategy: str
     version: int
@@ -66,7 +68,9 @@ class ModelVersion(_message.Message):
     strategy_normalized: _struct_pb2.Struct
     feature_names: _containers.RepeatedScalarFieldContainer[str]
     size_bytes: int
-    def __init__(self, name: _Optional[str] = ..., strategy: _Optional[str] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operation: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., manifest: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., strategy_normalized: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+    report: _struct_pb2.Struct
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., strategy: _Optional[str] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operation: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., manifest: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., strategy_normalized: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., size_bytes: _Optional[int] = ..., report: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -165,3 +169,35 @@ class DeleteModelAliasResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     model: Model
     def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...
+
+class ExportModelVersionRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ExportModelVersionResponse(_message.Message):
+    __slots__ = ("data", "total_bytes")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    total_bytes: int
+    def __init__(self, data: _Optional[bytes] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+
+class RenderModelPlotRequest(_message.Message):
+    __slots__ = ("name", "width_px", "height_px")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_PX_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_PX_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    width_px: int
+    height_px: int
+    def __init__(self, name: _Optional[str] = ..., width_px: _Optional[int] = ..., height_px: _Optional[int] = ...) -> None: ...
+
+class RenderModelPlotResponse(_message.Message):
+    __slots__ = ("png", "version")
+    PNG_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    png: bytes
+    version: str
+    def __init__(self, png: _Optional[bytes] = ..., version: _Optional[str] = ...) -> None: ...

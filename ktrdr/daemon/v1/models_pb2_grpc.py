@@ -69,6 +69,16 @@ class ModelsServiceStub:
                 request_serializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.DeleteModelAliasRequest.SerializeToString,
                 response_deserializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.DeleteModelAliasResponse.FromString,
                 _registered_method=True)
+        self.ExportModelVersion = channel.unary_stream(
+                '/ktrdr.daemon.v1.ModelsService/ExportModelVersion',
+                request_serializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.ExportModelVersionRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.ExportModelVersionResponse.FromString,
+                _registered_method=True)
+        self.RenderModelPlot = channel.unary_unary(
+                '/ktrdr.daemon.v1.ModelsService/RenderModelPlot',
+                request_serializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotResponse.FromString,
+                _registered_method=True)
 
 
 class ModelsServiceServicer:
@@ -120,6 +130,21 @@ class ModelsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportModelVersion(self, request, context):
+        """The version's directory as a tar archive (entries "<strategy>-v<n>/<file>"), in chunks of at
+        most 1 MiB, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenderModelPlot(self, request, context):
+        """The training curves (loss and accuracy per epoch, training and validation) as a PNG image.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +182,16 @@ def add_ModelsServiceServicer_to_server(servicer, server):
                     servicer.DeleteModelAlias,
                     request_deserializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.DeleteModelAliasRequest.FromString,
                     response_serializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.DeleteModelAliasResponse.SerializeToString,
+            ),
+            'ExportModelVersion': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportModelVersion,
+                    request_deserializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.ExportModelVersionRequest.FromString,
+                    response_serializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.ExportModelVersionResponse.SerializeToString,
+            ),
+            'RenderModelPlot': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenderModelPlot,
+                    request_deserializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotRequest.FromString,
+                    response_serializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +383,60 @@ class ModelsService:
             '/ktrdr.daemon.v1.ModelsService/DeleteModelAlias',
             ktrdr_dot_daemon_dot_v1_dot_models__pb2.DeleteModelAliasRequest.SerializeToString,
             ktrdr_dot_daemon_dot_v1_dot_models__pb2.DeleteModelAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ktrdr.daemon.v1.ModelsService/ExportModelVersion',
+            ktrdr_dot_daemon_dot_v1_dot_models__pb2.ExportModelVersionRequest.SerializeToString,
+            ktrdr_dot_daemon_dot_v1_dot_models__pb2.ExportModelVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderModelPlot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.daemon.v1.ModelsService/RenderModelPlot',
+            ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotRequest.SerializeToString,
+            ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotResponse.FromString,
             options,
             channel_credentials,
             insecure,

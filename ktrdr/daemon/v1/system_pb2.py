@@ -26,23 +26,23 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cktrdr/daemon/v1/system.proto\x12\x0fktrdr.daemon.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n\x08HostInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.ktrdr.daemon.v1.HostKind\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12)\n\x05state\x18\x04 \x01(\x0e\x32\x1a.ktrdr.daemon.v1.HostState\x12\x0f\n\x07message\x18\x05 \x01(\t\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x10\n\x0eGetInfoRequest\"\x9a\x02\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x13\n\x0bruntime_dir\x18\x06 \x01(\t\x12\x13\n\x0bgrpc_socket\x18\x07 \x01(\t\x12\x12\n\nctl_socket\x18\x08 \x01(\t\x12\x11\n\tstate_dir\x18\t \x01(\t\x12(\n\x05hosts\x18\n \x03(\x0b\x32\x19.ktrdr.daemon.v1.HostInfo*W\n\x08HostKind\x12\x19\n\x15HOST_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12HOST_KIND_TRAINING\x10\x01\x12\x18\n\x14HOST_KIND_MARKETDATA\x10\x02*t\n\tHostState\x12\x1a\n\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15HOST_STATE_CONNECTING\x10\x01\x12\x14\n\x10HOST_STATE_READY\x10\x02\x12\x1a\n\x16HOST_STATE_UNAVAILABLE\x10\x03\x32]\n\rSystemService\x12L\n\x07GetInfo\x12\x1f.ktrdr.daemon.v1.GetInfoRequest\x1a .ktrdr.daemon.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cktrdr/daemon/v1/system.proto\x12\x0fktrdr.daemon.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x02\n\x08HostInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.ktrdr.daemon.v1.HostKind\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12)\n\x05state\x18\x04 \x01(\x0e\x32\x1a.ktrdr.daemon.v1.HostState\x12\x0f\n\x07message\x18\x05 \x01(\t\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x07 \x01(\t\x12-\n\nround_trip\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tsimulated\x18\t \x01(\x08\"\x10\n\x0eGetInfoRequest\"\x9a\x02\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x13\n\x0bruntime_dir\x18\x06 \x01(\t\x12\x13\n\x0bgrpc_socket\x18\x07 \x01(\t\x12\x12\n\nctl_socket\x18\x08 \x01(\t\x12\x11\n\tstate_dir\x18\t \x01(\t\x12(\n\x05hosts\x18\n \x03(\x0b\x32\x19.ktrdr.daemon.v1.HostInfo*W\n\x08HostKind\x12\x19\n\x15HOST_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12HOST_KIND_TRAINING\x10\x01\x12\x18\n\x14HOST_KIND_MARKETDATA\x10\x02*t\n\tHostState\x12\x1a\n\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15HOST_STATE_CONNECTING\x10\x01\x12\x14\n\x10HOST_STATE_READY\x10\x02\x12\x1a\n\x16HOST_STATE_UNAVAILABLE\x10\x03\x32]\n\rSystemService\x12L\n\x07GetInfo\x12\x1f.ktrdr.daemon.v1.GetInfoRequest\x1a .ktrdr.daemon.v1.GetInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ktrdr.daemon.v1.system_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HOSTKIND']._serialized_start=605
-  _globals['_HOSTKIND']._serialized_end=692
-  _globals['_HOSTSTATE']._serialized_start=694
-  _globals['_HOSTSTATE']._serialized_end=810
+  _globals['_HOSTKIND']._serialized_start=688
+  _globals['_HOSTKIND']._serialized_end=775
+  _globals['_HOSTSTATE']._serialized_start=777
+  _globals['_HOSTSTATE']._serialized_end=893
   _globals['_HOSTINFO']._serialized_start=115
-  _globals['_HOSTINFO']._serialized_end=300
-  _globals['_GETINFOREQUEST']._serialized_start=302
-  _globals['_GETINFOREQUEST']._serialized_end=318
-  _globals['_GETINFORESPONSE']._serialized_start=321
-  _globals['_GETINFORESPONSE']._serialized_end=603
-  _globals['_SYSTEMSERVICE']._serialized_start=812
-  _globals['_SYSTEMSERVICE']._serialized_end=905
+  _globals['_HOSTINFO']._serialized_end=383
+  _globals['_GETINFOREQUEST']._serialized_start=385
+  _globals['_GETINFOREQUEST']._serialized_end=401
+  _globals['_GETINFORESPONSE']._serialized_start=404
+  _globals['_GETINFORESPONSE']._serialized_end=686
+  _globals['_SYSTEMSERVICE']._serialized_start=895
+  _globals['_SYSTEMSERVICE']._serialized_end=988
 # @@protoc_insertion_point(module_scope)

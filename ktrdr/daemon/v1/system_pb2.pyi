@@ -32,20 +32,26 @@ HOST_STATE_READY: HostState
 HOST_STATE_UNAVAILABLE: HostState
 
 class HostInfo(_message.Message):
-    __slots__ = ("name", "kind", "address", "state", "message", "since")
+    __slots__ = ("name", "kind", "address", "state", "message", "since", "version", "round_trip", "simulated")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROUND_TRIP_FIELD_NUMBER: _ClassVar[int]
+    SIMULATED_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: HostKind
     address: str
     state: HostState
     message: str
     since: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[HostKind, str]] = ..., address: _Optional[str] = ..., state: _Optional[_Union[HostState, str]] = ..., message: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    version: str
+    round_trip: _duration_pb2.Duration
+    simulated: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[HostKind, str]] = ..., address: _Optional[str] = ..., state: _Optional[_Union[HostState, str]] = ..., message: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[str] = ..., round_trip: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., simulated: _Optional[bool] = ...) -> None: ...
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()

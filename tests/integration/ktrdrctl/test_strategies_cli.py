@@ -192,3 +192,28 @@ def test_non_ascii_text_is_sent_as_is_and_a_request_over_the_frame_cap_exits_2(
         proc = ktrdrctl(daemon.runtime_dir, "strategies", command, str(quotes))
         assert proc.returncode == 2, proc.stderr
         assert "frame cap" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_validate_and_show_with_set_overrides(daemon, tmp_path: Path) -> None:
+    text = (REPO / NEURO).read_text()
+    lines = text.splitlines()
+    period_line = next(i for i, line in enumerate(lines, 1) if line.strip().startswith("period: 14"))
+
+    shown = ktrdrctl(
+        daemon.runtime_dir, "strategies", "show", NEURO, "--set", "indicators[rsi].period=21", "--json"
+    )
+    assert shown.returncode == 0, shown.stderr
+    rsi = next(i for i in json.loads(shown.stdout)["normalized"]["indicators"] if i["id"] == "rsi")
+    assert rsi["params"]["period"] == 21
+
+    wrong = ktrdrctl(daemon.runtime_dir, "strategies", "validate", NEURO, "--set", "indicators[0].period=abc")
+    assert wrong.returncode == 1
+    assert (
+        f"{NEURO}:{period_line}:" in wrong.stdout and "(from --set indicators[0].period=abc)" in wrong.stdout
+    )
+
+    missing = ktrdrctl(daemon.runtime_dir, "strategies", "validate", NEURO, "--set", "indicators[9].period=3")
+    assert missing.returncode == 1 and "no item 9 in indicators" in missing.stdout
+
+    malformed = ktrdrctl(daemon.runtime_dir, "strategies", "validate", NEURO, "--set", "no-equals-sign")
+    assert malformed.returncode == 2 and "expected PATH=VALUE" in malformed.stderr

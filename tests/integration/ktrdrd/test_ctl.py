@@ -140,7 +140,7 @@ def test_operation_errors_carry_codes_reasons_and_fields(daemon):
     assert error["code"] == 3 and error["data"]["fieldViolations"][0]["field"] == "filter.label"
     error = daemon.ctl_stream(OPS + "ListOperations", {"pageToken": "forged"})[0]["error"]
     assert error["code"] == 3 and error["data"]["fieldViolations"][0]["field"] == "page_token"
-    error = daemon.ctl_stream("ktrdr.daemon.v1.ModelsService/ListModels")[0]["error"]
+    error = daemon.ctl_stream("ktrdr.daemon.v1.TrainingService/StartTrainingBatch")[0]["error"]
     assert error["code"] == 12
 
 

@@ -26,7 +26,10 @@ def run_ktrdrd(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 def test_precedence_defaults_file_env_flags_each_with_its_source(tmp_path: Path) -> None:
     toml = tmp_path / "ktrdrd.toml"
-    toml.write_text('log_level = "warning"\nshutdown_grace_s = 4\nretention_days = 7\n[hosts]\nib = "ib:1"\n')
+    toml.write_text(
+        'log_level = "warning"\nshutdown_grace_s = 4\nretention_days = 7\n'
+        '[hosts]\nib = "ib:1"\nca_file = "/etc/ktrdr/ca.pem"\ntoken_file = "/etc/ktrdr/token"\n'
+    )
     env = {"KTRDR_SHUTDOWN_GRACE_S": "5.5", "KTRDR_RETENTION_DAYS": "9"}
     env |= {"XDG_RUNTIME_DIR": "/run/user/7", "HOME": "/h"}
     cfg = config.load(config_file=toml, flags={"retention_days": "11"}, env=env, euid=1000)
@@ -79,6 +82,9 @@ def test_print_config_shows_values_and_sources(tmp_path: Path) -> None:
         ("retention_days = 0\n", "'retention_days' must be a number > 0"),
         ('[hosts]\ntraining = "a:1"\n', "'hosts.training' must be a list of non-empty strings"),
         ('hosts = "x"\n', "'hosts' must be a table"),
+        ('[ib]\ngateway = "ibgw"\n', "line 2: 'ib.gateway' must be HOST:PORT with PORT 1..65535, got 'ibgw'"),
+        ('[hosts]\nib = "unix:ib.sock"\n', "'hosts.ib' must be unix:/ABSOLUTE/PATH or HOST:PORT"),
+        ("[hosts]\nembedded = 0\n", "'hosts.embedded' must be a boolean"),
         ("log_level = \n", "invalid TOML"),
     ],
 )

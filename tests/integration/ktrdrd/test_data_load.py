@@ -238,7 +238,7 @@ def test_the_load_waits_for_an_ib_host_that_is_not_running_yet(
     while True:
         child = children(daemon, parent)
         message = child[0].get("progress", {}).get("message", "") if child else ""
-        if message.startswith("waiting for the IB host at unix:"):
+        if message.startswith("waiting for the IB host 'ib' at unix:") and str(socket) in message:
             break
         assert time.monotonic() < deadline, f"never said it waits for the host: {child}"
         time.sleep(0.1)

@@ -12,12 +12,12 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from ktrdr.daemon.v1 import (
-    models_pb2,
-    models_pb2_grpc,
     operations_pb2,
     operations_pb2_grpc,
     system_pb2,
     system_pb2_grpc,
+    training_pb2,
+    training_pb2_grpc,
 )
 
 START = "ktrdr.test.v1/StartTicker"
@@ -109,7 +109,9 @@ def test_errors_carry_codes_and_google_rpc_details(daemon, channel):
     assert details(err.value)["ErrorInfo"].reason == "OPERATION_DONE"
 
     with pytest.raises(grpc.RpcError) as err:
-        models_pb2_grpc.ModelsServiceStub(channel).ListModels(models_pb2.ListModelsRequest(), timeout=10)
+        training_pb2_grpc.TrainingServiceStub(channel).StartTrainingBatch(
+            training_pb2.StartTrainingBatchRequest(), timeout=10
+        )
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 

@@ -90,8 +90,8 @@ def test_validate_reports_issues_as_an_answer(daemon) -> None:
     for request, field in (
         ({"source": {"content": "", "sourceName": "x"}}, "source.content"),
         (
-            {"source": source("x", good), "overrides": [{"path": "model.training.epochs", "value": "5"}]},
-            "overrides",
+            {"source": source("x", good), "overrides": [{"path": "model..epochs", "value": "5"}]},
+            "overrides[0].path",
         ),
     ):
         error = error_of(daemon, "ValidateStrategy", request)
@@ -188,3 +188,57 @@ def test_strategies_over_grpc(daemon) -> None:
     assert found["ErrorInfo"].reason == "STRATEGY_INVALID"
     [violation] = found["BadRequest"].field_violations
     assert violation.field == "source.content" and "did you mean 'indicators'" in violation.description
+
+
+def test_overrides_change_the_validated_strategy_and_keep_line_numbers(daemon) -> None:
+    """--set: a valid override changes the strategy; a bad path or a value of the wrong type is an
+    issue at the line of the key it names, naming the override; other issues keep their lines."""
+    text = NEURO.read_text()
+    lines = text.splitlines()
+    period_line = next(i for i, line in enumerate(lines, 1) if line.strip().startswith("period: 14"))
+    rsi_line = next(i for i, line in enumerate(lines, 1) if line.startswith('- name: "rsi"'))
+
+    def with_sets(*sets: tuple[str, str], method: str = "ValidateStrategy") -> dict:
+        request = {
+            "source": source("neuro.yaml", text),
+            "overrides": [{"path": p, "value": v} for p, v in sets],
+        }
+        return daemon.ctl(SERVICE + method, request)
+
+    reply = with_sets(("indicators[rsi].period", "21"), ("model.training.learning_rate", "0.01"))
+    assert reply["valid"] is True
+    rsi = next(i for i in reply["normalized"]["indicators"] if i["id"] == "rsi")
+    assert rsi["params"]["period"] == 21 and reply["normalized"]["optim"]["learning_rate"] == 0.01
+    plain = validate(daemon, "neuro.yaml", text)
+    assert [(i["line"], i["path"]) for i in reply["issues"]] == [
+        (i["line"], i["path"]) for i in plain["issues"]
+    ]
+
+    described = with_sets(("training_data.symbols.list", "[AAPL]"), method="DescribeStrategy")
+    assert {r["series"]["symbol"] for r in described["dataRequirements"]} == {"AAPL"}
+
+    wrong_type = with_sets(("indicators[0].period", "abc"))
+    [issue] = wrong_type["issues"][:1]
+    assert wrong_type["valid"] is False and issue["line"] == period_line
+    assert issue["path"] == "indicators[0].period" and "--set indicators[0].period=abc" in issue["message"]
+
+    bad_item = with_sets(("indicators[7].period", "21"))
+    [issue] = [i for i in bad_item["issues"] if i["severity"] == "ISSUE_SEVERITY_ERROR"]
+    assert issue["line"] < rsi_line and "indicators[7].period" in issue["message"]
+    assert "the list has 2 item(s)" in issue["message"]
+
+    typo = with_sets(("model.training.learnin_rate", "0.01"))
+    [issue] = [i for i in typo["issues"] if i["severity"] == "ISSUE_SEVERITY_ERROR"]
+    assert (
+        issue["suggestion"] == "learning_rate"
+        and "--set model.training.learnin_rate=0.01" in issue["message"]
+    )
+    assert lines[issue["line"] - 1].strip().startswith("training:")
+
+    error = error_of(
+        daemon,
+        "DescribeStrategy",
+        {"source": source("neuro.yaml", text), "overrides": [{"path": "model.dropout", "value": "x"}]},
+    )
+    assert error["code"] == 3 and error["data"]["reason"] == "STRATEGY_INVALID"
+    assert "--set model.dropout=x" in error["data"]["fieldViolations"][0]["description"]

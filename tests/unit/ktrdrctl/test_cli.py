@@ -45,6 +45,25 @@ def test_status_shows_info_and_json_prints_response(server: ScriptedServer, caps
     assert code == 0 and json.loads(out) == info and out.count("\n") == 1
 
 
+def test_hosts_prints_the_table_and_json_prints_the_response(server: ScriptedServer, capsys) -> None:
+    host = {
+        "name": "ib",
+        "kind": "HOST_KIND_MARKETDATA",
+        "state": "HOST_STATE_UNAVAILABLE",
+        "message": "gone",
+    }
+    info = {"version": "0.1.0", "hosts": [host]}
+    server.on(SYSTEM + "GetInfo", lambda _: result(info))
+    code, out, _ = run(server, capsys, "hosts")
+    assert code == 0 and out.splitlines()[0].split()[:4] == ["NAME", "KIND", "ADDRESS", "STATE"]
+    assert out.splitlines()[1].split() == ["ib", "marketdata", "-", "UNAVAILABLE", "-", "-", "gone"]
+    code, out, _ = run(server, capsys, "hosts", "--json")
+    assert code == 0 and json.loads(out) == info
+    server.on(SYSTEM + "GetInfo", lambda _: result({"version": "0.1.0"}))
+    code, out, _ = run(server, capsys, "hosts")
+    assert code == 0 and out == "no hosts configured\n"
+
+
 def test_ops_list_sends_filters_and_prints_table(server: ScriptedServer, capsys) -> None:
     server.on(
         OPS + "ListOperations", lambda _: result({"operations": [operation(OP)], "nextPageToken": "t2"})

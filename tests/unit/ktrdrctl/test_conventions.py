@@ -27,6 +27,7 @@ OP = "op_01jabcdefghjkmnpqrstvwxyz0"
 NAME = f"operations/{OP}"
 STRATEGIES = "ktrdr.daemon.v1.StrategiesService/"
 DATA = "ktrdr.daemon.v1.DataService/"
+MODELS = "ktrdr.daemon.v1.ModelsService/"
 
 
 def run(server: ScriptedServer, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -104,12 +105,19 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
     server.on(DATA + "ListSeries", lambda _: result({"series": []}))
     server.on(DATA + "LoadData", lambda _: result({"operation": operation(OP, "PENDING")}))
     server.on(DATA + "GetGaps", lambda _: result({"gaps": [], "calendar": "XNYS"}))
+    model_version = {"name": "models/t/versions/2", "strategy": "t", "version": 2}
+    server.on(MODELS + "ListModels", lambda _: result({"models": [{"name": "models/t", "strategy": "t"}]}))
+    server.on(MODELS + "GetModelVersion", lambda _: result({"version": model_version}))
+    server.on(MODELS + "DeleteModelVersion", lambda _: result({}))
+    server.on(MODELS + "SetModelAlias", lambda _: result({"model": {"name": "models/t"}}))
+    server.on(MODELS + "ExportModelVersion", lambda _: stream([{"data": "YWI=", "totalBytes": "2"}]))
     (tmp / "bars.csv").write_text("time,open,high,low,close\n2024-01-02,1,1,1,1\n")
     files = [tmp / "a.yaml", tmp / "b.yaml"]
     for file in files:
         file.write_text("name: x\n")
     return {
         "status": (["status"], 1),
+        "hosts": (["hosts"], 1),
         "version": (["version"], 1),
         "ops list": (["ops", "list"], 1),
         "ops show": (["ops", "show", OP], 1),
@@ -124,6 +132,12 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
         "data coverage": (["data", "coverage"], 1),
         "data load": (["data", "load", "X", "--timeframe", "1d", "--start", "2024-01-02"], 1 + len(items)),
         "data gaps": (["data", "gaps", "X", "1d", "--start", "2024-01-02"], 1),
+        "models list": (["models", "list"], 1),
+        "models show": (["models", "show", "t/2"], 1),
+        "models compare": (["models", "compare", "t/2", "t/2"], 2),
+        "models delete": (["models", "delete", "t/2"], 1),
+        "models export": (["models", "export", "t/2", "-o", str(tmp / "t.tar")], 1),
+        "models alias": (["models", "alias", "t", "2", "champion"], 1),
     }
 
 

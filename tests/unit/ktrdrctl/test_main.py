@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -42,6 +43,22 @@ def test_a_real_command_imports_nothing_heavy_either(server: ScriptedServer) -> 
     # The C socket type is enough for the client; socket.py (enum, selectors) is start-up cost.
     assert forbidden_in(modules) == [] and "socket" not in modules and "strategies" not in str(modules)
     assert {m for m in beyond_stdlib(modules) if m.split(".")[0] == "ktrdr"} == {"ktrdr", "ktrdr.wire"}
+
+
+def test_models_show_with_a_plot_draws_nothing_itself(server: ScriptedServer, tmp_path: Path) -> None:
+    """The PNG comes from the daemon: ktrdrctl writes its bytes and imports no plotting library."""
+    models = "ktrdr.daemon.v1.ModelsService/"
+    png = b"\x89PNG\r\n\x1a\n" + b"rest"
+    server.on(models + "GetModelVersion", lambda _: result({"version": {"name": "models/t/versions/2"}}))
+    server.on(models + "RenderModelPlot", lambda _: result({"png": base64.b64encode(png).decode()}))
+    target = tmp_path / "curves.png"
+    modules = imported_modules(
+        "--runtime-dir", str(server.runtime_dir), "models", "show", "t/2", "--plot", str(target)
+    )
+    assert forbidden_in(modules) == [] and not any(m.startswith("matplotlib") for m in modules)
+    assert {m.split(".")[0] for m in beyond_stdlib(modules)} == {"click", "ktrdrctl", "ktrdr"}
+    assert target.read_bytes() == png
+    assert server.params_of(models + "RenderModelPlot") == [{"name": "models/t/versions/2"}]
 
 
 def test_output_larger_than_a_pipe_buffer_arrives_whole_before_the_process_ends(

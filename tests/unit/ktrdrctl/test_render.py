@@ -115,9 +115,34 @@ def test_info_detail_lists_hosts() -> None:
     assert "uptime:      1m15s" in text
     assert "instance:    inst-1" in text
     host_row = text.splitlines()[-1].split()
-    assert host_row[:3] == ["ib", "marketdata", "UNAVAILABLE"]
+    assert host_row[:4] == ["ib", "marketdata", "-", "UNAVAILABLE"]
     assert host_row[-2:] == ["no", "gw"]
     assert "none configured" in render.info_detail({"version": "0.1.0"})
+
+
+def test_hosts_table_shows_version_round_trip_and_simulated() -> None:
+    hosts = [
+        {
+            "name": "ib",
+            "kind": "HOST_KIND_MARKETDATA",
+            "address": "unix:/run/ktrdr/hostd-ib.sock",
+            "state": "HOST_STATE_READY",
+            "version": "0.6.0",
+            "roundTrip": "0.000412s",
+            "simulated": True,
+        },
+        {
+            "name": "gpu1",
+            "kind": "HOST_KIND_TRAINING",
+            "address": "gpu1:7443",
+            "state": "HOST_STATE_CONNECTING",
+        },
+    ]
+    header, ib, gpu = render.hosts_table(hosts).splitlines()
+    assert header.split() == ["NAME", "KIND", "ADDRESS", "STATE", "VERSION", "RTT", "MESSAGE"]
+    assert ib.split()[:6] == ["ib", "marketdata", "unix:/run/ktrdr/hostd-ib.sock", "READY", "0.6.0", "0.4"]
+    assert ib.endswith("0.4 ms  simulated data")
+    assert gpu.split() == ["gpu1", "training", "gpu1:7443", "CONNECTING", "-", "-", "-"]
 
 
 def test_tracker_folds_snapshot_and_events() -> None:

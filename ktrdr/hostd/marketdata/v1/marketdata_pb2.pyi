@@ -181,7 +181,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("state", "gateway_address", "client_id", "server_version", "since", "message", "pacer", "simulated", "farms", "ib_connectivity")
+    __slots__ = ("state", "gateway_address", "client_id", "server_version", "since", "message", "pacer", "simulated", "farms", "ib_connectivity", "version")
     STATE_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +192,7 @@ class GetStatusResponse(_message.Message):
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
     FARMS_FIELD_NUMBER: _ClassVar[int]
     IB_CONNECTIVITY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     state: ConnectionState
     gateway_address: str
     client_id: int
@@ -202,4 +203,5 @@ class GetStatusResponse(_message.Message):
     simulated: bool
     farms: _containers.RepeatedCompositeFieldContainer[FarmStatus]
     ib_connectivity: bool
-    def __init__(self, state: _Optional[_Union[ConnectionState, str]] = ..., gateway_address: _Optional[str] = ..., client_id: _Optional[int] = ..., server_version: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., pacer: _Optional[_Union[PacerStatus, _Mapping]] = ..., simulated: _Optional[bool] = ..., farms: _Optional[_Iterable[_Union[FarmStatus, _Mapping]]] = ..., ib_connectivity: _Optional[bool] = ...) -> None: ...
+    version: str
+    def __init__(self, state: _Optional[_Union[ConnectionState, str]] = ..., gateway_address: _Optional[str] = ..., client_id: _Optional[int] = ..., server_version: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., pacer: _Optional[_Union[PacerStatus, _Mapping]] = ..., simulated: _Optional[bool] = ..., farms: _Optional[_Iterable[_Union[FarmStatus, _Mapping]]] = ..., ib_connectivity: _Optional[bool] = ..., version: _Optional[str] = ...) -> None: ...

@@ -233,3 +233,18 @@ def test_label_lookahead_with_zigzag_labels_warns_that_it_is_ignored() -> None:
     assert "ignored by ZigZag labels" in w.message and "measured on the data" in w.message
     forward = load(TWO_RSI, fuzzy, "training:\n  labels: {source: forward, label_lookahead: 20}\n")
     assert forward.warnings == [] and forward.strategy.labels.label_lookahead == 20
+
+
+def test_decisions_direction_and_position_size() -> None:
+    fuzzy = "rsi_fast: {low: [0, 20, 40]}\nrsi_slow: {low: [0, 30, 50]}\n"
+    default = load(TWO_RSI, fuzzy).strategy.decisions
+    assert default.direction == "long_only" and default.position_size == 1.0
+    given = load(
+        TWO_RSI, fuzzy, "decisions: {direction: long_short, position_size: 0.25}\n"
+    ).strategy.decisions
+    assert given.direction == "long_short" and given.position_size == 0.25
+    with pytest.raises(StrategyError) as info:
+        load(TWO_RSI, fuzzy, "decisions: {direction: sideways, position_size: 1.5}\n")
+    by_path = {i.path: i.message for i in info.value.issues}
+    assert "long_only" in by_path["decisions.direction"] and "long_short" in by_path["decisions.direction"]
+    assert "must be <= 1" in by_path["decisions.position_size"]

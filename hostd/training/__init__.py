@@ -1,0 +1,1 @@
+"""``hostd training``: TrainingHostService, jobs in warm worker processes (docs/training-host.md)."""

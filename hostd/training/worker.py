@@ -1,0 +1,185 @@
+"""A warm worker: the process one training job runs in, started ahead of the job.
+
+The host starts it with the ``spawn`` method (a fresh interpreter: nothing of the host's gRPC
+state, threads or locks is inherited) and it never imports grpc. Before it says it is ready it has
+imported torch and the trainer and set its torch thread count, so a job pays no import or start-up.
+It runs exactly one job, then exits; the host starts a replacement.
+
+Messages over the pipe (tuples, pickled by :mod:`multiprocessing`):
+
+* worker → host: ``("ready", info)`` (``pid``, ``device``, ``description``, ``memory_bytes``,
+  ``grpc_modules``: any ``grpc`` module loaded, which must be none), then for the job
+  ``("stage", name)``, ``("progress", fields of ktrdr.research.trainer.Progress)``, and one of
+  ``("done", summary)``, ``("stopped", {"why": "cancel"|"shutdown", "checkpoint": bool})``,
+  ``("failed", {"reason": ..., "message": ...})``.
+* host → worker: ``("job", order)`` (:func:`run_job`'s ``order``), ``("cancel", why)``.
+
+The worker's stderr goes to a file the host names, whose tail the host reports when the worker
+dies. SIGINT is ignored (a terminal's Ctrl-C reaches the host, which decides); SIGTERM, or the host
+going away (end of file on the pipe), stops the job after a checkpoint, like ``("cancel",
+"shutdown")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+#: The job's files inside its directory.
+MODEL_DIR = "model"
+
+
+def _redirect_stderr(path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _device_info(device: str) -> dict[str, Any]:
+    import torch
+
+    from ktrdr.research.trainer import resolve_device
+
+    resolved = resolve_device(None if device == "auto" else device)
+    if resolved.type == "cuda":
+        index = resolved.index or 0
+        props = torch.cuda.get_device_properties(index)
+        return {"device": f"cuda:{index}", "description": props.name, "memory_bytes": int(props.total_memory)}
+    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return {"device": "cpu", "description": f"{os.cpu_count()} CPU cores", "memory_bytes": pages * page_size}
+
+
+class _Stop:
+    """The job's cancel token: set by a ``cancel`` message, SIGTERM or the host going away."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.why = "cancel"
+
+    def set(self, why: str) -> None:
+        if not self.event.is_set():
+            self.why = why
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+def _listen(conn: Connection, stop: _Stop) -> None:
+    while True:
+        try:
+            kind, arg = conn.recv()
+        except (EOFError, OSError):
+            stop.set("shutdown")
+            return
+        if kind == "cancel":
+            stop.set(str(arg))
+
+
+def run_job(order: dict[str, Any], conn: Connection, stop: _Stop, threads: int) -> None:
+    """Run one train job. ``order``: ``job_id``, ``spec`` (dict), ``inputs`` (role → file path),
+    ``job_dir`` (the model goes to ``job_dir/model``, the checkpoint to ``job_dir/checkpoint.pt``),
+    ``device`` (``cpu``, ``cuda:0``).
+    Sends the job's messages (module docstring)."""
+    from ktrdr.jobs import train as wire
+    from ktrdr.research.train import select_bars, train_on_bars, with_overrides
+    from ktrdr.research.trainer import Cancelled, Progress, TrainingError, TrainOptions
+    from ktrdr.strategy import StrategyError, load_strategy_text
+
+    t0 = time.perf_counter()
+    conn.send(("stage", "load"))
+    job_dir = Path(order["job_dir"])
+    inputs: dict[str, str] = order["inputs"]
+    try:
+        spec = wire.parse_spec(order["spec"])
+        text = Path(inputs[wire.ROLE_STRATEGY]).read_text(encoding="utf-8")
+        loaded = load_strategy_text(text, source=spec.strategy_source)
+        strategy = with_overrides(loaded.strategy, seed=spec.seed, epochs=spec.epochs)
+
+        def read(symbol: str, timeframe: str) -> tuple[Any, str]:
+            role = wire.bars_role(symbol, timeframe)
+            if role not in inputs:
+                raise wire.JobSpecError("inputs", f"missing {role}")
+            return wire.read_bars_blob(Path(inputs[role]), symbol, timeframe, role=role), f"input {role}"
+
+        data = select_bars(strategy, spec.start_ns, spec.end_ns, read)
+    except (StrategyError, ValueError, UnicodeDecodeError) as exc:
+        conn.send(("failed", {"reason": "BAD_INPUT", "message": str(exc)}))
+        return
+    checkpoint = job_dir / wire.CHECKPOINT
+    options = TrainOptions(
+        device=order["device"],
+        threads=threads,
+        mixed_precision=spec.options.mixed_precision,
+        progress_interval_s=spec.options.progress_interval_s,
+        checkpoint_path=checkpoint,
+        checkpoint_every=spec.options.checkpoint_every,
+    )
+
+    def progress(p: Progress) -> None:
+        conn.send(("progress", dataclasses.asdict(p)))
+
+    conn.send(("stage", "train"))
+    resume = inputs.get(wire.ROLE_CHECKPOINT)
+    try:
+        trained = train_on_bars(
+            loaded,
+            data,
+            spec.start_ns,
+            spec.end_ns,
+            job_dir / MODEL_DIR,
+            seed=spec.seed,
+            epochs=spec.epochs,
+            options=options,
+            progress=progress,
+            cancel=stop,
+            resume=None if resume is None else Path(resume),
+            load_s=time.perf_counter() - t0,
+        )
+    except Cancelled as exc:
+        conn.send(("stopped", {"why": stop.why, "checkpoint": exc.checkpoint is not None}))
+        return
+    except TrainingError as exc:
+        conn.send(("failed", {"reason": "TRAINING_FAILED", "message": str(exc)}))
+        return
+    except ValueError as exc:  # a dataset that cannot be built from these bars
+        conn.send(("failed", {"reason": "BAD_INPUT", "message": str(exc)}))
+        return
+    summary = {k: v for k, v in trained.summary.items() if k != "model_dir"}
+    conn.send(("done", summary))
+
+
+def worker_main(conn: Connection, device: str, threads: int, stderr_path: str) -> None:
+    """The worker process's entry point (module docstring). ``device``: ``auto``, ``cpu`` or
+    ``cuda``; ``threads``: torch CPU threads for the job."""
+    _redirect_stderr(stderr_path)
+    stop = _Stop()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set("shutdown"))
+    import torch
+
+    import ktrdr.research.train  # noqa: F401  (the whole training stack, imported while idle)
+    from ktrdr.research.allocator import keep_freed_memory
+
+    keep_freed_memory()
+    torch.set_num_threads(threads)
+    info = _device_info(device)
+    info["pid"] = os.getpid()
+    info["grpc_modules"] = sorted(m for m in sys.modules if m == "grpc" or m.startswith("grpc."))
+    conn.send(("ready", info))
+    try:
+        kind, order = conn.recv()
+    except (EOFError, OSError):
+        return
+    if kind != "job":
+        return
+    threading.Thread(target=_listen, args=(conn, stop), daemon=True).start()
+    run_job(order, conn, stop, threads)
+    conn.close()

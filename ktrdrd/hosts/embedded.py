@@ -1,0 +1,59 @@
+"""The embedded default: which local hosts ktrdrd starts when none is configured.
+
+With ``hosts.ib`` empty and ``hosts.embedded`` true, ktrdrd supervises
+
+- ``gateway-sim``: ``hostd gateway-sim`` on ``127.0.0.1`` and a port the kernel picks at the first
+  start (kept across restarts), serving bars from its seeded generator — unless ``ib.gateway`` names
+  a real IB Gateway/TWS (``HOST:PORT``), in which case no simulator is started;
+- ``ib``: ``hostd ib`` on ``unix:<runtime dir>/hostd-ib.sock`` (:data:`IB_SOCKET`), connected to that
+  simulator (marked ``--simulated``: its series are synthetic) or to ``ib.gateway``.
+
+A local ``hostd training`` will be one more :class:`~ktrdrd.hosts.supervisor.ChildSpec` here.
+Children log in the daemon's format and level.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from ktrdrd.hosts.supervisor import ChildSpec
+
+IB_SOCKET = "hostd-ib.sock"
+GATEWAY_SIM = "gateway-sim"
+IB = "ib"
+#: The simulator's generator seed: the embedded data are the same on every run.
+SIM_SEED = 0
+
+
+def ib_address(runtime_dir: Path) -> str:
+    """Where the embedded IB host serves."""
+    return f"unix:{runtime_dir / IB_SOCKET}"
+
+
+def embedded_specs(*, runtime_dir: Path, gateway: str, log_format: str, log_level: str) -> list[ChildSpec]:
+    """The children for an embedded IB host; ``gateway`` = ``ib.gateway`` ("" = the simulator)."""
+    logging_flags = ["--log-format", log_format, "--log-level", log_level]
+    hostd = [sys.executable, "-m", "hostd"]
+
+    def sim_argv(addresses: Mapping[str, str]) -> list[str]:
+        listen = addresses.get(GATEWAY_SIM, "127.0.0.1:0")
+        return [*hostd, "gateway-sim", "--listen", listen, "--seed", str(SIM_SEED), *logging_flags]
+
+    def ib_argv(addresses: Mapping[str, str]) -> list[str]:
+        target = gateway or addresses[GATEWAY_SIM]
+        simulated = [] if gateway else ["--simulated"]
+        return [
+            *hostd,
+            "ib",
+            "--listen",
+            ib_address(runtime_dir),
+            "--gateway",
+            target,
+            *simulated,
+            *logging_flags,
+        ]
+
+    ib = ChildSpec(IB, ib_argv, needs=() if gateway else (GATEWAY_SIM,), socket=runtime_dir / IB_SOCKET)
+    return [ib] if gateway else [ChildSpec(GATEWAY_SIM, sim_argv), ib]
