@@ -3,9 +3,10 @@
 Phases, in order:
 
 1. **bind**: ``unix:PATH`` (a stale socket file is removed, a live one refused, the new socket made
-   mode 0660) or ``HOST:PORT`` TCP (port 0 = any free port). ``credentials`` (a
-   ``grpc.ServerCredentials``, e.g. TLS) make the port secure; ``interceptors`` (e.g. a bearer-token
-   check) are installed on the server. A bind failure is logged and the process exits 1.
+   mode 0660) or ``HOST:PORT`` TCP (port 0 = any free port). With ``auth``
+   (:class:`ktrdr.rpc.hostauth.ServerAuth`, from the host's TLS flags: :mod:`hostd.listen`) the
+   port is TLS and every call must carry the bearer token. A bind failure is logged and the
+   process exits 1.
 2. **serve**: the :class:`~ktrdr.rpc.registry.Registry`'s services, health and reflection
    (:func:`ktrdr.rpc.grpc_adapter.registry_server`) start; :meth:`HostApp.start` starts the host's
    own work and says what the host is doing; one JSON line ``{"listening": ADDRESS}`` is printed on
@@ -34,6 +35,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2
 
 from ktrdr import logs
+from ktrdr.rpc import hostauth
 from ktrdr.rpc.grpc_adapter import registry_server
 from ktrdr.rpc.registry import Registry
 from ktrdr.sdnotify import Notifier
@@ -132,8 +134,7 @@ async def run_host(
     *,
     max_message_bytes: int,
     grace_s: float,
-    credentials: grpc.ServerCredentials | None = None,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    auth: hostauth.ServerAuth | None = None,
 ) -> int:
     """Run ``app`` through the phases of the module docstring; the exit status (0 stopped, 1 bind)."""
     loop = asyncio.get_running_loop()
@@ -141,10 +142,10 @@ async def run_host(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     server, servicer = registry_server(
-        app.registry, max_message_bytes=max_message_bytes, interceptors=interceptors
+        app.registry, max_message_bytes=max_message_bytes, interceptors=hostauth.server_interceptors(auth)
     )
     try:
-        address = bind(server, listen, credentials)
+        address = bind(server, listen, auth.credentials() if auth else None)
     except (OSError, RuntimeError) as exc:
         log.error("cannot listen", extra={"listen": listen, "error": str(exc)})
         await app.close()
@@ -177,12 +178,9 @@ def serve(
     grace_s: float,
     log_format: str,
     log_level: str,
-    credentials: Callable[[], grpc.ServerCredentials | None] | None = None,
-    interceptors: Callable[[], Sequence[grpc.aio.ServerInterceptor]] | None = None,
+    auth: hostauth.ServerAuth | None = None,
 ) -> int:
-    """Set up logging and sd_notify, build the app inside the event loop and run it; the exit status.
-    ``credentials``/``interceptors`` are factories called inside the loop (gRPC aio objects must be
-    made there)."""
+    """Set up logging and sd_notify, build the app inside the event loop and run it; the exit status."""
     logs.setup(log_format, log_level)
     notifier = Notifier()
 
@@ -193,8 +191,7 @@ def serve(
             notifier,
             max_message_bytes=max_message_bytes,
             grace_s=grace_s,
-            credentials=credentials() if credentials else None,
-            interceptors=interceptors() if interceptors else (),
+            auth=auth,
         )
 
     try:

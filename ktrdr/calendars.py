@@ -1,29 +1,45 @@
-"""When markets are closed, from maintained trading calendars (exchange-calendars), as UTC ns.
+"""When markets trade, from maintained trading calendars (exchange-calendars): the one calendar
+module of ktrdr, used by the bar cache (known-empty intervals) and the gateway simulator (which
+minutes it serves, IB's trading-hours text).
 
-Calendars by name:
+Calendars by name (:data:`CALENDARS`):
 
-- ``XNYS``: US equities on the NYSE calendar (holidays and early closes); a day's session is the
-  regular session, 09:30–16:00 New York (13:00 on early closes).
-- ``forex``: 24×5, closed from Friday 17:00 to Sunday 17:00 New York.
-- ``crypto``: 24×7, never closed.
+- ``XNYS``: US equities on the NYSE calendar of ``exchange-calendars`` (holidays, early closes).
+  Regular trading hours (RTH) are the calendar's open–close (09:30–16:00 New York, 13:00 on early
+  closes). Extended hours (ETH, IB's ``useRTH=0``) run from 04:00 New York on the session's date
+  until four hours after the regular close (20:00, or 17:00 on an early close), as IB's extended
+  session does.
+- ``forex``: 24×5; the session dated weekday D runs from 17:00 New York on the day before D to
+  17:00 New York on D (Sunday 17:00 opens Monday's session); closed from Friday 17:00 to Sunday
+  17:00 New York. RTH and ETH are the same.
+- ``crypto``: 24×7; the session dated D is the UTC day D.
 
-:func:`guess` picks a calendar from a symbol; it is a guess (callers let users override it): six
-letters made of two ISO currency codes → ``forex``; a crypto ticker (``BTC``, ``ETH``, …, alone or
-followed by a quote currency) → ``crypto``; anything else → ``XNYS``.
+A session is dated (labelled) by an int ``YYYYMMDD``: its date in the market's time zone, the day
+it closes on (a forex session opening Sunday evening is Monday's), as IB dates daily bars.
+
+Two views of the same sessions: :class:`Calendar` objects work in UTC epoch **seconds** with labels
+(the simulator's unit, as the TWS protocol's); :func:`sessions` and :func:`bar_opens` answer in UTC
+**ns** (the cache's unit). :func:`guess` picks a calendar from a symbol; it is a guess (callers
+let users override it): six letters made of two ISO currency codes → ``forex``; a crypto ticker
+(``BTC``, ``ETH``, …, alone or followed by a quote currency) → ``crypto``; anything else → ``XNYS``.
 
 :func:`bars_per_year` is what annualised figures (backtest Sharpe, volatility, returns) divide by.
 """
 
 from __future__ import annotations
 
-import functools
+import abc
 import re
 import warnings
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
 
 import numpy as np
 
 CALENDARS = ("XNYS", "forex", "crypto")
-DAY_NS = 86400 * 10**9
+DAY_S = 86400
+DAY_NS = DAY_S * 10**9
 #: The NYSE schedule is loaded from this date on (earlier bars get no closures).
 FIRST_SESSION = "1990-01-02"
 _CURRENCIES = frozenset(
@@ -31,6 +47,17 @@ _CURRENCIES = frozenset(
      "MXN", "ZAR", "TRY", "PLN", "CZK", "HUF", "ILS", "KRW", "INR"]
 )  # fmt: skip
 _CRYPTO = re.compile(r"^(BTC|ETH|LTC|BCH|SOL|XRP|ADA|DOGE|DOT|AVAX|LINK)([-._/]?(USD|USDT|USDC|EUR))?$")
+
+
+class AssetClass(StrEnum):
+    """What a contract is; each trades on one calendar (:data:`ASSET_CLASS_CALENDARS`)."""
+
+    STOCK = "stock"
+    FOREX = "forex"
+    CRYPTO = "crypto"
+
+
+ASSET_CLASS_CALENDARS = {AssetClass.STOCK: "XNYS", AssetClass.FOREX: "forex", AssetClass.CRYPTO: "crypto"}
 
 
 def guess(symbol: str) -> str:
@@ -68,63 +95,198 @@ def bars_per_year(calendar: str, timeframe: str) -> float:
     return sessions_per_year * -(-session_ns // bar_ns)
 
 
-def sessions(calendar: str, start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(opens, closes)`` (int64 UTC ns) of the sessions that overlap ``[start_ns, end_ns)``, in order.
+@dataclass(frozen=True)
+class Sessions:
+    """Sessions in time order: ``label`` (int YYYYMMDD), ``open_s`` and ``close_s`` (UTC epoch s)."""
 
-    ``crypto`` has one session from ``start_ns`` to ``end_ns``. Raises KeyError for an unknown name.
-    """
-    if calendar == "crypto":
-        return np.array([start_ns], np.int64), np.array([end_ns], np.int64)
-    opens, closes = {"XNYS": _nyse, "forex": _forex}[calendar](start_ns, end_ns)
+    label: np.ndarray
+    open_s: np.ndarray
+    close_s: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+    def take(self, index: np.ndarray | slice) -> Sessions:
+        return Sessions(self.label[index], self.open_s[index], self.close_s[index])
+
+
+def day_labels(days: np.ndarray) -> np.ndarray:
+    """Days since the epoch → int YYYYMMDD."""
+    dates = days.astype("datetime64[D]")
+    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    months = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    mday = (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
+    return years * 10000 + months * 100 + mday
+
+
+def _local_wall_to_utc(days: np.ndarray, seconds_into_day: int, time_zone: str) -> np.ndarray:
+    """UTC epoch seconds of wall-clock ``seconds_into_day`` on each local day (days since the epoch)."""
+    import pandas as pd
+
+    wall = pd.DatetimeIndex((days * DAY_S + seconds_into_day).astype("datetime64[s]"))
+    return np.asarray(wall.tz_localize(time_zone).tz_convert("UTC").as_unit("s").asi8, dtype=np.int64)
+
+
+class Calendar(abc.ABC):
+    """One market's sessions. ``sessions(start_s, end_s, rth)``: those that overlap ``[start, end)``."""
+
+    #: IANA zone IB reports for the contract (``timeZoneId``) and in which intraday bars are aligned.
+    time_zone = "UTC"
+
+    @abc.abstractmethod
+    def sessions(self, start_s: int, end_s: int, rth: bool) -> Sessions:
+        """The sessions (regular hours when ``rth``) that overlap ``[start_s, end_s)``, epoch seconds."""
+
+    def sessions_back(self, end_s: int, count: int, rth: bool) -> Sessions:
+        """The last ``count`` sessions that open before ``end_s`` (fewer where the calendar starts)."""
+        # 2 calendar days per session plus a long weekend always holds ``count`` sessions.
+        found = self.sessions(end_s - (2 * count + 5) * DAY_S, end_s, rth)
+        return found.take(slice(max(0, len(found) - count), None))
+
+    def load(self) -> None:
+        """Build the tables the calendar needs now (the NYSE's take about a second) rather than on
+        the first request."""
+        self.sessions(0, DAY_S, rth=True)
+
+
+class NewYorkStocks(Calendar):
+    """US equities on the NYSE calendar (see the module docstring for RTH and ETH)."""
+
+    time_zone = "America/New_York"
+
+    @cached_property
+    def _table(self) -> dict[str, np.ndarray]:
+        import exchange_calendars
+        import pandas as pd
+
+        with warnings.catch_warnings():
+            # exchange-calendars reads Series.values, which recent pandas flags as deprecated.
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+            schedule = exchange_calendars.get_calendar("XNYS", start=FIRST_SESSION).schedule
+        days = schedule.index.to_numpy().astype("datetime64[D]").astype(np.int64)
+        rth_open, rth_close = (
+            np.asarray(pd.DatetimeIndex(schedule[column]).as_unit("s").asi8, dtype=np.int64)
+            for column in ("open", "close")
+        )
+        return {
+            "label": day_labels(days),
+            "rth_open": rth_open,
+            "rth_close": rth_close,
+            "eth_open": _local_wall_to_utc(days, 4 * 3600, self.time_zone),
+            "eth_close": rth_close + 4 * 3600,
+        }
+
+    def sessions(self, start_s: int, end_s: int, rth: bool) -> Sessions:
+        table = self._table
+        opens, closes = (
+            (table["rth_open"], table["rth_close"]) if rth else (table["eth_open"], table["eth_close"])
+        )
+        lo = int(np.searchsorted(closes, start_s, "right"))
+        hi = int(np.searchsorted(opens, end_s, "left"))
+        return Sessions(table["label"][lo:hi], opens[lo:hi], closes[lo:hi])
+
+
+class Forex(Calendar):
+    """24×5: weekday sessions from 17:00 New York the day before to 17:00 New York."""
+
+    time_zone = "America/New_York"
+
+    def sessions(self, start_s: int, end_s: int, rth: bool) -> Sessions:
+        days = np.arange(start_s // DAY_S - 1, end_s // DAY_S + 3, dtype=np.int64)
+        days = days[(days + 3) % 7 < 5]  # Monday..Friday (1970-01-01 was a Thursday)
+        opens = _local_wall_to_utc(days - 1, 17 * 3600, self.time_zone)
+        closes = _local_wall_to_utc(days, 17 * 3600, self.time_zone)
+        keep = (closes > start_s) & (opens < end_s)
+        return Sessions(day_labels(days[keep]), opens[keep], closes[keep])
+
+
+class Crypto(Calendar):
+    """24×7: one session per UTC day."""
+
+    time_zone = "UTC"
+
+    def sessions(self, start_s: int, end_s: int, rth: bool) -> Sessions:
+        days = np.arange(start_s // DAY_S, -(-end_s // DAY_S), dtype=np.int64)
+        return Sessions(day_labels(days), days * DAY_S, (days + 1) * DAY_S)
+
+
+_BY_NAME: dict[str, Calendar] = {"XNYS": NewYorkStocks(), "forex": Forex(), "crypto": Crypto()}
+
+
+def named(calendar: str) -> Calendar:
+    """The (process-wide, shared) calendar of that name (:data:`CALENDARS`); KeyError otherwise."""
+    return _BY_NAME[calendar]
+
+
+def calendar_for(asset_class: AssetClass) -> Calendar:
+    """The (process-wide, shared) calendar of ``asset_class``."""
+    return _BY_NAME[ASSET_CLASS_CALENDARS[asset_class]]
+
+
+def trading_minutes(sessions: Sessions, start_s: int, end_s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Open times (UTC epoch s) of the 1-minute bars in ``sessions`` within ``[start_s, end_s)``,
+    and each minute's session label."""
+    first = np.maximum(sessions.open_s, -(-start_s // 60) * 60)
+    stop = np.minimum(sessions.close_s, end_s)
+    counts = np.maximum(0, -(-(stop - first) // 60))
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    session_index = np.repeat(np.arange(len(sessions)), counts)
+    offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return first[session_index] + offsets * 60, sessions.label[session_index]
+
+
+def sessions(
+    calendar: str, start_ns: int, end_ns: int, *, extended: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(opens, closes)`` (int64 UTC ns) of the sessions that overlap ``[start_ns, end_ns)``, in order;
+    regular hours unless ``extended``. Raises KeyError for an unknown calendar name."""
+    found = named(calendar).sessions(start_ns // 10**9, -(-end_ns // 10**9), rth=not extended)
+    opens, closes = found.open_s * 10**9, found.close_s * 10**9
     keep = (closes > start_ns) & (opens < end_ns)
     return opens[keep], closes[keep]
 
 
-def closed_days(calendar: str, first_day: int, end_day: int) -> np.ndarray:
-    """UTC days (days since the epoch) in ``[first_day, end_day)`` on which no session is dated.
-
-    A session is dated by the day it closes on (a forex session opening Sunday evening is Monday's).
-    """
-    days = np.arange(first_day, end_day, dtype=np.int64)
-    if calendar == "crypto":
-        return days[:0]
-    _, closes = sessions(calendar, first_day * DAY_NS, (end_day + 1) * DAY_NS)
-    return days[~np.isin(days, (closes - 1) // DAY_NS)]
+def label_days(labels: np.ndarray) -> np.ndarray:
+    """Int YYYYMMDD labels → days since the epoch (the inverse of :func:`day_labels`)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    months = (labels // 10000 - 1970) * 12 + labels // 100 % 100 - 1
+    return months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) + labels % 100 - 1
 
 
-@functools.cache
-def _nyse_table() -> tuple[np.ndarray, np.ndarray]:
-    import exchange_calendars
-
-    with warnings.catch_warnings():
-        # exchange-calendars reads Series.values, which recent pandas flags as deprecated.
-        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
-        schedule = exchange_calendars.get_calendar("XNYS", start=FIRST_SESSION).schedule
-    return _utc_ns(schedule["open"]), _utc_ns(schedule["close"])
-
-
-def _utc_ns(column) -> np.ndarray:
-    import pandas as pd
-
-    return np.asarray(pd.DatetimeIndex(column).as_unit("ns").asi8, dtype=np.int64)
-
-
-def _nyse(start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray]:
-    opens, closes = _nyse_table()
-    lo = int(np.searchsorted(closes, start_ns, "right"))
-    hi = int(np.searchsorted(opens, end_ns, "left"))
-    return opens[lo:hi], closes[lo:hi]
+def bar_opens(calendar: str, days: np.ndarray, timeframe_days: int) -> np.ndarray:
+    """Where the cache stamps a daily (``timeframe_days`` 1) or weekly (7) bar dated ``days`` (UTC
+    days since the epoch): the UTC ns open, in full trading hours (extended for US equities), of the
+    session dated that day — for a weekly bar, of the first session of that day's Monday-to-Sunday
+    week. -1 where there is none (a daily bar dated a holiday or a weekend)."""
+    days = np.asarray(days, dtype=np.int64)
+    if timeframe_days == 7:
+        days = days - (days + 3) % 7  # the Monday of the week (1970-01-01 was a Thursday)
+    opens = np.full(days.shape, -1, dtype=np.int64)
+    if not days.size:
+        return opens
+    found = named(calendar).sessions(
+        int(days.min() - 2) * DAY_S, int(days.max() + timeframe_days + 2) * DAY_S, False
+    )
+    dated = label_days(found.label)
+    at = np.searchsorted(dated, days, "left")
+    hit = at < len(dated)
+    hit[hit] = dated[at[hit]] < days[hit] + timeframe_days
+    opens[hit] = found.open_s[at[hit]] * 10**9
+    return opens
 
 
-def _forex(start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray]:
-    """One session per weekday D: 17:00 New York on D-1 to 17:00 New York on D."""
-    import pandas as pd
-
-    days = np.arange(start_ns // DAY_NS - 1, end_ns // DAY_NS + 3, dtype=np.int64)
-    days = days[(days + 3) % 7 < 5]  # Monday..Friday (1970-01-01 was a Thursday)
-
-    def new_york_5pm(day_numbers: np.ndarray) -> np.ndarray:
-        wall = pd.DatetimeIndex((day_numbers * DAY_NS + 17 * 3600 * 10**9).astype("datetime64[ns]"))
-        return np.asarray(wall.tz_localize("America/New_York").tz_convert("UTC").asi8, dtype=np.int64)
-
-    return new_york_5pm(days - 1), new_york_5pm(days)
+def session_labels(calendar: Calendar, stamps_s: np.ndarray) -> np.ndarray:
+    """The label of the session (full trading hours) each UTC epoch-second stamp falls in; the stamp's
+    UTC date for one outside every session."""
+    stamps_s = np.asarray(stamps_s, dtype=np.int64)
+    labels = day_labels(stamps_s // DAY_S)
+    if not stamps_s.size:
+        return labels
+    found = calendar.sessions(int(stamps_s.min()) - 2 * DAY_S, int(stamps_s.max()) + 2 * DAY_S, False)
+    at = np.searchsorted(found.open_s, stamps_s, "right") - 1
+    inside = at >= 0
+    inside[inside] = stamps_s[inside] < found.close_s[at[inside]]
+    labels[inside] = found.label[at[inside]]
+    return labels

@@ -13,6 +13,7 @@ What it holds:
   (``OPERATION_STATE_RUNNING``);
 - the gRPC status codes (:class:`StatusCode`), numbers and names, as both transports send them;
 - the ctl frame cap (:data:`FRAME_LIMIT`) and the largest strategy document (:data:`MAX_STRATEGY_BYTES`);
+- the named fixes of a bar import (:data:`IMPORT_FIXES`, :data:`STANDARD_FIXES`);
 - the default directories and the names of the files inside them (sockets, lock, database).
 
 The lifecycle rules (which state may follow which) belong to the daemon's operations core.
@@ -134,6 +135,14 @@ FRAME_LIMIT = 4 * 1024 * 1024
 #: times the shipped strategies (parsing one this size costs about 2 s of CPU in a worker thread).
 #: ktrdrctl refuses a larger file before sending it.
 MAX_STRATEGY_BYTES = 2 * 1024 * 1024
+
+# -- bar imports ---------------------------------------------------------------------------------
+
+#: The named fixes an import may ask for (``ImportBarsHeader.repairs``), in the order they run; what
+#: each does: ``ktrdrd/data/repair.py``. ktrdrctl offers exactly these for ``data import --fix``.
+IMPORT_FIXES = ("swap-high-low", "sort", "dedupe-exact", "dedupe-keep-last")
+#: ``standard`` on the wire, ``data import --repair``: the fixes that never discard a differing row.
+STANDARD_FIXES = ("swap-high-low", "sort", "dedupe-exact")
 
 # -- directories and the files in them -----------------------------------------------------------
 

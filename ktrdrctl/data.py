@@ -1,12 +1,15 @@
-"""``ktrdrctl data import|show|coverage|delete|load|gaps``: the daemon's bar cache (``DataService``).
+"""``ktrdrctl data import|show|coverage|delete|export|load|gaps``: the daemon's bar cache (``DataService``).
 
 ``import`` reads only a regular file and streams its bytes (``ImportBars``, a client stream over
 ctl); the daemon parses and validates them, so bad rows come back as its INVALID_ARGUMENT naming
 the file's line (exit 1) and nothing is imported. ``show`` prints bars as a table, as CSV (which
 ``import`` reads back) or, with ``--format json``, one ``GetBarsResponse`` per line (the ``--json``
-convention). ``load`` starts a ``data.load`` operation and follows it like ``ops watch``, except that
-Ctrl-C cancels it (and says how many bars were kept); ``gaps`` lists what a load would fetch.
-Imports only click, ktrdrctl and ktrdr.wire at module level; the client loads when a command runs.
+convention). ``export`` writes what the daemon renders (``ExportBars``: CSV, Parquet or JSON Lines)
+to a file through a temporary one renamed at the end, or to stdout. ``import --repair``/``--fix``
+name the fixes the daemon applies, and print each with its rows. ``load`` starts a ``data.load``
+operation and follows it like ``ops watch``, except that Ctrl-C cancels it (and says how many bars
+were kept); ``gaps`` lists what a load would fetch. Imports only click, ktrdrctl and ktrdr.wire at
+module level; the client loads when a command runs.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ COLUMNS = ("open", "high", "low", "close", "volume")
 
 @click.group(cls=Group)
 def data() -> None:
-    """The daemon's bar cache: import files, load from IB, show bars, list coverage and gaps, delete."""
+    """The daemon's bar cache: import and export files, load from IB, show bars, coverage and gaps, delete."""
 
 
 def series(symbol: str, timeframe: str) -> dict[str, str]:
@@ -83,6 +86,14 @@ def bar_rows(chunk: dict[str, Any]) -> Iterator[list[str]]:
         yield [iso_ns(int(t)), *(repr(float(column[i])) for column in values)]
 
 
+def repair_line(fixed: dict[str, Any]) -> str:
+    """``repaired sort: 3 rows (line 5, line 9, line 12)`` from an ``ImportRepair``."""
+    rows = int(fixed.get("rows", 0))
+    examples = ", ".join(fixed.get("examples", []))
+    more = ", …" if rows > len(fixed.get("examples", [])) else ""
+    return f"repaired {fixed.get('name', '')}: {rows} row{'s' if rows != 1 else ''} ({examples}{more})"
+
+
 @data.command("import")
 @click.argument("file", metavar="FILE")
 @click.option("--symbol", required=True, help="The series' symbol (AAPL, EURUSD, BTCUSD).")
@@ -106,6 +117,18 @@ def bar_rows(chunk: dict[str, Any]) -> Iterator[list[str]]:
     type=click.Choice(["XNYS", "forex", "crypto"], case_sensitive=False),
     help="Trading calendar for known-empty intervals. Default: guessed from the symbol (docs/data.md).",
 )
+@click.option(
+    "--repair",
+    is_flag=True,
+    help=f"Apply the standard fixes ({', '.join(wire.STANDARD_FIXES)}) and report them (docs/data.md).",
+)
+@click.option(
+    "--fix",
+    "fixes",
+    multiple=True,
+    type=click.Choice(wire.IMPORT_FIXES),
+    help="Apply this named fix (repeatable), dedupe-keep-last included (docs/data.md).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the daemon's response as canonical proto3 JSON.")
 @click.pass_context
 def import_(
@@ -116,9 +139,12 @@ def import_(
     fmt: str | None,
     mode: str,
     calendar: str | None,
+    repair: bool,
+    fixes: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Import bars from a CSV or Parquet FILE into the cache (one atomic write; bad rows change nothing)."""
+    """Import bars from a CSV or Parquet FILE into the cache (one atomic write; bad rows change nothing
+    unless --repair or --fix name the fixes to apply)."""
     from ktrdrctl.cli import print_json, session_of
     from ktrdrctl.ctl import CtlError, DaemonUnreachable, RequestTooLarge
 
@@ -135,6 +161,8 @@ def import_(
         header["format"] = f"IMPORT_FORMAT_{fmt.upper()}"
     if calendar:
         header["calendar"] = calendar
+    if repair or fixes:
+        header["repairs"] = (["standard"] if repair else []) + list(fixes)
     session = session_of(ctx)
     rest = ({"data": base64.b64encode(piece).decode("ascii")} for piece in pieces)
     try:
@@ -150,6 +178,8 @@ def import_(
         return
     coverage = response.get("coverage", {})
     click.echo(f"imported {int(response.get('barsImported', 0))} bars from {file}")
+    for fixed in response.get("repairs", []):
+        click.echo(repair_line(fixed))
     click.echo(f"{coverage_line(coverage)}  digest {coverage.get('digest', '')}")
 
 
@@ -242,6 +272,70 @@ def delete(ctx: click.Context, symbol: str, timeframe: str) -> None:
 
     response = session_of(ctx).call(DATA + "DeleteSeries", {"series": series(symbol, timeframe)})
     click.echo(f"deleted {coverage_line(response.get('coverage', {}))}")
+
+
+#: ``--format`` of ``export`` → the wire's ExportFormat; a file name's suffix picks it by default.
+EXPORT_FORMATS = {
+    "csv": "EXPORT_FORMAT_CSV",
+    "parquet": "EXPORT_FORMAT_PARQUET",
+    "json": "EXPORT_FORMAT_JSONL",
+}
+_SUFFIX_FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json"}
+
+
+@data.command()
+@click.argument("symbol")
+@click.argument("timeframe", type=click.Choice(TIMEFRAMES))
+@click.option("--start", type=click.DateTime(TIME_FORMATS), metavar="TIME", help="First bar open time (UTC).")
+@click.option("--end", type=click.DateTime(TIME_FORMATS), metavar="TIME", help="End, exclusive (UTC).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(EXPORT_FORMATS)),
+    help="csv: the predecessor's layout, which import reads back exactly; parquet: the cache's columns; "
+    "json: one object per bar and line. Default: from the output's suffix, else csv.",
+)
+@click.option(
+    "-o", "--output", default="-", show_default=True, metavar="FILE", help="Where to write; - is stdout."
+)
+@click.pass_context
+def export(
+    ctx: click.Context,
+    symbol: str,
+    timeframe: str,
+    start: datetime | None,
+    end: datetime | None,
+    fmt: str | None,
+    output: str,
+) -> None:
+    """Write the cached bars of SYMBOL TIMEFRAME to FILE or stdout (the daemon renders them; a file
+    appears whole or not at all)."""
+    import os
+    import sys
+
+    from ktrdrctl.cli import session_of
+    from ktrdrctl.files import FileProblem, write_replacing
+
+    fmt = fmt or _SUFFIX_FORMATS.get(os.path.splitext(output)[1].lower(), "csv")
+    if output == "-" and fmt == "parquet" and sys.stdout.isatty():
+        raise exits.CliFailure("refusing to write Parquet to a terminal; pass -o FILE", exits.USAGE)
+    request: dict[str, Any] = {"series": series(symbol, timeframe), "format": EXPORT_FORMATS[fmt]}
+    for key, value in (("startTime", utc_text(start)), ("endTime", utc_text(end))):
+        if value:
+            request[key] = value
+    pieces = (
+        base64.b64decode(r.get("data", "")) for r in session_of(ctx).stream(DATA + "ExportBars", request)
+    )
+    if output == "-":
+        for piece in pieces:
+            sys.stdout.buffer.write(piece)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        size = write_replacing(output, pieces)
+    except FileProblem as e:
+        raise exits.CliFailure(str(e), exits.FAILED) from None
+    click.echo(f"wrote {size:,} bytes of {symbol.upper()} {timeframe} ({fmt}) to {output}", err=True)
 
 
 OPERATIONS = "ktrdr.daemon.v1.OperationsService/"

@@ -9,6 +9,7 @@ still refused). Problems are :class:`FileProblem` with a message naming the file
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterator
@@ -95,3 +96,39 @@ def read_text(name: str, limit: int = MAX_FILE_BYTES) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FileProblem(f"cannot read {name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def write_replacing(name: str, pieces: Iterator[bytes]) -> int:
+    """Write ``pieces`` to ``name`` through a temporary file beside it, renamed over ``name`` only
+    once all arrived: an interrupted or failed export leaves no partial file (and an older file as
+    it was). Returns the bytes written. :class:`FileProblem` naming the file when it cannot be
+    written; an exception from ``pieces`` propagates after the temporary file is removed."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(name))
+    try:
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(name)}.", suffix=".part")
+    except OSError as e:
+        raise FileProblem(f"cannot write {name}: {e.strerror or e}") from None
+    written = 0
+    try:
+        mask = os.umask(0)  # mkstemp makes 0600; the file gets the mode a plain open would give
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
+        with os.fdopen(fd, "wb") as out:
+            for piece in pieces:
+                out.write(piece)
+                written += len(piece)
+        os.replace(temp, name)
+    except OSError as e:
+        _unlink_quietly(temp)
+        raise FileProblem(f"cannot write {name}: {e.strerror or e}") from None
+    except BaseException:
+        _unlink_quietly(temp)
+        raise
+    return written
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

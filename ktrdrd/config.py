@@ -130,6 +130,14 @@ KEYS: tuple[Key, ...] = (
         "IB Gateway/TWS HOST:PORT for the embedded IB host; empty = the bundled gateway simulator",
         problem=_tcp_problem,
     ),
+    Key(
+        "ib.sim_clock_scale",
+        "float",
+        1.0,
+        "the embedded gateway simulator and IB host divide IB's pacing windows by this (demos; "
+        "1 = IB's real rules; ignored with ib.gateway)",
+        minimum=1,
+    ),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 _TABLES = {"hosts", "ib"}

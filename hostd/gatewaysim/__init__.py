@@ -5,7 +5,7 @@ generator that follows each asset class's trading calendar), enforces IB's histo
 with error 162, and injects faults (latency, dropped connections, errors 200/321/326/1100/1102).
 
 Modules: :mod:`.wire` (framing, handshake, message ids) · :mod:`.session` (one connection) ·
-:mod:`.server` (:class:`~.server.GatewaySim`, the Python API) · :mod:`.contracts` · :mod:`.calendars` ·
-:mod:`.generator` · :mod:`.sources` · :mod:`.history` · :mod:`.pacing` · :mod:`.faults` ·
+:mod:`.server` (:class:`~.server.GatewaySim`, the Python API) · :mod:`.contracts` · :mod:`.generator` ·
+(calendars: :mod:`ktrdr.calendars`) · :mod:`.sources` · :mod:`.history` · :mod:`.pacing` · :mod:`.faults` ·
 :mod:`.service` and :mod:`.cli` (``hostd gateway-sim``). User guide: ``docs/gateway-sim.md``.
 """

@@ -137,9 +137,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from(args: argparse.Namespace) -> tuple[SimConfig, Faults]:
     """The simulator's settings and fault knobs from parsed flags; ValueError names a bad one."""
-    from hostd.gatewaysim.calendars import AssetClass
     from hostd.gatewaysim.faults import Faults
     from hostd.gatewaysim.server import SimConfig
+    from ktrdr.calendars import AssetClass
 
     host, port = args.listen
     config = SimConfig(

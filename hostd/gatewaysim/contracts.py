@@ -19,9 +19,9 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hostd.gatewaysim.calendars import AssetClass
 from hostd.gatewaysim.generator import PathParams
 from hostd.gatewaysim.wire import Out, WireContract
+from ktrdr.calendars import AssetClass
 
 
 @dataclass(frozen=True)

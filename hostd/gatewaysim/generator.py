@@ -14,7 +14,7 @@ The price is a continuous path defined for every UTC minute (traded or not):
 
 The 1-minute bar opening at t has open ``P(t)``, close ``P(t+60)``, a high and low beyond them by a
 hashed half-normal amount, and a hashed log-normal volume. Prices are rounded to the contract's tick.
-A calendar decides which minutes are traded (:mod:`hostd.gatewaysim.calendars`); the path does not.
+A calendar decides which minutes are traded (:mod:`ktrdr.calendars`); the path does not.
 """
 
 from __future__ import annotations

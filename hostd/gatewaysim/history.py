@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
-from hostd.gatewaysim.calendars import DAY_S, Calendar
 from hostd.gatewaysim.wire import Out
+from ktrdr.calendars import DAY_S, Calendar
 
 WEEK = 7 * 1440
 DAY = 1440

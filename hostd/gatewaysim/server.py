@@ -20,13 +20,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hostd.gatewaysim.calendars import AssetClass, NewYorkStocks, calendar_for
 from hostd.gatewaysim.contracts import Directory
 from hostd.gatewaysim.faults import Faults
 from hostd.gatewaysim.pacing import Pacer
 from hostd.gatewaysim.session import Session
 from hostd.gatewaysim.sources import BarSource, FileBars, GeneratedBars
 from hostd.gatewaysim.wire import SERVER_VERSIONS
+from ktrdr.calendars import AssetClass, calendar_for
 
 log = logging.getLogger("hostd.gatewaysim")
 
@@ -91,9 +91,7 @@ class GatewaySim:
 
     async def start(self) -> None:
         """Load the trading calendars, then bind and accept connections."""
-        stocks = calendar_for(AssetClass.STOCK)
-        assert isinstance(stocks, NewYorkStocks)
-        await asyncio.to_thread(stocks.load)
+        await asyncio.to_thread(calendar_for(AssetClass.STOCK).load)
         self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port)
         log.info(
             "gateway simulator listening",

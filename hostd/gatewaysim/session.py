@@ -34,8 +34,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
+
 from hostd.gatewaysim import history
-from hostd.gatewaysim.calendars import DAY_S, calendar_for, hours_text
 from hostd.gatewaysim.contracts import Instrument, contract_data_fields
 from hostd.gatewaysim.wire import (
     SERVER_VERSIONS,
@@ -47,6 +49,7 @@ from hostd.gatewaysim.wire import (
     read_frame,
     read_hello,
 )
+from ktrdr.calendars import DAY_S, Sessions, calendar_for
 
 if TYPE_CHECKING:
     from hostd.gatewaysim.server import GatewaySim
@@ -372,3 +375,13 @@ class Session:
         task = self._requests.pop(req_id, None)
         if task is not None:
             task.cancel()
+
+
+def hours_text(sessions: Sessions, time_zone: str) -> str:
+    """IB's ``tradingHours``/``liquidHours`` text: ``YYYYMMDD:HHMM-YYYYMMDD:HHMM;…`` in ``time_zone``."""
+
+    def wall(epoch_s: np.ndarray) -> pd.Index:
+        return pd.to_datetime(epoch_s, unit="s", utc=True).tz_convert(time_zone).strftime("%Y%m%d:%H%M")
+
+    opens, closes = wall(sessions.open_s), wall(sessions.close_s)
+    return ";".join(f"{start}-{stop}" for start, stop in zip(opens, closes, strict=True))

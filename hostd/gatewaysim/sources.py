@@ -14,7 +14,6 @@ from typing import Protocol
 
 import numpy as np
 
-from hostd.gatewaysim.calendars import DAY_S, AssetClass, calendar_for, day_labels, trading_minutes
 from hostd.gatewaysim.contracts import Instrument
 from hostd.gatewaysim.generator import MinutePath
 from hostd.gatewaysim.history import (
@@ -27,6 +26,7 @@ from hostd.gatewaysim.history import (
     bucket_keys,
 )
 from ktrdr import timeframes
+from ktrdr.calendars import DAY_S, AssetClass, calendar_for, session_labels, trading_minutes
 from ktrdr.research import bars as bar_files
 
 
@@ -102,6 +102,8 @@ class FileBars:
     A bar size with a file is served from it exactly; otherwise from the fastest faster file that
     resamples to it (:func:`ktrdr.research.bars.resample`, UTC-aligned buckets, the last one kept even
     while forming). Bars are served as the file has them: the calendar and ``useRTH`` do not filter them.
+    A daily or weekly bar is dated by the session its stamp falls in (the cache stamps a daily bar at
+    its session's open: :mod:`ktrdrd.data.calendars`), else by the stamp's UTC date.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -155,7 +157,7 @@ class FileBars:
             return aggregate(*_no_minutes())
         chosen = series.between(start_s * 10**9, min(end_s, now_s) * 10**9)
         stamp_s = chosen.time // 10**9
-        label = day_labels(stamp_s // DAY_S)
+        label = session_labels(calendar_for(instrument.asset_class), stamp_s)
         typical = (chosen.high + chosen.low + chosen.close) / 3
         return BarTable(
             stamp_s,

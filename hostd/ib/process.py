@@ -125,6 +125,5 @@ def serve(config: HostConfig, *, log_format: str, log_level: str) -> int:
         grace_s=STOP_GRACE_S,
         log_format=log_format,
         log_level=log_level,
-        credentials=config.auth.credentials if config.auth else None,
-        interceptors=lambda: hostauth.server_interceptors(config.auth),
+        auth=config.auth,
     )

@@ -1,6 +1,7 @@
 """``hostd training``: flags, checked before anything starts (a bad one exits 2 naming it).
 
-``--listen unix:PATH`` or ``--listen HOST:PORT`` (loopback TCP only, as ``hostd ib``), ``--state-dir
+``--listen`` and the TLS flags as every host (:mod:`hostd.listen`: TCP beyond loopback only with TLS
+and a bearer token), ``--state-dir
 DIR`` (job table, blobs, job outputs), ``--slots N`` (jobs at once; default: a quarter of the cores,
 at least 1), ``--threads-per-job N`` (torch CPU threads of each job; default: the cores divided by the
 slots), ``--device auto|cpu|cuda``, ``--max-blob-bytes``, ``--max-store-bytes``. Imports only the
@@ -13,7 +14,7 @@ import argparse
 import os
 from pathlib import Path
 
-from hostd.ib.cli import _listen
+from hostd.listen import add_listen_arguments, server_auth_or_exit
 
 DEFAULT_MAX_BLOB_BYTES = 2 * 1024**3
 DEFAULT_MAX_STORE_BYTES = 20 * 1024**3
@@ -30,13 +31,7 @@ def default_slots(cores: int) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--listen",
-        type=_listen,
-        required=True,
-        metavar="unix:PATH|HOST:PORT",
-        help="where to serve gRPC: a unix socket, or TCP on a loopback address (port 0 = any free port)",
-    )
+    add_listen_arguments(parser)
     parser.add_argument(
         "--state-dir", type=Path, required=True, metavar="DIR", help="job table, input blobs and job outputs"
     )
@@ -73,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hostd.training.process import HostConfig, serve
 
+    auth = server_auth_or_exit(args, "hostd training")
     cores = os.cpu_count() or 1
     slots = args.slots or default_slots(cores)
     config = HostConfig(
@@ -83,5 +79,6 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         max_blob_bytes=args.max_blob_bytes,
         max_store_bytes=args.max_store_bytes,
+        auth=auth,
     )
     return serve(config, log_format=args.log_format, log_level=args.log_level)

@@ -20,6 +20,7 @@ from hostd import lifecycle
 from hostd.training.blobs import BlobStore, Limits
 from hostd.training.jobs import HostSettings, JobManager
 from hostd.training.service import TrainingHostService, cuda_device_present
+from ktrdr.rpc import hostauth
 from ktrdr.rpc.registry import Registry
 from ktrdr.sdnotify import Notifier
 
@@ -44,6 +45,8 @@ class HostConfig:
     device: str
     max_blob_bytes: int
     max_store_bytes: int
+    #: TLS + bearer token for TCP listening (None: unix socket, or plain TCP on loopback only).
+    auth: hostauth.ServerAuth | None = None
 
 
 class TrainingHost:
@@ -87,4 +90,5 @@ def serve(config: HostConfig, *, log_format: str, log_level: str) -> int:
         grace_s=STOP_GRACE_S,
         log_format=log_format,
         log_level=log_level,
+        auth=config.auth,
     )

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
+import sqlite3
 import time
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from ktrdr import timeframes
 from ktrdr.research.bars import FIELDS, Bars
 from ktrdr.rpc.errors import ApiError, failed_precondition, invalid_argument, not_found
 from ktrdr.wire import StatusCode
-from ktrdrd.data import calendars, catalog, files
+from ktrdrd.data import calendars, catalog, files, reconcile
 from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.data.intervals import Interval, union, without_bars
 from ktrdrd.journal import Journal
@@ -63,6 +65,23 @@ class BarCache:
         """Create the directory and remove temporary files a crash left; returns those removed."""
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         return await asyncio.to_thread(files.remove_temporaries, self.root)
+
+    async def reconcile(self) -> list[reconcile.Finding]:
+        """Make the catalog agree with the files (:mod:`ktrdrd.data.reconcile`): a series whose file
+        and entry disagree is fixed under its lock; returns what was found and done."""
+        listed = await self._journal.read(lambda conn: catalog.select(conn, "1", (), limit=2**62))
+        keys = sorted({(e.symbol, e.timeframe) for e in listed} | set(await asyncio.to_thread(
+            reconcile.stored_series, self.root
+        )))  # fmt: skip
+        findings = []
+        for key in keys:
+            async with self._lock(key):
+                finding = await asyncio.to_thread(reconcile.check, self.root, key, await self.entry(*key))
+                if finding is None:
+                    continue
+                await self._journal.submit(functools.partial(_apply_finding, finding))
+                findings.append(finding)
+        return findings
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -239,6 +258,14 @@ def _described(
         covered=covered,
         known_empty=known_empty,
     )
+
+
+def _apply_finding(finding: reconcile.Finding, conn: sqlite3.Connection) -> None:
+    """The catalog change a reconcile finding calls for: save a re-derived entry, drop a gone one."""
+    if finding.entry is not None:
+        catalog.save(conn, finding.entry)
+    elif finding.action in ("dropped", "unreadable"):
+        catalog.delete(conn, finding.symbol, finding.timeframe)
 
 
 def write_failed(path: Path, exc: OSError) -> ApiError:

@@ -1,10 +1,18 @@
-"""Known-empty intervals of a series: where its market was closed (:mod:`ktrdr.calendars`) and the
-series has no bar.
+"""The cache's calendar rules (:mod:`ktrdr.calendars`): where daily and weekly bars are stamped, and
+the known-empty intervals of a series (its market was closed and it has no bar).
 
-Within ``[start, end)``: for intraday timeframes the closures between sessions, rounded inward to
-the bar grid (a bar lies wholly inside); for ``1d`` the UTC days on which no session is dated;
-``1w`` bars always hold a session, so none. Slots that hold a stored bar are never known-empty (US
-equities' extended hours trade outside the regular session the calendar knows).
+**Daily and weekly stamps.** A ``1d`` bar is stamped with the UTC open of its session in full
+trading hours (US equities: 04:00 New York, the extended session; forex: 17:00 New York the day
+before its date; crypto: 00:00 UTC), so a daily bar opens no later than any intraday bar of its
+session and closes (open + 1 day) no earlier than it. A ``1w`` bar is stamped with the open of its
+week's first session. :func:`restamp` turns the dates IB and most files give (00:00 UTC of the
+session's date) into those stamps.
+
+**Known-empty intervals** within ``[start, end)``: for intraday timeframes the closures between
+regular sessions, rounded inward to the bar grid (a bar lies wholly inside); for ``1d`` the time
+between one daily bar's end (its session's open + 1 day) and the next session's open (weekends,
+holidays); ``1w`` bars always hold a session, so none. Slots that hold a stored bar are never
+known-empty (US equities' extended hours trade outside the regular session).
 """
 
 from __future__ import annotations
@@ -21,13 +29,14 @@ def known_empty(
     """Known-empty intervals of ``[start_ns, end_ns)``; ``bar_times``: the series' sorted bar open times."""
     if calendar == "crypto" or timeframe_ns > calendars.DAY_NS or end_ns <= start_ns:
         return []
+    margin = calendars.DAY_NS * 7
     if timeframe_ns == calendars.DAY_NS:
-        days = calendars.closed_days(calendar, start_ns // timeframe_ns, -(-end_ns // timeframe_ns))
-        closed = union([(int(d) * timeframe_ns, (int(d) + 1) * timeframe_ns) for d in days])
+        # A daily bar holds [its session's open, + 1 day), the open in full trading hours.
+        opens, _ = calendars.sessions(calendar, start_ns - margin, end_ns + margin, extended=True)
+        slot_ends = (opens[:-1] + timeframe_ns).tolist()
+        closed = [(s, e) for s, e in zip(slot_ends, opens[1:].tolist(), strict=True) if s < e]
     else:
-        opens, closes = calendars.sessions(
-            calendar, start_ns - calendars.DAY_NS * 7, end_ns + calendars.DAY_NS * 7
-        )
+        opens, closes = calendars.sessions(calendar, start_ns - margin, end_ns + margin)
         step = timeframe_ns
         closed = union(
             [(-(-gap_start // step) * step, gap_end // step * step)
@@ -35,3 +44,36 @@ def known_empty(
         )  # fmt: skip
     clipped = [(max(s, start_ns), min(e, end_ns)) for s, e in closed]
     return without_bars([(s, e) for s, e in clipped if s < e], bar_times, timeframe_ns)
+
+
+class Undated(ValueError):
+    """A daily or weekly bar dated a day with no session; ``index`` is its position."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def restamp(times: np.ndarray, calendar: str, timeframe: str) -> np.ndarray:
+    """``times`` (int ns, UTC) of ``1d``/``1w`` bars with each one at 00:00 UTC — a date — moved to
+    where the cache stamps that bar (see the module docstring); other times and timeframes are
+    returned as they are, so stamps the cache wrote pass through unchanged. :class:`Undated` for a
+    daily bar dated a day without a session (a weekend or holiday of ``calendar``)."""
+    if timeframe not in ("1d", "1w"):
+        return times
+    dates = np.flatnonzero(times % calendars.DAY_NS == 0)
+    if not dates.size:
+        return times
+    opens = calendars.bar_opens(calendar, times[dates] // calendars.DAY_NS, 7 if timeframe == "1w" else 1)
+    missing = np.flatnonzero(opens < 0)
+    if missing.size:
+        index = int(dates[missing[0]])
+        day = np.datetime_as_string(np.datetime64(int(times[index]), "ns"), unit="D")
+        raise Undated(
+            index,
+            f"{day} has no {calendar} session, and a {timeframe} bar is dated by its session "
+            "(a weekend or holiday? check --calendar)",
+        )
+    out = times.copy()
+    out[dates] = opens
+    return out

@@ -5,7 +5,9 @@ catalog entry). A hole loses the time its trading calendar (:mod:`ktrdrd.data.ca
 closed, rounded inward to the bar grid, at both ends: a hole that is all closed market (a weekend, a
 holiday) is dropped, and one that spans a closure between two trading days stays one fetch range
 (the closure inside costs no request of its own). So each hole gives at most one fetch range, and
-two ranges are always separated by stored data.
+two ranges are always separated by stored data. Daily bars are stamped at their session's open: a
+daily range runs from the first session open in the hole to the end of the last one's day, and
+expects one bar per session.
 
 Modes (:data:`MODES`): ``full`` every hole (the default); ``tail`` only after the last stored bar;
 ``backfill`` only before the first stored bar; ``refresh`` the whole range again, stored or not
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ktrdr import calendars as market
 from ktrdrd.data import calendars
 from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.data.intervals import Interval, subtract, union
@@ -62,6 +65,8 @@ def find(
     holes = [span]
     if entry is not None and mode != "refresh":
         holes = subtract(holes, union(entry.covered, entry.known_empty))
+    if timeframe_ns == market.DAY_NS:
+        return _daily(holes, calendar, span)
     closed = calendars.known_empty(calendar, timeframe_ns, span[0], span[1], _NO_BARS)
     gaps = []
     for hole in holes:
@@ -70,4 +75,16 @@ def find(
             open_ns = sum(end - start for start, end in open_parts)
             expected = -(-open_ns // timeframe_ns)
             gaps.append(Gap(open_parts[0][0], open_parts[-1][1], expected))
+    return gaps
+
+
+def _daily(holes: list[Interval], calendar: str, span: Interval) -> list[Gap]:
+    """Daily bars are stamped at their session's open (:mod:`ktrdrd.data.calendars`): a hole's range
+    runs from the first open in it to the end of the last one's slot; one bar per session."""
+    opens, _ = market.sessions(calendar, span[0], span[1], extended=True)
+    gaps = []
+    for start, end in holes:
+        inside = opens[(opens >= start) & (opens < end)]
+        if inside.size:
+            gaps.append(Gap(int(inside[0]), min(end, int(inside[-1]) + market.DAY_NS), int(inside.size)))
     return gaps

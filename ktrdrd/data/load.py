@@ -36,6 +36,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -45,6 +46,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from ktrdr import calendars, timeframes
+from ktrdr.calendars import DAY_NS
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import data_pb2
 from ktrdr.hostd.marketdata.v1 import marketdata_pb2 as mpb
@@ -54,6 +56,7 @@ from ktrdr.rpc.errors import ApiError
 from ktrdr.wire import StatusCode
 from ktrdrd.data import gaps
 from ktrdrd.data.cache import BarCache
+from ktrdrd.data.calendars import Undated, restamp
 from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.data.intervals import Interval
 from ktrdrd.operations import OperationContext
@@ -151,6 +154,9 @@ class _Pending:
     """Bars and confirmed-empty intervals of the range being fetched, not merged yet."""
 
     start_ns: int  # the range's part not merged yet starts here
+    #: The cache's stamps of the host's bar times (daily and weekly bars come dated; see
+    #: :func:`ktrdrd.data.calendars.restamp`); None: taken as they are.
+    stamp: Callable[[np.ndarray], np.ndarray] | None = None
     columns: dict[str, list[np.ndarray]] = field(
         default_factory=lambda: {"time": [], **{f: [] for f in FIELDS}}
     )
@@ -160,6 +166,8 @@ class _Pending:
 
     def add(self, chunk: common_pb2.BarsChunk, step: int) -> int:
         times = np.asarray(chunk.time_ns, dtype=np.int64)
+        if self.stamp is not None:
+            times = self.stamp(times)
         self.columns["time"].append(times)
         for name in FIELDS:
             self.columns[name].append(np.asarray(getattr(chunk, name), dtype=np.float64))
@@ -169,6 +177,8 @@ class _Pending:
         return len(times)
 
     def confirm_empty(self, empty: common_pb2.TimeRange) -> None:
+        if self.stamp is not None:  # dates, not stamps: not known-empty (a later load asks again)
+            return
         span = (empty.start_time.ToNanoseconds(), empty.end_time.ToNanoseconds())
         self.empty.append(span)
         self.complete_to = max(self.complete_to, span[1])
@@ -288,14 +298,19 @@ class SeriesLoad:
         source: str, calendar: str,
     ) -> None:  # fmt: skip
         request, tally = self.request, self.tally
+        asked = (gap.start_ns, gap.end_ns)
+        stamp = None
+        if request.timeframe in ("1d", "1w"):  # the host dates these bars: ask a day more each side
+            asked = ((gap.start_ns // DAY_NS - 1) * DAY_NS, (-(-gap.end_ns // DAY_NS) + 1) * DAY_NS)
+            stamp = partial(_restamp, calendar, request.timeframe)
         fetch = mpb.FetchBarsRequest(
             contract=contract,
             timeframe=request.timeframe,
-            range=common_pb2.TimeRange(start_time=_timestamp(gap.start_ns), end_time=_timestamp(gap.end_ns)),
+            range=common_pb2.TimeRange(start_time=_timestamp(asked[0]), end_time=_timestamp(asked[1])),
             use_rth=calendar == "XNYS",  # the calendar knows the regular session only
             request_id=f"{self.ctx.name}/{gap.start_ns}",
         )
-        pending = _Pending(gap.start_ns, complete_to=gap.start_ns)
+        pending = _Pending(gap.start_ns, stamp, complete_to=gap.start_ns)
         what = f"{self.name} {_iso(gap.start_ns)} .. {_iso(gap.end_ns)}"
         stream = stub.FetchBars(fetch)
         responses = stream.__aiter__()
@@ -389,6 +404,15 @@ def api_error(exc: grpc.aio.AioRpcError) -> ApiError:
                 reason = info.reason
     code = exc.code().value[0]
     return ApiError(code, f"the IB host: {exc.details()}", reason or StatusCode(code).name)
+
+
+def _restamp(calendar: str, timeframe: str, times: np.ndarray) -> np.ndarray:
+    """The cache's stamps of dated daily/weekly bars; DATA_LOSS for a bar dated a closed day."""
+    try:
+        return restamp(times, calendar, timeframe)
+    except Undated as exc:
+        raise ApiError(StatusCode.DATA_LOSS, f"the IB host sent a bar the calendar cannot place: {exc}",
+                       "BARS_INVALID") from None  # fmt: skip
 
 
 def _within(bars: Bars, span: Interval) -> Bars:

@@ -10,7 +10,9 @@ optional (absent = 0). Parquet: the same column names; the time column may be a 
 
 Every problem raises :class:`~ktrdr.research.bars.BarsError` naming the file, the 1-based CSV line
 (the header is line 1) or Parquet row, and what is wrong: a missing column, an unparseable time or
-number, NaN, unsorted or duplicate times, high < low, negative volume. Blocking: call from a thread.
+number, NaN, unsorted or duplicate times, high < low, negative volume, a daily bar dated a day
+without a session. Named fixes (:mod:`ktrdrd.data.repair`) run before the checks, when asked for.
+Blocking: call from a thread.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ktrdr.research.bars import FIELDS, Bars, BarsError
+from ktrdrd.data import calendars, repair
 
 TIME_COLUMNS = ("timestamp", "datetime", "date", "time")
 PRICES = FIELDS[:4]
@@ -31,8 +34,35 @@ PRICES = FIELDS[:4]
 _EPOCH_UNITS = ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3))
 
 
-def parse(data: bytes | bytearray, fmt: str, symbol: str, timeframe: str, name: str) -> Bars:
-    """Validated bars from a whole file's bytes; ``fmt`` is ``csv`` or ``parquet``."""
+def parse(
+    data: bytes | bytearray,
+    fmt: str,
+    symbol: str,
+    timeframe: str,
+    name: str,
+    fixes: list[str] | None = None,
+    calendar: str | None = None,
+) -> tuple[Bars, list[repair.Fixed]]:
+    """Validated bars from a whole file's bytes (``fmt``: ``csv`` or ``parquet``), with the named
+    ``fixes`` (:func:`ktrdrd.data.repair.resolve`) applied before validation; returns the bars and
+    what each fix did. With a ``calendar``, daily and weekly bars given as dates are stamped as the
+    cache stamps them (:func:`ktrdrd.data.calendars.restamp`). Errors name the file's own rows."""
+    rows, row = _rows(data, fmt, name)
+    if calendar is not None:
+        try:
+            rows.time = calendars.restamp(rows.time, calendar, timeframe)
+        except calendars.Undated as exc:
+            raise BarsError(f"{name}: {row(exc.index)}: {exc}") from None
+    rows, fixed = repair.apply(fixes or [], rows, row)
+
+    def original_row(i: int) -> str:
+        return row(int(rows.index[i]))
+
+    return Bars.from_arrays(symbol, timeframe, *rows.columns(), source=name, row_label=original_row), fixed
+
+
+def _rows(data: bytes | bytearray, fmt: str, name: str) -> tuple[repair.Rows, Callable[[int], str]]:
+    """The file's columns parsed (not yet validated as bars), and the function naming a row."""
     if fmt == "parquet":
         frame, row = _parquet_frame(data, name), _parquet_row
     else:
@@ -52,7 +82,7 @@ def parse(data: bytes | bytearray, fmt: str, symbol: str, timeframe: str, name: 
         if "volume" in columns
         else np.zeros(len(frame), dtype=np.float64)
     )
-    return Bars.from_arrays(symbol, timeframe, t, o, h, lo, c, volume, source=name, row_label=row)
+    return repair.Rows(t, o, h, lo, c, volume, np.arange(len(t))), row
 
 
 def _csv_line(index: int) -> str:

@@ -103,6 +103,7 @@ def open_hosts(
             embedded.embedded_specs(
                 runtime_dir=runtime_dir,
                 gateway=gateway,
+                clock_scale=config["ib.sim_clock_scale"],
                 log_format=config["log_format"],
                 log_level=config["log_level"],
             )

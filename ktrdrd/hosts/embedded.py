@@ -8,6 +8,10 @@ With ``hosts.ib`` empty and ``hosts.embedded`` true, ktrdrd supervises
 - ``ib``: ``hostd ib`` on ``unix:<runtime dir>/hostd-ib.sock`` (:data:`IB_SOCKET`), connected to that
   simulator (marked ``--simulated``: its series are synthetic) or to ``ib.gateway``.
 
+``ib.sim_clock_scale`` K > 1 compresses IB's pacing windows K-fold in both the simulator and the
+host (for demos such as ``make run``, which loads three years of three series in seconds instead of
+half an hour); the rules themselves, and the pacer that keeps to them, are unchanged.
+
 A local ``hostd training`` will be one more :class:`~ktrdrd.hosts.supervisor.ChildSpec` here.
 Children log in the daemon's format and level.
 """
@@ -32,14 +36,19 @@ def ib_address(runtime_dir: Path) -> str:
     return f"unix:{runtime_dir / IB_SOCKET}"
 
 
-def embedded_specs(*, runtime_dir: Path, gateway: str, log_format: str, log_level: str) -> list[ChildSpec]:
-    """The children for an embedded IB host; ``gateway`` = ``ib.gateway`` ("" = the simulator)."""
+def embedded_specs(
+    *, runtime_dir: Path, gateway: str, log_format: str, log_level: str, clock_scale: float = 1.0
+) -> list[ChildSpec]:
+    """The children for an embedded IB host; ``gateway`` = ``ib.gateway`` ("" = the simulator);
+    ``clock_scale`` = ``ib.sim_clock_scale``: the simulator and the host both divide IB's pacing
+    windows by it (``--clock-scale``), so the host's pacer and the simulator's rules stay in step."""
     logging_flags = ["--log-format", log_format, "--log-level", log_level]
+    scale = [] if gateway or clock_scale == 1.0 else ["--clock-scale", f"{clock_scale:g}"]
     hostd = [sys.executable, "-m", "hostd"]
 
     def sim_argv(addresses: Mapping[str, str]) -> list[str]:
         listen = addresses.get(GATEWAY_SIM, "127.0.0.1:0")
-        return [*hostd, "gateway-sim", "--listen", listen, "--seed", str(SIM_SEED), *logging_flags]
+        return [*hostd, "gateway-sim", "--listen", listen, "--seed", str(SIM_SEED), *scale, *logging_flags]
 
     def ib_argv(addresses: Mapping[str, str]) -> list[str]:
         target = gateway or addresses[GATEWAY_SIM]
@@ -52,6 +61,7 @@ def embedded_specs(*, runtime_dir: Path, gateway: str, log_format: str, log_leve
             "--gateway",
             target,
             *simulated,
+            *scale,
             *logging_flags,
         ]
 

@@ -1,12 +1,16 @@
 """``ktrdr.daemon.v1.DataService`` over the bar cache (:class:`ktrdrd.data.cache.BarCache`).
 
-- ``ImportBars`` (client stream): a header (series, mode, format, source name, calendar), then the
-  file's bytes in ``data`` messages. The daemon parses and validates the whole file in a worker
-  thread; bad input is INVALID_ARGUMENT (reason ``BARS_INVALID``) naming the line or row, and nothing
-  is written. More than ``max_import_bytes`` is RESOURCE_EXHAUSTED (reason ``IMPORT_TOO_LARGE``).
+- ``ImportBars`` (client stream): a header (series, mode, format, source name, calendar, named
+  fixes), then the file's bytes in ``data`` messages. The daemon parses, repairs as asked
+  (:mod:`ktrdrd.data.repair`, each fix reported) and validates the whole file in a worker thread;
+  bad input is INVALID_ARGUMENT (reason ``BARS_INVALID``) naming the line or row, and nothing is
+  written. More than ``max_import_bytes`` is RESOURCE_EXHAUSTED (reason ``IMPORT_TOO_LARGE``).
 - ``GetBars`` (server stream): chunks of at most :data:`GRPC_CHUNK_BARS` bars over gRPC
   (< 4 MiB), :data:`CTL_CHUNK_BARS` over ctl (its JSON frames are larger per bar), in time order;
   ``[start_time, end_time)`` and ``tail``.
+- ``ExportBars`` (server stream): a range rendered by :mod:`ktrdrd.data.export` as CSV (the
+  predecessor's layout, which ``ImportBars`` reads back exactly), Parquet or JSON Lines, in pieces
+  of at most 1 MiB; the client writes the file.
 - ``GetCoverage``, ``ListSeries`` (pages of ``page_size``, default 100, at most 1000),
   ``DeleteSeries``. An unknown series is NOT_FOUND (reason ``SERIES_NOT_FOUND``).
 - ``GetGaps``: what a load of one series would fetch (:mod:`ktrdrd.data.gaps`). ``LoadData`` is
@@ -30,7 +34,7 @@ from ktrdr.research.bars import FIELDS, Bars, BarsError
 from ktrdr.rpc.errors import ApiError, invalid_argument, not_found
 from ktrdr.rpc.registry import Call
 from ktrdr.wire import StatusCode
-from ktrdrd.data import parse
+from ktrdrd.data import export, parse, repair
 from ktrdrd.data.cache import BarCache, series_key
 from ktrdrd.data.catalog import SeriesEntry
 
@@ -47,6 +51,12 @@ _MODES = {
     pb.IMPORT_MODE_REPLACE: "replace",
 }
 _FORMATS = {pb.IMPORT_FORMAT_CSV: "csv", pb.IMPORT_FORMAT_PARQUET: "parquet"}
+_EXPORT_FORMATS = {
+    pb.EXPORT_FORMAT_UNSPECIFIED: "csv",
+    pb.EXPORT_FORMAT_CSV: "csv",
+    pb.EXPORT_FORMAT_PARQUET: "parquet",
+    pb.EXPORT_FORMAT_JSONL: "jsonl",
+}
 _SOURCES = {"IB": pb.DATA_SOURCE_IB, "IMPORT": pb.DATA_SOURCE_IMPORT, "SIMULATOR": pb.DATA_SOURCE_SIMULATOR}
 
 
@@ -90,8 +100,15 @@ class DataService:
         if plan is None:
             raise invalid_argument("header", "required: the import sent no message")
         try:
-            bars = await asyncio.to_thread(
-                parse.parse, data, plan.fmt, plan.symbol, plan.timeframe, plan.name
+            bars, fixed = await asyncio.to_thread(
+                parse.parse,
+                data,
+                plan.fmt,
+                plan.symbol,
+                plan.timeframe,
+                plan.name,
+                plan.fixes,
+                plan.calendar,
             )
         except BarsError as exc:
             raise invalid_argument("data", f"{exc}; nothing was imported", "BARS_INVALID") from None
@@ -100,14 +117,15 @@ class DataService:
                 "data", f"{plan.name}: the file holds no bars; nothing was imported", "BARS_INVALID"
             )
         entry = await self.cache.import_bars(bars, source=SOURCE, mode=plan.mode, calendar=plan.calendar)
-        return pb.ImportBarsResponse(coverage=coverage_to_proto(entry), bars_imported=len(bars))
+        return pb.ImportBarsResponse(
+            coverage=coverage_to_proto(entry),
+            bars_imported=len(bars),
+            repairs=[pb.ImportRepair(name=f.name, rows=f.rows, examples=f.examples) for f in fixed],
+        )
 
     async def GetBars(self, request: pb.GetBarsRequest, call: Call) -> AsyncIterator[pb.GetBarsResponse]:
         symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
-        start = _ns(request.start_time) if request.HasField("start_time") else None
-        end = _ns(request.end_time) if request.HasField("end_time") else None
-        if start is not None and end is not None and end <= start:
-            raise invalid_argument("end_time", "must be after start_time")
+        start, end = _range(request)
         if request.tail < 0:
             raise invalid_argument("tail", f"must be >= 0, got {request.tail}")
         if request.chunk_bars < 0:
@@ -148,6 +166,21 @@ class DataService:
         symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
         return pb.DeleteSeriesResponse(coverage=coverage_to_proto(await self.cache.delete(symbol, timeframe)))
 
+    async def ExportBars(
+        self, request: pb.ExportBarsRequest, call: Call
+    ) -> AsyncIterator[pb.ExportBarsResponse]:
+        symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
+        start, end = _range(request)
+        fmt = _EXPORT_FORMATS.get(request.format)
+        if fmt is None:
+            raise invalid_argument("format", f"unknown export format {request.format}")
+        bars = await self.cache.read(symbol, timeframe, start, end, 0)
+        rendered = export.pieces(bars, fmt)  # a generator: each piece is rendered in a worker thread
+        first = True
+        while (piece := await asyncio.to_thread(next, rendered, None)) is not None:
+            yield pb.ExportBarsResponse(data=piece, bar_count=len(bars) if first else 0)
+            first = False
+
 
 @dataclass(frozen=True)
 class _ImportPlan:
@@ -159,6 +192,7 @@ class _ImportPlan:
     fmt: str  # "csv" or "parquet"
     calendar: str
     mode: str  # "create", "replace" or "merge"
+    fixes: list[str]  # named fixes to apply, in the order they run (ktrdrd.data.repair)
 
 
 def _plan(header: pb.ImportBarsHeader) -> _ImportPlan:
@@ -169,7 +203,11 @@ def _plan(header: pb.ImportBarsHeader) -> _ImportPlan:
     mode = _MODES.get(header.mode)
     if mode is None:
         raise invalid_argument("header.mode", f"unknown import mode {header.mode}")
-    return _ImportPlan(symbol, timeframe, name, fmt, _calendar(header.calendar, symbol), mode)
+    try:
+        fixes = repair.resolve(list(header.repairs))
+    except repair.UnknownFix as exc:
+        raise invalid_argument("header.repairs", str(exc)) from None
+    return _ImportPlan(symbol, timeframe, name, fmt, _calendar(header.calendar, symbol), mode, fixes)
 
 
 def _calendar(requested: str, symbol: str) -> str:
@@ -182,6 +220,15 @@ def _calendar(requested: str, symbol: str) -> str:
             "header.calendar", f"unknown calendar {requested!r}; known: {', '.join(calendars.CALENDARS)}"
         )
     return found
+
+
+def _range(request: pb.GetBarsRequest | pb.ExportBarsRequest) -> tuple[int | None, int | None]:
+    """``[start_time, end_time)`` in ns (None where unset); INVALID_ARGUMENT unless end > start."""
+    start = _ns(request.start_time) if request.HasField("start_time") else None
+    end = _ns(request.end_time) if request.HasField("end_time") else None
+    if start is not None and end is not None and end <= start:
+        raise invalid_argument("end_time", "must be after start_time")
+    return start, end
 
 
 def _ns(stamp: timestamp_pb2.Timestamp) -> int:

@@ -4,7 +4,8 @@ The bar cache needs numpy, pandas and pyarrow: importing them when the daemon st
 start-up and took an idle ktrdrd from ~47 MiB to ~132 MiB RSS (measured with `bench cli_startup`'s
 idle-RSS probe). So the daemon registers this stand-in, which imports :mod:`ktrdrd.services.data`
 in a worker thread on the first DataService call, opens the cache (removing temporary files an
-interrupted write left) and hands every call to it. Calls that arrive while it loads wait for it.
+interrupted write left, then reconciling the catalog with the files: :mod:`ktrdrd.data.reconcile`)
+and hands every call to it. Calls that arrive while it loads wait for it.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ class LazyDataService:
         cache = cache_module.BarCache(self._root, self._journal)
         for leftover in await cache.open():
             log.warning("removed a temporary file an interrupted write left", extra={"path": str(leftover)})
+        for finding in await cache.reconcile():
+            log.warning(
+                "bar cache: catalog reconciled with its files",
+                extra={"series": f"{finding.symbol} {finding.timeframe}", "action": finding.action,
+                       "detail": finding.detail},
+            )  # fmt: skip
         return service_module.DataService(cache, max_import_bytes=self._max_import_bytes)
 
     async def ImportBars(self, requests: AsyncIterator[pb.ImportBarsRequest], call: Call) -> Any:
@@ -80,3 +87,7 @@ class LazyDataService:
 
     async def DeleteSeries(self, request: pb.DeleteSeriesRequest, call: Call) -> Any:
         return await (await self.service()).DeleteSeries(request, call)
+
+    async def ExportBars(self, request: pb.ExportBarsRequest, call: Call) -> AsyncIterator[Any]:
+        async for item in (await self.service()).ExportBars(request, call):
+            yield item

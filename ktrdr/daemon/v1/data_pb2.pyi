@@ -39,6 +39,13 @@ class ImportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMPORT_FORMAT_UNSPECIFIED: _ClassVar[ImportFormat]
     IMPORT_FORMAT_CSV: _ClassVar[ImportFormat]
     IMPORT_FORMAT_PARQUET: _ClassVar[ImportFormat]
+
+class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPORT_FORMAT_UNSPECIFIED: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_CSV: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_PARQUET: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_JSONL: _ClassVar[ExportFormat]
 DATA_SOURCE_UNSPECIFIED: DataSource
 DATA_SOURCE_IB: DataSource
 DATA_SOURCE_IMPORT: DataSource
@@ -55,6 +62,10 @@ IMPORT_MODE_MERGE: ImportMode
 IMPORT_FORMAT_UNSPECIFIED: ImportFormat
 IMPORT_FORMAT_CSV: ImportFormat
 IMPORT_FORMAT_PARQUET: ImportFormat
+EXPORT_FORMAT_UNSPECIFIED: ExportFormat
+EXPORT_FORMAT_CSV: ExportFormat
+EXPORT_FORMAT_PARQUET: ExportFormat
+EXPORT_FORMAT_JSONL: ExportFormat
 
 class LoadDataRequest(_message.Message):
     __slots__ = ("symbols", "timeframes", "start_time", "end_time", "mode", "request_id", "labels")
@@ -180,18 +191,20 @@ class ListSeriesResponse(_message.Message):
     def __init__(self, series: _Optional[_Iterable[_Union[SeriesCoverage, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ImportBarsHeader(_message.Message):
-    __slots__ = ("series", "mode", "source_name", "format", "calendar")
+    __slots__ = ("series", "mode", "source_name", "format", "calendar", "repairs")
     SERIES_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     CALENDAR_FIELD_NUMBER: _ClassVar[int]
+    REPAIRS_FIELD_NUMBER: _ClassVar[int]
     series: _common_pb2.SeriesKey
     mode: ImportMode
     source_name: str
     format: ImportFormat
     calendar: str
-    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., source_name: _Optional[str] = ..., format: _Optional[_Union[ImportFormat, str]] = ..., calendar: _Optional[str] = ...) -> None: ...
+    repairs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., source_name: _Optional[str] = ..., format: _Optional[_Union[ImportFormat, str]] = ..., calendar: _Optional[str] = ..., repairs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ImportBarsRequest(_message.Message):
     __slots__ = ("header", "chunk", "data")
@@ -204,12 +217,24 @@ class ImportBarsRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[ImportBarsHeader, _Mapping]] = ..., chunk: _Optional[_Union[_common_pb2.BarsChunk, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ImportBarsResponse(_message.Message):
-    __slots__ = ("coverage", "bars_imported")
+    __slots__ = ("coverage", "bars_imported", "repairs")
     COVERAGE_FIELD_NUMBER: _ClassVar[int]
     BARS_IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    REPAIRS_FIELD_NUMBER: _ClassVar[int]
     coverage: SeriesCoverage
     bars_imported: int
-    def __init__(self, coverage: _Optional[_Union[SeriesCoverage, _Mapping]] = ..., bars_imported: _Optional[int] = ...) -> None: ...
+    repairs: _containers.RepeatedCompositeFieldContainer[ImportRepair]
+    def __init__(self, coverage: _Optional[_Union[SeriesCoverage, _Mapping]] = ..., bars_imported: _Optional[int] = ..., repairs: _Optional[_Iterable[_Union[ImportRepair, _Mapping]]] = ...) -> None: ...
+
+class ImportRepair(_message.Message):
+    __slots__ = ("name", "rows", "examples")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    rows: int
+    examples: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., examples: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetBarsRequest(_message.Message):
     __slots__ = ("series", "start_time", "end_time", "chunk_bars", "tail")
@@ -242,3 +267,23 @@ class GetBarsResponse(_message.Message):
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     chunk: _common_pb2.BarsChunk
     def __init__(self, chunk: _Optional[_Union[_common_pb2.BarsChunk, _Mapping]] = ...) -> None: ...
+
+class ExportBarsRequest(_message.Message):
+    __slots__ = ("series", "start_time", "end_time", "format")
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    series: _common_pb2.SeriesKey
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    format: ExportFormat
+    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., format: _Optional[_Union[ExportFormat, str]] = ...) -> None: ...
+
+class ExportBarsResponse(_message.Message):
+    __slots__ = ("data", "bar_count")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    BAR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    bar_count: int
+    def __init__(self, data: _Optional[bytes] = ..., bar_count: _Optional[int] = ...) -> None: ...

@@ -69,6 +69,11 @@ class DataServiceStub:
                 request_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesRequest.SerializeToString,
                 response_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesResponse.FromString,
                 _registered_method=True)
+        self.ExportBars = channel.unary_stream(
+                '/ktrdr.daemon.v1.DataService/ExportBars',
+                request_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.ExportBarsRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.ExportBarsResponse.FromString,
+                _registered_method=True)
 
 
 class DataServiceServicer:
@@ -128,6 +133,15 @@ class DataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportBars(self, request, context):
+        """Server stream: the bars of a range rendered as a file (CSV, Parquet or JSON Lines) by the
+        daemon, in pieces of < 4 MiB; the client writes them where it likes (the daemon never opens a
+        client's path). NOT_FOUND if the cache has none of the series.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +179,11 @@ def add_DataServiceServicer_to_server(servicer, server):
                     servicer.DeleteSeries,
                     request_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesRequest.FromString,
                     response_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesResponse.SerializeToString,
+            ),
+            'ExportBars': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportBars,
+                    request_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.ExportBarsRequest.FromString,
+                    response_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.ExportBarsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +375,33 @@ class DataService:
             '/ktrdr.daemon.v1.DataService/DeleteSeries',
             ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesRequest.SerializeToString,
             ktrdr_dot_daemon_dot_v1_dot_data__pb2.DeleteSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportBars(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ktrdr.daemon.v1.DataService/ExportBars',
+            ktrdr_dot_daemon_dot_v1_dot_data__pb2.ExportBarsRequest.SerializeToString,
+            ktrdr_dot_daemon_dot_v1_dot_data__pb2.ExportBarsResponse.FromString,
             options,
             channel_credentials,
             insecure,

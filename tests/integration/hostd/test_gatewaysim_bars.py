@@ -246,7 +246,7 @@ def test_unqualified_symbol_takes_its_declared_asset_class() -> None:
         assert mismatch.value.code == 200
         ib.disconnect()
 
-    from hostd.gatewaysim.calendars import AssetClass
+    from ktrdr.calendars import AssetClass
 
     scenario(body, declared={"ETH": AssetClass.CRYPTO})
 

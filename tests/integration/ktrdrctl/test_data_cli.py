@@ -111,10 +111,14 @@ def test_csv_variants_and_parquet(daemon, tmp_path: Path) -> None:
     out = ctl(daemon, "data", "import", str(epoch), "--symbol", "EURUSD", "--timeframe", "1d")
     assert out.returncode == 0, out.stderr
     stored = shown_csv(daemon, "EURUSD", "1d")
-    assert list(stored.index) == list(frame.index) and stored["volume"].tolist() == [0.0] * 10
+    # Daily bars dated D are stamped with their session's open: 17:00 New York on D-1 (EST until 10 March).
+    opens = [
+        t - pd.Timedelta(hours=2 if t < pd.Timestamp("2024-03-10", tz="UTC") else 3) for t in frame.index
+    ]
+    assert list(stored.index) == opens and stored["volume"].tolist() == [0.0] * 10
     listing = json.loads(ctl(daemon, "data", "coverage", "EURUSD", "--json").stdout)
     [entry] = listing["series"]
-    assert entry["knownEmpty"] == [{"startTime": "2024-03-09T00:00:00Z", "endTime": "2024-03-11T00:00:00Z"}]
+    assert entry["knownEmpty"] == [{"startTime": "2024-03-08T22:00:00Z", "endTime": "2024-03-10T21:00:00Z"}]
 
     parquet = tmp_path / "btc.parquet"
     frame.rename_axis("time").reset_index().to_parquet(parquet)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from ib_async import IB, Stock
@@ -28,6 +29,7 @@ from hostd.gatewaysim.faults import Faults
 from hostd.gatewaysim.server import SimConfig
 from hostd.ib import requests
 from ktrdr.hostd.marketdata.v1 import marketdata_pb2 as pb
+from ktrdrd.data.calendars import restamp
 from tests.integration.conftest import REPO, CtlError, Daemon, DaemonFactory
 from tests.support.ctlserver import run_ktrdrctl
 from tests.support.ibhost import SERVING, IbHost, SimThread, fetch_request
@@ -110,7 +112,10 @@ def stored(daemon: Daemon, symbol: str, tf: str) -> list[tuple[int, float, float
 
 
 def served(host: IbHost, symbol: str, tf: str, start_s: int, end_s: int) -> list[tuple]:
-    return [tuple(bar) for bar in host.fetch(fetch_request(symbol, tf, start_s, end_s, use_rth=True)).bars]
+    """The host's bars as the cache stamps them (daily bars at their session's open, not their date)."""
+    bars = host.fetch(fetch_request(symbol, tf, start_s, end_s, use_rth=True)).bars
+    times = restamp(np.array([bar[0] for bar in bars], dtype=np.int64), "XNYS", tf)
+    return [(int(t), *bar[1:]) for t, bar in zip(times, bars, strict=True)]
 
 
 def metric(op: dict[str, Any], key: str) -> float:
@@ -160,7 +165,7 @@ def test_tail_fetches_only_after_the_last_bar_and_weekends_are_not_fetched(
     gaps = daemon.ctl(DATA + "GetGaps", {"series": {"symbol": "MSFT", "timeframe": "1d"},
                                          "startTime": iso(MON_JAN_8 - 7 * DAY_S), "endTime": iso(end),
                                          "mode": "LOAD_MODE_TAIL"})["gaps"]  # fmt: skip
-    assert len(gaps) == 1 and gaps[0]["range"]["startTime"] == "2024-01-16T00:00:00Z"
+    assert len(gaps) == 1 and gaps[0]["range"]["startTime"] == "2024-01-16T09:00:00Z"  # 04:00 New York
     tail = wait(daemon, load(daemon, ["MSFT"], ["1d"], MON_JAN_8 - 7 * DAY_S, end, "LOAD_MODE_TAIL"))
     assert tail["state"] == "OPERATION_STATE_SUCCEEDED", tail
     shown = run_ktrdrctl("--runtime-dir", str(daemon.runtime_dir), "data", "gaps", "MSFT", "1d",
@@ -168,8 +173,8 @@ def test_tail_fetches_only_after_the_last_bar_and_weekends_are_not_fetched(
     assert shown.returncode == 0, shown.stderr
     rows = [line.split()[:3] for line in shown.stdout.splitlines()[1:3]]
     assert rows == [  # 1 January is a holiday
-        ["2024-01-02T00:00:00Z", "2024-01-06T00:00:00Z", "4"],
-        ["2024-02-05T00:00:00Z", "2024-02-10T00:00:00Z", "5"],
+        ["2024-01-02T09:00:00Z", "2024-01-06T09:00:00Z", "4"],
+        ["2024-02-05T09:00:00Z", "2024-02-10T09:00:00Z", "5"],
     ]
     assert "2 gaps, 9 bars expected (XNYS calendar)" in shown.stdout
     after = stored(daemon, "MSFT", "1d")
@@ -189,12 +194,14 @@ def test_what_the_host_confirms_empty_is_known_empty_and_not_fetched_again(
     ).head_time.seconds  # the simulator's first KO trade
     start = (head // DAY_S - 30) * DAY_S
     end = start + 60 * DAY_S
-    first = wait(daemon, load(daemon, ["KO"], ["1d"], start, end))
+    first = wait(daemon, load(daemon, ["KO"], ["1h"], start, end))
     assert first["state"] == "OPERATION_STATE_SUCCEEDED", first
-    coverage = daemon.ctl(DATA + "GetCoverage", {"series": {"symbol": "KO", "timeframe": "1d"}})["coverage"]
-    assert coverage["firstBarTime"] == iso(head // DAY_S * DAY_S)
-    assert coverage["knownEmpty"][0]["startTime"] == iso(start)  # trading days, but the host said so
-    again = wait(daemon, load(daemon, ["KO"], ["1d"], start, end))
+    coverage = daemon.ctl(DATA + "GetCoverage", {"series": {"symbol": "KO", "timeframe": "1h"}})["coverage"]
+    assert coverage["firstBarTime"] == iso(head)
+    empty = coverage["knownEmpty"][0]  # trading days before the first trade: the host said so
+    assert empty["startTime"] == coverage["covered"][0]["startTime"]
+    assert seconds(empty["endTime"]) - seconds(empty["startTime"]) > 20 * DAY_S
+    again = wait(daemon, load(daemon, ["KO"], ["1h"], start, end))
     assert int(again["result"].get("requestsDone", 0)) == 0
 
 
@@ -273,7 +280,7 @@ def test_injected_pacing_violation_is_backed_off_and_the_load_completes(
         start, end = MON_JAN_8 - 60 * DAY_S, MON_JAN_8
         planned = daemon.ctl(DATA + "GetGaps", {"series": {"symbol": "NVDA", "timeframe": "1h"},
                                                 "startTime": iso(start), "endTime": iso(end)})["gaps"]  # fmt: skip
-        gap_start, gap_end = (int(pd_seconds(planned[0]["range"][k])) for k in ("startTime", "endTime"))
+        gap_start, gap_end = (int(seconds(planned[0]["range"][k])) for k in ("startTime", "endTime"))
         first = requests.plan("1h", gap_start, gap_end)[0]
 
         async def steal() -> None:
@@ -297,7 +304,7 @@ def test_injected_pacing_violation_is_backed_off_and_the_load_completes(
         sim.stop()
 
 
-def pd_seconds(text: str) -> int:
+def seconds(text: str) -> int:
     return int(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
 
 

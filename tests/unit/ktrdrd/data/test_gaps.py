@@ -47,9 +47,10 @@ def test_forex_weekend_is_not_fetched_and_stays_inside_one_range() -> None:
 
 
 def test_us_equities_daily_skip_weekends_and_holidays() -> None:
-    # 2024-07-01 Mon .. 2024-07-08 Mon; 4 July is a holiday: Mon, Tue, Wed, Fri.
+    # 2024-07-01 Mon .. 2024-07-08 Mon; 4 July is a holiday: Mon, Tue, Wed, Fri. A daily bar is
+    # stamped at its session's open in full trading hours (04:00 New York = 08:00 UTC in summer).
     found = gaps.find(None, "XNYS", DAY, ns("2024-07-01"), ns("2024-07-08"), "full")
-    assert spans(found) == [(ns("2024-07-01"), ns("2024-07-06"), 4)]
+    assert spans(found) == [(ns("2024-07-01 08:00"), ns("2024-07-06 08:00"), 4)]
     assert gaps.find(None, "XNYS", DAY, ns("2024-07-04"), ns("2024-07-05"), "full") == []
 
 

@@ -14,7 +14,7 @@ NS = pd.Timestamp("2024-03-04T00:00:00Z").value
 
 
 def csv(text: str):
-    return parse(text.encode(), "csv", "AAPL", "1h", "f.csv")
+    return parse(text.encode(), "csv", "AAPL", "1h", "f.csv")[0]
 
 
 def test_predecessor_layout_and_offsets() -> None:
