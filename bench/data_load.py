@@ -31,29 +31,10 @@ TIMEFRAME = "4h"
 START = dt.datetime(2023, 1, 3, tzinfo=dt.UTC)
 
 
-def _count_violations(sim: SimThread) -> list[str]:
-    rejected: list[str] = []
-
-    def count(gateway: object) -> None:
-        pacer = gateway.pacer  # type: ignore[attr-defined]
-        admit = pacer.admit
-
-        def counting(identity: object, burst_key: object) -> str | None:
-            violation = admit(identity, burst_key)
-            if violation is not None:
-                rejected.append(violation)
-            return violation
-
-        pacer.admit = counting
-
-    sim.call(count)
-    return rejected
-
-
 def run(scale: float, series: int, days: int) -> tuple[float, int, int, int]:
     """(seconds for the load command, bars fetched, requests, pacing violations answered)."""
     sim = SimThread(SimConfig(port=0, seed=11, clock_scale=scale))
-    rejected = _count_violations(sim)
+    rejected = sim.pacing_rejections()
     end = START + dt.timedelta(days=days)
     with tempfile.TemporaryDirectory() as tmp:
         host = IbHost(Path(tmp), sim.port, "--clock-scale", f"{scale:g}")
