@@ -12,7 +12,6 @@ early stopping is off.
 from __future__ import annotations
 
 import sys
-import time
 from datetime import datetime
 from typing import Any
 
@@ -78,7 +77,7 @@ def summary_lines(op: dict[str, Any]) -> list[str]:
         lines.append(f"verdict ({report.get('verdict_split', '')} split): {report['verdict']}")
     if report.get("early_stopping") is False:
         lines.append(
-            f"early stopping is off: all {report.get('epochs', '?')} epochs ran; the weights are the last epoch's"
+            f"early stopping is off: all {int(report.get('epochs', 0))} epochs ran; the weights are the last epoch's"
         )
     return lines
 
@@ -212,7 +211,7 @@ def train(
         if not as_json:
             click.echo(f"  follow it: {session.command('ops', 'watch', short)}", err=True)
         return
-    final = follow(session, name, as_json)
+    final = follow(session, name, as_json, int(op.get("lastSeq", 0) or 0))
     if not as_json:
         lines = batch_lines(final) if is_batch else summary_lines(final)
         if render_state(final) == "SUCCEEDED":
@@ -233,12 +232,13 @@ def render_state(op: dict[str, Any]) -> str:
     return render.state_name(op)
 
 
-def follow(session: Any, name: str, as_json: bool) -> dict[str, Any]:
-    """Watch until done (Ctrl-C: cancel, then keep watching to the end); the final operation."""
+def follow(session: Any, name: str, as_json: bool, after_seq: int = 0) -> dict[str, Any]:
+    """Watch (events after ``after_seq``) until done (Ctrl-C: cancel, then keep watching to the
+    end); the final operation."""
     from ktrdrctl import watch
     from ktrdrctl.cli import print_json
 
-    tracker = watch.Tracker(name)
+    tracker = watch.Tracker(name, after_seq)
     tty = sys.stdout.isatty() and not as_json
     last = ""
     cancelled = False
@@ -269,5 +269,4 @@ def follow(session: Any, name: str, as_json: bool) -> dict[str, Any]:
             session.call(OPERATIONS + "CancelOperation", {"name": name})
     if tty:
         sys.stdout.write("\n")
-    time.sleep(0)
     return session.call(OPERATIONS + "GetOperation", {"name": name})["operation"]

@@ -220,7 +220,7 @@ class TrainKind:
             self.deps.pool.release(slot)
         result = await self._finish(ctx, placement, job, prepared)
         if result is not None:
-            await self.deps.reuse.remember(digest, result["model_version"])
+            await self.deps.reuse.remember(digest, result)
         return result
 
     async def _bars(self, ctx: OperationContext, prepared: prep.Prepared) -> dict[str, bytes]:
