@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from ktrdr.research.synthetic import gbm_bars, to_ns, write_csv
+from tests.integration.conftest import CtlError
 from tests.support.ctlserver import ktrdrctl_env
 from tests.support.paths import REPO
 from tests.support.traininghost import END, START, TrainHost, strategy_text
@@ -337,4 +338,6 @@ def test_batch_of_three_ranked_and_ten_detached_accepted(daemon_factory, host, w
         names.append(stdout.split()[1])
     assert len(set(names)) == 10
     for name in names:
-        daemon.ctl("ktrdr.daemon.v1.OperationsService/CancelOperation", {"name": name})
+        with contextlib.suppress(CtlError):  # one may have finished already
+            daemon.ctl("ktrdr.daemon.v1.OperationsService/CancelOperation", {"name": name})
+    assert all(wait_op(daemon, name)["done"] for name in names)
