@@ -2,17 +2,17 @@
 
 Steps, each printed as it happens:
 
-1. start ``ktrdrd`` on ``RUN_DIR/runtime`` and ``RUN_DIR/state`` and show ``ktrdrctl status`` —
-   only a daemon it started itself: if another already serves ``RUN_DIR/runtime``, or its own
-   exits before it answers (another holds the lock, a bad directory), it stops there, non-zero;
+1. start ``ktrdrd`` on ``RUN_DIR/runtime`` and ``RUN_DIR/state`` with its embedded hosts (the
+   gateway simulator, ``hostd ib``, ``hostd training``) and show ``ktrdrctl status`` — only a
+   daemon it started itself: if another already serves ``RUN_DIR/runtime``, or its own exits before
+   it answers (another holds the lock, a bad directory), it stops there, non-zero;
 2. validate ``strategies/neuro_mean_reversion.yaml`` through the daemon (``ktrdrctl strategies validate``);
-3. write seeded synthetic bars (GBM; 1h, resampled to 4h and 1d) for the strategy's symbols into
-   ``RUN_DIR/data`` — until the IB host and its gateway simulator land (later issues), synthetic
-   files stand in for downloaded data, and the output says so;
-4. train with ``python -m ktrdr.research.train`` (the same library the training host will run),
-   save the model under ``RUN_DIR/models`` and print its metrics beside the majority-class and
-   persistence baselines, with the skill verdict (``docs/evaluation.md``): on these random walks
-   it must read "not significant";
+3. put the strategy's bars into the daemon's cache: seeded synthetic bars (GBM; 1h, resampled to 4h
+   and 1d) imported with ``ktrdrctl data import`` (the output says they are synthetic);
+4. ``ktrdrctl train`` on the embedded training host: progress streamed, the model registered
+   (``RUN_DIR/state/models``), its metrics printed beside the majority-class and persistence
+   baselines with the skill verdict (``docs/evaluation.md``): on these random walks it must read
+   "not significant";
 5. stop the daemon (SIGTERM) and check it exited cleanly.
 
 Exit code: non-zero when any step fails.
@@ -84,7 +84,9 @@ def _start_daemon(argv: list[str], runtime: Path, env: dict[str, str]) -> subpro
     return None
 
 
-def _write_data(data_dir: Path) -> None:
+def _import_data(data_dir: Path, ctl: list[str], env: dict[str, str]) -> None:
+    """Seeded synthetic bars (GBM; 1h, resampled to 4h and 1d) for the strategy's symbols, imported
+    into the daemon's bar cache with ``ktrdrctl data import``."""
     from ktrdr.research.bars import resample
     from ktrdr.research.synthetic import gbm_bars, write_csv
     from ktrdr.strategy import load_strategy_file
@@ -95,8 +97,11 @@ def _write_data(data_dir: Path) -> None:
     for i, symbol in enumerate(strategy.data.symbols):
         base = gbm_bars(symbol, "1h", "2022-01-01", END, seed=20240101 + i, s0=100.0 + 50 * i, sigma=0.3)
         for tf in strategy.data.timeframes:
-            write_csv(base if tf == "1h" else resample(base, tf), data_dir)
-    print(f"synthetic bars (seeded GBM) for {', '.join(strategy.data.symbols)} in {data_dir}")
+            path = write_csv(base if tf == "1h" else resample(base, tf), data_dir)
+            # GBM bars run around the clock: the 24/7 calendar describes them.
+            argv = ["data", "import", str(path), "--symbol", symbol, "--timeframe", tf, "--calendar", "crypto"]
+            _run([*ctl, *argv], env)
+    print(f"synthetic bars (seeded GBM) for {', '.join(strategy.data.symbols)} imported into the cache")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,13 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir).resolve()
     runtime, state = run_dir / "runtime", run_dir / "state"
-    bin_dir = Path(sys.executable).parent
     env = {**os.environ, "KTRDR_RUNTIME_DIR": str(runtime)}
 
-    _step("starting ktrdrd")
+    _step("starting ktrdrd (with its embedded hosts: IB gateway simulator, hostd ib, hostd training)")
     daemon = _start_daemon(
         [
-            str(bin_dir / "ktrdrd"),
+            sys.executable,
+            "-m",
+            "ktrdrd",
             "--runtime-dir",
             str(runtime),
             "--state-dir",
@@ -126,25 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     if daemon is None:
         return 1
     try:
-        ctl = str(bin_dir / "ktrdrctl")
-        _run([ctl, "status"], env)
+        ctl = [sys.executable, "-m", "ktrdrctl"]
+        _run([*ctl, "status"], env)
 
         _step(f"validating {STRATEGY} through the daemon")
-        _run([ctl, "strategies", "validate", str(STRATEGY)], env)
+        _run([*ctl, "strategies", "validate", str(STRATEGY)], env)
 
         _step("preparing market data")
-        _write_data(run_dir / "data")
+        _import_data(run_dir / "data", ctl, env)
 
-        _step(f"training {STRATEGY.stem} on {START} .. {END}")
-        _run(
-            [
-                sys.executable, "-m", "ktrdr.research.train", str(STRATEGY),
-                "--data", str(run_dir / "data"), "--start", START, "--end", END,
-                "--out", str(run_dir / "models"),
-                *(["--epochs", str(args.epochs)] if args.epochs else []),
-            ],
-            env,
-        )  # fmt: skip
+        _step(f"training {STRATEGY.stem} on {START} .. {END} through the daemon (embedded training host)")
+        epochs = ["--set", f"model.training.epochs={args.epochs}"] if args.epochs else []
+        _run([*ctl, "train", str(STRATEGY), "--start-date", START, "--end-date", END, *epochs], env)
     except subprocess.CalledProcessError as exc:
         print(f"step failed: {' '.join(exc.cmd)} exited {exc.returncode}", file=sys.stderr)
         return 1
