@@ -27,6 +27,7 @@ ORDER = (
     "daemon_watch",
     "daemon_hostile",
     "ib_pacing",
+    "train_daemon",
 )
 
 
