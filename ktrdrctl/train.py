@@ -27,7 +27,9 @@ OPERATIONS = "ktrdr.daemon.v1.OperationsService/"
 
 def split_values(text: str) -> list[str]:
     """``a,b,[1,2]`` → ``["a", "b", "[1,2]"]``: commas inside brackets, braces or quotes do not split."""
-    out, depth, quote, current = [], 0, "", []
+    out: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
     for ch in text:
         if quote:
             quote = "" if ch == quote else quote

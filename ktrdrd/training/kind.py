@@ -180,14 +180,14 @@ class TrainKind:
         p = ctx.params
         await ctx.set_stage("data")
         prepared = await self._prepare(ctx)
-        blobs = await self._bars(ctx, prepared)
+        data_digests = await self._ensure_bars(ctx, prepared)
         spec = job_wire.TrainSpec(
             start_ns=int(p["start_ns"]),
             end_ns=int(p["end_ns"]),
             strategy_source=p["strategy"]["source_name"],
             seed=p.get("seed"),
         ).to_struct_dict()
-        digest = await asyncio.to_thread(prep.request_digest, prepared.document, blobs, spec)
+        digest = prep.request_digest(prepared.document, data_digests, spec)
         if not p.get("force"):
             reused = await self._reuse(ctx, digest)
             if reused is not None:
@@ -204,6 +204,7 @@ class TrainKind:
             placement = Placement(slot.host, op_id)
             await self.deps.placements.save(op_id, placement)
             await ctx.message(f"placed on training host {slot.host!r} as job {op_id}")
+            blobs = await self._bar_blobs(prepared)  # only now: a queued run holds no bars
             inputs = {job_wire.ROLE_STRATEGY: prepared.document.encode(), **blobs}
             try:
                 refs = await until_cancelled(ctx, dispatch.upload_missing(slot.channel, inputs))
@@ -223,9 +224,9 @@ class TrainKind:
             await self.deps.reuse.remember(digest, result)
         return result
 
-    async def _bars(self, ctx: OperationContext, prepared: prep.Prepared) -> dict[str, bytes]:
-        """The stage ``data``: every required series complete in the cache (loaded when it can be),
-        then its bars of exactly the required range as Parquet blobs."""
+    async def _ensure_bars(self, ctx: OperationContext, prepared: prep.Prepared) -> dict[str, str]:
+        """The stage ``data``: every required series complete in the cache (loaded when it can be).
+        Returns each series' ``SYMBOL/TF@start-end`` → the digest of its cache file."""
         cache = await self.deps.cache_of()
         missing = []
         for req in prepared.requirements:
@@ -245,6 +246,17 @@ class TrainKind:
         if missing:
             assert self.deps.load_missing is not None
             await until_cancelled(ctx, self.deps.load_missing(ctx, missing))
+        digests = {}
+        for req in prepared.requirements:
+            entry = await cache.entry(req.symbol, req.timeframe)
+            digests[f"{req.symbol}/{req.timeframe}@{req.start_ns}-{req.end_ns}"] = (
+                entry.digest if entry else ""
+            )
+        return digests
+
+    async def _bar_blobs(self, prepared: prep.Prepared) -> dict[str, bytes]:
+        """The bars of exactly the required ranges as Parquet blobs (read and encoded off the loop)."""
+        cache = await self.deps.cache_of()
         series = {}
         for req in prepared.requirements:
             series[(req.symbol, req.timeframe)] = await cache.read(

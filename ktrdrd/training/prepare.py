@@ -7,7 +7,7 @@ violation per issue as ``file:line:col: path: message`` — giving the document 
 
 :func:`bar_blobs`: the cached bars of exactly the required ranges as Parquet blobs
 (:func:`ktrdr.jobs.train.bars_to_parquet`) and their digests. :func:`request_digest`: what makes
-two training requests the same (the document, the bars, the seed, the code version).
+two training requests the same (the document, the cached bars, the seed, the code version).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def prepare(
     end_ns: int,
 ) -> Prepared:
     """See the module docstring. ``overrides``: ``{"path", "value"}`` items (already checked for form)."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     from ktrdr.research.features import FeatureError, feature_spec
     from ktrdr.strategy import StrategyError, data_requirements, load_strategy_text
@@ -116,12 +116,12 @@ def code_version() -> str:
         return "unknown"
 
 
-def request_digest(document: str, blobs: Mapping[str, bytes], spec: Mapping[str, Any]) -> str:
-    """SHA-256 over the document, every input blob's digest (by role), the job spec (period, seed,
-    epochs) and the code version."""
+def request_digest(document: str, data: Mapping[str, str], spec: Mapping[str, Any]) -> str:
+    """SHA-256 over the document, the data (each series' range → the digest of its cache file), the
+    job spec (period, seed, epochs) and the code version."""
     body = {
         "document": hashlib.sha256(document.encode()).hexdigest(),
-        "inputs": {role: hashlib.sha256(data).hexdigest() for role, data in sorted(blobs.items())},
+        "data": dict(sorted(data.items())),
         "spec": {k: v for k, v in spec.items() if k != "options"},
         "code": code_version(),
     }
