@@ -267,6 +267,7 @@ def follow(session: Any, name: str, as_json: bool, after_seq: int = 0) -> dict[s
             if cancelled:
                 raise exits.CliFailure(f"stopped following {name}", exits.CTRL_C) from None
             cancelled = True
+            session.close()  # the interrupted stream's frames stay on that connection
             click.echo(f"\ncancelling {name} (the host checkpoints first)…", err=True)
             session.call(OPERATIONS + "CancelOperation", {"name": name})
     if tty:

@@ -337,7 +337,34 @@ def test_batch_of_three_ranked_and_ten_detached_accepted(daemon_factory, host, w
         assert proc.returncode == 0, stderr
         names.append(stdout.split()[1])
     assert len(set(names)) == 10
+    # One slot: the others wait in the daemon's queue and say where they stand.
+    wait_until(
+        lambda: any(
+            get_op(daemon, n).get("progress", {}).get("message", "").startswith("queued: position ")
+            for n in names
+        ),
+        what="a queue position",
+    )
     for name in names:
         with contextlib.suppress(CtlError):  # one may have finished already
             daemon.ctl("ktrdr.daemon.v1.OperationsService/CancelOperation", {"name": name})
     assert all(wait_op(daemon, name)["done"] for name in names)
+
+
+def test_ctrl_c_cancels_after_a_checkpoint_and_says_how_to_resume(daemon_factory, host, workdir) -> None:
+    daemon = start_daemon(daemon_factory, host.socket)
+    import_bars(daemon, workdir)
+    strategy = write_strategy(workdir, epochs=400)
+    argv = [sys.executable, "-m", "ktrdrctl", "--runtime-dir", str(daemon.runtime_dir), "train", str(strategy),
+            "--start-date", START, "--end-date", END, "--seed", SEED]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=ktrdrctl_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "epoch 2/400" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert "CANCELLED" in stderr and "ktrdrctl" in stderr and "ops resume op_" in stderr, stderr
