@@ -42,6 +42,11 @@ class Session:
             self._client.close()
             self._client = None
 
+    def reconnect(self) -> None:
+        """Drop the connection (e.g. a stream left half-read by Ctrl-C); the next call opens another."""
+        self.close()
+        self._client = None
+
     def command(self, *words: str) -> str:
         """A ktrdrctl command line for hints, repeating ``--runtime-dir`` when the user gave it."""
         import shlex  # only hints need it

@@ -3,9 +3,9 @@
 
 Startup: directories and their locks (:func:`ktrdrd.rundirs.claimed_dirs`) → host links opened
 (:mod:`ktrdrd.hosts`; nothing waits for a host) → journal → model registry (reconciled with its
-files, :mod:`ktrdrd.models`) → extensions → the training kinds (:mod:`ktrdrd.training`) → resume
-pending operations → stale sockets removed → servers
-built and started → ``READY=1``. Every step that needs undoing pushes its
+files, :mod:`ktrdrd.models`) → extensions → the data service and its load kinds → the training
+kinds (:mod:`ktrdrd.training`) → resume pending operations → stale sockets removed → servers built
+and started → ``READY=1``. Every step that needs undoing pushes its
 undo on one ``contextlib.AsyncExitStack``, which runs them in reverse whatever happens. A failure
 before READY is logged with a clear message and :meth:`Daemon.serve` returns
 :data:`EXIT_STARTUP_FAILED`; nothing already on disk is changed.
@@ -18,8 +18,9 @@ keys are logged as needing a restart); SIGUSR1 logs a status line; SIGUSR2 is lo
 
 Shutdown: ``STOPPING=1``, health NOT_SERVING, no new connections or calls, calls in flight get
 ``shutdown_grace_s`` (then are cancelled), connections that do not read get ``stop_close_timeout_s``
-to take their last bytes (then are dropped) → host links closed, local hosts stopped → journal closed (running operations stay resumable) →
-locks released.
+to take their last bytes (then are dropped) → journal closed (running operations stay resumable) →
+host links closed, local hosts stopped (after the journal: a load running at the stop is left to
+resume, not failed by its closing channel) → locks released.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class Daemon:
         from ktrdrd.hosts.configured import HostConfigError, link_credentials, open_hosts
         from ktrdrd.server import build_servers  # grpc is heavy; --print-config never imports it
         from ktrdrd.services.models import ModelsService  # protobuf, likewise
+        from ktrdrd.training.loading import BarLoader
         from ktrdrd.training.setup import install as install_training
 
         config, state = self.config, self.state
@@ -163,7 +165,7 @@ class Daemon:
                 extra={"nofile": fds, "ctl_max_connections": limits.max_connections},
             )
 
-        # Before the journal, so that they close after it (a running job's channel outlives it).
+        # Before the journal, so that they close after it (see the module docstring).
         self.hosts = hosts = open_hosts(config, state, state.runtime_dir, host_credentials, state.state_dir)
         stack.push_async_callback(hosts.close)
         try:
@@ -178,14 +180,16 @@ class Daemon:
         for extend in self.extensions:
             extend(core, ctl_methods)
         data_service = LazyDataService(
-            state.state_dir / "data", core.journal, max_import_bytes=config["data_import_max_bytes"]
+            state.state_dir / "data",
+            core.journal,
+            max_import_bytes=config["data_import_max_bytes"],
+            core=core,
+            ib_link=hosts.ib,
         )
-
-        async def cache_of() -> Any:
-            return (await data_service.service()).cache
-
+        data_service.loads.register()  # before resume: interrupted loads reattach
+        loader = BarLoader(core, data_service.loads) if hosts.ib is not None else None
         self.training = training = install_training(
-            core, hosts.training, self.models, cache_of, None, state.state_dir
+            core, hosts.training, self.models, data_service.cache, loader, state.state_dir
         )
         await core.resume_pending()
 

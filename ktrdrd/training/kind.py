@@ -103,9 +103,19 @@ async def until_cancelled(ctx: OperationContext, work: Awaitable[T]) -> T:
 
 
 def missing_ranges(entry: Any, req: prep.Requirement) -> list[tuple[int, int]]:
-    """The parts of the requirement's range the cache entry does not cover (covered or known empty)."""
+    """The parts of the requirement's range the cache entry does not cover (covered or known empty);
+    for a series in the cache, closed market time is not missing (:func:`ktrdrd.data.gaps.find`)."""
     if entry is None:
         return [(req.start_ns, req.end_ns)]
+    if entry.calendar:
+        from ktrdr import timeframes
+        from ktrdrd.data import gaps
+
+        tf_ns = timeframes.parse(req.timeframe).ns
+        return [
+            (g.start_ns, g.end_ns)
+            for g in gaps.find(entry, entry.calendar, tf_ns, req.start_ns, req.end_ns, "full")
+        ]
     have = sorted([*entry.covered, *entry.known_empty])
     out, cursor = [], req.start_ns
     for start, end in have:
@@ -246,6 +256,7 @@ class TrainKind:
         if missing:
             assert self.deps.load_missing is not None
             await until_cancelled(ctx, self.deps.load_missing(ctx, missing))
+            await ctx.set_stage("data")
         digests = {}
         for req in prepared.requirements:
             entry = await cache.entry(req.symbol, req.timeframe)

@@ -15,6 +15,7 @@ T0 = 1672531200 * 10**9  # 2023-01-01
 
 @dataclass
 class Entry:
+    calendar: str = ""  # none: every uncovered time is missing
     covered: list[tuple[int, int]] = field(default_factory=list)
     known_empty: list[tuple[int, int]] = field(default_factory=list)
 
