@@ -7,8 +7,9 @@ Steps, each printed as it happens:
    daemon it started itself: if another already serves ``RUN_DIR/runtime``, or its own exits before
    it answers (another holds the lock, a bad directory), it stops there, non-zero;
 2. validate ``strategies/neuro_mean_reversion.yaml`` through the daemon (``ktrdrctl strategies validate``);
-3. put the strategy's bars into the daemon's cache: seeded synthetic bars (GBM; 1h, resampled to 4h
-   and 1d) imported with ``ktrdrctl data import`` (the output says they are synthetic);
+3. load the strategy's bars (warm-up included) into the daemon's cache with ``ktrdrctl data load``
+   from the embedded gateway simulator (synthetic, seeded), the daemon started with
+   ``--ib-sim-clock-scale 60`` so that IB's pacing windows pass 60x faster (the output says so);
 4. ``ktrdrctl train`` on the embedded training host: progress streamed, the model registered
    (``RUN_DIR/state/models``), its metrics printed beside the majority-class and persistence
    baselines with the skill verdict (``docs/evaluation.md``): on these random walks it must read
@@ -33,6 +34,8 @@ from ktrdr import wire
 
 STRATEGY = Path("strategies/neuro_mean_reversion.yaml")
 START, END = "2023-01-01", "2025-01-01"
+#: ``ib.sim_clock_scale`` of the demo's daemon: the simulator and the IB host pace 60x faster.
+CLOCK_SCALE = 60
 
 
 def _step(text: str) -> None:
@@ -84,24 +87,16 @@ def _start_daemon(argv: list[str], runtime: Path, env: dict[str, str]) -> subpro
     return None
 
 
-def _import_data(data_dir: Path, ctl: list[str], env: dict[str, str]) -> None:
-    """Seeded synthetic bars (GBM; 1h, resampled to 4h and 1d) for the strategy's symbols, imported
-    into the daemon's bar cache with ``ktrdrctl data import``."""
-    from ktrdr.research.bars import resample
-    from ktrdr.research.synthetic import gbm_bars, write_csv
-    from ktrdr.strategy import load_strategy_file
+def _load_argv() -> list[str]:
+    """``data load`` arguments for every series the strategy needs over START..END, warm-up included."""
+    from ktrdr.research.synthetic import to_ns
+    from ktrdr.strategy import data_requirements, load_strategy_file
 
     strategy = load_strategy_file(STRATEGY).strategy
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Warm-up bars before START come from the same series: generate from a year earlier.
-    for i, symbol in enumerate(strategy.data.symbols):
-        base = gbm_bars(symbol, "1h", "2022-01-01", END, seed=20240101 + i, s0=100.0 + 50 * i, sigma=0.3)
-        for tf in strategy.data.timeframes:
-            path = write_csv(base if tf == "1h" else resample(base, tf), data_dir)
-            # GBM bars run around the clock: the 24/7 calendar describes them.
-            argv = ["data", "import", str(path), "--symbol", symbol, "--timeframe", tf, "--calendar", "crypto"]
-            _run([*ctl, *argv], env)
-    print(f"synthetic bars (seeded GBM) for {', '.join(strategy.data.symbols)} imported into the cache")
+    first = min(r.start for r in data_requirements(strategy, to_ns(START), to_ns(END)))
+    start = time.strftime("%Y-%m-%d", time.gmtime(first // 10**9))
+    frames = [arg for tf in strategy.data.timeframes for arg in ("--timeframe", tf)]
+    return ["data", "load", *strategy.data.symbols, *frames, "--start", start, "--end", END]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             str(state),
             "--log-format",
             "text",
+            "--ib-sim-clock-scale",
+            str(CLOCK_SCALE),
         ],
         runtime,
         env,
@@ -138,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         _step(f"validating {STRATEGY} through the daemon")
         _run([*ctl, "strategies", "validate", str(STRATEGY)], env)
 
-        _step("preparing market data")
-        _import_data(run_dir / "data", ctl, env)
+        _step(
+            f"loading the strategy's bars from the embedded IB gateway simulator (synthetic data; IB's "
+            f"pacing rules on a clock {CLOCK_SCALE}x faster, so three years of bars load in seconds)"
+        )
+        _run([*ctl, *_load_argv()], env)
 
         _step(f"training {STRATEGY.stem} on {START} .. {END} through the daemon (embedded training host)")
         epochs = ["--set", f"model.training.epochs={args.epochs}"] if args.epochs else []
