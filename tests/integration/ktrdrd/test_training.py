@@ -368,3 +368,18 @@ def test_ctrl_c_cancels_after_a_checkpoint_and_says_how_to_resume(daemon_factory
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr
     assert "CANCELLED" in stderr and "ktrdrctl" in stderr and "ops resume op_" in stderr, stderr
+
+
+def test_missing_bars_are_loaded_through_the_embedded_hosts(daemon_factory, workdir) -> None:
+    """Embedded hosts (gateway simulator, hostd ib, hostd training): nothing imported, the run's
+    data stage loads what the cache lacks through the IB host, then trains."""
+    daemon = daemon_factory.start(env={"KTRDR_HOSTS_EMBEDDED": "true", "KTRDR_IB_SIM_CLOCK_SCALE": "100"})
+    strategy = write_strategy(workdir, epochs=2)
+    argv = ["train", str(strategy), "--start-date", "2022-01-01", "--end-date", END, "--symbol", "MSFT"]
+    out = ctl(daemon, *argv, timeout=300)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "loading the missing bars of MSFT 1h" in out.stdout
+    assert "model: models/t/versions/1" in out.stdout
+    loads = daemon.ctl("ktrdr.daemon.v1.OperationsService/ListOperations", {"filter": {"kind": "data.load"}})
+    (load,) = loads["operations"]
+    assert load["state"] == "OPERATION_STATE_SUCCEEDED" and load["parent"]
