@@ -51,6 +51,8 @@ from ktrdrd.training.reuse import ReuseIndex
 log = logging.getLogger("ktrdrd.training")
 
 KIND = "train"
+#: The stage of a host job that the host stopped (not failed): it is resumable from its checkpoint.
+HOST_STOPPED_STAGE = "interrupted"
 T = TypeVar("T")
 
 #: ``(ctx, requirements with missing ranges) -> None`` once they are loaded into the cache; None:
@@ -376,8 +378,10 @@ class TrainKind:
                 f"the job ended CANCELLED on the host: {job.error.message}; {resume_hint(ctx.name)}"
             )
         if job.state != hpb.JOB_STATE_SUCCEEDED:
-            if job.has_checkpoint:
-                raise Interrupted(f"{job.error.message}; {resume_hint(ctx.name)}", "HOST_STOPPED")
+            if job.stage == HOST_STOPPED_STAGE:  # the host stopped (SIGTERM, or restarted after a crash)
+                raise Interrupted(
+                    f"host {placement.host!r}: {job.error.message}; {resume_hint(ctx.name)}", "HOST_STOPPED"
+                )
             raise ApiError(StatusCode(job.error.code or StatusCode.INTERNAL), f"training failed on host "
                            f"{placement.host!r}: {job.error.message}", "TRAINING_FAILED")  # fmt: skip
         await ctx.set_stage("collect")
