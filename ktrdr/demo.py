@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime, state = run_dir / "runtime", run_dir / "state"
     env = {**os.environ, "KTRDR_RUNTIME_DIR": str(runtime)}
 
-    _step("starting ktrdrd (with its embedded hosts: IB gateway simulator, hostd ib, hostd training)")
+    _step("starting ktrdrd with its embedded hosts")
     daemon = _start_daemon(
         [
             sys.executable,
