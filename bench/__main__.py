@@ -28,6 +28,7 @@ ORDER = (
     "daemon_hostile",
     "ib_pacing",
     "data_load",
+    "train_daemon",
 )
 
 
