@@ -27,6 +27,8 @@ ORDER = (
     "daemon_watch",
     "daemon_hostile",
     "ib_pacing",
+    "data_load",
+    "train_daemon",
 )
 
 

@@ -1,4 +1,5 @@
-"""Whole-command cost of ``ktrdrctl status`` / ``ktrdrctl ops list`` against two baselines.
+"""Whole-command cost of ``ktrdrctl status`` / ``ktrdrctl ops list`` against two baselines, and of
+``ktrdrctl data show SYMBOL TF --tail 5`` against ``python -c pass``.
 
 ``python -m bench cli_startup [-n N] [--warmup W] [--importtime]``
 
@@ -8,7 +9,9 @@ unchanged by the predecessor stand-in (``bench/predecessor``: Typer + ``asyncio.
 ``httpx.AsyncClient`` → FastAPI/uvicorn over TCP). Each timing is one whole process, spawn → reap
 (interpreter start, imports, request, teardown), output discarded. After warm-ups, the three
 commands run in rotating order n times (paired runs); ratios are taken pair by pair and reported as
-median (min–max). Targets: predecessor / ktrdrctl ≥ 6×, ktrdrctl / ``python -c pass`` ≤ 4×, idle
+median (min–max). ``data show`` reads a 1h series of a year (imported first with ``ktrdrctl data
+import``; the predecessor has no such command). Targets: predecessor / ktrdrctl ≥ 6×, ktrdrctl /
+``python -c pass`` ≤ 4× (every light command, ``data show --tail 5`` included), idle
 daemon RSS ≤ 80 MiB. ``--importtime`` (or a missed target) adds a ``python -X importtime`` breakdown.
 """
 
@@ -48,6 +51,26 @@ IDLE_S = 3.0
 def _capture(argv: list[str], env: dict[str, str]) -> dict:
     out = subprocess.run(argv, env=env, capture_output=True, check=True, timeout=30)
     return json.loads(out.stdout)
+
+
+def _write_series(directory: Path) -> Path:
+    """A year of hourly bars (24×7, a gentle random walk) as CSV in the predecessor's layout."""
+    import numpy as np
+
+    hours = 365 * 24
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(7).normal(0, 0.002, hours)))
+    path = directory / "BENCH_1h.csv"
+    with path.open("w") as out:
+        out.write("timestamp,open,high,low,close,volume\n")
+        start = 1_672_531_200  # 2023-01-01 00:00 UTC
+        prev = close[0]
+        for i, c in enumerate(close):
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start + 3600 * i))
+            out.write(
+                f"{stamp},{prev:.4f},{max(prev, c) * 1.001:.4f},{min(prev, c) * 0.999:.4f},{c:.4f},100\n"
+            )
+            prev = c
+    return path
 
 
 def _wait_port(port: int, timeout_s: float = 30.0) -> None:
@@ -150,6 +173,16 @@ def main(argv: list[str]) -> int:
             finally:
                 server.terminate()
                 server.wait(10)
+            csv_path = _write_series(Path(tmp))
+            subprocess.run(
+                [ktrdrctl, "data", "import", str(csv_path), "--symbol", "BENCH", "--timeframe", "1h", "--calendar", "crypto"],
+                env=env, check=True, capture_output=True, timeout=120,
+            )  # fmt: skip
+            show = {
+                "ktrdrctl": [ktrdrctl, "data", "show", "BENCH", "1h", "--tail", "5"],
+                "python -c pass": [python, "-c", "pass"],
+            }
+            show_times = _paired(show, env, args.n, args.warmup)
             rss_after = rss_mib(daemon.proc.pid)
 
             print(
@@ -174,6 +207,16 @@ def main(argv: list[str]) -> int:
                     f" ktrdrctl/pass ≤ {TARGET_VS_PYTHON:g}×: {'met' if hit_pass else 'MISSED'}"
                 )
                 ok = ok and hit_pred and hit_pass
+            vs_pass = [
+                c / p for c, p in zip(show_times["ktrdrctl"], show_times["python -c pass"], strict=True)
+            ]
+            hit_show = median(vs_pass) <= TARGET_VS_PYTHON
+            print(
+                f"data show BENCH 1h --tail 5: ktrdrctl {_fmt(show_times['ktrdrctl'])} ms, python -c pass "
+                f"{_fmt(show_times['python -c pass'])} ms, ratio {_fmt(vs_pass, 1, 2)} "
+                f"(target ≤ {TARGET_VS_PYTHON:g}×: {'met' if hit_show else 'MISSED'})"
+            )
+            ok = ok and hit_show
             hit_rss = rss_idle <= TARGET_RSS_MIB
             print(
                 f"\nidle ktrdrd RSS: {rss_idle:.1f} MiB after start + {IDLE_S:g} s idle "

@@ -31,21 +31,7 @@ START = int(dt.datetime(2023, 1, 3, tzinfo=dt.UTC).timestamp())
 def run(scale: float, series: int, days: int) -> tuple[float, int, int]:
     """(seconds for all series, bars, pacing violations the simulator answered)."""
     sim = SimThread(SimConfig(port=0, seed=11, clock_scale=scale))
-    rejected: list[str] = []
-
-    def count(gateway: object) -> None:
-        pacer = gateway.pacer  # type: ignore[attr-defined]
-        admit = pacer.admit
-
-        def counting(identity: object, burst_key: object) -> str | None:
-            violation = admit(identity, burst_key)
-            if violation is not None:
-                rejected.append(violation)
-            return violation
-
-        pacer.admit = counting
-
-    sim.call(count)
+    rejected = sim.pacing_rejections()
     with tempfile.TemporaryDirectory() as tmp:
         host = IbHost(Path(tmp), sim.port, "--clock-scale", f"{scale:g}")
         try:

@@ -2,17 +2,18 @@
 
 Steps, each printed as it happens:
 
-1. start ``ktrdrd`` on ``RUN_DIR/runtime`` and ``RUN_DIR/state`` and show ``ktrdrctl status`` —
-   only a daemon it started itself: if another already serves ``RUN_DIR/runtime``, or its own
-   exits before it answers (another holds the lock, a bad directory), it stops there, non-zero;
+1. start ``ktrdrd`` on ``RUN_DIR/runtime`` and ``RUN_DIR/state`` with its embedded hosts (the
+   gateway simulator, ``hostd ib``, ``hostd training``) and show ``ktrdrctl status`` — only a
+   daemon it started itself: if another already serves ``RUN_DIR/runtime``, or its own exits before
+   it answers (another holds the lock, a bad directory), it stops there, non-zero;
 2. validate ``strategies/neuro_mean_reversion.yaml`` through the daemon (``ktrdrctl strategies validate``);
-3. write seeded synthetic bars (GBM; 1h, resampled to 4h and 1d) for the strategy's symbols into
-   ``RUN_DIR/data`` — until the IB host and its gateway simulator land (later issues), synthetic
-   files stand in for downloaded data, and the output says so;
-4. train with ``python -m ktrdr.research.train`` (the same library the training host will run),
-   save the model under ``RUN_DIR/models`` and print its metrics beside the majority-class and
-   persistence baselines, with the skill verdict (``docs/evaluation.md``): on these random walks
-   it must read "not significant";
+3. load the strategy's bars (warm-up included) into the daemon's cache with ``ktrdrctl data load``
+   from the embedded gateway simulator (synthetic, seeded), the daemon started with
+   ``--ib-sim-clock-scale 60`` so that IB's pacing windows pass 60x faster (the output says so);
+4. ``ktrdrctl train`` on the embedded training host: progress streamed, the model registered
+   (``RUN_DIR/state/models``), its metrics printed beside the majority-class and persistence
+   baselines with the skill verdict (``docs/evaluation.md``): on these random walks it must read
+   "not significant";
 5. stop the daemon (SIGTERM) and check it exited cleanly.
 
 Exit code: non-zero when any step fails.
@@ -33,6 +34,8 @@ from ktrdr import wire
 
 STRATEGY = Path("strategies/neuro_mean_reversion.yaml")
 START, END = "2023-01-01", "2025-01-01"
+#: ``ib.sim_clock_scale`` of the demo's daemon: the simulator and the IB host pace 60x faster.
+CLOCK_SCALE = 60
 
 
 def _step(text: str) -> None:
@@ -84,19 +87,16 @@ def _start_daemon(argv: list[str], runtime: Path, env: dict[str, str]) -> subpro
     return None
 
 
-def _write_data(data_dir: Path) -> None:
-    from ktrdr.research.bars import resample
-    from ktrdr.research.synthetic import gbm_bars, write_csv
-    from ktrdr.strategy import load_strategy_file
+def _load_argv() -> list[str]:
+    """``data load`` arguments for every series the strategy needs over START..END, warm-up included."""
+    from ktrdr.research.synthetic import to_ns
+    from ktrdr.strategy import data_requirements, load_strategy_file
 
     strategy = load_strategy_file(STRATEGY).strategy
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Warm-up bars before START come from the same series: generate from a year earlier.
-    for i, symbol in enumerate(strategy.data.symbols):
-        base = gbm_bars(symbol, "1h", "2022-01-01", END, seed=20240101 + i, s0=100.0 + 50 * i, sigma=0.3)
-        for tf in strategy.data.timeframes:
-            write_csv(base if tf == "1h" else resample(base, tf), data_dir)
-    print(f"synthetic bars (seeded GBM) for {', '.join(strategy.data.symbols)} in {data_dir}")
+    first = min(r.start for r in data_requirements(strategy, to_ns(START), to_ns(END)))
+    start = time.strftime("%Y-%m-%d", time.gmtime(first // 10**9))
+    frames = [arg for tf in strategy.data.timeframes for arg in ("--timeframe", tf)]
+    return ["data", "load", *strategy.data.symbols, *frames, "--start", start, "--end", END]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,19 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir).resolve()
     runtime, state = run_dir / "runtime", run_dir / "state"
-    bin_dir = Path(sys.executable).parent
     env = {**os.environ, "KTRDR_RUNTIME_DIR": str(runtime)}
 
-    _step("starting ktrdrd")
+    _step("starting ktrdrd with its embedded hosts")
     daemon = _start_daemon(
         [
-            str(bin_dir / "ktrdrd"),
+            sys.executable,
+            "-m",
+            "ktrdrd",
             "--runtime-dir",
             str(runtime),
             "--state-dir",
             str(state),
             "--log-format",
             "text",
+            "--ib-sim-clock-scale",
+            str(CLOCK_SCALE),
         ],
         runtime,
         env,
@@ -126,25 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     if daemon is None:
         return 1
     try:
-        ctl = str(bin_dir / "ktrdrctl")
-        _run([ctl, "status"], env)
+        ctl = [sys.executable, "-m", "ktrdrctl"]
+        _run([*ctl, "status"], env)
 
         _step(f"validating {STRATEGY} through the daemon")
-        _run([ctl, "strategies", "validate", str(STRATEGY)], env)
+        _run([*ctl, "strategies", "validate", str(STRATEGY)], env)
 
-        _step("preparing market data")
-        _write_data(run_dir / "data")
+        _step(
+            f"loading the strategy's bars from the embedded IB gateway simulator (synthetic data; IB's "
+            f"pacing rules on a clock {CLOCK_SCALE}x faster, so three years of bars load in seconds)"
+        )
+        _run([*ctl, *_load_argv()], env)
 
-        _step(f"training {STRATEGY.stem} on {START} .. {END}")
-        _run(
-            [
-                sys.executable, "-m", "ktrdr.research.train", str(STRATEGY),
-                "--data", str(run_dir / "data"), "--start", START, "--end", END,
-                "--out", str(run_dir / "models"),
-                *(["--epochs", str(args.epochs)] if args.epochs else []),
-            ],
-            env,
-        )  # fmt: skip
+        _step(f"training {STRATEGY.stem} on {START} .. {END} through the daemon (embedded training host)")
+        epochs = ["--set", f"model.training.epochs={args.epochs}"] if args.epochs else []
+        _run([*ctl, "train", str(STRATEGY), "--start-date", START, "--end-date", END, *epochs], env)
     except subprocess.CalledProcessError as exc:
         print(f"step failed: {' '.join(exc.cmd)} exited {exc.returncode}", file=sys.stderr)
         return 1

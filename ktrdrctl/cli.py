@@ -77,6 +77,7 @@ def operation_outcome(op: dict[str, Any]) -> None:
         "strategies": "ktrdrctl.strategies:strategies",
         "data": "ktrdrctl.data:data",
         "models": "ktrdrctl.models:models",
+        "train": "ktrdrctl.train:train",
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )

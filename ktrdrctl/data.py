@@ -1,4 +1,4 @@
-"""``ktrdrctl data import|show|coverage|delete|export``: the daemon's bar cache (``DataService``).
+"""``ktrdrctl data import|show|coverage|delete|export|load|gaps``: the daemon's bar cache (``DataService``).
 
 ``import`` reads only a regular file and streams its bytes (``ImportBars``, a client stream over
 ctl); the daemon parses and validates them, so bad rows come back as its INVALID_ARGUMENT naming
@@ -6,13 +6,16 @@ the file's line (exit 1) and nothing is imported. ``show`` prints bars as a tabl
 ``import`` reads back) or, with ``--format json``, one ``GetBarsResponse`` per line (the ``--json``
 convention). ``export`` writes what the daemon renders (``ExportBars``: CSV, Parquet or JSON Lines)
 to a file through a temporary one renamed at the end, or to stdout. ``import --repair``/``--fix``
-name the fixes the daemon applies, and print each with its rows. Imports only click and ktrdrctl at
+name the fixes the daemon applies, and print each with its rows. ``load`` starts a ``data.load``
+operation and follows it like ``ops watch``, except that Ctrl-C cancels it (and says how many bars
+were kept); ``gaps`` lists what a load would fetch. Imports only click, ktrdrctl and ktrdr.wire at
 module level; the client loads when a command runs.
 """
 
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +37,7 @@ COLUMNS = ("open", "high", "low", "close", "volume")
 
 @click.group(cls=Group)
 def data() -> None:
-    """The daemon's bar cache: import files, show bars, list coverage, delete series."""
+    """The daemon's bar cache: import and export files, load from IB, show bars, coverage and gaps, delete."""
 
 
 def series(symbol: str, timeframe: str) -> dict[str, str]:
@@ -333,3 +336,175 @@ def export(
     except FileProblem as e:
         raise exits.CliFailure(str(e), exits.FAILED) from None
     click.echo(f"wrote {size:,} bytes of {symbol.upper()} {timeframe} ({fmt}) to {output}", err=True)
+
+
+OPERATIONS = "ktrdr.daemon.v1.OperationsService/"
+LOAD_MODES = {"full": "LOAD_MODE_MISSING", "tail": "LOAD_MODE_TAIL", "backfill": "LOAD_MODE_BACKFILL",
+              "refresh": "LOAD_MODE_REFRESH"}  # fmt: skip
+
+
+def time_range(start: datetime | None, end: datetime | None) -> dict[str, str]:
+    """``startTime``/``endTime`` for the ones given (naive times are UTC)."""
+    return {key: text for key, text in (("startTime", utc_text(start)), ("endTime", utc_text(end))) if text}
+
+
+def kept_text(op: dict[str, Any]) -> str:
+    """``12,345 bars kept (merged into the cache)`` from a load's progress metrics."""
+    metrics = (op.get("progress") or {}).get("metrics") or {}
+    return f"{int(float(metrics.get('bars_merged', 0))):,} bars kept (merged into the cache)"
+
+
+def load_summary(result: dict[str, Any]) -> list[str]:
+    """One line per loaded series, then the totals, from a ``LoadDataResult`` (proto3 JSON)."""
+    lines = [coverage_line(coverage) for coverage in result.get("series", [])]
+    lines.append(
+        f"{int(result.get('barsFetched', 0)):,} bars fetched in {int(result.get('requestsDone', 0))} requests"
+    )
+    return lines
+
+
+@data.command()
+@click.argument("symbols", nargs=-1, required=True)
+@click.option(
+    "--timeframe", "timeframes", multiple=True, required=True, type=click.Choice(TIMEFRAMES),
+    help="A timeframe to load; repeat for several (every symbol × timeframe is one series).",
+)  # fmt: skip
+@click.option("--start", required=True, type=click.DateTime(TIME_FORMATS), metavar="TIME",
+              help="First bar open time wanted (UTC).")  # fmt: skip
+@click.option("--end", type=click.DateTime(TIME_FORMATS), metavar="TIME",
+              help="End, exclusive (UTC). Default: now.")  # fmt: skip
+@click.option(
+    "--mode", type=click.Choice(list(LOAD_MODES)), default="full", show_default=True,
+    help="full: every hole in the range; tail: after the last stored bar; backfill: before the first; "
+    "refresh: the whole range again.",
+)  # fmt: skip
+@click.option("--request-id", default="", help="Idempotency key: the same key returns the same load.")
+@click.option("--detach", is_flag=True, help="Start the load, print its name and return at once.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the LoadData response, then each WatchOperation message, as proto3 JSON.")  # fmt: skip
+@click.pass_context
+def load(
+    ctx: click.Context,
+    symbols: tuple[str, ...],
+    timeframes: tuple[str, ...],
+    start: datetime,
+    end: datetime | None,
+    mode: str,
+    request_id: str,
+    detach: bool,
+    as_json: bool,
+) -> None:
+    """Load bars of SYMBOL… from the IB host into the cache (only what is missing), following progress.
+
+    One operation (data.load) with a child per symbol × timeframe. Ctrl-C cancels it and keeps the
+    bars merged so far; run the same command again to fetch the rest.
+    """
+    from ktrdrctl import watch
+    from ktrdrctl.cli import operation_outcome, print_json, session_of
+
+    session = session_of(ctx)
+    request: dict[str, Any] = {
+        "symbols": list(symbols),
+        "timeframes": list(timeframes),
+        "mode": LOAD_MODES[mode],
+        **time_range(start, end),
+        **({"requestId": request_id} if request_id else {}),
+    }
+    response = session.call(DATA + "LoadData", request)
+    name = response["operation"]["name"]
+    if as_json:
+        print_json(response)
+    if detach:
+        if not as_json:
+            click.echo(name)
+            click.echo(
+                f"  follow it: {session.command('ops', 'watch', name.removeprefix(wire.NAME_PREFIX))}",
+                err=True,
+            )
+        return
+    tracker = watch.Tracker(name)
+    view = watch.TtyView(sys.stdout) if sys.stdout.isatty() else watch.LineView(sys.stdout)
+    try:
+        for item in session.stream(OPERATIONS + "WatchOperation", {"name": name}):
+            event = tracker.apply(item)
+            if as_json:
+                print_json(item)
+            else:
+                view.show(tracker, event)
+    except KeyboardInterrupt:
+        view.close()
+        raise cancel_load(session, name) from None
+    view.close()
+    if not tracker.done:
+        follow = session.command("ops", "watch", name.removeprefix(wire.NAME_PREFIX))
+        raise exits.CliFailure(
+            f"the watch of {name} ended early; follow it with: {follow}", exits.UNREACHABLE
+        )
+    final = session.call(OPERATIONS + "GetOperation", {"name": name})["operation"]
+    if not as_json and final.get("result"):
+        for line in load_summary(final["result"]):
+            click.echo(line)
+    operation_outcome(final)
+
+
+def cancel_load(session: Any, name: str) -> exits.CliFailure:
+    """Cancel the load ``name`` (Ctrl-C), wait for it to end; the failure that says what was kept."""
+    session.reconnect()  # the interrupted stream left frames on the old connection
+    click.echo(f"cancelling {name} …", err=True)
+    try:
+        session.call(OPERATIONS + "CancelOperation", {"name": name})
+        op = session.call(OPERATIONS + "WaitOperation", {"name": name, "timeout": "60s"})["operation"]
+    except KeyboardInterrupt:
+        show = session.command("ops", "show", name.removeprefix(wire.NAME_PREFIX))
+        return exits.CliFailure(f"{name} is being cancelled; see: {show}", exits.CTRL_C)
+    except exits.CliFailure as e:  # it ended meanwhile (OPERATION_DONE) or the daemon went away
+        return exits.CliFailure(f"{name}: {e.message}", exits.CTRL_C)
+    from ktrdrctl import render
+
+    return exits.CliFailure(f"{name} {render.state_name(op)}: {kept_text(op)}", exits.CTRL_C)
+
+
+@data.command()
+@click.argument("symbol")
+@click.argument("timeframe", type=click.Choice(TIMEFRAMES))
+@click.option("--start", type=click.DateTime(TIME_FORMATS), metavar="TIME",
+              help="Start (UTC). Default: the series' first bar.")  # fmt: skip
+@click.option(
+    "--end", type=click.DateTime(TIME_FORMATS), metavar="TIME", help="End, exclusive (UTC). Default: now."
+)
+@click.option("--mode", type=click.Choice(list(LOAD_MODES)), default="full", show_default=True,
+              help="As `data load --mode`.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the GetGaps response as proto3 JSON.")
+@click.pass_context
+def gaps(
+    ctx: click.Context,
+    symbol: str,
+    timeframe: str,
+    start: datetime | None,
+    end: datetime | None,
+    mode: str,
+    as_json: bool,
+) -> None:
+    """List what `data load` would fetch for SYMBOL TIMEFRAME: holes, less closed-market time, with the
+    bars the trading calendar expects in each."""
+    from ktrdrctl import render
+    from ktrdrctl.cli import print_json, session_of
+
+    request = {"series": series(symbol, timeframe), "mode": LOAD_MODES[mode], **time_range(start, end)}
+    response = session_of(ctx).call(DATA + "GetGaps", request)
+    if as_json:
+        print_json(response)
+        return
+    found = response.get("gaps", [])
+    calendar = response.get("calendar", "")
+    if not found:
+        click.echo(f"no gaps: {symbol} {timeframe} holds everything the {calendar} calendar expects there")
+        return
+    rows = [
+        [gap["range"]["startTime"], gap["range"]["endTime"], f"{int(gap.get('expectedBars', 0)):,}"]
+        for gap in found
+    ]
+    click.echo(render.table(["START", "END", "EXPECTED BARS"], rows))
+    click.echo(
+        f"{len(found)} gaps, {int(response.get('expectedBars', 0)):,} bars expected ({calendar} calendar)"
+    )

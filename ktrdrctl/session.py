@@ -37,8 +37,15 @@ class Session:
         return self._client
 
     def close(self) -> None:
+        """Close the connection; a later call opens a new one (e.g. after a stream cut short)."""
         if self._client is not None:
             self._client.close()
+            self._client = None
+
+    def reconnect(self) -> None:
+        """Drop the connection (e.g. a stream left half-read by Ctrl-C); the next call opens another."""
+        self.close()
+        self._client = None
 
     def command(self, *words: str) -> str:
         """A ktrdrctl command line for hints, repeating ``--runtime-dir`` when the user gave it."""

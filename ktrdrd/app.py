@@ -1,10 +1,11 @@
 """The daemon's lifecycle, in the phases of uvicorn's server: :meth:`Daemon.startup` →
 :meth:`Daemon.main_loop` → :meth:`Daemon.shutdown`.
 
-Startup: directories and their locks (:func:`ktrdrd.rundirs.claimed_dirs`) → journal → model registry
-(reconciled with its files, :mod:`ktrdrd.models`) → extensions → resume pending operations → host
-links opened (:mod:`ktrdrd.hosts`; nothing waits for a host) → stale sockets removed → servers
-built and started → ``READY=1``. Every step that needs undoing pushes its
+Startup: directories and their locks (:func:`ktrdrd.rundirs.claimed_dirs`) → host links opened
+(:mod:`ktrdrd.hosts`; nothing waits for a host) → journal → model registry (reconciled with its
+files, :mod:`ktrdrd.models`) → extensions → the data service and its load kinds → the training
+kinds (:mod:`ktrdrd.training`) → resume pending operations → stale sockets removed → servers built
+and started → ``READY=1``. Every step that needs undoing pushes its
 undo on one ``contextlib.AsyncExitStack``, which runs them in reverse whatever happens. A failure
 before READY is logged with a clear message and :meth:`Daemon.serve` returns
 :data:`EXIT_STARTUP_FAILED`; nothing already on disk is changed.
@@ -17,8 +18,9 @@ keys are logged as needing a restart); SIGUSR1 logs a status line; SIGUSR2 is lo
 
 Shutdown: ``STOPPING=1``, health NOT_SERVING, no new connections or calls, calls in flight get
 ``shutdown_grace_s`` (then are cancelled), connections that do not read get ``stop_close_timeout_s``
-to take their last bytes (then are dropped) → host links closed, local hosts stopped → journal closed (running operations stay resumable) →
-locks released.
+to take their last bytes (then are dropped) → journal closed (running operations stay resumable) →
+host links closed, local hosts stopped (after the journal: a load running at the stop is left to
+resume, not failed by its closing channel) → locks released.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class Daemon:
         self.models: ModelRegistry | None = None  # once the journal is open
         #: The host links and local hosts (ktrdrd.hosts.configured.Hosts; grpc loads at startup only).
         self.hosts: Any = None
+        self.training: Any = None  # ktrdrd.training.setup.Training, once started
         self.servers: Any = None  # ktrdrd.server.Servers (grpc is imported at startup only)
 
     async def serve(self) -> int:
@@ -131,6 +134,8 @@ class Daemon:
         from ktrdrd.hosts.configured import HostConfigError, link_credentials, open_hosts
         from ktrdrd.server import build_servers  # grpc is heavy; --print-config never imports it
         from ktrdrd.services.models import ModelsService  # protobuf, likewise
+        from ktrdrd.training.loading import BarLoader
+        from ktrdrd.training.setup import install as install_training
 
         config, state = self.config, self.state
         stack.callback(self.notifier.close)
@@ -160,6 +165,9 @@ class Daemon:
                 extra={"nofile": fds, "ctl_max_connections": limits.max_connections},
             )
 
+        # Before the journal, so that they close after it (see the module docstring).
+        self.hosts = hosts = open_hosts(config, state, state.runtime_dir, host_credentials, state.state_dir)
+        stack.push_async_callback(hosts.close)
         try:
             self.core = core = await OperationsCore.open(
                 state.db_path, retention_s=config["retention_days"] * 86400.0
@@ -171,12 +179,19 @@ class Daemon:
         ctl_methods: dict[str, CtlMethod] = {}
         for extend in self.extensions:
             extend(core, ctl_methods)
-        await core.resume_pending()
-        self.hosts = hosts = open_hosts(config, state, state.runtime_dir, host_credentials)
-        stack.push_async_callback(hosts.close)
         data_service = LazyDataService(
-            state.state_dir / "data", core.journal, max_import_bytes=config["data_import_max_bytes"]
+            state.state_dir / "data",
+            core.journal,
+            max_import_bytes=config["data_import_max_bytes"],
+            core=core,
+            ib_link=hosts.ib,
         )
+        data_service.loads.register()  # before resume: interrupted loads reattach
+        loader = BarLoader(core, data_service.loads) if hosts.ib is not None else None
+        self.training = training = install_training(
+            core, hosts.training, self.models, data_service.cache, loader, state.state_dir
+        )
+        await core.resume_pending()
 
         for sock in (state.grpc_socket, state.ctl_socket):
             if rundirs.remove_stale_socket(sock):
@@ -193,6 +208,8 @@ class Daemon:
             grpc_max_streams=config["grpc_max_streams"],
             data_service=data_service,
             models_service=ModelsService(self.models),
+            training_service=training.service,
+            resumers=training.resumers,
         )
         await servers.start()
         stack.push_async_callback(servers.abort)  # reached only if shutdown did not run
@@ -220,6 +237,7 @@ class Daemon:
             group.create_task(self.core.maintain(), name="journal-maintenance"),
             group.create_task(self.servers.follow_health(), name="health"),
             group.create_task(self.hosts.run(), name="hosts"),
+            group.create_task(self.training.pool.run(), name="training-hosts"),
         ]
 
     async def main_loop(self) -> None:

@@ -321,14 +321,16 @@ def load(
 
 
 def _tcp_hosts_need_tls(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-    """A ``HOST:PORT`` host address needs ``hosts.ca_file`` and ``hosts.token_file`` (TLS + token)."""
-    address = values["hosts.ib"]
+    """A ``HOST:PORT`` host address (``hosts.ib`` or one of ``hosts.training``) needs
+    ``hosts.ca_file`` and ``hosts.token_file`` (TLS + token)."""
     missing = [name for name in ("hosts.ca_file", "hosts.token_file") if not values[name]]
-    if address and not address.startswith("unix:") and missing:
-        raise ConfigError(
-            f"{sources['hosts.ib']}: 'hosts.ib' = {address!r} is a TCP address; host links over TCP use TLS "
-            f"and a bearer token: set {' and '.join(missing)}"
-        )
+    for key, addresses in (("hosts.ib", [values["hosts.ib"]]), ("hosts.training", values["hosts.training"])):
+        for address in addresses:
+            if address and not address.startswith("unix:") and missing:
+                raise ConfigError(
+                    f"{sources[key]}: {key!r} = {address!r} is a TCP address; host links over TCP use TLS "
+                    f"and a bearer token: set {' and '.join(missing)}"
+                )
 
 
 #: Rules over several keys, checked after every source is applied; each raises ConfigError.

@@ -34,7 +34,7 @@ from ktrdr.rpc.errors import ApiError, failed_precondition, invalid_argument, no
 from ktrdr.wire import StatusCode
 from ktrdrd.data import calendars, catalog, files, reconcile
 from ktrdrd.data.catalog import SeriesEntry
-from ktrdrd.data.intervals import union
+from ktrdrd.data.intervals import Interval, union, without_bars
 from ktrdrd.journal import Journal
 
 
@@ -148,19 +148,58 @@ class BarCache:
             new = pa.concat_tables([old.slice(0, lo), new, old.slice(hi)])
             covered = union(previous.covered, covered)
         written = files.write_atomic(path, new)
-        bar_times = new.column("time").to_numpy()
-        return SeriesEntry(
-            symbol=bars.symbol,
-            timeframe=bars.timeframe,
-            source=source,
-            calendar=calendar,
-            digest=written.digest,
-            bar_count=new.num_rows,
-            first_ns=int(bar_times[0]),
-            last_ns=int(bar_times[-1]),
-            update_time=time.time(),
-            covered=covered,
-            known_empty=union(*(calendars.known_empty(calendar, step, s, e, bar_times) for s, e in covered)),
+        return _described(bars.symbol, bars.timeframe, source, calendar, written.digest, new, covered, [])
+
+    async def merge_fetched(
+        self, bars: Bars, span: Interval, empty: list[Interval], *, source: str, calendar: str
+    ) -> SeriesEntry:
+        """Store ``bars`` fetched for ``span`` (``[start, end)`` ns; bars sorted, unique, inside it):
+        they replace every stored bar in ``span``, which joins the covered intervals; ``empty``
+        (intervals the source confirmed to hold no bars) joins the known-empty ones. ``bars`` may be
+        empty. One atomic replace of the file, under the series' writer lock; FAILED_PRECONDITION
+        (``SOURCE_MISMATCH``) for a series of another source."""
+        key = (bars.symbol, bars.timeframe)
+        async with self._lock(key):
+            previous = await self.check_import(*key, source=source, mode="merge")
+            if previous is None and len(bars) == 0:  # no file without a bar: nothing is stored
+                return _described(*key, source, calendar, "", None, [span], empty)
+            try:
+                entry = await asyncio.to_thread(
+                    self._write_fetched, bars, span, empty, source, calendar, previous
+                )
+            except OSError as exc:
+                raise write_failed(files.series_path(self.root, *key), exc) from None
+            await self._journal.submit(lambda conn: catalog.save(conn, entry))
+            return entry
+
+    def _write_fetched(
+        self,
+        bars: Bars,
+        span: Interval,
+        empty: list[Interval],
+        source: str,
+        calendar: str,
+        previous: SeriesEntry | None,
+    ) -> SeriesEntry:
+        path = files.series_path(self.root, bars.symbol, bars.timeframe)
+        new = pa.table(
+            [pa.array(bars.time), *(pa.array(getattr(bars, f)) for f in FIELDS)], schema=files.SCHEMA
+        )
+        covered, known_empty = [span], empty
+        if previous is not None:
+            old = files.read(path)
+            times = old.column("time").to_numpy()
+            lo, hi = (
+                int(np.searchsorted(times, span[0], "left")),
+                int(np.searchsorted(times, span[1], "left")),
+            )
+            new = pa.concat_tables([old.slice(0, lo), new, old.slice(hi)])
+            covered, known_empty = union(previous.covered, covered), union(previous.known_empty, empty)
+        if new.num_rows == 0 and previous is not None:
+            return previous  # a refresh of every stored bar came back empty: keep them
+        written = files.write_atomic(path, new)
+        return _described(
+            bars.symbol, bars.timeframe, source, calendar, written.digest, new, covered, known_empty
         )
 
     async def read(
@@ -185,6 +224,40 @@ class BarCache:
             await self._journal.submit(lambda conn: catalog.delete(conn, *key))
             await asyncio.to_thread(files.remove, files.series_path(self.root, *key))
             return entry
+
+
+def _described(
+    symbol: str,
+    timeframe: str,
+    source: str,
+    calendar: str,
+    digest: str,
+    table: pa.Table | None,
+    covered: list[Interval],
+    confirmed_empty: list[Interval],
+) -> SeriesEntry:
+    """The catalog entry of a series written as ``table`` (None: no file, no bar): its known-empty
+    intervals are the calendar's closures within ``covered`` plus ``confirmed_empty`` (what the
+    source said holds no bars), less the slots that hold a bar."""
+    step = timeframes.parse(timeframe).ns
+    bar_times = table.column("time").to_numpy() if table is not None else np.empty(0, np.int64)
+    known_empty = union(
+        *(calendars.known_empty(calendar, step, s, e, bar_times) for s, e in covered),
+        without_bars(confirmed_empty, bar_times, step),
+    )
+    return SeriesEntry(
+        symbol=symbol,
+        timeframe=timeframe,
+        source=source,
+        calendar=calendar,
+        digest=digest,
+        bar_count=len(bar_times),
+        first_ns=int(bar_times[0]) if len(bar_times) else 0,
+        last_ns=int(bar_times[-1]) if len(bar_times) else 0,
+        update_time=time.time(),
+        covered=covered,
+        known_empty=known_empty,
+    )
 
 
 def _apply_finding(finding: reconcile.Finding, conn: sqlite3.Connection) -> None:

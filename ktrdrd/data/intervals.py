@@ -33,3 +33,23 @@ def without_bars(intervals: list[Interval], times: np.ndarray, width: int) -> li
         if cursor < end:
             out.append((cursor, end))
     return out
+
+
+def subtract(intervals: list[Interval], removed: list[Interval]) -> list[Interval]:
+    """``intervals`` minus ``removed`` (both sorted and disjoint): the parts of ``intervals`` that no
+    interval of ``removed`` overlaps, sorted and disjoint."""
+    out: list[Interval] = []
+    cut = 0
+    for start, end in intervals:
+        while cut < len(removed) and removed[cut][1] <= start:
+            cut += 1
+        cursor, index = start, cut
+        while index < len(removed) and removed[index][0] < end:
+            cut_start, cut_end = removed[index]
+            if cut_start > cursor:
+                out.append((cursor, cut_start))
+            cursor = max(cursor, cut_end)
+            index += 1
+        if cursor < end:
+            out.append((cursor, end))
+    return out

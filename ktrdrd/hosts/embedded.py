@@ -12,7 +12,12 @@ With ``hosts.ib`` empty and ``hosts.embedded`` true, ktrdrd supervises
 host (for demos such as ``make run``, which loads three years of three series in seconds instead of
 half an hour); the rules themselves, and the pacer that keeps to them, are unchanged.
 
-A local ``hostd training`` will be one more :class:`~ktrdrd.hosts.supervisor.ChildSpec` here.
+With ``hosts.training`` empty and ``hosts.embedded`` true, ktrdrd also supervises
+
+- ``training``: ``hostd training`` on ``unix:<runtime dir>/hostd-training.sock``
+  (:data:`TRAINING_SOCKET`), its job table, blobs and outputs under ``<state dir>/hostd-training``,
+  with the host's default slots.
+
 Children log in the daemon's format and level.
 """
 
@@ -25,6 +30,9 @@ from pathlib import Path
 from ktrdrd.hosts.supervisor import ChildSpec
 
 IB_SOCKET = "hostd-ib.sock"
+TRAINING_SOCKET = "hostd-training.sock"
+TRAINING = "training"
+TRAINING_STATE = "hostd-training"
 GATEWAY_SIM = "gateway-sim"
 IB = "ib"
 #: The simulator's generator seed: the embedded data are the same on every run.
@@ -34,6 +42,22 @@ SIM_SEED = 0
 def ib_address(runtime_dir: Path) -> str:
     """Where the embedded IB host serves."""
     return f"unix:{runtime_dir / IB_SOCKET}"
+
+
+def training_address(runtime_dir: Path) -> str:
+    """Where the embedded training host serves."""
+    return f"unix:{runtime_dir / TRAINING_SOCKET}"
+
+
+def training_spec(*, runtime_dir: Path, state_dir: Path, log_format: str, log_level: str) -> ChildSpec:
+    """The embedded ``hostd training``."""
+    argv = [
+        sys.executable, "-m", "hostd", "training",
+        "--listen", training_address(runtime_dir),
+        "--state-dir", str(state_dir / TRAINING_STATE),
+        "--log-format", log_format, "--log-level", log_level,
+    ]  # fmt: skip
+    return ChildSpec(TRAINING, lambda _addresses: list(argv), socket=runtime_dir / TRAINING_SOCKET)
 
 
 def embedded_specs(

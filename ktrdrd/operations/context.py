@@ -9,12 +9,22 @@ from typing import Any, Protocol
 from ktrdrd.journal.records import OperationRecord
 
 
+class Interrupted(Exception):
+    """Raised by a handler whose work was lost outside the daemon (its host went away): the
+    operation ends INTERRUPTED with this message (reason ``reason``); ``ResumeOperation`` continues
+    it where its kind can."""
+
+    def __init__(self, message: str, reason: str = "HOST_LOST") -> None:
+        super().__init__(message)
+        self.message, self.reason = message, reason
+
+
 class KindHandler(Protocol):
     """Runs operations of one kind. Register with ``OperationsCore.register_kind``.
 
     ``run`` returns the result (proto JSON of a ``google.protobuf.Any``, or None) → SUCCEEDED; raising
     ``ApiError`` or any exception → FAILED; returning (or raising CancelledError) after
-    ``ctx.cancelled`` was set → CANCELLED. ``reattach`` has the same contract and is called after a
+    ``ctx.cancelled`` was set → CANCELLED; raising :class:`Interrupted` → INTERRUPTED. ``reattach`` has the same contract and is called after a
     daemon restart for an operation left PENDING/RUNNING; a handler without ``reattach`` leaves such
     operations INTERRUPTED.
     """

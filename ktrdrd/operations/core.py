@@ -6,7 +6,8 @@ committed, so whatever anyone has seen is in the database, and seqs are never re
 
 States (:class:`ktrdr.wire.OperationState`): PENDING → RUNNING → SUCCEEDED | FAILED | CANCELLED.
 INTERRUPTED (terminal, ``done``) marks an operation found PENDING/RUNNING when the journal was opened
-whose kind has no handler able to reattach. :data:`TRANSITIONS` is the whole lifecycle; every state
+whose kind has no handler able to reattach, or whose handler raised ``Interrupted`` (its host went
+away). :data:`TRANSITIONS` is the whole lifecycle; every state
 change goes through :meth:`OperationsCore._set_state`, which checks it (an illegal change is a bug:
 :class:`IllegalTransition`). A CANCELLED operation carries ``error = {"code": 1 (CANCELLED), ...}``.
 
@@ -47,7 +48,7 @@ from ktrdrd.journal import Journal
 from ktrdrd.journal.errors import JournalWriteError
 from ktrdrd.journal.records import EventRecord, OperationRecord, empty_progress
 from ktrdrd.operations import paging
-from ktrdrd.operations.context import KindHandler, OperationContext
+from ktrdrd.operations.context import Interrupted, KindHandler, OperationContext
 from ktrdrd.operations.fanout import Hub
 from ktrdrd.operations.ids import IdGenerator, parse_name
 
@@ -616,6 +617,9 @@ class OperationsCore:
             state = CANCELLED
         except errors.ApiError as exc:
             state, error = FAILED, {"code": exc.code, "message": exc.message, "reason": exc.reason}
+        except Interrupted as exc:
+            state = INTERRUPTED
+            error = {"code": StatusCode.ABORTED, "message": exc.message, "reason": exc.reason}
         except Exception as exc:
             log.exception("operation handler failed", extra={"operation": live.current.name})
             state = FAILED

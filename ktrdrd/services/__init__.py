@@ -30,19 +30,26 @@ class Pending:
 
 
 def build_registry(
-    app_state: AppState, core: Any, data: object | None = None, models: object | None = None
+    app_state: AppState,
+    core: Any,
+    data: object | None = None,
+    models: object | None = None,
+    training: object | None = None,
+    resumers: dict[str, Any] | None = None,
 ) -> Registry:
     """Every daemon service, bound to this daemon's state and operations core.
 
     ``data``: the ``DataService`` (:mod:`.data`, built by the daemon around its bar cache); None
     leaves DataService UNIMPLEMENTED (tools that serve no cache). ``models``: the ``ModelsService``
     (:mod:`.models`, over the daemon's model registry); None leaves it UNIMPLEMENTED.
+    ``training``: the ``TrainingService`` (:mod:`ktrdrd.training`); None: UNIMPLEMENTED.
+    ``resumers``: kind → how ``ResumeOperation`` continues an operation of that kind.
     """
     return Registry(
         [
             SystemService(app_state),
-            OperationsService(core),
-            Pending(training_pb2.DESCRIPTOR.services_by_name["TrainingService"]),
+            OperationsService(core, resumers),
+            training or Pending(training_pb2.DESCRIPTOR.services_by_name["TrainingService"]),
             data or Pending(data_pb2.DESCRIPTOR.services_by_name["DataService"]),
             StrategiesService(),
             models or Pending(models_pb2.DESCRIPTOR.services_by_name["ModelsService"]),

@@ -13,12 +13,14 @@
   of at most 1 MiB; the client writes the file.
 - ``GetCoverage``, ``ListSeries`` (pages of ``page_size``, default 100, at most 1000),
   ``DeleteSeries``. An unknown series is NOT_FOUND (reason ``SERIES_NOT_FOUND``).
-- ``LoadData`` is not implemented yet (UNIMPLEMENTED): it needs the IB host.
+- ``GetGaps``: what a load of one series would fetch (:mod:`ktrdrd.data.gaps`). ``LoadData`` is
+  :mod:`ktrdrd.services.data_load` (served by the lazy stand-in without this module).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -157,6 +159,9 @@ class DataService:
             series=[coverage_to_proto(e) for e in entries[:size]], next_page_token=token
         )
 
+    async def GetGaps(self, request: pb.GetGapsRequest, call: Call) -> pb.GetGapsResponse:
+        return await gaps_response(self.cache, request)
+
     async def DeleteSeries(self, request: pb.DeleteSeriesRequest, call: Call) -> pb.DeleteSeriesResponse:
         symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
         return pb.DeleteSeriesResponse(coverage=coverage_to_proto(await self.cache.delete(symbol, timeframe)))
@@ -251,6 +256,40 @@ def coverage_to_proto(entry: SeriesEntry) -> pb.SeriesCoverage:
         last_bar_time=_timestamp(entry.last_ns),
         digest=entry.digest,
         update_time=_timestamp(int(entry.update_time * 10**9)),
+    )
+
+
+async def gaps_response(cache: BarCache, request: pb.GetGapsRequest) -> pb.GetGapsResponse:
+    """``GetGaps``: the fetch ranges of the request's series and range (INVALID_ARGUMENT naming the
+    field otherwise); the end is never after now; the start defaults to the series' first bar."""
+    from ktrdr import timeframes
+    from ktrdrd.data import gaps
+    from ktrdrd.services.data_load import MODES
+
+    symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
+    step = timeframes.parse(timeframe).ns
+    mode = MODES.get(request.mode)
+    if mode is None:
+        raise invalid_argument("mode", f"unknown load mode {request.mode}")
+    entry = await cache.entry(symbol, timeframe)
+    if request.HasField("start_time"):
+        start = _ns(request.start_time)
+    elif entry is not None:
+        start = entry.first_ns
+    else:
+        raise invalid_argument("start_time", f"required: {symbol} {timeframe} is not in the cache")
+    now = time.time_ns() // step * step
+    end = min(_ns(request.end_time), now) if request.HasField("end_time") else now
+    if end <= start:
+        raise invalid_argument("end_time", "must be after start_time (and not after now)")
+    calendar = entry.calendar if entry is not None else calendars.guess(symbol)
+    found = await asyncio.to_thread(gaps.find, entry, calendar, step, start, end, mode)
+    return pb.GetGapsResponse(
+        gaps=[
+            pb.Gap(range=_ranges([(g.start_ns, g.end_ns)])[0], expected_bars=g.expected_bars) for g in found
+        ],
+        expected_bars=sum(g.expected_bars for g in found),
+        calendar=calendar,
     )
 
 

@@ -15,10 +15,14 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ktrdr.daemon.v1 import data_pb2 as pb
 from ktrdr.rpc.registry import Call
+from ktrdrd.services.data_load import Loads
+
+if TYPE_CHECKING:  # grpc loads with the daemon's servers, not with this module
+    from ktrdrd.hosts.link import ReadyChannel
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +32,19 @@ class LazyDataService:
 
     descriptor = pb.DESCRIPTOR.services_by_name["DataService"]
 
-    def __init__(self, root: Path, journal: Any, *, max_import_bytes: int) -> None:
+    def __init__(
+        self, root: Path, journal: Any, *, max_import_bytes: int, core: Any, ib_link: ReadyChannel | None
+    ) -> None:
         self._root = root
         self._journal = journal
         self._max_import_bytes = max_import_bytes
         self._loading: asyncio.Task[Any] | None = None
+        #: LoadData and the load operation kinds (``loads.register()`` before operations resume).
+        self.loads = Loads(core, ib_link, self.cache)
+
+    async def cache(self) -> Any:
+        """The bar cache (``ktrdrd.data.cache.BarCache``), loaded with the service."""
+        return (await self.service()).cache
 
     async def service(self) -> Any:
         """The real ``DataService`` (loaded, with its cache opened, on the first call)."""
@@ -66,6 +78,12 @@ class LazyDataService:
 
     async def ListSeries(self, request: pb.ListSeriesRequest, call: Call) -> Any:
         return await (await self.service()).ListSeries(request, call)
+
+    async def LoadData(self, request: pb.LoadDataRequest, call: Call) -> Any:
+        return await self.loads.LoadData(request)
+
+    async def GetGaps(self, request: pb.GetGapsRequest, call: Call) -> Any:
+        return await (await self.service()).GetGaps(request, call)
 
     async def DeleteSeries(self, request: pb.DeleteSeriesRequest, call: Call) -> Any:
         return await (await self.service()).DeleteSeries(request, call)

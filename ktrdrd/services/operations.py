@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ktrdr.daemon.v1 import operations_pb2 as pb
-from ktrdr.rpc.errors import invalid_argument
+from ktrdr.rpc.errors import failed_precondition, invalid_argument
 from ktrdr.rpc.registry import Call
 from ktrdrd.operations import parse_label_selectors
 from ktrdrd.services.convert import event_to_proto, operation_to_proto, state_from_proto
@@ -25,8 +25,10 @@ class OperationsService:
 
     descriptor = pb.DESCRIPTOR.services_by_name["OperationsService"]
 
-    def __init__(self, core: Any) -> None:
+    def __init__(self, core: Any, resumers: Mapping[str, Any] | None = None) -> None:
         self._core = core
+        #: kind → ``async (record, request_id) -> new record`` (ResumeOperation of that kind).
+        self._resumers = dict(resumers or {})
         self._events = _EventResponses()
         self._done = _DoneResponses(core)
 
@@ -46,6 +48,20 @@ class OperationsService:
             if record.done:
                 self._done.put(name, response, generation)
         return response
+
+    async def ResumeOperation(
+        self, request: pb.ResumeOperationRequest, call: Call
+    ) -> pb.ResumeOperationResponse:
+        """Continue a CANCELLED, FAILED or INTERRUPTED operation as a new one, where its kind can
+        (``train``: from its job's last checkpoint); FAILED_PRECONDITION ``NOT_RESUMABLE`` otherwise."""
+        record = await self._core.get(self._name(request.name))
+        resume = self._resumers.get(record.kind)
+        if resume is None:
+            raise failed_precondition(
+                f"operations of kind {record.kind!r} cannot be resumed", "NOT_RESUMABLE"
+            )
+        new = await resume(record, request.request_id)
+        return pb.ResumeOperationResponse(operation=operation_to_proto(new))
 
     async def ListOperations(
         self, request: pb.ListOperationsRequest, call: Call

@@ -1,5 +1,6 @@
-"""``make run``'s program end to end: the daemon starts, validates neuro_mean_reversion, the strategy
-trains on the prepared data, a model directory is written, and the daemon stops cleanly."""
+"""``make run``'s program end to end: the daemon starts with its embedded hosts, validates
+neuro_mean_reversion, the strategy trains through ``ktrdrctl train`` on the embedded training host,
+the model is registered, and the daemon stops cleanly."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def test_demo_trains_neuro_mean_reversion_end_to_end(tmp_path: Path) -> None:
     assert "strategies/neuro_mean_reversion.yaml: valid" in out
     assert "majority baseline" in out and "ktrdrd exited 0" in out
     assert "persistence baseline" in out and "\nverdict (test split): " in out
-    (model,) = (run_dir / "models").iterdir()
+    assert "model: models/neuro_mean_reversion/versions/1" in out
+    (model,) = (run_dir / "state" / "models" / "neuro_mean_reversion").iterdir()
     assert sorted(p.name for p in model.iterdir()) == [
         "feature_spec.json",
         "manifest.json",

@@ -65,6 +65,25 @@ class SimThread:
         self.loop.call_soon_threadsafe(apply)
         return future.result(START_TIMEOUT_S)
 
+    def pacing_rejections(self) -> list[str]:
+        """Instrument the simulator's pacer: the returned list collects every violation it answers."""
+        seen: list[str] = []
+
+        def wrap(gateway: GatewaySim) -> None:
+            pacer = gateway.pacer
+            admit = pacer.admit
+
+            def counting(identity: Any, burst_key: Any) -> str | None:
+                violation = admit(identity, burst_key)
+                if violation is not None:
+                    seen.append(violation)
+                return violation
+
+            pacer.admit = counting  # type: ignore[method-assign]
+
+        self.call(wrap)
+        return seen
+
     def stop(self) -> None:
         self.run(self.sim.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)

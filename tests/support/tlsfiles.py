@@ -3,14 +3,20 @@ certificate it signs (for ``localhost`` and ``127.0.0.1``), and a token file of 
 
 ``TlsFiles.make(directory, name)`` writes ``<name>-ca.pem``, ``<name>-cert.pem``, ``<name>-key.pem``
 and ``<name>-token`` into ``directory``; two calls with different names give two unrelated CAs.
+``serving(start)`` runs a host process started with :attr:`TlsFiles.flags` and yields the TCP
+address from its listening line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +33,18 @@ class TlsFiles:
     cert: Path
     key: Path
     token_file: Path
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """A host's TLS flags for these files (hostd/listen.py)."""
+        return (
+            "--tls-cert",
+            str(self.cert),
+            "--tls-key",
+            str(self.key),
+            "--token-file",
+            str(self.token_file),
+        )
 
     @property
     def token(self) -> str:
@@ -50,3 +68,18 @@ class TlsFiles:
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(32) + "\n")
         return cls(directory / ca, directory / cert, directory / key, token_file)
+
+
+@contextlib.contextmanager
+def serving(proc: subprocess.Popen[str], timeout_s: float = 60.0) -> Iterator[str]:
+    """The ``HOST:PORT`` a started host (stdout and stderr piped, text) prints in its listening
+    line; SIGTERM at the end, which must exit 0."""
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, f"the host exited: {proc.communicate(timeout=timeout_s)[1]}"
+        yield json.loads(line)["listening"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout_s) == 0
+        proc.communicate()

@@ -24,6 +24,8 @@ class LoadMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOAD_MODE_UNSPECIFIED: _ClassVar[LoadMode]
     LOAD_MODE_MISSING: _ClassVar[LoadMode]
     LOAD_MODE_REFRESH: _ClassVar[LoadMode]
+    LOAD_MODE_TAIL: _ClassVar[LoadMode]
+    LOAD_MODE_BACKFILL: _ClassVar[LoadMode]
 
 class ImportMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -51,6 +53,8 @@ DATA_SOURCE_SIMULATOR: DataSource
 LOAD_MODE_UNSPECIFIED: LoadMode
 LOAD_MODE_MISSING: LoadMode
 LOAD_MODE_REFRESH: LoadMode
+LOAD_MODE_TAIL: LoadMode
+LOAD_MODE_BACKFILL: LoadMode
 IMPORT_MODE_UNSPECIFIED: ImportMode
 IMPORT_MODE_CREATE: ImportMode
 IMPORT_MODE_REPLACE: ImportMode
@@ -95,12 +99,44 @@ class LoadDataResponse(_message.Message):
     def __init__(self, operation: _Optional[_Union[_operations_pb2.Operation, _Mapping]] = ...) -> None: ...
 
 class LoadDataResult(_message.Message):
-    __slots__ = ("series", "bars_fetched")
+    __slots__ = ("series", "bars_fetched", "requests_done")
     SERIES_FIELD_NUMBER: _ClassVar[int]
     BARS_FETCHED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_DONE_FIELD_NUMBER: _ClassVar[int]
     series: _containers.RepeatedCompositeFieldContainer[SeriesCoverage]
     bars_fetched: int
-    def __init__(self, series: _Optional[_Iterable[_Union[SeriesCoverage, _Mapping]]] = ..., bars_fetched: _Optional[int] = ...) -> None: ...
+    requests_done: int
+    def __init__(self, series: _Optional[_Iterable[_Union[SeriesCoverage, _Mapping]]] = ..., bars_fetched: _Optional[int] = ..., requests_done: _Optional[int] = ...) -> None: ...
+
+class GetGapsRequest(_message.Message):
+    __slots__ = ("series", "start_time", "end_time", "mode")
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    series: _common_pb2.SeriesKey
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    mode: LoadMode
+    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mode: _Optional[_Union[LoadMode, str]] = ...) -> None: ...
+
+class Gap(_message.Message):
+    __slots__ = ("range", "expected_bars")
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_BARS_FIELD_NUMBER: _ClassVar[int]
+    range: _common_pb2.TimeRange
+    expected_bars: int
+    def __init__(self, range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., expected_bars: _Optional[int] = ...) -> None: ...
+
+class GetGapsResponse(_message.Message):
+    __slots__ = ("gaps", "expected_bars", "calendar")
+    GAPS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_BARS_FIELD_NUMBER: _ClassVar[int]
+    CALENDAR_FIELD_NUMBER: _ClassVar[int]
+    gaps: _containers.RepeatedCompositeFieldContainer[Gap]
+    expected_bars: int
+    calendar: str
+    def __init__(self, gaps: _Optional[_Iterable[_Union[Gap, _Mapping]]] = ..., expected_bars: _Optional[int] = ..., calendar: _Optional[str] = ...) -> None: ...
 
 class SeriesCoverage(_message.Message):
     __slots__ = ("series", "source", "covered", "known_empty", "bar_count", "first_bar_time", "last_bar_time", "digest", "update_time")

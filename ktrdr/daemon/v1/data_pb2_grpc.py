@@ -39,6 +39,11 @@ class DataServiceStub:
                 request_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.LoadDataRequest.SerializeToString,
                 response_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.LoadDataResponse.FromString,
                 _registered_method=True)
+        self.GetGaps = channel.unary_unary(
+                '/ktrdr.daemon.v1.DataService/GetGaps',
+                request_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetGapsRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetGapsResponse.FromString,
+                _registered_method=True)
         self.GetCoverage = channel.unary_unary(
                 '/ktrdr.daemon.v1.DataService/GetCoverage',
                 request_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetCoverageRequest.SerializeToString,
@@ -75,8 +80,17 @@ class DataServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def LoadData(self, request, context):
-        """Starts a "data.load" operation that fetches what the cache lacks from the market-data host.
-        Idempotent on request_id.
+        """Starts a "data.load" operation that fetches what the cache lacks from the market-data host: one
+        "data.load.series" child per (symbol, timeframe). Idempotent on request_id. FAILED_PRECONDITION
+        when the daemon has no IB host.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGaps(self, request, context):
+        """The holes a load of one series would fetch in a range, and how many bars the trading calendar
+        expects in each. A series not in the cache is all hole.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,6 +150,11 @@ def add_DataServiceServicer_to_server(servicer, server):
                     request_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.LoadDataRequest.FromString,
                     response_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.LoadDataResponse.SerializeToString,
             ),
+            'GetGaps': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGaps,
+                    request_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetGapsRequest.FromString,
+                    response_serializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetGapsResponse.SerializeToString,
+            ),
             'GetCoverage': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCoverage,
                     request_deserializer=ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetCoverageRequest.FromString,
@@ -194,6 +213,33 @@ class DataService:
             '/ktrdr.daemon.v1.DataService/LoadData',
             ktrdr_dot_daemon_dot_v1_dot_data__pb2.LoadDataRequest.SerializeToString,
             ktrdr_dot_daemon_dot_v1_dot_data__pb2.LoadDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGaps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.daemon.v1.DataService/GetGaps',
+            ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetGapsRequest.SerializeToString,
+            ktrdr_dot_daemon_dot_v1_dot_data__pb2.GetGapsResponse.FromString,
             options,
             channel_credentials,
             insecure,

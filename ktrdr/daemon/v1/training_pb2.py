@@ -29,7 +29,7 @@ from ktrdr.daemon.v1 import operations_pb2 as ktrdr_dot_daemon_dot_v1_dot_operat
 from ktrdr.daemon.v1 import strategies_pb2 as ktrdr_dot_daemon_dot_v1_dot_strategies__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ektrdr/daemon/v1/training.proto\x12\x0fktrdr.daemon.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cktrdr/common/v1/common.proto\x1a ktrdr/daemon/v1/operations.proto\x1a ktrdr/daemon/v1/strategies.proto\"\xe2\x01\n\x10TrainingSettings\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07symbols\x18\x03 \x03(\t\x12\x35\n\toverrides\x18\x04 \x03(\x0b\x32\".ktrdr.common.v1.ParameterOverride\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x0c\n\x04host\x18\x06 \x01(\tB\x07\n\x05_seed\"\x84\x02\n\x14StartTrainingRequest\x12\x31\n\x08strategy\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.StrategySource\x12\x33\n\x08settings\x18\x02 \x01(\x0b\x32!.ktrdr.daemon.v1.TrainingSettings\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x41\n\x06labels\x18\x04 \x03(\x0b\x32\x31.ktrdr.daemon.v1.StartTrainingRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x15StartTrainingResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\".\n\x0eParameterSweep\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"\xd7\x02\n\x19StartTrainingBatchRequest\x12\x33\n\nstrategies\x18\x01 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.StrategySource\x12\x33\n\x08settings\x18\x02 \x01(\x0b\x32!.ktrdr.daemon.v1.TrainingSettings\x12/\n\x06sweeps\x18\x03 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.ParameterSweep\x12\x14\n\x0cmax_parallel\x18\x04 \x01(\x05\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x46\n\x06labels\x18\x06 \x03(\x0b\x32\x36.ktrdr.daemon.v1.StartTrainingBatchRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x1aStartTrainingBatchResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"\xbf\x01\n\x0eTrainingResult\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12=\n\x07metrics\x18\x02 \x03(\x0b\x32,.ktrdr.daemon.v1.TrainingResult.MetricsEntry\x12\'\n\x06report\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"K\n\x13TrainingBatchResult\x12\x11\n\tsucceeded\x18\x01 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x05\x12\x11\n\tcancelled\x18\x03 \x01(\x05\x32\xe0\x01\n\x0fTrainingService\x12^\n\rStartTraining\x12%.ktrdr.daemon.v1.StartTrainingRequest\x1a&.ktrdr.daemon.v1.StartTrainingResponse\x12m\n\x12StartTrainingBatch\x12*.ktrdr.daemon.v1.StartTrainingBatchRequest\x1a+.ktrdr.daemon.v1.StartTrainingBatchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ektrdr/daemon/v1/training.proto\x12\x0fktrdr.daemon.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cktrdr/common/v1/common.proto\x1a ktrdr/daemon/v1/operations.proto\x1a ktrdr/daemon/v1/strategies.proto\"\xf1\x01\n\x10TrainingSettings\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07symbols\x18\x03 \x03(\t\x12\x35\n\toverrides\x18\x04 \x03(\x0b\x32\".ktrdr.common.v1.ParameterOverride\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x0c\n\x04host\x18\x06 \x01(\t\x12\r\n\x05\x66orce\x18\x07 \x01(\x08\x42\x07\n\x05_seed\"\x84\x02\n\x14StartTrainingRequest\x12\x31\n\x08strategy\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.StrategySource\x12\x33\n\x08settings\x18\x02 \x01(\x0b\x32!.ktrdr.daemon.v1.TrainingSettings\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x41\n\x06labels\x18\x04 \x03(\x0b\x32\x31.ktrdr.daemon.v1.StartTrainingRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x15StartTrainingResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\".\n\x0eParameterSweep\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"\xd7\x02\n\x19StartTrainingBatchRequest\x12\x33\n\nstrategies\x18\x01 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.StrategySource\x12\x33\n\x08settings\x18\x02 \x01(\x0b\x32!.ktrdr.daemon.v1.TrainingSettings\x12/\n\x06sweeps\x18\x03 \x03(\x0b\x32\x1f.ktrdr.daemon.v1.ParameterSweep\x12\x14\n\x0cmax_parallel\x18\x04 \x01(\x05\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x46\n\x06labels\x18\x06 \x03(\x0b\x32\x36.ktrdr.daemon.v1.StartTrainingBatchRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"K\n\x1aStartTrainingBatchResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"\xbf\x01\n\x0eTrainingResult\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12=\n\x07metrics\x18\x02 \x03(\x0b\x32,.ktrdr.daemon.v1.TrainingResult.MetricsEntry\x12\'\n\x06report\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"t\n\x13TrainingBatchResult\x12\x11\n\tsucceeded\x18\x01 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x05\x12\x11\n\tcancelled\x18\x03 \x01(\x05\x12\'\n\x06report\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct2\xe0\x01\n\x0fTrainingService\x12^\n\rStartTraining\x12%.ktrdr.daemon.v1.StartTrainingRequest\x1a&.ktrdr.daemon.v1.StartTrainingResponse\x12m\n\x12StartTrainingBatch\x12*.ktrdr.daemon.v1.StartTrainingBatchRequest\x1a+.ktrdr.daemon.v1.StartTrainingBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,27 +43,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRAININGRESULT_METRICSENTRY']._loaded_options = None
   _globals['_TRAININGRESULT_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_TRAININGSETTINGS']._serialized_start=213
-  _globals['_TRAININGSETTINGS']._serialized_end=439
-  _globals['_STARTTRAININGREQUEST']._serialized_start=442
-  _globals['_STARTTRAININGREQUEST']._serialized_end=702
-  _globals['_STARTTRAININGREQUEST_LABELSENTRY']._serialized_start=657
-  _globals['_STARTTRAININGREQUEST_LABELSENTRY']._serialized_end=702
-  _globals['_STARTTRAININGRESPONSE']._serialized_start=704
-  _globals['_STARTTRAININGRESPONSE']._serialized_end=774
-  _globals['_PARAMETERSWEEP']._serialized_start=776
-  _globals['_PARAMETERSWEEP']._serialized_end=822
-  _globals['_STARTTRAININGBATCHREQUEST']._serialized_start=825
-  _globals['_STARTTRAININGBATCHREQUEST']._serialized_end=1168
-  _globals['_STARTTRAININGBATCHREQUEST_LABELSENTRY']._serialized_start=657
-  _globals['_STARTTRAININGBATCHREQUEST_LABELSENTRY']._serialized_end=702
-  _globals['_STARTTRAININGBATCHRESPONSE']._serialized_start=1170
-  _globals['_STARTTRAININGBATCHRESPONSE']._serialized_end=1245
-  _globals['_TRAININGRESULT']._serialized_start=1248
-  _globals['_TRAININGRESULT']._serialized_end=1439
-  _globals['_TRAININGRESULT_METRICSENTRY']._serialized_start=1393
-  _globals['_TRAININGRESULT_METRICSENTRY']._serialized_end=1439
-  _globals['_TRAININGBATCHRESULT']._serialized_start=1441
-  _globals['_TRAININGBATCHRESULT']._serialized_end=1516
-  _globals['_TRAININGSERVICE']._serialized_start=1519
-  _globals['_TRAININGSERVICE']._serialized_end=1743
+  _globals['_TRAININGSETTINGS']._serialized_end=454
+  _globals['_STARTTRAININGREQUEST']._serialized_start=457
+  _globals['_STARTTRAININGREQUEST']._serialized_end=717
+  _globals['_STARTTRAININGREQUEST_LABELSENTRY']._serialized_start=672
+  _globals['_STARTTRAININGREQUEST_LABELSENTRY']._serialized_end=717
+  _globals['_STARTTRAININGRESPONSE']._serialized_start=719
+  _globals['_STARTTRAININGRESPONSE']._serialized_end=789
+  _globals['_PARAMETERSWEEP']._serialized_start=791
+  _globals['_PARAMETERSWEEP']._serialized_end=837
+  _globals['_STARTTRAININGBATCHREQUEST']._serialized_start=840
+  _globals['_STARTTRAININGBATCHREQUEST']._serialized_end=1183
+  _globals['_STARTTRAININGBATCHREQUEST_LABELSENTRY']._serialized_start=672
+  _globals['_STARTTRAININGBATCHREQUEST_LABELSENTRY']._serialized_end=717
+  _globals['_STARTTRAININGBATCHRESPONSE']._serialized_start=1185
+  _globals['_STARTTRAININGBATCHRESPONSE']._serialized_end=1260
+  _globals['_TRAININGRESULT']._serialized_start=1263
+  _globals['_TRAININGRESULT']._serialized_end=1454
+  _globals['_TRAININGRESULT_METRICSENTRY']._serialized_start=1408
+  _globals['_TRAININGRESULT_METRICSENTRY']._serialized_end=1454
+  _globals['_TRAININGBATCHRESULT']._serialized_start=1456
+  _globals['_TRAININGBATCHRESULT']._serialized_end=1572
+  _globals['_TRAININGSERVICE']._serialized_start=1575
+  _globals['_TRAININGSERVICE']._serialized_end=1799
 # @@protoc_insertion_point(module_scope)

@@ -14,20 +14,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingSettings(_message.Message):
-    __slots__ = ("start_time", "end_time", "symbols", "overrides", "seed", "host")
+    __slots__ = ("start_time", "end_time", "symbols", "overrides", "seed", "host", "force")
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     symbols: _containers.RepeatedScalarFieldContainer[str]
     overrides: _containers.RepeatedCompositeFieldContainer[_common_pb2.ParameterOverride]
     seed: int
     host: str
-    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., symbols: _Optional[_Iterable[str]] = ..., overrides: _Optional[_Iterable[_Union[_common_pb2.ParameterOverride, _Mapping]]] = ..., seed: _Optional[int] = ..., host: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., symbols: _Optional[_Iterable[str]] = ..., overrides: _Optional[_Iterable[_Union[_common_pb2.ParameterOverride, _Mapping]]] = ..., seed: _Optional[int] = ..., host: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class StartTrainingRequest(_message.Message):
     __slots__ = ("strategy", "settings", "request_id", "labels")
@@ -109,11 +111,13 @@ class TrainingResult(_message.Message):
     def __init__(self, model_version: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., report: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class TrainingBatchResult(_message.Message):
-    __slots__ = ("succeeded", "failed", "cancelled")
+    __slots__ = ("succeeded", "failed", "cancelled", "report")
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
     succeeded: int
     failed: int
     cancelled: int
-    def __init__(self, succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+    report: _struct_pb2.Struct
+    def __init__(self, succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., report: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

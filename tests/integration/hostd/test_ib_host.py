@@ -44,26 +44,6 @@ def sim_bars(port: int, symbol: str, bar_size: str, start_s: int, end_s: int) ->
     return asyncio.run(main())
 
 
-def pacing_rejections(sim: SimThread) -> list[str]:
-    """Instrument the simulator's pacer: the returned list collects every violation it answers."""
-    seen: list[str] = []
-
-    def wrap(gateway: object) -> None:
-        pacer = gateway.pacer  # type: ignore[attr-defined]
-        admit = pacer.admit
-
-        def counting(identity: object, burst_key: object) -> str | None:
-            violation = admit(identity, burst_key)
-            if violation is not None:
-                seen.append(violation)
-            return violation
-
-        pacer.admit = counting
-
-    sim.call(wrap)
-    return seen
-
-
 @pytest.fixture
 def sim() -> Iterator[SimThread]:
     thread = SimThread(SimConfig(port=0, seed=5, clock_scale=100))
@@ -94,7 +74,7 @@ def test_fetch_bars_equals_the_simulator_over_split_requests(tmp_path: Path, sim
 
 def test_pacing_with_a_compressed_clock_never_draws_a_162(tmp_path: Path) -> None:
     sim = SimThread(SimConfig(port=0, seed=5, clock_scale=300))  # 10 minutes last 2 s
-    rejected = pacing_rejections(sim)
+    rejected = sim.pacing_rejections()
     host = IbHost(tmp_path, sim.port, "--clock-scale", "300")
     try:
         host.wait_health(SERVING)

@@ -4,9 +4,7 @@ client that pins another CA cannot connect; a token file others can read is refu
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ktrdr.hostd.marketdata.v1 import marketdata_pb2 as pb
 from ktrdr.rpc import hostauth
 from tests.support.paths import REPO
-from tests.support.tlsfiles import TlsFiles
+from tests.support.tlsfiles import TlsFiles, serving
 
 GET_STATUS = "/ktrdr.hostd.marketdata.v1.MarketDataService/GetStatus"
 START_TIMEOUT_S = 60.0
@@ -44,17 +42,8 @@ def tls(tmp_path: Path) -> TlsFiles:
 @pytest.fixture
 def tls_host(tls: TlsFiles) -> Iterator[str]:
     """A hostd ib listening on 127.0.0.1 with TLS and a token; yields its ``HOST:PORT``."""
-    flags = ("--tls-cert", str(tls.cert), "--tls-key", str(tls.key), "--token-file", str(tls.token_file))
-    proc = _hostd_ib("--listen", "127.0.0.1:0", *flags)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, f"hostd ib exited: {proc.communicate(timeout=START_TIMEOUT_S)[1]}"
-        yield json.loads(line)["listening"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(START_TIMEOUT_S) == 0
-        proc.communicate()
+    with serving(_hostd_ib("--listen", "127.0.0.1:0", *tls.flags)) as address:
+        yield address
 
 
 def _get_status(address: str, credentials: grpc.ChannelCredentials) -> pb.GetStatusResponse:
@@ -101,8 +90,7 @@ def test_a_client_pinning_another_ca_cannot_connect(tls_host: str, tmp_path: Pat
 
 def test_a_token_file_others_can_read_is_refused(tls: TlsFiles) -> None:
     tls.token_file.chmod(0o644)
-    flags = ("--tls-cert", str(tls.cert), "--tls-key", str(tls.key), "--token-file", str(tls.token_file))
-    proc = _hostd_ib("--listen", "127.0.0.1:0", *flags)
+    proc = _hostd_ib("--listen", "127.0.0.1:0", *tls.flags)
     out, err = proc.communicate(timeout=START_TIMEOUT_S)
     assert proc.returncode == 2 and not out
     assert str(tls.token_file) in err and "chmod 600" in err

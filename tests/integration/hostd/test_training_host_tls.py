@@ -4,9 +4,7 @@ beyond loopback without TLS is refused before anything starts."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ import pytest
 from ktrdr.hostd.training.v1 import training_host_pb2 as pb
 from ktrdr.rpc import hostauth
 from tests.support.paths import REPO
-from tests.support.tlsfiles import TlsFiles
+from tests.support.tlsfiles import TlsFiles, serving
 
 GET_CAPACITY = "/ktrdr.hostd.training.v1.TrainingHostService/GetCapacity"
 START_TIMEOUT_S = 60.0
@@ -43,17 +41,8 @@ def tls(tmp_path: Path) -> TlsFiles:
 
 @pytest.fixture
 def tls_host(tls: TlsFiles, tmp_path: Path) -> Iterator[str]:
-    flags = ("--tls-cert", str(tls.cert), "--tls-key", str(tls.key), "--token-file", str(tls.token_file))
-    proc = _hostd_training(tmp_path / "state", "--listen", "127.0.0.1:0", *flags)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, f"hostd training exited: {proc.communicate(timeout=START_TIMEOUT_S)[1]}"
-        yield json.loads(line)["listening"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(START_TIMEOUT_S) == 0
-        proc.communicate()
+    with serving(_hostd_training(tmp_path / "state", "--listen", "127.0.0.1:0", *tls.flags)) as address:
+        yield address
 
 
 def _capacity(address: str, credentials: grpc.ChannelCredentials) -> pb.GetCapacityResponse:

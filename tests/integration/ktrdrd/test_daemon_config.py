@@ -59,7 +59,9 @@ def test_print_config_shows_values_and_sources(tmp_path: Path) -> None:
     toml.write_text("watchdog = false\n")
     proc = run_ktrdrd(
         "--config", str(toml), "--print-config", "--state-dir", str(tmp_path / "st"),
-        env={"KTRDR_LOG_LEVEL": "debug", "KTRDR_HOSTS_TRAINING": "gpu1:7443, gpu2:7443"},
+        env={"KTRDR_LOG_LEVEL": "debug", "KTRDR_HOSTS_TRAINING": "gpu1:7443, gpu2:7443",
+             # TCP hosts need TLS and a token (only named here: --print-config reads no file)
+             "KTRDR_HOSTS_CA_FILE": "/etc/ktrdr/ca.pem", "KTRDR_HOSTS_TOKEN_FILE": "/etc/ktrdr/token"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = {line.split("=")[0].strip(): line for line in proc.stdout.splitlines() if "=" in line}

@@ -123,12 +123,13 @@ def test_embedded_hosts_ready_restarted_and_stopped(daemon_factory: DaemonFactor
     assert ready["version"] and ready["simulated"] and ready["address"].endswith("/hostd-ib.sock")
     table = ktrdrctl(daemon, "hosts")
     assert table.returncode == 0, table.stderr
-    header, row = table.stdout.splitlines()
+    header, *rows = table.stdout.splitlines()
+    row = next(r for r in rows if r.split()[0] == "ib")
     assert header.split() == ["NAME", "KIND", "ADDRESS", "STATE", "VERSION", "RTT", "MESSAGE"]
     assert row.split()[:5] == ["ib", "marketdata", ready["address"], "READY", ready["version"]]
     assert row.split()[6:] == ["ms", "simulated", "data"]
     listed = json.loads(ktrdrctl(daemon, "hosts", "--json").stdout)["hosts"]
-    assert [h["name"] for h in listed] == ["ib"]
+    assert sorted(h["name"] for h in listed) == ["ib", "training"]  # the embedded hostd training too
     status = ktrdrctl(daemon, "status")
     assert "hosts:" in status.stdout and "READY" in status.stdout
     assert daemon_health(daemon, "ktrdr.host.ib") == health_pb2.HealthCheckResponse.SERVING

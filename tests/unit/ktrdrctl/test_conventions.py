@@ -27,6 +27,7 @@ OP = "op_01jabcdefghjkmnpqrstvwxyz0"
 NAME = f"operations/{OP}"
 STRATEGIES = "ktrdr.daemon.v1.StrategiesService/"
 DATA = "ktrdr.daemon.v1.DataService/"
+TRAINING = "ktrdr.daemon.v1.TrainingService/"
 MODELS = "ktrdr.daemon.v1.ModelsService/"
 
 
@@ -103,6 +104,9 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
     server.on(STRATEGIES + "DescribeStrategy", lambda _: result({"featureNames": ["f"]}))
     server.on(DATA + "ImportBars", lambda _: result({"barsImported": "1"}), client_stream=True)
     server.on(DATA + "ListSeries", lambda _: result({"series": []}))
+    server.on(DATA + "LoadData", lambda _: result({"operation": operation(OP, "PENDING")}))
+    server.on(TRAINING + "StartTraining", lambda _: result({"operation": operation(OP, "PENDING")}))
+    server.on(DATA + "GetGaps", lambda _: result({"gaps": [], "calendar": "XNYS"}))
     model_version = {"name": "models/t/versions/2", "strategy": "t", "version": 2}
     server.on(MODELS + "ListModels", lambda _: result({"models": [{"name": "models/t", "strategy": "t"}]}))
     server.on(MODELS + "GetModelVersion", lambda _: result({"version": model_version}))
@@ -128,6 +132,9 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
         "strategies show": (["strategies", "show", str(files[0])], 1),
         "data import": (["data", "import", str(tmp / "bars.csv"), "--symbol", "X", "--timeframe", "1d"], 1),
         "data coverage": (["data", "coverage"], 1),
+        "data load": (["data", "load", "X", "--timeframe", "1d", "--start", "2024-01-02"], 1 + len(items)),
+        "train": (["train", str(files[0])], 1 + len(items)),
+        "data gaps": (["data", "gaps", "X", "1d", "--start", "2024-01-02"], 1),
         "models list": (["models", "list"], 1),
         "models show": (["models", "show", "t/2"], 1),
         "models compare": (["models", "compare", "t/2", "t/2"], 2),

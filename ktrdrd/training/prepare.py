@@ -1,0 +1,128 @@
+"""The pure work of a training request, run in worker threads (yaml, numpy, pyarrow load here).
+
+:func:`prepare`: the strategy text with its ``--set`` overrides (and a symbols override) applied
+and validated — an invalid document is INVALID_ARGUMENT, reason ``STRATEGY_INVALID``, one field
+violation per issue as ``file:line:col: path: message`` — giving the document the host will load
+(YAML, the overrides written in), the series the run needs and whether early stopping is on.
+
+:func:`bar_blobs`: the cached bars of exactly the required ranges as Parquet blobs
+(:func:`ktrdr.jobs.train.bars_to_parquet`) and their digests. :func:`request_digest`: what makes
+two training requests the same (the document, the cached bars, the seed, the code version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ktrdr.excerpts import clip
+from ktrdr.rpc.errors import ApiError, FieldViolation
+from ktrdr.wire import StatusCode
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One series the run needs: bars opening in ``[start_ns, end_ns)`` (warm-up included)."""
+
+    symbol: str
+    timeframe: str
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True)
+class Prepared:
+    name: str
+    document: str
+    requirements: tuple[Requirement, ...]
+    early_stopping: bool
+    epochs: int
+
+
+def invalid_strategy(messages: Sequence[str], omitted: int = 0) -> ApiError:
+    """STRATEGY_INVALID with one ``source.content`` violation per message."""
+    violations = [FieldViolation("strategy.content", m) for m in messages]
+    if omitted:
+        violations.append(FieldViolation("strategy.content", f"... and {omitted} more errors"))
+    first = messages[0] if messages else "invalid strategy"
+    return ApiError(StatusCode.INVALID_ARGUMENT, f"invalid strategy: {first}", "STRATEGY_INVALID", violations)
+
+
+def prepare(
+    text: str,
+    source: str,
+    overrides: Sequence[Mapping[str, str]],
+    symbols: Sequence[str],
+    start_ns: int,
+    end_ns: int,
+) -> Prepared:
+    """See the module docstring. ``overrides``: ``{"path", "value"}`` items (already checked for form)."""
+    import yaml  # type: ignore[import-untyped]
+
+    from ktrdr.research.features import FeatureError, feature_spec
+    from ktrdr.strategy import StrategyError, data_requirements, load_strategy_text
+    from ktrdr.strategy.overrides import Override, apply_overrides
+    from ktrdr.strategy.reader import Reader
+    from ktrdr.strategy.yamltree import YamlSyntaxError, parse
+
+    wanted = [Override(o["path"], o["value"]) for o in overrides]
+    if symbols:
+        try:
+            tree = parse(text)
+            current = tree.value()["training_data"]["symbols"] if tree is not None else None
+        except (YamlSyntaxError, TypeError, KeyError):
+            current = None
+        path = "training_data.symbols.list" if isinstance(current, dict) else "training_data.symbols"
+        wanted.append(Override(path, json.dumps(list(symbols))))
+    try:
+        loaded = load_strategy_text(text, source=source, overrides=wanted)
+        feature_spec(loaded.strategy)
+    except StrategyError as exc:
+        raise invalid_strategy([str(i) for i in exc.issues], exc.omitted) from None
+    except FeatureError as exc:
+        raise invalid_strategy([clip(f"{source}: {exc}")]) from None
+    root = parse(text)
+    assert root is not None  # it loaded
+    apply_overrides(root, wanted, Reader(source))
+    document = yaml.safe_dump(root.value(), sort_keys=False, allow_unicode=True)
+    if load_strategy_text(document, source=source).strategy != loaded.strategy:
+        raise ApiError(StatusCode.INTERNAL, "the overridden document does not read back the same", "INTERNAL")
+    strategy = loaded.strategy
+    requirements = tuple(
+        Requirement(r.symbol, r.timeframe, r.start, r.end)
+        for r in data_requirements(strategy, start_ns, end_ns)
+    )
+    training = strategy.optim
+    return Prepared(
+        strategy.name, document, requirements, training.early_stopping is not None, training.epochs
+    )
+
+
+def bar_blobs(series: Mapping[tuple[str, str], Any]) -> dict[str, bytes]:
+    """``bars/<SYMBOL>/<TF>`` role → Parquet bytes of each series (``(symbol, tf) -> Bars``)."""
+    from ktrdr.jobs import train as wire
+
+    return {wire.bars_role(symbol, tf): wire.bars_to_parquet(bars) for (symbol, tf), bars in series.items()}
+
+
+def code_version() -> str:
+    try:
+        return importlib.metadata.version("ktrdr")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def request_digest(document: str, data: Mapping[str, str], spec: Mapping[str, Any]) -> str:
+    """SHA-256 over the document, the data (each series' range → the digest of its cache file), the
+    job spec (period, seed, epochs) and the code version."""
+    body = {
+        "document": hashlib.sha256(document.encode()).hexdigest(),
+        "data": dict(sorted(data.items())),
+        "spec": {k: v for k, v in spec.items() if k != "options"},
+        "code": code_version(),
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
