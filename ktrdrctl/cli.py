@@ -78,6 +78,7 @@ def operation_outcome(op: dict[str, Any]) -> None:
         "data": "ktrdrctl.data:data",
         "models": "ktrdrctl.models:models",
         "train": "ktrdrctl.train:train",
+        "backtest": "ktrdrctl.backtest:backtest",
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )

@@ -185,7 +185,30 @@ def compare(ctx: click.Context, versions: tuple[tuple[str, str], ...], as_json: 
             print_json(response)
         found.append(response.get("version", {}))
     if not as_json:
-        click.echo(modelview.compare_table(found))
+        backtests = latest_backtests(session, {v.get("name", "") for v in found})
+        click.echo(modelview.compare_table(found, backtests))
+        line = modelview.deflated_line(found, backtests)
+        if line:
+            click.echo(line)
+
+
+def latest_backtests(session: Session, names: set[str]) -> dict[str, dict[str, Any]]:
+    """Version name → the result of its newest succeeded ``backtest`` operation, for ``names``."""
+    out: dict[str, dict[str, Any]] = {}
+    token = ""
+    while True:
+        request: dict[str, Any] = {"filter": {"kind": "backtest"}, "pageSize": 1000}
+        if token:
+            request["pageToken"] = token
+        response = session.call("ktrdr.daemon.v1.OperationsService/ListOperations", request)
+        for op in response.get("operations", []):
+            result = op.get("result") or {}
+            version = result.get("modelVersion", "")
+            if op.get("state") == "OPERATION_STATE_SUCCEEDED" and version in names and version not in out:
+                out[version] = result
+        token = response.get("nextPageToken", "")
+        if not token or len(out) == len(names):
+            return out
 
 
 @models.command()

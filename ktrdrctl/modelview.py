@@ -242,12 +242,42 @@ def version_detail(version: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def compare_table(versions: list[dict[str, Any]]) -> str:
-    """Key metrics (rows) of several versions (columns) side by side."""
+#: Rows of a version's latest backtest (``BacktestResult.metrics`` keys), shown when any has one.
+BACKTEST_ROWS = (
+    ("backtest total return", "total_return", "+.2%"),
+    ("backtest buy-and-hold return", "buy_and_hold_return", "+.2%"),
+    ("backtest sharpe", "sharpe", ".2f"),
+    ("backtest max drawdown", "max_drawdown", ".2%"),
+    ("backtest trades", "trades", ".0f"),
+    ("backtest win rate", "win_rate", ".1%"),
+    ("backtest permutation p", "uncertainty.permutation_p_value", ".3f"),
+    ("backtest classifier accuracy", "classifier.accuracy", ".4f"),
+)
+
+
+def _period(result: dict[str, Any] | None) -> str:
+    report = (result or {}).get("report") or {}
+    symbols = report.get("symbols") or []
+    if not symbols:
+        return "-"
+    span = report["per_symbol"][symbols[0]]["range"]
+    return f"{symbols[0]} {span['first'][:10]}..{span['last'][:10]}"
+
+
+def compare_table(versions: list[dict[str, Any]], backtests: dict[str, dict[str, Any]] | None = None) -> str:
+    """Key metrics (rows) of several versions (columns) side by side; with ``backtests``
+    (version name → its latest backtest's ``BacktestResult``), the backtest rows too."""
     rows = [
         [label, *(number((v.get("metrics") or {}).get(key), spec) for v in versions)]
         for label, key, spec in COMPARE_ROWS
     ]
+    if backtests:
+        found = [backtests.get(v.get("name", "")) for v in versions]
+        rows.append(["backtest period", *(_period(r) for r in found)])
+        rows += [
+            [label, *(number(((r or {}).get("metrics") or {}).get(key), spec) for r in found)]
+            for label, key, spec in BACKTEST_ROWS
+        ]
     rows.append(["seed", *(plain((v.get("manifest") or {}).get("seed")) for v in versions)])
     rows.append(
         [
@@ -256,3 +286,23 @@ def compare_table(versions: list[dict[str, Any]]) -> str:
         ]
     )
     return render.table(["METRIC", *(short_name(v) for v in versions)], rows)
+
+
+def deflated_line(versions: list[dict[str, Any]], backtests: dict[str, dict[str, Any]]) -> str:
+    """The deflated Sharpe ratio (Bailey & López de Prado) of the best backtested version among the
+    compared ones, or "" when fewer than two have a backtest."""
+    from ktrdr.research.backtest.deflated import DeflatedSharpeError, deflated_best
+
+    tried = [(v, backtests[v.get("name", "")]) for v in versions if v.get("name", "") in backtests]
+    if len(tried) < 2:
+        return ""
+    try:
+        best = deflated_best([r["metrics"] for _v, r in tried])
+    except (DeflatedSharpeError, KeyError) as exc:
+        return f"deflated Sharpe ratio: n/a ({exc})"
+    name = short_name(tried[best["best"]][0])
+    return (
+        f"deflated Sharpe ratio of the best, {name} (Sharpe {best['sharpe']:.2f} among {best['trials']} "
+        f"backtested versions; {best['trials']} skill-less trials would reach {best['expected_max_sharpe']:.2f}): "
+        f"{best['deflated_sharpe_ratio']:.3f} (the probability that its true Sharpe ratio is above that)"
+    )

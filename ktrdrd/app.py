@@ -131,6 +131,7 @@ class Daemon:
 
     async def startup(self, stack: contextlib.AsyncExitStack) -> None:
         """Claim the directories, open the journal, start the servers; READY=1."""
+        from ktrdrd.backtests import install as install_backtests
         from ktrdrd.hosts.configured import HostConfigError, link_credentials, open_hosts
         from ktrdrd.server import build_servers  # grpc is heavy; --print-config never imports it
         from ktrdrd.services.models import ModelsService  # protobuf, likewise
@@ -191,6 +192,15 @@ class Daemon:
         self.training = training = install_training(
             core, hosts.training, self.models, data_service.cache, loader, state.state_dir
         )
+        backtests = install_backtests(
+            core,
+            training.pool,
+            bool(hosts.training),
+            self.models,
+            data_service.cache,
+            loader,
+            state.state_dir,
+        )
         await core.resume_pending()
 
         for sock in (state.grpc_socket, state.ctl_socket):
@@ -209,6 +219,7 @@ class Daemon:
             data_service=data_service,
             models_service=ModelsService(self.models),
             training_service=training.service,
+            backtests_service=backtests,
             resumers=training.resumers,
         )
         await servers.start()

@@ -114,6 +114,7 @@ async def build_servers(
     data_service: object | None = None,
     models_service: object | None = None,
     training_service: object | None = None,
+    backtests_service: object | None = None,
     resumers: dict[str, Any] | None = None,
 ) -> Servers:
     """Create (not start) both servers; the gRPC socket is bound here, the ctl socket at start().
@@ -122,9 +123,11 @@ async def build_servers(
     plugins, ``name -> async callable(params dict)``) is read at call time, so it may grow later.
     ``data_service``: the DataService over the daemon's bar cache (None: UNIMPLEMENTED).
     ``models_service``: the ModelsService over the daemon's model registry (None: UNIMPLEMENTED).
-    ``training_service``, ``resumers``: see :func:`ktrdrd.services.build_registry`.
+    ``training_service``, ``backtests_service``, ``resumers``: see :func:`ktrdrd.services.build_registry`.
     """
-    registry = build_registry(app_state, core, data_service, models_service, training_service, resumers)
+    registry = build_registry(
+        app_state, core, data_service, models_service, training_service, resumers, backtests_service
+    )
     server, health_servicer = registry_server(
         registry,
         max_message_bytes=MAX_MESSAGE_BYTES,

@@ -11,9 +11,9 @@ per worker). A job admitted to a slot is RUNNING (stage ``starting`` until its w
 without a free slot it is QUEUED (or refused, unless the client asked to queue) and is admitted in
 submission order.
 
-**Outcomes.** The worker's last message decides: ``done`` → SUCCEEDED with the result and the model
-files as artifacts; ``stopped`` on a cancel → CANCELLED; ``stopped`` on a shutdown → FAILED with
-reason ``INTERRUPTED`` (code ABORTED); ``failed`` → FAILED with its reason; a worker that dies
+**Outcomes.** The worker's last message decides: ``done`` → SUCCEEDED with the result and the output
+files as artifacts (a train job's model files, a backtest job's :data:`ktrdr.jobs.backtest.ARTIFACTS`); ``stopped`` on a cancel → CANCELLED; ``stopped`` on a shutdown → FAILED with
+reason ``INTERRUPTED`` (code ABORTED); ``failed`` → FAILED with its reason (code :data:`REASON_CODES`); a worker that dies
 first → FAILED with reason ``WORKER_DIED`` and how it died. Whenever the job's directory holds a
 checkpoint, ``has_checkpoint`` is set, ``checkpoint.pt`` is an artifact and the checkpoint is also
 put in the blob store, so a new job can name it as its ``checkpoint`` input without an upload.
@@ -49,9 +49,11 @@ from hostd.training.records import (
     JobError,
     JobRecord,
     progress_fields,
+    step_fields,
 )
-from hostd.training.worker import MODEL_DIR
+from hostd.training.worker import OUTPUT_DIRS
 from ktrdr.atomicfile import write_atomic
+from ktrdr.jobs import backtest as backtest_wire
 from ktrdr.jobs import train as wire
 from ktrdr.rpc.errors import ApiError
 from ktrdr.wire import StatusCode
@@ -59,6 +61,13 @@ from ktrdr.wire import StatusCode
 log = logging.getLogger("hostd.training")
 
 MAX_EVENTS = 10_000
+#: The artifacts a successful job of each kind lists (files of its output directory).
+OUTPUT_FILES = {wire.KIND: wire.MODEL_FILES, backtest_wire.KIND: backtest_wire.ARTIFACTS}
+#: The status code of a failed job's reason (any other reason: INTERNAL).
+REASON_CODES = {
+    "BAD_INPUT": StatusCode.INVALID_ARGUMENT,
+    "FEATURE_SPEC_MISMATCH": StatusCode.FAILED_PRECONDITION,
+}
 
 
 def _file_artifact(path: Path, name: str) -> dict[str, Any]:
@@ -187,8 +196,8 @@ class JobManager:
             job.stage = arg
             self._emit(job, f"stage {arg}")
             self._spawn_task(self._persist(job))
-        elif kind == "progress":
-            job.progress = progress_fields(arg)
+        elif kind in ("progress", "step"):
+            job.progress = progress_fields(arg) if kind == "progress" else step_fields(arg)
             self._emit(job, job.progress["message"])
         elif kind in ("done", "stopped", "failed"):
             slot.job_id = None
@@ -268,6 +277,7 @@ class JobManager:
         job_dir = self._work_dir / job.job_id
         job_dir.mkdir(parents=True, exist_ok=True)
         order = {
+            "kind": job.kind,
             "job_id": job.job_id,
             "spec": job.spec,
             "inputs": {role: str(self.blobs.path(sha)) for role, sha, _size in job.inputs},
@@ -286,9 +296,9 @@ class JobManager:
         if kind == "done":
             job.result = arg
             job.state, job.stage = SUCCEEDED, "done"
-            model_dir = self._work_dir / job.job_id / MODEL_DIR
+            out_dir = self._work_dir / job.job_id / OUTPUT_DIRS[job.kind]
             job.artifacts = await asyncio.to_thread(
-                lambda: [_file_artifact(model_dir / name, name) for name in wire.MODEL_FILES]
+                lambda: [_file_artifact(out_dir / name, name) for name in OUTPUT_FILES[job.kind]]
             )
             message = "succeeded"
         elif kind == "stopped" and arg["why"] == "cancel":
@@ -303,7 +313,7 @@ class JobManager:
             )
             message = job.error.message
         else:
-            code = StatusCode.INVALID_ARGUMENT if arg["reason"] == "BAD_INPUT" else StatusCode.INTERNAL
+            code = REASON_CODES.get(arg["reason"], StatusCode.INTERNAL)
             job.state, job.stage = FAILED, "failed"
             job.error = JobError(code, arg["reason"], arg["message"])
             message = f"failed: {arg['message']}"
@@ -332,7 +342,7 @@ class JobManager:
             return None
         if name == wire.CHECKPOINT:
             return self._work_dir / job.job_id / wire.CHECKPOINT
-        return self._work_dir / job.job_id / MODEL_DIR / name
+        return self._work_dir / job.job_id / OUTPUT_DIRS[job.kind] / name
 
     # -- cancel and stop --------------------------------------------------------------------------
 

@@ -106,6 +106,20 @@ def progress_fields(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def step_fields(p: dict[str, Any]) -> dict[str, Any]:
+    """A backtest step ``{"current", "total", "name"}`` → the fields of :func:`progress_fields`
+    (the fraction counts finished steps: step k of n starts at (k - 1) / n)."""
+    total = max(int(p["total"]), 1)
+    return {
+        "fraction": min(max((p["current"] - 1) / total, 0.0), 1.0),
+        "message": f"step {p['current']}/{total}: {p['name']}",
+        "current": int(p["current"]),
+        "total": total,
+        "eta_s": None,
+        "metrics": {},
+    }
+
+
 def request_digest(
     kind: str, spec: dict[str, Any], inputs: Iterable[tuple[str, str, int]], device: str
 ) -> str:

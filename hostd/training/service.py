@@ -2,11 +2,14 @@
 and :class:`~hostd.training.blobs.BlobStore`.
 
 Requests are checked before anything changes (INVALID_ARGUMENT naming the field). StartJob checks,
-in order: the job id, the kind (only ``JOB_KIND_TRAIN``), the device preference, the spec and the
-input roles (:mod:`ktrdr.jobs.train`), that every input blob is present (FAILED_PRECONDITION,
-reason ``BLOBS_MISSING``, the digests in the message and in ``ErrorInfo.metadata["missing"]``),
-that the strategy loads (INVALID_ARGUMENT with ``file:line:column``) and that a ``bars/...`` input
-exists for every series it needs. A job id seen before returns that job (when the request is the
+in order: the job id, the kind (``JOB_KIND_TRAIN``: :mod:`ktrdr.jobs.train`; ``JOB_KIND_BACKTEST``:
+:mod:`ktrdr.jobs.backtest`), the device preference, the spec and the input roles of that kind,
+that every input blob is present (FAILED_PRECONDITION, reason ``BLOBS_MISSING``, the digests in
+the message and in ``ErrorInfo.metadata["missing"]``), that the strategy loads (INVALID_ARGUMENT
+with ``file:line:column``; a backtest without a ``strategy`` input uses its model's
+``strategy.json``) and that a ``bars/...`` input exists for every series it needs; for a
+backtest, also that the strategy builds exactly the model's feature spec (FAILED_PRECONDITION,
+reason ``FEATURE_SPEC_MISMATCH``, naming the first differing column). A job id seen before returns that job (when the request is the
 same).
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
 import os
 import socket
 import time
@@ -29,11 +33,13 @@ from hostd.training.jobs import JobManager
 from hostd.training.records import JOB_ID, Event, JobRecord, request_digest
 from ktrdr.common.v1 import common_pb2
 from ktrdr.hostd.training.v1 import training_host_pb2 as pb
+from ktrdr.jobs import backtest as backtest_wire
 from ktrdr.jobs import train as wire
 from ktrdr.rpc.errors import ApiError, invalid_argument, not_found
 from ktrdr.rpc.registry import Call
 from ktrdr.rpc.rich_status import error_info
-from ktrdr.strategy import StrategyError, load_strategy_text
+from ktrdr.strategy import Strategy, StrategyError, load_strategy_text
+from ktrdr.strategy.model import strategy_from_dict
 from ktrdr.wire import StatusCode
 
 #: Bytes per DownloadArtifact data message (well under the 4 MiB gRPC default).
@@ -42,7 +48,8 @@ CHUNK_BYTES = 1 << 20
 CANCEL_WAIT_S = 60.0
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-_KINDS = {pb.JOB_KIND_TRAIN: wire.KIND}
+_KINDS = {pb.JOB_KIND_TRAIN: wire.KIND, pb.JOB_KIND_BACKTEST: backtest_wire.KIND}
+_KIND_NUMBERS = {name: number for number, name in _KINDS.items()}
 _STATE_NUMBERS = {
     "QUEUED": pb.JOB_STATE_QUEUED,
     "RUNNING": pb.JOB_STATE_RUNNING,
@@ -80,7 +87,7 @@ def job_message(job: JobRecord) -> pb.Job:
     """The proto of a job record."""
     out = pb.Job(
         job_id=job.job_id,
-        kind=pb.JOB_KIND_TRAIN,
+        kind=_KIND_NUMBERS[job.kind],
         state=_STATE_NUMBERS[job.state],
         stage=job.stage,
         progress=_progress(job.progress),
@@ -145,16 +152,19 @@ class TrainingHostService:
             )
         if request.kind not in _KINDS:
             raise invalid_argument(
-                "kind", f"this host runs JOB_KIND_TRAIN jobs, got {pb.JobKind.Name(request.kind)}"
+                "kind",
+                f"this host runs JOB_KIND_TRAIN and JOB_KIND_BACKTEST jobs, got {pb.JobKind.Name(request.kind)}",
             )
+        kind = _KINDS[request.kind]
         if request.device_preference not in ("", "cpu", "cuda"):
             raise invalid_argument(
                 "device_preference", f"expected cuda, cpu or empty, got {request.device_preference!r}"
             )
         spec_dict = json_format.MessageToDict(request.spec)
+        module = backtest_wire if kind == backtest_wire.KIND else wire
         try:
-            wire.parse_spec(spec_dict)
-            wire.check_roles(i.role for i in request.inputs)
+            module.parse_spec(spec_dict)
+            module.check_roles(i.role for i in request.inputs)
         except wire.JobSpecError as exc:
             key = exc.key if exc.key == "inputs" else f"spec.{exc.key}"
             raise invalid_argument(key, exc.description) from None
@@ -163,13 +173,13 @@ class TrainingHostService:
             if not DIGEST.fullmatch(item.blob.sha256):
                 raise invalid_argument(f"inputs[{n}].blob.sha256", "expected 64 lowercase hex characters")
             inputs.append((item.role, item.blob.sha256, item.blob.size_bytes))
-        digest = request_digest(wire.KIND, spec_dict, inputs, request.device_preference)
+        digest = request_digest(kind, spec_dict, inputs, request.device_preference)
         existing = self.jobs.jobs.get(request.job_id)
         if existing is None:
-            await self._check_inputs(request, inputs)
+            await self._check_inputs(request, kind, inputs)
         job = JobRecord(
             job_id=request.job_id,
-            kind=wire.KIND,
+            kind=kind,
             spec=spec_dict,
             inputs=inputs,
             labels=dict(request.labels),
@@ -179,7 +189,9 @@ class TrainingHostService:
         )
         return pb.StartJobResponse(job=job_message(self.jobs.submit(job, request.queue)))
 
-    async def _check_inputs(self, request: pb.StartJobRequest, inputs: list[tuple[str, str, int]]) -> None:
+    async def _check_inputs(
+        self, request: pb.StartJobRequest, kind: str, inputs: list[tuple[str, str, int]]
+    ) -> None:
         if request.device_preference == "cuda" and not self.cuda_possible:
             raise ApiError(StatusCode.FAILED_PRECONDITION, "this host has no CUDA device", "NO_CUDA")
         missing = self.blobs.missing(sha for _role, sha, _size in inputs)
@@ -191,21 +203,25 @@ class TrainingHostService:
                 metadata={"missing": ",".join(missing)},
             )
         by_role = {role: sha for role, sha, _size in inputs}
-        spec = wire.parse_spec(json_format.MessageToDict(request.spec))
-        path = self.blobs.path(by_role[wire.ROLE_STRATEGY])
-        try:
-            text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
-            loaded = await asyncio.to_thread(load_strategy_text, text, spec.strategy_source)
-        except UnicodeDecodeError as exc:
-            raise invalid_argument("inputs", f"the strategy input is not UTF-8 text: {exc}") from None
-        except StrategyError as exc:
-            raise invalid_argument(
-                "inputs", f"the strategy input is invalid: {exc}", "INVALID_STRATEGY"
-            ) from None
-        data = loaded.strategy.data
-        absent = wire.missing_bars_roles(wire.required_bars_roles(data.symbols, data.timeframes), by_role)
+        spec_dict = json_format.MessageToDict(request.spec)
+        if wire.ROLE_STRATEGY in by_role:
+            source = spec_dict.get("strategy_source", "strategy")
+            path = Path(self.blobs.path(by_role[wire.ROLE_STRATEGY]))
+            strategy = await asyncio.to_thread(_strategy_input, path, source)
+        else:  # a backtest with the strategy its model was trained with
+            path = Path(self.blobs.path(by_role[backtest_wire.MODEL_PREFIX + "strategy.json"]))
+            strategy = await asyncio.to_thread(_model_strategy, path)
+        data = strategy.data
+        if kind == backtest_wire.KIND:
+            symbol = backtest_wire.parse_spec(spec_dict).symbol
+            absent = backtest_wire.missing_bars(symbol, data.timeframes, by_role)
+        else:
+            absent = wire.missing_bars_roles(wire.required_bars_roles(data.symbols, data.timeframes), by_role)
         if absent:
             raise invalid_argument("inputs", f"the strategy needs input(s) {', '.join(absent)}")
+        if kind == backtest_wire.KIND:
+            spec_path = self.blobs.path(by_role[backtest_wire.MODEL_PREFIX + "feature_spec.json"])
+            await asyncio.to_thread(_check_feature_spec, strategy, Path(spec_path))
 
     async def WatchJob(self, request: pb.WatchJobRequest, call: Call) -> AsyncIterator[pb.WatchJobResponse]:
         job = self._job(request.job_id)
@@ -324,6 +340,47 @@ class TrainingHostService:
             slots_free=free,
             jobs_queued=len(self.jobs.queue),
         )
+
+
+def _strategy_input(path: Path, source: str) -> Strategy:
+    """The ``strategy`` input loaded: INVALID_ARGUMENT (``INVALID_STRATEGY`` with
+    ``file:line:column``) when it is not a valid UTF-8 strategy document."""
+    try:
+        return load_strategy_text(path.read_text(encoding="utf-8"), source).strategy
+    except UnicodeDecodeError as exc:
+        raise invalid_argument("inputs", f"the strategy input is not UTF-8 text: {exc}") from None
+    except StrategyError as exc:
+        raise invalid_argument(
+            "inputs", f"the strategy input is invalid: {exc}", "INVALID_STRATEGY"
+        ) from None
+
+
+def _model_strategy(path: Path) -> Strategy:
+    """The strategy of a ``model/strategy.json`` input; INVALID_ARGUMENT when it is not one."""
+    try:
+        return strategy_from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise invalid_argument("inputs", f"model/strategy.json is not a strategy: {exc}") from None
+
+
+def _check_feature_spec(strategy: Strategy, path: Path) -> None:
+    """The model's feature spec (the ``model/feature_spec.json`` input at ``path``) must equal the
+    one ``strategy`` builds: FAILED_PRECONDITION ``FEATURE_SPEC_MISMATCH`` naming the difference,
+    INVALID_ARGUMENT when the file is not a feature spec."""
+    from ktrdr.research.features import FeatureSpec, FeatureSpecMismatch, feature_spec
+
+    try:
+        stored = FeatureSpec.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise invalid_argument("inputs", f"model/feature_spec.json is not a feature spec: {exc}") from None
+    try:
+        stored.verify(feature_spec(strategy))
+    except FeatureSpecMismatch as exc:
+        raise ApiError(
+            StatusCode.FAILED_PRECONDITION,
+            f"the model was trained on other features than strategy {strategy.name!r} builds: {exc}",
+            "FEATURE_SPEC_MISMATCH",
+        ) from None
 
 
 def _version() -> str:

@@ -9,10 +9,14 @@ Messages over the pipe (tuples, pickled by :mod:`multiprocessing`):
 
 * worker → host: ``("ready", info)`` (``pid``, ``device``, ``description``, ``memory_bytes``,
   ``grpc_modules``: any ``grpc`` module loaded, which must be none), then for the job
-  ``("stage", name)``, ``("progress", fields of ktrdr.research.trainer.Progress)``, and one of
-  ``("done", summary)``, ``("stopped", {"why": "cancel"|"shutdown", "checkpoint": bool})``,
+  ``("stage", name)``, progress — ``("progress", fields of ktrdr.research.trainer.Progress)``
+  for a train job, ``("step", {"current", "total", "name"})`` for a backtest job — and one of
+  ``("done", result)``, ``("stopped", {"why": "cancel"|"shutdown", "checkpoint": bool})``,
   ``("failed", {"reason": ..., "message": ...})``.
 * host → worker: ``("job", order)`` (:func:`run_job`'s ``order``), ``("cancel", why)``.
+
+Failure reasons: ``BAD_INPUT`` (spec, strategy, bars, model files), ``FEATURE_SPEC_MISMATCH``
+(a backtest whose strategy builds other features than its model's), ``TRAINING_FAILED``.
 
 The worker's stderr goes to a file the host names, whose tail the host reports when the worker
 dies. SIGINT is ignored (a terminal's Ctrl-C reaches the host, which decides); SIGTERM, or the host
@@ -32,8 +36,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-#: The job's files inside its directory.
+#: The job's output inside its directory, per job kind: a train job's model directory, a backtest
+#: job's artifacts (``ktrdr.jobs.backtest.ARTIFACTS``).
 MODEL_DIR = "model"
+BACKTEST_DIR = "backtest"
+OUTPUT_DIRS = {"train": MODEL_DIR, "backtest": BACKTEST_DIR}
 
 
 def _redirect_stderr(path: str) -> None:
@@ -84,10 +91,13 @@ def _listen(conn: Connection, stop: _Stop) -> None:
 
 
 def run_job(order: dict[str, Any], conn: Connection, stop: _Stop, threads: int) -> None:
-    """Run one train job. ``order``: ``job_id``, ``spec`` (dict), ``inputs`` (role → file path),
-    ``job_dir`` (the model goes to ``job_dir/model``, the checkpoint to ``job_dir/checkpoint.pt``),
-    ``device`` (``cpu``, ``cuda:0``).
+    """Run one job. ``order``: ``kind`` (``train`` or ``backtest``), ``job_id``, ``spec`` (dict),
+    ``inputs`` (role → file path), ``job_dir`` (the output goes to ``job_dir/OUTPUT_DIRS[kind]``,
+    a train job's checkpoint to ``job_dir/checkpoint.pt``), ``device`` (``cpu``, ``cuda:0``).
     Sends the job's messages (module docstring)."""
+    if order["kind"] == "backtest":
+        run_backtest_job(order, conn, stop)
+        return
     from ktrdr.jobs import train as wire
     from ktrdr.research.train import select_bars, train_on_bars, with_overrides
     from ktrdr.research.trainer import Cancelled, Progress, TrainingError, TrainOptions
@@ -156,6 +166,67 @@ def run_job(order: dict[str, Any], conn: Connection, stop: _Stop, threads: int) 
     conn.send(("done", summary))
 
 
+def run_backtest_job(order: dict[str, Any], conn: Connection, stop: _Stop) -> None:
+    """Run one backtest job (:mod:`ktrdr.jobs.backtest`) with
+    :func:`ktrdr.research.backtest.job.run_backtest`; the model files are linked into
+    ``job_dir/model-in`` under their own names; without a ``strategy`` input the model's own
+    strategy decides. Inference runs on the CPU (a forward pass of a
+    small network over the period's bars)."""
+    from ktrdr.jobs import backtest as wire
+    from ktrdr.jobs.train import ROLE_STRATEGY, read_bars_blob
+    from ktrdr.research.backtest.job import STEPS, Cancelled, model_strategy, run_backtest, select_symbol_bars
+    from ktrdr.research.features import FeatureSpecMismatch
+    from ktrdr.strategy import StrategyError, load_strategy_text
+
+    conn.send(("stage", "load"))
+    job_dir = Path(order["job_dir"])
+    inputs: dict[str, str] = order["inputs"]
+    try:
+        spec = wire.parse_spec(order["spec"])
+        model_dir = job_dir / "model-in"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        for role in wire.MODEL_ROLES:
+            link = model_dir / role.removeprefix(wire.MODEL_PREFIX)
+            if not link.exists():
+                link.symlink_to(inputs[role])
+        if ROLE_STRATEGY in inputs:
+            text = Path(inputs[ROLE_STRATEGY]).read_text(encoding="utf-8")
+            loaded = load_strategy_text(text, source=spec.strategy_source)
+            strategy, warnings = loaded.strategy, [str(w) for w in loaded.warnings]
+        else:
+            strategy, warnings = model_strategy(model_dir), []
+
+        def read(symbol: str, timeframe: str) -> tuple[Any, str]:
+            role = wire.bars_role(symbol, timeframe)
+            if role not in inputs:
+                raise wire.JobSpecError("inputs", f"missing {role}")
+            return read_bars_blob(Path(inputs[role]), symbol, timeframe, role=role), f"input {role}"
+
+        bars = select_symbol_bars(strategy, spec.symbol, spec.start_ns, spec.end_ns, read)
+    except (StrategyError, ValueError, UnicodeDecodeError) as exc:
+        conn.send(("failed", {"reason": "BAD_INPUT", "message": str(exc)}))
+        return
+
+    def step(current: int, name: str) -> None:
+        conn.send(("stage", name))
+        conn.send(("step", {"current": current, "total": len(STEPS), "name": name}))
+
+    try:
+        result = run_backtest(
+            strategy, model_dir, bars, spec, job_dir / BACKTEST_DIR, warnings=warnings, step=step, cancel=stop
+        )
+    except Cancelled:
+        conn.send(("stopped", {"why": stop.why, "checkpoint": False}))
+        return
+    except FeatureSpecMismatch as exc:
+        conn.send(("failed", {"reason": "FEATURE_SPEC_MISMATCH", "message": str(exc)}))
+        return
+    except ValueError as exc:
+        conn.send(("failed", {"reason": "BAD_INPUT", "message": str(exc)}))
+        return
+    conn.send(("done", result))
+
+
 def worker_main(conn: Connection, device: str, threads: int, stderr_path: str) -> None:
     """The worker process's entry point (module docstring). ``device``: ``auto``, ``cpu`` or
     ``cuda``; ``threads``: torch CPU threads for the job."""
@@ -165,6 +236,7 @@ def worker_main(conn: Connection, device: str, threads: int, stderr_path: str) -
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set("shutdown"))
     import torch
 
+    import ktrdr.research.backtest.job  # the backtest stack too (matplotlib stays lazy)
     import ktrdr.research.train  # noqa: F401  (the whole training stack, imported while idle)
     from ktrdr.research.allocator import keep_freed_memory
 

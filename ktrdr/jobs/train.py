@@ -87,8 +87,8 @@ OPTION_KEYS = ("checkpoint_every", "progress_interval_s", "mixed_precision")
 
 
 class JobSpecError(ValueError):
-    """A spec or input that cannot describe a train job; ``key`` names it (``options.checkpoint_every``,
-    ``inputs``)."""
+    """A spec or input that cannot describe a job (train or backtest); ``key`` names it
+    (``options.checkpoint_every``, ``inputs``)."""
 
     def __init__(self, key: str, description: str) -> None:
         super().__init__(f"{key}: {description}")
@@ -135,7 +135,7 @@ class TrainSpec:
         return out
 
 
-def _int(key: str, value: Any, *, minimum: int | None = None) -> int:
+def spec_int(key: str, value: Any, *, minimum: int | None = None) -> int:
     """An int from an int, an integral float (Struct numbers) or a decimal string."""
     if isinstance(value, bool):
         raise JobSpecError(key, f"expected an integer, got {value!r}")
@@ -150,7 +150,8 @@ def _int(key: str, value: Any, *, minimum: int | None = None) -> int:
     return out
 
 
-def _unknown(key: str, given: Iterable[str], known: tuple[str, ...]) -> None:
+def refuse_unknown(key: str, given: Iterable[str], known: tuple[str, ...]) -> None:
+    """JobSpecError naming the first key of ``given`` (under ``key``) that is not in ``known``."""
     extra = sorted(set(given) - set(known))
     if extra:
         name = f"{key}.{extra[0]}" if key else extra[0]
@@ -162,7 +163,7 @@ def _options(value: Any) -> TrainOptionsSpec:
         return TrainOptionsSpec()
     if not isinstance(value, Mapping):
         raise JobSpecError("options", f"expected an object, got {value!r}")
-    _unknown("options", value, OPTION_KEYS)
+    refuse_unknown("options", value, OPTION_KEYS)
     default = TrainOptionsSpec()
     every = value.get("checkpoint_every", default.checkpoint_every)
     interval = value.get("progress_interval_s", default.progress_interval_s)
@@ -171,17 +172,17 @@ def _options(value: Any) -> TrainOptionsSpec:
         raise JobSpecError("options.progress_interval_s", f"expected a number > 0, got {interval!r}")
     if not isinstance(amp, bool):
         raise JobSpecError("options.mixed_precision", f"expected true or false, got {amp!r}")
-    return TrainOptionsSpec(_int("options.checkpoint_every", every, minimum=0), float(interval), amp)
+    return TrainOptionsSpec(spec_int("options.checkpoint_every", every, minimum=0), float(interval), amp)
 
 
 def parse_spec(spec: Mapping[str, Any]) -> TrainSpec:
     """Validate a spec (a dict, e.g. ``json_format.MessageToDict`` of the Struct). Raises
     :class:`JobSpecError` naming the first bad key."""
-    _unknown("", spec, SPEC_KEYS)
+    refuse_unknown("", spec, SPEC_KEYS)
     for key in ("start_ns", "end_ns"):
         if key not in spec:
             raise JobSpecError(key, "required")
-    start, end = _int("start_ns", spec["start_ns"]), _int("end_ns", spec["end_ns"])
+    start, end = spec_int("start_ns", spec["start_ns"]), spec_int("end_ns", spec["end_ns"])
     if start >= end:
         raise JobSpecError("end_ns", f"must be after start_ns ({start}), got {end}")
     source = spec.get("strategy_source", "strategy")
@@ -193,8 +194,8 @@ def parse_spec(spec: Mapping[str, Any]) -> TrainSpec:
         start_ns=start,
         end_ns=end,
         strategy_source=source,
-        seed=None if seed is None else _int("seed", seed, minimum=0),
-        epochs=None if epochs is None else _int("epochs", epochs, minimum=1),
+        seed=None if seed is None else spec_int("seed", seed, minimum=0),
+        epochs=None if epochs is None else spec_int("epochs", epochs, minimum=1),
         options=_options(spec.get("options")),
     )
 

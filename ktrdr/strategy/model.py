@@ -7,8 +7,10 @@ Consumers never look at raw YAML. Frozen dataclasses; tuples, not lists.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import types
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,48 @@ class Strategy:
     def to_dict(self) -> dict[str, Any]:
         """The normalized strategy as JSON-able plain data (tuples become lists)."""
         return _plain(asdict(self))
+
+
+class StrategyDictError(ValueError):
+    """Plain data that is not a :meth:`Strategy.to_dict` result; the message names the field."""
+
+
+def strategy_from_dict(data: Mapping[str, Any]) -> Strategy:
+    """The inverse of :meth:`Strategy.to_dict` (what a model directory's ``strategy.json`` holds):
+    ``strategy_from_dict(s.to_dict()) == s``, also after a JSON round trip. A missing field takes
+    its default; an unknown field or one of the wrong shape raises :class:`StrategyDictError`
+    naming it (``strategy.data.symbols``). Values are not re-validated: the data was a validated
+    strategy when it was written."""
+    return _build(Strategy, data, "strategy")
+
+
+def _build(cls: Any, data: Any, path: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise StrategyDictError(f"{path}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise StrategyDictError(f"{path}.{unknown[0]}: unknown field")
+    hints = get_type_hints(cls)
+    try:
+        return cls(**{k: _value(hints[k], v, f"{path}.{k}") for k, v in data.items()})
+    except TypeError as exc:  # a required field missing
+        raise StrategyDictError(f"{path}: {exc}") from None
+
+
+def _value(hint: Any, value: Any, path: str) -> Any:
+    if get_origin(hint) in (Union, types.UnionType):
+        if value is None:
+            return None
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    if is_dataclass(hint):
+        return _build(hint, value, path)
+    if get_origin(hint) is tuple:
+        if not isinstance(value, list | tuple):
+            raise StrategyDictError(f"{path}: expected a list, got {type(value).__name__}")
+        item = get_args(hint)[0]
+        return tuple(_value(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -36,6 +36,7 @@ def build_registry(
     models: object | None = None,
     training: object | None = None,
     resumers: dict[str, Any] | None = None,
+    backtests: object | None = None,
 ) -> Registry:
     """Every daemon service, bound to this daemon's state and operations core.
 
@@ -44,6 +45,7 @@ def build_registry(
     (:mod:`.models`, over the daemon's model registry); None leaves it UNIMPLEMENTED.
     ``training``: the ``TrainingService`` (:mod:`ktrdrd.training`); None: UNIMPLEMENTED.
     ``resumers``: kind → how ``ResumeOperation`` continues an operation of that kind.
+    ``backtests``: the ``BacktestsService`` (:mod:`ktrdrd.backtests`); None: UNIMPLEMENTED.
     """
     return Registry(
         [
@@ -53,6 +55,6 @@ def build_registry(
             data or Pending(data_pb2.DESCRIPTOR.services_by_name["DataService"]),
             StrategiesService(),
             models or Pending(models_pb2.DESCRIPTOR.services_by_name["ModelsService"]),
-            Pending(backtests_pb2.DESCRIPTOR.services_by_name["BacktestsService"]),
+            backtests or Pending(backtests_pb2.DESCRIPTOR.services_by_name["BacktestsService"]),
         ]
     )

@@ -30,7 +30,7 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,6 +140,57 @@ def load_command(missing: list[tuple[prep.Requirement, list[tuple[int, int]]]]) 
     return f"ktrdrctl data load {' '.join(symbols)} {tf} --start {_iso(start)} --end {_iso(end)}"
 
 
+async def ensure_bars(
+    ctx: OperationContext,
+    cache_of: Callable[[], Awaitable[Any]],
+    load_missing: Loader | None,
+    requirements: Sequence[prep.Requirement],
+) -> dict[str, str]:
+    """Every required series complete in the cache (the ``data`` stage of ``train`` and
+    ``backtest`` operations): what is missing is loaded with ``load_missing``, or, without it,
+    FAILED_PRECONDITION ``DATA_MISSING`` naming the missing ranges and the load command.
+    Returns each series' ``SYMBOL/TF@start-end`` → the digest of its cache file."""
+    cache = await cache_of()
+    missing = []
+    for req in requirements:
+        ranges = missing_ranges(await cache.entry(req.symbol, req.timeframe), req)
+        if ranges:
+            missing.append((req, ranges))
+    if missing and load_missing is None:
+        listed = "; ".join(
+            f"{req.symbol} {req.timeframe} " + ", ".join(f"{_iso(s)} .. {_iso(e)}" for s, e in ranges)
+            for req, ranges in missing
+        )
+        raise failed_precondition(
+            f"the bar cache lacks {listed}; ktrdrd has no IB host to load them from: load them "
+            f"with `{load_command(missing)}` (or import files with `ktrdrctl data import`)",
+            "DATA_MISSING",
+        )
+    if missing:
+        assert load_missing is not None
+        await until_cancelled(ctx, load_missing(ctx, missing))
+        await ctx.set_stage("data")
+    digests = {}
+    for req in requirements:
+        entry = await cache.entry(req.symbol, req.timeframe)
+        digests[f"{req.symbol}/{req.timeframe}@{req.start_ns}-{req.end_ns}"] = entry.digest if entry else ""
+    return digests
+
+
+async def bar_blobs_of(
+    cache_of: Callable[[], Awaitable[Any]], requirements: Sequence[prep.Requirement]
+) -> dict[str, bytes]:
+    """The bars of exactly the required ranges as ``bars/<SYMBOL>/<TF>`` Parquet blobs (read and
+    encoded off the loop)."""
+    cache = await cache_of()
+    series = {}
+    for req in requirements:
+        series[(req.symbol, req.timeframe)] = await cache.read(
+            req.symbol, req.timeframe, req.start_ns, req.end_ns, 0
+        )
+    return await asyncio.to_thread(prep.bar_blobs, series)
+
+
 class TrainKind:
     """The handler (see the module docstring)."""
 
@@ -237,45 +288,11 @@ class TrainKind:
         return result
 
     async def _ensure_bars(self, ctx: OperationContext, prepared: prep.Prepared) -> dict[str, str]:
-        """The stage ``data``: every required series complete in the cache (loaded when it can be).
-        Returns each series' ``SYMBOL/TF@start-end`` → the digest of its cache file."""
-        cache = await self.deps.cache_of()
-        missing = []
-        for req in prepared.requirements:
-            ranges = missing_ranges(await cache.entry(req.symbol, req.timeframe), req)
-            if ranges:
-                missing.append((req, ranges))
-        if missing and self.deps.load_missing is None:
-            listed = "; ".join(
-                f"{req.symbol} {req.timeframe} " + ", ".join(f"{_iso(s)} .. {_iso(e)}" for s, e in ranges)
-                for req, ranges in missing
-            )
-            raise failed_precondition(
-                f"the bar cache lacks {listed}; ktrdrd has no IB host to load them from: load them "
-                f"with `{load_command(missing)}` (or import files with `ktrdrctl data import`)",
-                "DATA_MISSING",
-            )
-        if missing:
-            assert self.deps.load_missing is not None
-            await until_cancelled(ctx, self.deps.load_missing(ctx, missing))
-            await ctx.set_stage("data")
-        digests = {}
-        for req in prepared.requirements:
-            entry = await cache.entry(req.symbol, req.timeframe)
-            digests[f"{req.symbol}/{req.timeframe}@{req.start_ns}-{req.end_ns}"] = (
-                entry.digest if entry else ""
-            )
-        return digests
+        """The stage ``data``: :func:`ensure_bars` of the run's requirements."""
+        return await ensure_bars(ctx, self.deps.cache_of, self.deps.load_missing, prepared.requirements)
 
     async def _bar_blobs(self, prepared: prep.Prepared) -> dict[str, bytes]:
-        """The bars of exactly the required ranges as Parquet blobs (read and encoded off the loop)."""
-        cache = await self.deps.cache_of()
-        series = {}
-        for req in prepared.requirements:
-            series[(req.symbol, req.timeframe)] = await cache.read(
-                req.symbol, req.timeframe, req.start_ns, req.end_ns, 0
-            )
-        return await asyncio.to_thread(prep.bar_blobs, series)
+        return await bar_blobs_of(self.deps.cache_of, prepared.requirements)
 
     async def _reuse(self, ctx: OperationContext, digest: str) -> dict[str, Any] | None:
         result = await self.deps.reuse.find(digest)

@@ -70,3 +70,21 @@ class BacktestResult(_message.Message):
     metrics: _containers.ScalarMap[str, float]
     report: _struct_pb2.Struct
     def __init__(self, model_version: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., report: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class GetBacktestArtifactRequest(_message.Message):
+    __slots__ = ("name", "symbol", "artifact")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    symbol: str
+    artifact: str
+    def __init__(self, name: _Optional[str] = ..., symbol: _Optional[str] = ..., artifact: _Optional[str] = ...) -> None: ...
+
+class GetBacktestArtifactResponse(_message.Message):
+    __slots__ = ("size_bytes", "data")
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    size_bytes: int
+    data: bytes
+    def __init__(self, size_bytes: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...

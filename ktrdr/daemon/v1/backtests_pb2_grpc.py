@@ -39,6 +39,11 @@ class BacktestsServiceStub:
                 request_serializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartBacktestRequest.SerializeToString,
                 response_deserializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartBacktestResponse.FromString,
                 _registered_method=True)
+        self.GetBacktestArtifact = channel.unary_stream(
+                '/ktrdr.daemon.v1.BacktestsService/GetBacktestArtifact',
+                request_serializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactResponse.FromString,
+                _registered_method=True)
 
 
 class BacktestsServiceServicer:
@@ -51,6 +56,14 @@ class BacktestsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBacktestArtifact(self, request, context):
+        """Streams one artifact of a finished backtest ("plot.png", "trades.csv", "equity.csv",
+        "report.json" of one symbol): a header, then the bytes in chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BacktestsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +71,11 @@ def add_BacktestsServiceServicer_to_server(servicer, server):
                     servicer.StartBacktest,
                     request_deserializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartBacktestRequest.FromString,
                     response_serializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartBacktestResponse.SerializeToString,
+            ),
+            'GetBacktestArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetBacktestArtifact,
+                    request_deserializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactRequest.FromString,
+                    response_serializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +105,33 @@ class BacktestsService:
             '/ktrdr.daemon.v1.BacktestsService/StartBacktest',
             ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartBacktestRequest.SerializeToString,
             ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartBacktestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBacktestArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ktrdr.daemon.v1.BacktestsService/GetBacktestArtifact',
+            ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactRequest.SerializeToString,
+            ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,

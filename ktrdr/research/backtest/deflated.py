@@ -17,7 +17,9 @@ N = 1, SR0 = 0 and DSR is the probabilistic Sharpe ratio against zero.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from statistics import NormalDist
+from typing import Any
 
 EULER_GAMMA = 0.5772156649015329
 _NORMAL = NormalDist()
@@ -63,3 +65,35 @@ def deflated_sharpe_ratio(
             f"skewness {skewness} and kurtosis {kurtosis} give a non-positive variance term at Sharpe {best_sharpe}"
         )
     return _NORMAL.cdf((best_sharpe - threshold) * math.sqrt(observations - 1) / math.sqrt(spread))
+
+
+def deflated_best(trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The deflated Sharpe ratio of the best of several backtests, from their metric sets
+    (:func:`~ktrdr.research.backtest.metrics.backtest_metrics`: ``sharpe`` annualised,
+    ``bars_per_year`` A, ``bars`` T, ``return_skewness``, ``return_kurtosis``). Sharpe ratios are
+    taken per bar (÷ √A); V is their sample variance across the trials (0 for one trial).
+    Returns ``best`` (index of the highest Sharpe), ``trials``, ``sharpe`` (its annualised Sharpe),
+    ``expected_max_sharpe`` (SR0, annualised with the best's A) and ``deflated_sharpe_ratio``.
+    Raises :class:`DeflatedSharpeError` for no trials or an unbounded (null) Sharpe ratio."""
+    if not trials:
+        raise DeflatedSharpeError("no trials to compare")
+    per_bar = []
+    for n, m in enumerate(trials):
+        if m["sharpe"] is None:
+            raise DeflatedSharpeError(f"trial {n} has an unbounded Sharpe ratio (returns without variance)")
+        per_bar.append(m["sharpe"] / math.sqrt(m["bars_per_year"]))
+    best = max(range(len(per_bar)), key=per_bar.__getitem__)
+    count = len(per_bar)
+    mean = sum(per_bar) / count
+    variance = sum((x - mean) ** 2 for x in per_bar) / (count - 1) if count > 1 else 0.0
+    m = trials[best]
+    scale = math.sqrt(m["bars_per_year"])
+    return {
+        "best": best,
+        "trials": count,
+        "sharpe": m["sharpe"],
+        "expected_max_sharpe": expected_max_sharpe(count, variance) * scale,
+        "deflated_sharpe_ratio": deflated_sharpe_ratio(
+            per_bar[best], count, variance, m["return_skewness"], m["return_kurtosis"], int(m["bars"])
+        ),
+    }

@@ -75,13 +75,15 @@ class BacktestResult:
     """``bars``: the simulated base bars; ``target``: the positions wanted per bar;
     ``decisions``: the decision record when a model decided (None for given targets);
     ``simulation``; ``metrics``: :func:`~ktrdr.research.backtest.metrics.backtest_metrics` plus
-    ``uncertainty`` (bootstrap intervals, ``permutation_p_value``) and ``costs``."""
+    ``uncertainty`` (bootstrap intervals, ``permutation_p_value``) and ``costs``;
+    ``probabilities``: the model's class probabilities per simulated bar (None for given targets)."""
 
     bars: Bars
     target: np.ndarray
     decisions: Decisions | None
     simulation: Simulation
     metrics: dict[str, Any]
+    probabilities: np.ndarray | None = None
 
     def report(self) -> dict[str, Any]:
         """JSON-able: ``symbol, timeframe, metrics, trades`` (one dict per trade)."""
@@ -93,24 +95,12 @@ class BacktestResult:
         }
 
 
-def backtest_targets(
-    bars: Bars,
-    target: np.ndarray,
-    settings: BacktestSettings,
-    *,
-    sizing: Sizing | None = None,
-    decisions: Decisions | None = None,
-) -> BacktestResult:
-    """Simulate ``target`` (one value per bar of ``bars``) and measure it. ``sizing``: None = from
-    ``settings`` (``units``, else ``position_size``, else the whole equity)."""
-    costs = settings.costs()
-    size = sizing or settings.sizing(1.0)
-    if len(bars) < 2:
-        raise BacktestError(
-            f"{bars.symbol} {bars.timeframe}: {len(bars)} bar(s) in the range; a backtest needs at least 2"
-        )
+def measure(bars: Bars, sim: Simulation, settings: BacktestSettings) -> dict[str, Any]:
+    """The metrics of :class:`BacktestResult` for a simulation ``sim`` run on ``bars``:
+    :func:`~ktrdr.research.backtest.metrics.backtest_metrics` annualised by ``settings.calendar``,
+    ``uncertainty`` (bootstrap intervals and the permutation p-value, seeded by ``settings``) and
+    ``costs``."""
     per_year = calendars.bars_per_year(settings.calendar, bars.timeframe)
-    sim = simulate(bars, target, costs=costs, sizing=size, initial_cash=settings.initial_cash)
     metrics = backtest_metrics(sim, bars.close, per_year)
     returns = bar_returns(sim.equity, sim.initial_cash)
     metrics["uncertainty"] = {
@@ -121,8 +111,30 @@ def backtest_targets(
         "permutations": settings.permutations,
         "seed": settings.seed,
     }
-    metrics["costs"] = asdict(costs)
-    return BacktestResult(bars, np.asarray(target), decisions, sim, metrics)
+    metrics["costs"] = asdict(sim.costs)
+    return metrics
+
+
+def backtest_targets(
+    bars: Bars,
+    target: np.ndarray,
+    settings: BacktestSettings,
+    *,
+    sizing: Sizing | None = None,
+    decisions: Decisions | None = None,
+    probabilities: np.ndarray | None = None,
+) -> BacktestResult:
+    """Simulate ``target`` (one value per bar of ``bars``) and measure it. ``sizing``: None = from
+    ``settings`` (``units``, else ``position_size``, else the whole equity)."""
+    costs = settings.costs()
+    size = sizing or settings.sizing(1.0)
+    if len(bars) < 2:
+        raise BacktestError(
+            f"{bars.symbol} {bars.timeframe}: {len(bars)} bar(s) in the range; a backtest needs at least 2"
+        )
+    sim = simulate(bars, target, costs=costs, sizing=size, initial_cash=settings.initial_cash)
+    metrics = measure(bars, sim, settings)
+    return BacktestResult(bars, np.asarray(target), decisions, sim, metrics, probabilities)
 
 
 def backtest_model(
@@ -132,12 +144,29 @@ def backtest_model(
     :class:`~ktrdr.research.features.FeatureSpecMismatch` when the strategy's features differ from
     the model's, :class:`BacktestError` when the range holds fewer than 2 base bars."""
     settings.costs()  # validate before the expensive part
+    settings.sizing(strategy.decisions.position_size)
+    check_direction(settings.direction or strategy.decisions.direction)
+    probabilities = class_probabilities(loaded, strategy, bars)
+    return backtest_probabilities(probabilities, strategy, bars[strategy.data.base_timeframe], settings)
+
+
+def backtest_probabilities(
+    probabilities: np.ndarray, strategy: Strategy, base: Bars, settings: BacktestSettings
+) -> BacktestResult:
+    """The part of :func:`backtest_model` after inference: ``probabilities`` (one row per bar of
+    ``base``, the base timeframe's bars given) → decisions under the strategy's ``decisions`` →
+    simulation of the bars in ``[settings.start_ns, settings.end_ns)`` → metrics."""
     direction = check_direction(settings.direction or strategy.decisions.direction)
     sizing = settings.sizing(strategy.decisions.position_size)
-    probabilities = class_probabilities(loaded, strategy, bars)
-    base = bars[strategy.data.base_timeframe]
     lo = 0 if settings.start_ns is None else int(np.searchsorted(base.time, settings.start_ns, "left"))
     hi = len(base) if settings.end_ns is None else int(np.searchsorted(base.time, settings.end_ns, "left"))
     window = base.slice(lo, hi)
     decisions = decide(probabilities[lo:hi], strategy.decisions, direction=direction)
-    return backtest_targets(window, decisions.target, settings, sizing=sizing, decisions=decisions)
+    return backtest_targets(
+        window,
+        decisions.target,
+        settings,
+        sizing=sizing,
+        decisions=decisions,
+        probabilities=probabilities[lo:hi],
+    )

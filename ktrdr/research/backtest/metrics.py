@@ -82,6 +82,19 @@ def return_figures(returns: np.ndarray, bars_per_year: float) -> dict[str, float
     }
 
 
+def return_moments(returns: np.ndarray) -> dict[str, float]:
+    """``return_skewness`` m3 / m2^1.5 and ``return_kurtosis`` m4 / m2² (not excess: 3 for normal
+    returns) of the per-bar returns, central moments m_k = mean((r - mean r)^k); 0 when m2 is 0
+    (what the deflated Sharpe ratio of a comparison reads, :mod:`~ktrdr.research.backtest.deflated`)."""
+    if returns.size == 0:
+        return {"return_skewness": 0.0, "return_kurtosis": 0.0}
+    centred = returns - returns.mean()
+    m2 = float(np.mean(centred**2))
+    skew = ratio(float(np.mean(centred**3)), m2**1.5)
+    kurt = ratio(float(np.mean(centred**4)), m2**2)
+    return {"return_skewness": skew or 0.0, "return_kurtosis": kurt or 0.0}
+
+
 def trade_figures(sim: Simulation) -> dict[str, float | int | None]:
     """Figures of the trade list: ``trades, win_rate, profit_factor, expectancy,
     avg_trade_return, sqn, avg_holding_bars, fees_paid, slippage_paid`` (docs/backtesting.md)."""
@@ -126,6 +139,7 @@ def backtest_metrics(sim: Simulation, close: np.ndarray, bars_per_year: float) -
         "total_return": total,
         "annualized_return": annual,
         **return_figures(returns, bars_per_year),
+        **return_moments(returns),
         "max_drawdown": max_dd,
         "max_drawdown_bars": longest_drawdown(sim.equity, initial),
         "calmar": ratio(annual, max_dd),

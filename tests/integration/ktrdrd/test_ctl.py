@@ -140,9 +140,9 @@ def test_operation_errors_carry_codes_reasons_and_fields(daemon):
     assert error["code"] == 3 and error["data"]["fieldViolations"][0]["field"] == "filter.label"
     error = daemon.ctl_stream(OPS + "ListOperations", {"pageToken": "forged"})[0]["error"]
     assert error["code"] == 3 and error["data"]["fieldViolations"][0]["field"] == "page_token"
+    # A daemon with no training host refuses training and backtests plainly (test daemons start no hosts).
     error = daemon.ctl_stream("ktrdr.daemon.v1.BacktestsService/StartBacktest")[0]["error"]
-    assert error["code"] == 12
-    # A daemon with no training host refuses training plainly (test daemons start no hosts).
+    assert error["code"] == 9 and error["data"]["reason"] == "NO_TRAINING_HOST"
     error = daemon.ctl_stream("ktrdr.daemon.v1.TrainingService/StartTrainingBatch")[0]["error"]
     assert error["code"] == 9 and error["data"]["reason"] == "NO_TRAINING_HOST"
 

@@ -29,6 +29,7 @@ STRATEGIES = "ktrdr.daemon.v1.StrategiesService/"
 DATA = "ktrdr.daemon.v1.DataService/"
 TRAINING = "ktrdr.daemon.v1.TrainingService/"
 MODELS = "ktrdr.daemon.v1.ModelsService/"
+BACKTESTS = "ktrdr.daemon.v1.BacktestsService/"
 
 
 def run(server: ScriptedServer, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -113,6 +114,7 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
     server.on(MODELS + "DeleteModelVersion", lambda _: result({}))
     server.on(MODELS + "SetModelAlias", lambda _: result({"model": {"name": "models/t"}}))
     server.on(MODELS + "ExportModelVersion", lambda _: stream([{"data": "YWI=", "totalBytes": "2"}]))
+    server.on(BACKTESTS + "StartBacktest", lambda _: result({"operation": operation(OP, "RUNNING")}))
     (tmp / "bars.csv").write_text("time,open,high,low,close\n2024-01-02,1,1,1,1\n")
     files = [tmp / "a.yaml", tmp / "b.yaml"]
     for file in files:
@@ -141,6 +143,7 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
         "models delete": (["models", "delete", "t/2"], 1),
         "models export": (["models", "export", "t/2", "-o", str(tmp / "t.tar")], 1),
         "models alias": (["models", "alias", "t", "2", "champion"], 1),
+        "backtest": (["backtest", "t@2", "--start", "2024-01-01", "--end", "2024-02-01"], 1 + len(items)),
     }
 
 

@@ -12,7 +12,12 @@ import pytest
 
 from ktrdr import calendars
 from ktrdr.research.backtest.costs import Costs
-from ktrdr.research.backtest.deflated import DeflatedSharpeError, deflated_sharpe_ratio, expected_max_sharpe
+from ktrdr.research.backtest.deflated import (
+    DeflatedSharpeError,
+    deflated_best,
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+)
 from ktrdr.research.backtest.engine import BacktestSettings, backtest_targets
 from ktrdr.research.backtest.metrics import (
     annualized,
@@ -22,6 +27,7 @@ from ktrdr.research.backtest.metrics import (
     longest_drawdown,
     ratio,
     return_figures,
+    return_moments,
 )
 from ktrdr.research.backtest.simulate import Sizing, simulate
 from ktrdr.research.backtest.uncertainty import permutation_p_value
@@ -148,3 +154,44 @@ def test_deflated_sharpe_ratio_matches_the_papers_example():
         deflated_sharpe_ratio(sr, 0, 0.01, 0.0, 3.0, 1000)
     with pytest.raises(DeflatedSharpeError, match="at least 2 return observations"):
         deflated_sharpe_ratio(sr, 5, 0.01, 0.0, 3.0, 1)
+
+
+def test_return_moments_by_hand_and_when_undefined():
+    # r = 0, 0, 0, 1: mean 1/4, m2 = 3/16, m3 = 3/32, m4 = 21/256
+    moments = return_moments(np.array([0.0, 0.0, 0.0, 1.0]))
+    assert moments["return_skewness"] == pytest.approx((3 / 32) / (3 / 16) ** 1.5)
+    assert moments["return_kurtosis"] == pytest.approx((21 / 256) / (3 / 16) ** 2)
+    assert return_moments(np.zeros(5)) == {"return_skewness": 0.0, "return_kurtosis": 0.0}
+    normal = return_moments(np.random.default_rng(2).normal(0, 0.01, 200_000))
+    assert abs(normal["return_skewness"]) < 0.02 and normal["return_kurtosis"] == pytest.approx(3.0, abs=0.05)
+
+
+def test_the_best_of_several_backtests_is_deflated():
+    per_year = 250.0
+
+    def trial(sharpe: float) -> dict[str, float]:
+        return {
+            "sharpe": sharpe,
+            "bars_per_year": per_year,
+            "bars": 1250,
+            "return_skewness": -3.0,
+            "return_kurtosis": 10.0,
+        }
+
+    sharpes = [0.5, 1.0, 2.5, -0.3]
+    out = deflated_best([trial(s) for s in sharpes])
+    per_bar = np.array(sharpes) / math.sqrt(per_year)
+    expected = deflated_sharpe_ratio(per_bar[2], 4, float(per_bar.var(ddof=1)), -3.0, 10.0, 1250)
+    assert (out["best"], out["trials"], out["sharpe"]) == (2, 4, 2.5)
+    assert out["deflated_sharpe_ratio"] == pytest.approx(expected)
+    assert out["expected_max_sharpe"] == pytest.approx(
+        expected_max_sharpe(4, float(per_bar.var(ddof=1))) * math.sqrt(per_year)
+    )
+    alone = deflated_best([trial(2.5)])
+    assert (
+        alone["expected_max_sharpe"] == 0.0 and alone["deflated_sharpe_ratio"] > out["deflated_sharpe_ratio"]
+    )
+    with pytest.raises(DeflatedSharpeError, match="unbounded"):
+        deflated_best([trial(1.0), {**trial(1.0), "sharpe": None}])
+    with pytest.raises(DeflatedSharpeError, match="no trials"):
+        deflated_best([])

@@ -1,0 +1,134 @@
+"""``ktrdr.daemon.v1.BacktestsService``: StartBacktest and GetBacktestArtifact.
+
+StartBacktest checks, before anything runs: a training host is configured (else
+FAILED_PRECONDITION ``NO_TRAINING_HOST``); ``model_version`` is ``models/<strategy>/versions/<n>``
+or ``models/<strategy>@<alias>`` (INVALID_ARGUMENT) and exists (NOT_FOUND naming the model,
+version or alias); the period is set and ``end_time`` is after ``start_time``; the symbols are
+symbols; ``settings.fee_bps``/``slippage_bps`` are ≥ 0 when set, ``position_fraction`` in [0, 1],
+``initial_capital`` ≥ 0 (INVALID_ARGUMENT naming the field). Then a ``backtest`` operation starts
+(idempotent on ``request_id``); its data gaps are reported by the operation (FAILED_PRECONDITION
+``DATA_MISSING`` naming them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ktrdr.daemon.v1 import backtests_pb2 as pb
+from ktrdr.rpc.errors import failed_precondition, invalid_argument, not_found
+from ktrdr.rpc.registry import Call
+from ktrdr.wire import NAME_PREFIX
+from ktrdrd.backtests import kind
+from ktrdrd.operations import OperationsCore
+from ktrdrd.services.convert import operation_to_proto
+from ktrdrd.services.models import parse_version
+
+_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
+CHUNK_BYTES = 1 << 20
+
+
+def _checked_settings(settings: pb.BacktestSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {"fee_bps": None, "slippage_bps": None}
+    for key in ("fee_bps", "slippage_bps"):
+        if settings.HasField(key):
+            value = getattr(settings, key)
+            if not math.isfinite(value) or value < 0:
+                raise invalid_argument(
+                    f"settings.{key}", f"must be a number of basis points >= 0, got {value}"
+                )
+            out[key] = value
+    fraction = settings.position_fraction
+    if not (math.isfinite(fraction) and 0 <= fraction <= 1):
+        raise invalid_argument(
+            "settings.position_fraction", f"must lie in [0, 1] (0 = the strategy's), got {fraction}"
+        )
+    if not (math.isfinite(settings.initial_capital) and settings.initial_capital >= 0):
+        raise invalid_argument(
+            "settings.initial_capital", f"must be >= 0 (0 = 100000), got {settings.initial_capital}"
+        )
+    out["position_size"] = fraction or None
+    out["initial_cash"] = settings.initial_capital or 100_000.0
+    return out
+
+
+class BacktestsService:
+    """The RPCs over ``core`` (with the ``backtest`` kind registered as ``handler``) and ``models``."""
+
+    descriptor = pb.DESCRIPTOR.services_by_name["BacktestsService"]
+
+    def __init__(
+        self, core: OperationsCore, models: Any, handler: kind.BacktestKind, has_hosts: bool
+    ) -> None:
+        self._core = core
+        self._models = models
+        self._handler = handler
+        self._has_hosts = has_hosts
+
+    async def StartBacktest(self, request: pb.StartBacktestRequest, call: Call) -> pb.StartBacktestResponse:
+        if not self._has_hosts:
+            raise failed_precondition(
+                "ktrdrd has no training host to run backtests on: set hosts.training (addresses of "
+                "running `hostd training`) or hosts.embedded = true in the daemon's configuration",
+                "NO_TRAINING_HOST",
+            )
+        strategy, version = await self._version(request.model_version)
+        if not (request.HasField("start_time") and request.HasField("end_time")):
+            raise invalid_argument(
+                "start_time" if not request.HasField("start_time") else "end_time", "required"
+            )
+        start_ns, end_ns = request.start_time.ToNanoseconds(), request.end_time.ToNanoseconds()
+        if end_ns <= start_ns:
+            raise invalid_argument("end_time", "must be after start_time")
+        symbols = [s.strip().upper() for s in request.symbols]
+        for n, symbol in enumerate(symbols):
+            if not _SYMBOL.fullmatch(symbol):
+                raise invalid_argument(f"symbols[{n}]", f"not a symbol: {request.symbols[n]!r}")
+        params = {
+            "strategy": strategy,
+            "version": version,
+            "symbols": symbols,
+            "start_ns": str(start_ns),
+            "end_ns": str(end_ns),
+            "host": "",
+            **_checked_settings(request.settings),
+        }
+        record = await self._core.start(
+            kind.KIND, params=params, labels=dict(request.labels), request_id=request.request_id
+        )
+        return pb.StartBacktestResponse(operation=operation_to_proto(record))
+
+    async def _version(self, text: str) -> tuple[str, int]:
+        strategy, number, alias = parse_version(text, "model_version")
+        version = number if number is not None else await self._models.resolve(strategy, None, alias)
+        await self._models.get_version(strategy, version)
+        return strategy, version
+
+    async def GetBacktestArtifact(
+        self, request: pb.GetBacktestArtifactRequest, call: Call
+    ) -> AsyncIterator[pb.GetBacktestArtifactResponse]:
+        from ktrdr.jobs.backtest import ARTIFACTS
+
+        record = await self._core.get(request.name)
+        if record.kind != kind.KIND:
+            raise invalid_argument("name", f"{request.name} is a {record.kind!r} operation, not a backtest")
+        if request.artifact not in ARTIFACTS:
+            raise invalid_argument(
+                "artifact", f"expected one of {', '.join(ARTIFACTS)}, got {request.artifact!r}"
+            )
+        symbols = (
+            (record.result or {}).get("report", {}).get("symbols") or record.params.get("symbols") or [""]
+        )
+        symbol = request.symbol.strip().upper() or symbols[0]
+        path = self._handler.artifact_path(record.name.removeprefix(NAME_PREFIX), symbol, request.artifact)
+        if not await asyncio.to_thread(path.is_file):
+            raise not_found(
+                f"artifact {request.artifact} of {symbol} in {request.name}", "ARTIFACT_NOT_FOUND"
+            )
+        data = await asyncio.to_thread(path.read_bytes)
+        yield pb.GetBacktestArtifactResponse(size_bytes=len(data))
+        for offset in range(0, len(data), CHUNK_BYTES):
+            yield pb.GetBacktestArtifactResponse(data=data[offset : offset + CHUNK_BYTES])
