@@ -178,3 +178,30 @@ def default_state_dir(env: Mapping[str, str], euid: int) -> str | None:
         return os.path.join(xdg, APP_DIR)
     home = env.get("HOME")
     return os.path.join(home, ".local", "state", APP_DIR) if home else None
+
+
+def split_sweep_values(text: str) -> list[str]:
+    """The values of ``--set path=v1,v2,…``: ``text`` split at commas outside brackets, braces and
+    quotes (``"[64,32],[32]"`` → ``["[64,32]", "[32]"]``); with several values each is stripped.
+    One value (no such comma) means a plain override, not a sweep. ValueError for an empty value
+    between commas. The CLI splits with this to tell overrides from sweeps; the strategy library
+    splits sweep text the same way."""
+    parts, depth, quote, start = [], 0, "", 0
+    for index, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    if len(parts) == 1:
+        return parts
+    if any(not part.strip() for part in parts):
+        raise ValueError("an empty value between commas")
+    return [part.strip() for part in parts]

@@ -25,29 +25,6 @@ TRAINING = "ktrdr.daemon.v1.TrainingService/"
 OPERATIONS = "ktrdr.daemon.v1.OperationsService/"
 
 
-def split_values(text: str) -> list[str]:
-    """``a,b,[1,2]`` → ``["a", "b", "[1,2]"]``: commas inside brackets, braces or quotes do not split."""
-    out: list[str] = []
-    current: list[str] = []
-    depth, quote = 0, ""
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            out.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    out.append("".join(current))
-    return out
-
-
 def metric_text(progress: dict[str, Any]) -> str:
     """``loss 0.6931  val acc 0.5123  1,234 samples/s`` from a training progress's metrics."""
     metrics = progress.get("metrics") or {}
@@ -175,12 +152,12 @@ def train(
     from ktrdrctl.cli import print_json, session_of
 
     documents = read_files(files)
-    fixed = [o for o in overrides if len(split_values(o["value"])) == 1]
-    sweeps = [
-        {"path": o["path"], "values": split_values(o["value"])}
-        for o in overrides
-        if len(split_values(o["value"])) > 1
-    ]
+    try:
+        split = [(o, wire.split_sweep_values(o["value"])) for o in overrides]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
+    fixed = [o for o, values in split if len(values) == 1]
+    sweeps = [{"path": o["path"], "values": values} for o, values in split if len(values) > 1]
     settings: dict[str, Any] = {"symbols": list(symbols), "overrides": fixed, "force": force}
     for key, value in (("startTime", utc_text(start_date)), ("endTime", utc_text(end_date))):
         if value:

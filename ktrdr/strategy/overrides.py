@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ktrdr import wire
 from ktrdr.excerpts import echo
 from ktrdr.strategy.issues import StrategyIssue
 from ktrdr.strategy.reader import Reader, listing, suggest
@@ -246,24 +247,11 @@ def _covering(path: str, applied: dict[str, Override]) -> Override | None:
 
 
 def split_values(text: str) -> list[str]:
-    """``text`` split at commas outside brackets, braces and quotes; OverrideError for an empty part."""
-    parts, depth, quote, start = [], 0, "", 0
-    for index, char in enumerate(text):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char in "[{":
-            depth += 1
-        elif char in "]}":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    if len(parts) > 1 and any(not part.strip() for part in parts):
-        raise OverrideError(f"{echo(text)}: an empty value between commas")
-    return [part.strip() if len(parts) > 1 else part for part in parts]
+    """:func:`ktrdr.wire.split_sweep_values`, with OverrideError for an empty value between commas."""
+    try:
+        return wire.split_sweep_values(text)
+    except ValueError as exc:
+        raise OverrideError(f"{echo(text)}: {exc}") from None
 
 
 def expand_sweeps(sweeps: Sequence[str | tuple[str, Sequence[str]]]) -> list[list[Override]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ktrdrctl.train import split_values
+from ktrdr.wire import split_sweep_values as split_values
 from ktrdrd.training.kind import load_command, missing_ranges
 from ktrdrd.training.prepare import Requirement, request_digest
 
