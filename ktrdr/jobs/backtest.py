@@ -62,6 +62,7 @@ from ktrdr.jobs.train import (
     parse_bars_role,
     refuse_unknown,
     spec_int,
+    spec_period_and_source,
 )
 
 KIND = "backtest"
@@ -191,12 +192,7 @@ def parse_spec(spec: Mapping[str, Any]) -> BacktestSpec:
     symbol = spec["symbol"]
     if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
         raise JobSpecError("symbol", f"expected a symbol like AAPL or EURUSD, got {symbol!r}")
-    start, end = spec_int("start_ns", spec["start_ns"]), spec_int("end_ns", spec["end_ns"])
-    if start >= end:
-        raise JobSpecError("end_ns", f"must be after start_ns ({start}), got {end}")
-    source = spec.get("strategy_source", "strategy")
-    if not isinstance(source, str) or not source:
-        raise JobSpecError("strategy_source", f"expected a non-empty string, got {source!r}")
+    start, end, source = spec_period_and_source(spec)
 
     def optional(key: str, parse: Any) -> Any:
         return None if spec.get(key) is None else parse(key, spec[key])

@@ -175,10 +175,10 @@ def _options(value: Any) -> TrainOptionsSpec:
     return TrainOptionsSpec(spec_int("options.checkpoint_every", every, minimum=0), float(interval), amp)
 
 
-def parse_spec(spec: Mapping[str, Any]) -> TrainSpec:
-    """Validate a spec (a dict, e.g. ``json_format.MessageToDict`` of the Struct). Raises
-    :class:`JobSpecError` naming the first bad key."""
-    refuse_unknown("", spec, SPEC_KEYS)
+def spec_period_and_source(spec: Mapping[str, Any]) -> tuple[int, int, str]:
+    """``(start_ns, end_ns, strategy_source)`` of a job spec (train or backtest): both times required,
+    start before end; the source name a non-empty string (default ``"strategy"``). JobSpecError
+    naming the key otherwise."""
     for key in ("start_ns", "end_ns"):
         if key not in spec:
             raise JobSpecError(key, "required")
@@ -188,6 +188,14 @@ def parse_spec(spec: Mapping[str, Any]) -> TrainSpec:
     source = spec.get("strategy_source", "strategy")
     if not isinstance(source, str) or not source:
         raise JobSpecError("strategy_source", f"expected a non-empty string, got {source!r}")
+    return start, end, source
+
+
+def parse_spec(spec: Mapping[str, Any]) -> TrainSpec:
+    """Validate a spec (a dict, e.g. ``json_format.MessageToDict`` of the Struct). Raises
+    :class:`JobSpecError` naming the first bad key."""
+    refuse_unknown("", spec, SPEC_KEYS)
+    start, end, source = spec_period_and_source(spec)
     seed = spec.get("seed")
     epochs = spec.get("epochs")
     return TrainSpec(
