@@ -30,8 +30,10 @@ $(NODE_STAMP): tests/interop/package.json tests/interop/package-lock.json
 run: $(STAMP)
 	$(PY) -m ktrdr.demo --run-dir $(RUN_DIR)
 
+# Tests wait on real processes more than they compute: one pytest worker per core, each test file
+# kept on one worker so its module-scoped rigs (daemons, hosts, trained models) are built once.
 test: $(STAMP) $(NODE_STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --dist loadfile tests
 
 bench: $(STAMP)
 	# Benchmarks measure installed code with bytecode, as users run it.
