@@ -1,11 +1,13 @@
 """Walk-forward: retrain on a rolling window, backtest each following window out of sample, stitch.
 
-**Windows** (:func:`plan_windows`), in calendar months (UTC): window k trains on
+**Windows** (:func:`plan_windows`), lengths in calendar months and days (:class:`Span`,
+:func:`parse_span`: ``12M``, ``1Y``, ``2W``, ``30D``; UTC): window k trains on
 ``[start + k·S, start + k·S + T)`` and is tested on ``[start + k·S + T, start + (k+1)·S + T)``,
-T the train window and S the test window (``--train-window 12M --test-window 1M``); the last test
-window is cut at ``end``. Test windows are therefore contiguous and cover ``[start + T, end)``, and
-every train window ends exactly where its test window starts: a model never sees a bar of its test
-window (training cuts its bars, labels included, at the train window's end).
+T the train window and S the test window (``--train-window 12M --test-window 1M``); the first
+window must fit whole, the last test window is cut at ``end``. Test windows are therefore
+contiguous and cover ``[start + T, end)``, and every train window ends exactly where its test
+window starts: a model never sees a bar of its test window (training cuts its bars, labels
+included, at the train window's end).
 
 **Stitching** (:func:`stitch`): each test window is backtested on its own, starting flat with the
 same initial cash, and a position still open at a window's end is closed at its last close (the
@@ -19,7 +21,8 @@ Fixed-units sizing does not scale and is refused.
 
 :func:`walk_forward` runs the whole thing in-process with the library trainer (what
 ``python -m`` users and the tests call); the daemon runs the same windows as a batch of training
-jobs and backtest jobs, and stitches their results with :func:`stitch`.
+jobs, then one backtest job per symbol that backtests every test window with its model
+(:func:`backtest_windows`) and stitches them with :func:`stitch`.
 """
 
 from __future__ import annotations
@@ -31,30 +34,49 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ktrdr.research.artifacts import load_model_dir
+from ktrdr.research.artifacts import LoadedModel, load_model_dir
 from ktrdr.research.backtest.decisions import Decisions
 from ktrdr.research.backtest.engine import (
     BacktestError,
     BacktestResult,
     BacktestSettings,
     backtest_model,
+    backtest_probabilities,
     measure,
 )
-from ktrdr.research.backtest.job import select_symbol_bars
+from ktrdr.research.backtest.inference import class_probabilities
 from ktrdr.research.backtest.simulate import Simulation, Trades
-from ktrdr.research.bars import Bars
-from ktrdr.research.train import select_bars, train_on_bars
-from ktrdr.research.trainer import TrainOptions
+from ktrdr.research.bars import Bars, iso_minute
 from ktrdr.strategy import LoadedStrategy
+from ktrdr.strategy.model import Strategy
 
-_WINDOW = re.compile(r"([1-9][0-9]{0,2})([MY])")
+if TYPE_CHECKING:
+    from ktrdr.research.trainer import TrainOptions
+
+_WINDOW = re.compile(r"([0-9]{1,3})([MYWD])")
+DAY_NS = 86_400 * 10**9
 
 
 class WalkForwardError(BacktestError):
-    """A window length or range that cannot make a walk-forward (bad text, no complete window)."""
+    """A window length or range that cannot make a walk-forward (bad text, no complete window).
+    ``field``: the argument at fault (``train_window``, ``test_window``), "" when not one."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Span:
+    """A window length: calendar ``months`` plus ``days`` (UTC; ``text`` as the user wrote it)."""
+
+    months: int = 0
+    days: int = 0
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,13 +91,20 @@ class Window:
     test_end_ns: int
 
 
-def parse_months(text: str, *, what: str = "window") -> int:
-    """Months in a window length: ``12M`` → 12, ``1Y`` → 12 (1–999 of M or Y)."""
+def parse_span(text: str, *, field: str = "window") -> Span:
+    """A window length: 1–999 of ``M`` (months), ``Y`` (12 months), ``W`` (7 days) or ``D`` (days):
+    ``12M``, ``1Y``, ``2W``, ``30D``. Raises :class:`WalkForwardError` naming ``field``."""
     match = _WINDOW.fullmatch(text.strip())
     if match is None:
-        raise WalkForwardError(f"{what}: expected a number of months or years like 12M or 1Y, got {text!r}")
-    count = int(match.group(1))
-    return count * 12 if match.group(2) == "Y" else count
+        raise WalkForwardError(
+            f"{field}: expected a count and a unit M, Y, W or D like 12M, 1Y, 2W or 30D, got {text!r}", field
+        )
+    count, unit = int(match.group(1)), match.group(2)
+    if count == 0:
+        raise WalkForwardError(f"{field}: a window must be at least 1 {unit} long, got {text!r}", field)
+    months = {"M": count, "Y": 12 * count}.get(unit, 0)
+    days = {"W": 7 * count, "D": count}.get(unit, 0)
+    return Span(months, days, text.strip())
 
 
 def add_months(ns: int, months: int) -> int:
@@ -90,25 +119,85 @@ def add_months(ns: int, months: int) -> int:
     return int(moved.timestamp()) * 10**9 + rest
 
 
-def plan_windows(start_ns: int, end_ns: int, train_months: int, test_months: int) -> list[Window]:
-    """The windows of the module docstring. Raises :class:`WalkForwardError` when ``[start, end)``
-    holds no train window followed by at least part of a test window."""
-    if train_months < 1 or test_months < 1:
-        raise WalkForwardError(f"window lengths must be >= 1 month, got {train_months} and {test_months}")
+def _offset(start_ns: int, steps: int, step: Span, plus: Span | None = None) -> int:
+    """``start + steps·step (+ plus)``, the months added at once (no day clipping carried over)."""
+    months = steps * step.months + (plus.months if plus else 0)
+    days = steps * step.days + (plus.days if plus else 0)
+    return add_months(start_ns, months) + days * DAY_NS
+
+
+def plan_windows(start_ns: int, end_ns: int, train: Span, test: Span) -> list[Window]:
+    """The windows of the module docstring. Raises :class:`WalkForwardError` with ``field``
+    ``train_window`` when the range is not longer than one train window, ``test_window`` when the
+    first test window does not fit whole before ``end_ns``."""
+    if train.months + train.days < 1 or test.months + test.days < 1:
+        raise WalkForwardError(f"window lengths must be positive, got {train} and {test}")
+    first_test = _offset(start_ns, 0, test, train)
+    if first_test >= end_ns:
+        raise WalkForwardError(
+            f"train_window {train.text or train}: the range {_day(start_ns)} .. {_day(end_ns)} is not "
+            "longer than one train window, so it leaves no test window",
+            "train_window",
+        )
+    if _offset(start_ns, 1, test, train) > end_ns:
+        raise WalkForwardError(
+            f"test_window {test.text or test}: the first test window, from {_day(first_test)}, ends "
+            f"after {_day(end_ns)}: the range holds fewer than one full train and test window",
+            "test_window",
+        )
     out: list[Window] = []
     while True:
         k = len(out)
-        train_start = add_months(start_ns, k * test_months)
-        test_start = add_months(start_ns, k * test_months + train_months)
+        test_start = _offset(start_ns, k, test, train)
         if test_start >= end_ns:
-            break
-        test_end = min(add_months(start_ns, (k + 1) * test_months + train_months), end_ns)
-        out.append(Window(k, train_start, test_start, test_start, test_end))
-    if not out:
-        raise WalkForwardError(
-            f"the range is shorter than one train window of {train_months} month(s) plus a test window"
-        )
+            return out
+        test_end = min(_offset(start_ns, k + 1, test, train), end_ns)
+        out.append(Window(k, _offset(start_ns, k, test), test_start, test_start, test_end))
+
+
+def _day(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M").removesuffix(" 00:00")
+
+
+def backtest_windows(
+    models: Sequence[LoadedModel],
+    strategy: Strategy,
+    bars: Mapping[str, Bars],
+    windows: Sequence[tuple[int, int]],
+    settings: BacktestSettings,
+    *,
+    on_window: Callable[[int], None] | None = None,
+) -> list[BacktestResult]:
+    """Test window k (``[start_ns, end_ns)``) backtested with ``models[k]`` on one symbol's ``bars``
+    (every timeframe, warm-up included: features are built over all of them, each at bar t from
+    bars up to t), starting flat, as :func:`stitch` wants them. A window's own permutation test is
+    skipped (the stitched backtest has one). ``on_window(k)`` after each window."""
+    if len(models) != len(windows):
+        raise WalkForwardError(f"{len(models)} model(s) for {len(windows)} window(s)")
+    base = bars[strategy.data.base_timeframe]
+    out = []
+    for k, (model, (lo, hi)) in enumerate(zip(models, windows, strict=True)):
+        probabilities = class_probabilities(model, strategy, bars)
+        window_settings = replace(settings, start_ns=lo, end_ns=hi, permutations=0)
+        out.append(backtest_probabilities(probabilities, strategy, base, window_settings))
+        if on_window is not None:
+            on_window(k)
     return out
+
+
+def window_summary(result: BacktestResult) -> dict[str, Any]:
+    """One test window's row of the walk-forward table: its bars, total return, Sharpe (None when
+    unbounded) and number of trades."""
+    return {
+        "range": {
+            "first": iso_minute(int(result.bars.time[0])),
+            "last": iso_minute(int(result.bars.time[-1])),
+            "bars": len(result.bars),
+        },
+        "total_return": result.metrics["total_return"],
+        "sharpe": result.metrics["sharpe"],
+        "trades": result.metrics["trades"],
+    }
 
 
 def stitch(results: Sequence[BacktestResult], settings: BacktestSettings) -> BacktestResult:
@@ -203,6 +292,9 @@ def walk_forward(
     """Train one model per window on its train window (every symbol of the strategy, from
     ``data``: symbol → timeframe → bars covering everything), backtest ``symbol`` on its test
     window, stitch. Models go to ``work_dir/window-NN`` (which must not exist)."""
+    from ktrdr.research.backtest.job import select_symbol_bars
+    from ktrdr.research.train import select_bars, train_on_bars
+
     strategy = loaded.strategy
 
     def read(sym: str, timeframe: str) -> tuple[Bars, str]:
