@@ -262,15 +262,24 @@ class BacktestKind:
             await dispatch.cancel_job(channel, job_id)
 
 
-def job_spec(params: dict[str, Any], symbol: str) -> dict[str, Any]:
-    """The ``backtest`` job spec of one symbol from the operation's params."""
+def job_spec(
+    params: dict[str, Any],
+    symbol: str,
+    *,
+    source: str = "",
+    start_ns: int | None = None,
+    windows: tuple[tuple[int, int], ...] = (),
+) -> dict[str, Any]:
+    """The ``backtest`` job spec of one symbol from an operation's params (a walk-forward's: its
+    ``source``, the first test window's ``start_ns`` and the test ``windows``)."""
     return job_wire.BacktestSpec(
         symbol=symbol,
-        start_ns=int(params["start_ns"]),
+        start_ns=int(params["start_ns"]) if start_ns is None else start_ns,
         end_ns=int(params["end_ns"]),
-        strategy_source=f"models/{params['strategy']}/versions/{params['version']}",
+        strategy_source=source or f"models/{params['strategy']}/versions/{params['version']}",
         fee_bps=params.get("fee_bps"),
         slippage_bps=params.get("slippage_bps"),
         initial_cash=float(params.get("initial_cash") or 100_000.0),
         position_size=params.get("position_size"),
+        windows=windows,
     ).to_struct_dict()

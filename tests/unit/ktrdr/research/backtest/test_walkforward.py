@@ -12,15 +12,8 @@ import numpy as np
 import pytest
 
 from ktrdr.research.backtest.engine import BacktestSettings, backtest_targets
-from ktrdr.research.backtest.walkforward import (
-    Span,
-    WalkForwardError,
-    add_months,
-    parse_span,
-    plan_windows,
-    stitch,
-    walk_forward,
-)
+from ktrdr.research.backtest.walkforward import stitch, walk_forward
+from ktrdr.research.backtest.windows import Span, WalkForwardError, add_months, parse_span, plan_windows
 from ktrdr.research.synthetic import gbm_bars, to_ns
 from ktrdr.research.trainer import TrainOptions
 from ktrdr.strategy import load_strategy_text
