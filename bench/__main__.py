@@ -29,6 +29,7 @@ ORDER = (
     "ib_pacing",
     "data_load",
     "train_daemon",
+    "walkforward",
 )
 
 

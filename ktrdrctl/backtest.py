@@ -5,6 +5,11 @@ step; Ctrl-C cancels). The summary prints, per symbol, each metric beside buy-an
 bars, the bootstrap intervals of Sharpe and total return, the permutation p-value against
 random-entry strategies, and the classifier's accuracy beside its baselines on the same period.
 ``--plot``/``--trades`` write the first symbol's PNG and trade list (GetBacktestArtifact).
+
+``--walk-forward`` (STRATEGY is then a strategy file): a ``backtest.walkforward`` operation
+(StartWalkForward) that trains a model per rolling ``--train-window`` and backtests each following
+``--test-window`` out of sample; the summary is the window table (train and test periods, model
+version, return, Sharpe, trades) and the stitched backtest as above.
 """
 
 from __future__ import annotations
@@ -15,10 +20,20 @@ from typing import Any
 
 import click
 
-from ktrdrctl.models import VERSION, resolve, write_atomically
-from ktrdrctl.strategies import TIME_FORMATS, utc_text
+from ktrdrctl import exits
+from ktrdrctl.models import resolve, version_ref, write_atomically
+from ktrdrctl.strategies import TIME_FORMATS, read_files, source, utc_text
 
 BACKTESTS = "ktrdr.daemon.v1.BacktestsService/"
+#: Request fields of StartBacktest/StartWalkForward → the flag that sets them (named in refusals).
+FLAGS = {
+    "train_window": "--train-window",
+    "test_window": "--test-window",
+    "start_time": "--start",
+    "end_time": "--end",
+    "settings.fee_bps": "--fees",
+    "settings.slippage_bps": "--slippage",
+}
 
 
 def _pct(x: Any) -> str:
@@ -62,11 +77,51 @@ def symbol_lines(symbol: str, r: dict[str, Any]) -> list[str]:
 def summary_lines(op: dict[str, Any]) -> list[str]:
     result = op.get("result") or {}
     report = result.get("report") or {}
-    lines = [f"model: {result.get('modelVersion', '-')}"]
+    lines = [f"model: {result.get('modelVersion') or result.get('model', '-')}"]
     for symbol in report.get("symbols", []):
         lines += symbol_lines(symbol, report["per_symbol"][symbol])
         lines += [f"warning: {w}" for w in report["per_symbol"][symbol].get("warnings", [])]
     return lines
+
+
+def window_lines(op: dict[str, Any]) -> list[str]:
+    """The walk-forward table: per window its train and test periods, model version and, per
+    symbol, the test window's return, Sharpe and trades."""
+    from ktrdrctl import render
+
+    result = op.get("result") or {}
+    report = result.get("report") or {}
+    windows = result.get("windows") or []
+    lines = [f"walk-forward of {result.get('model', '-')}: {len(windows)} windows, test windows stitched"]
+    for symbol in report.get("symbols", []):
+        rows = []
+        per_window = report["per_symbol"][symbol].get("windows") or []
+        for w, figures in zip(windows, per_window, strict=False):
+            rows.append(
+                [
+                    str(render.as_int(w.get("index"))),
+                    f"{w['trainStartTime'][:10]}..{w['trainEndTime'][:10]}",
+                    f"{w['testStartTime'][:10]}..{w['testEndTime'][:10]}",
+                    w.get("modelVersion", "").removeprefix("models/").replace("/versions/", "/")
+                    + (" (reused)" if w.get("reused") else ""),
+                    _pct(figures.get("total_return")),
+                    _num(figures.get("sharpe")),
+                    str(render.as_int(figures.get("trades"))),
+                ]
+            )
+        headers = ["WINDOW", "TRAIN", f"TEST ({symbol})", "MODEL", "RETURN", "SHARPE", "TRADES"]
+        lines += render.table(headers, rows).splitlines()
+    return lines
+
+
+def flagged(failure: exits.CliFailure) -> exits.CliFailure:
+    """``failure`` with the flag named beside the request field it names (``train_window`` →
+    ``--train-window``)."""
+    text = failure.format_message()
+    named = [flag for field, flag in FLAGS.items() if f"{field}:" in text or f"{field} " in text]
+    if not named:
+        return failure
+    return exits.CliFailure(f"{text}\n  flag: {named[0]}", failure.exit_code)
 
 
 def version_name(ref: tuple[str, str]) -> tuple[str, str]:
@@ -83,9 +138,9 @@ def fetch(session: Any, name: str, artifact: str, path: str) -> int:
 
 
 @click.command()
-@click.argument("model", type=VERSION, metavar="STRATEGY[@VERSION|@ALIAS]")
+@click.argument("model", metavar="STRATEGY[@VERSION|@ALIAS]|STRATEGY.yaml")
 @click.option("--start", "start", type=click.DateTime(TIME_FORMATS), required=True, metavar="TIME",
-              help="First bar of the period (UTC).")  # fmt: skip
+              help="First bar of the period (UTC); with --walk-forward, where the first train window starts.")  # fmt: skip
 @click.option("--end", "end", type=click.DateTime(TIME_FORMATS), required=True, metavar="TIME",
               help="End of the period, exclusive (UTC).")  # fmt: skip
 @click.option(
@@ -95,6 +150,11 @@ def fetch(session: Any, name: str, artifact: str, path: str) -> int:
     "--fees", type=float, metavar="BP", help="Fee per fill in basis points (default: the asset class's)."
 )
 @click.option("--slippage", type=float, metavar="BP", help="Slippage per fill in basis points (default: the asset class's).")  # fmt: skip
+@click.option("--walk-forward", "walk_forward", is_flag=True,
+              help="Train STRATEGY.yaml on each rolling train window and backtest the following test window out of sample; one stitched result.")  # fmt: skip
+@click.option("--train-window", metavar="LEN", help="Walk-forward train window: 12M, 1Y, 2W, 30D (months, years, weeks, days).")  # fmt: skip
+@click.option("--test-window", metavar="LEN", help="Walk-forward test window (and step), e.g. 1M.")  # fmt: skip
+@click.option("--seed", type=int, help="Walk-forward training seed (default: the strategy's).")
 @click.option("--plot", "plot_file", metavar="FILE.png", help="Write the equity/drawdown/trades plot here.")
 @click.option("--trades", "trades_file", metavar="FILE.csv", help="Write the trade list here.")
 @click.option("--request-id", default="", help="Idempotency key: the same key returns the same operation.")
@@ -102,18 +162,24 @@ def fetch(session: Any, name: str, artifact: str, path: str) -> int:
 @click.pass_context
 def backtest(
     ctx: click.Context,
-    model: tuple[str, str],
+    model: str,
     start: datetime,
     end: datetime,
     symbols: tuple[str, ...],
     fees: float | None,
     slippage: float | None,
+    walk_forward: bool,
+    train_window: str | None,
+    test_window: str | None,
+    seed: int | None,
     plot_file: str | None,
     trades_file: str | None,
     request_id: str,
     as_json: bool,
 ) -> None:
-    """Backtest a model version (newest when none is named) through the daemon (docs/backtesting.md).
+    """Backtest a model version (newest when none is named) through the daemon; with
+    --walk-forward, retrain STRATEGY.yaml on rolling windows and backtest each out of sample
+    (docs/backtesting.md).
 
     Exit 0 when it succeeded; 1 when it failed or was cancelled.
     """
@@ -126,15 +192,39 @@ def backtest(
         settings["feeBps"] = fees
     if slippage is not None:
         settings["slippageBps"] = slippage
-    request = {
-        "modelVersion": resolve(session, version_name(model)),
-        "symbols": list(symbols),
-        "startTime": utc_text(start),
-        "endTime": utc_text(end),
-        "settings": settings,
-        "requestId": request_id,
-    }
-    response = session.call(BACKTESTS + "StartBacktest", request)
+    period = {"symbols": list(symbols), "startTime": utc_text(start), "endTime": utc_text(end)}
+    if walk_forward:
+        for flag, value in (("--train-window", train_window), ("--test-window", test_window)):
+            if not value:
+                raise click.UsageError(f"--walk-forward needs {flag} (e.g. 12M, 1M, 2W or 30D)")
+        [(file_name, text)] = read_files((model,))
+        request = {
+            "strategy": source(file_name, text),
+            **period,
+            "trainWindow": train_window,
+            "testWindow": test_window,
+            "settings": settings,
+            "requestId": request_id,
+        }
+        if seed is not None:
+            request["seed"] = str(seed)
+        method = "StartWalkForward"
+    else:
+        given = {"--train-window": train_window, "--test-window": test_window, "--seed": seed}
+        for flag in (f for f, value in given.items() if value is not None):
+            raise click.UsageError(f"{flag} is for --walk-forward")
+        ref = version_name(version_ref(model))
+        request = {
+            "modelVersion": resolve(session, ref),
+            **period,
+            "settings": settings,
+            "requestId": request_id,
+        }
+        method = "StartBacktest"
+    try:
+        response = session.call(BACKTESTS + method, request)
+    except exits.CliFailure as failure:
+        raise flagged(failure) from None
     op = response["operation"]
     name = op["name"]
     if as_json:
@@ -144,7 +234,7 @@ def backtest(
     final = follow(session, name, as_json, int(op.get("lastSeq", 0) or 0))
     if render_state(final) == "SUCCEEDED":
         if not as_json:
-            for line in summary_lines(final):
+            for line in (window_lines(final) if walk_forward else []) + summary_lines(final):
                 click.echo(line)
         for path, artifact in ((plot_file, "plot.png"), (trades_file, "trades.csv")):
             if path:

@@ -173,42 +173,24 @@ def show(ctx: click.Context, version: tuple[str, str], plot_file: str | None, as
 @json_option
 @click.pass_context
 def compare(ctx: click.Context, versions: tuple[tuple[str, str], ...], as_json: bool) -> None:
-    """Compare versions: key metrics side by side (e.g. compare nmr/1 nmr/2 nmr@champion)."""
+    """Compare versions: key metrics side by side (e.g. compare nmr/1 nmr/2 nmr@champion), with each
+    version's newest backtest and the deflated Sharpe ratio of the best backtested one."""
     from ktrdrctl import modelview
     from ktrdrctl.cli import print_json, session_of
 
     session = session_of(ctx)
-    found = []
-    for ref in versions:
-        response = session.call(MODELS + "GetModelVersion", {"name": resolve(session, ref)})
-        if as_json:
-            print_json(response)
-        found.append(response.get("version", {}))
-    if not as_json:
-        backtests = latest_backtests(session, {v.get("name", "") for v in found})
-        click.echo(modelview.compare_table(found, backtests))
-        line = modelview.deflated_line(found, backtests)
-        if line:
-            click.echo(line)
-
-
-def latest_backtests(session: Session, names: set[str]) -> dict[str, dict[str, Any]]:
-    """Version name → the result of its newest succeeded ``backtest`` operation, for ``names``."""
-    out: dict[str, dict[str, Any]] = {}
-    token = ""
-    while True:
-        request: dict[str, Any] = {"filter": {"kind": "backtest"}, "pageSize": 1000}
-        if token:
-            request["pageToken"] = token
-        response = session.call("ktrdr.daemon.v1.OperationsService/ListOperations", request)
-        for op in response.get("operations", []):
-            result = op.get("result") or {}
-            version = result.get("modelVersion", "")
-            if op.get("state") == "OPERATION_STATE_SUCCEEDED" and version in names and version not in out:
-                out[version] = result
-        token = response.get("nextPageToken", "")
-        if not token or len(out) == len(names):
-            return out
+    response = session.call(
+        MODELS + "CompareModelVersions", {"names": [resolve(session, ref) for ref in versions]}
+    )
+    if as_json:
+        print_json(response)
+        return
+    found = response.get("versions", [])
+    backtests = {b["version"]: b["result"] for b in response.get("backtests", []) if b.get("result")}
+    click.echo(modelview.compare_table(found, backtests))
+    line = modelview.deflated_line(found, response.get("deflatedSharpe") or {})
+    if line:
+        click.echo(line)
 
 
 @models.command()

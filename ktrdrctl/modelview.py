@@ -288,21 +288,20 @@ def compare_table(versions: list[dict[str, Any]], backtests: dict[str, dict[str,
     return render.table(["METRIC", *(short_name(v) for v in versions)], rows)
 
 
-def deflated_line(versions: list[dict[str, Any]], backtests: dict[str, dict[str, Any]]) -> str:
-    """The deflated Sharpe ratio (Bailey & López de Prado) of the best backtested version among the
-    compared ones, or "" when fewer than two have a backtest."""
-    from ktrdr.research.backtest.deflated import DeflatedSharpeError, deflated_best
-
-    tried = [(v, backtests[v.get("name", "")]) for v in versions if v.get("name", "") in backtests]
-    if len(tried) < 2:
+def deflated_line(versions: list[dict[str, Any]], deflated: dict[str, Any]) -> str:
+    """The daemon's deflated Sharpe ratio (``DeflatedSharpe``) of the best backtested version among
+    the compared ones as one line, or "" when fewer than two have a backtest (nothing was selected)."""
+    trials = render.as_int(deflated.get("trials"))
+    if trials < 2:
         return ""
-    try:
-        best = deflated_best([r["metrics"] for _v, r in tried])
-    except (DeflatedSharpeError, KeyError) as exc:
-        return f"deflated Sharpe ratio: n/a ({exc})"
-    name = short_name(tried[best["best"]][0])
+    if deflated.get("unavailableReason"):
+        return f"deflated Sharpe ratio: n/a ({deflated['unavailableReason']})"
+    best = deflated.get("bestVersion", "")
+    name = next((short_name(v) for v in versions if v.get("name") == best), best)
     return (
-        f"deflated Sharpe ratio of the best, {name} (Sharpe {best['sharpe']:.2f} among {best['trials']} "
-        f"backtested versions; {best['trials']} skill-less trials would reach {best['expected_max_sharpe']:.2f}): "
-        f"{best['deflated_sharpe_ratio']:.3f} (the probability that its true Sharpe ratio is above that)"
+        f"deflated Sharpe ratio of the best, {name} (Sharpe {number(deflated.get('sharpe', 0.0), '.2f')} among "
+        f"{trials} backtested versions; {trials} skill-less trials would reach "
+        f"{number(deflated.get('expectedMaxSharpe', 0.0), '.2f')}): "
+        f"{number(deflated.get('deflatedSharpeRatio', 0.0), '.3f')} (the probability that its true "
+        "Sharpe ratio is above that)"
     )

@@ -217,7 +217,7 @@ class Daemon:
             grpc_max_concurrent_rpcs=config["grpc_max_concurrent_rpcs"],
             grpc_max_streams=config["grpc_max_streams"],
             data_service=data_service,
-            models_service=ModelsService(self.models),
+            models_service=ModelsService(self.models, core),
             training_service=training.service,
             backtests_service=backtests,
             resumers=training.resumers,

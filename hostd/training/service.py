@@ -163,8 +163,11 @@ class TrainingHostService:
         spec_dict = json_format.MessageToDict(request.spec)
         module = backtest_wire if kind == backtest_wire.KIND else wire
         try:
-            module.parse_spec(spec_dict)
-            module.check_roles(i.role for i in request.inputs)
+            parsed = module.parse_spec(spec_dict)
+            if isinstance(parsed, backtest_wire.BacktestSpec):
+                backtest_wire.check_roles((i.role for i in request.inputs), len(parsed.windows))
+            else:
+                wire.check_roles(i.role for i in request.inputs)
         except wire.JobSpecError as exc:
             key = exc.key if exc.key == "inputs" else f"spec.{exc.key}"
             raise invalid_argument(key, exc.description) from None
@@ -208,8 +211,9 @@ class TrainingHostService:
             source = spec_dict.get("strategy_source", "strategy")
             path = Path(self.blobs.path(by_role[wire.ROLE_STRATEGY]))
             strategy = await asyncio.to_thread(_strategy_input, path, source)
-        else:  # a backtest with the strategy its model was trained with
-            path = Path(self.blobs.path(by_role[backtest_wire.MODEL_PREFIX + "strategy.json"]))
+        else:  # a backtest with the strategy its (first) model was trained with
+            [first, *_] = backtest_wire.model_roles(len(backtest_wire.parse_spec(spec_dict).windows))
+            path = Path(self.blobs.path(by_role[first[backtest_wire.MODEL_FILES.index("strategy.json")]]))
             strategy = await asyncio.to_thread(_model_strategy, path)
         data = strategy.data
         if kind == backtest_wire.KIND:
@@ -220,8 +224,11 @@ class TrainingHostService:
         if absent:
             raise invalid_argument("inputs", f"the strategy needs input(s) {', '.join(absent)}")
         if kind == backtest_wire.KIND:
-            spec_path = self.blobs.path(by_role[backtest_wire.MODEL_PREFIX + "feature_spec.json"])
-            await asyncio.to_thread(_check_feature_spec, strategy, Path(spec_path))
+            windows = len(backtest_wire.parse_spec(spec_dict).windows)
+            where = backtest_wire.MODEL_FILES.index("feature_spec.json")
+            for model in backtest_wire.model_roles(windows):  # each window's model
+                spec_path = self.blobs.path(by_role[model[where]])
+                await asyncio.to_thread(_check_feature_spec, strategy, Path(spec_path))
 
     async def WatchJob(self, request: pb.WatchJobRequest, call: Call) -> AsyncIterator[pb.WatchJobResponse]:
         job = self._job(request.job_id)

@@ -169,12 +169,18 @@ def run_job(order: dict[str, Any], conn: Connection, stop: _Stop, threads: int) 
 def run_backtest_job(order: dict[str, Any], conn: Connection, stop: _Stop) -> None:
     """Run one backtest job (:mod:`ktrdr.jobs.backtest`) with
     :func:`ktrdr.research.backtest.job.run_backtest`; the model files are linked into
-    ``job_dir/model-in`` under their own names; without a ``strategy`` input the model's own
+    ``job_dir/model-in`` under their own names (a walk-forward's window k's into ``model-in/<k>/``); without a ``strategy`` input the model's own
     strategy decides. Inference runs on the CPU (a forward pass of a
     small network over the period's bars)."""
     from ktrdr.jobs import backtest as wire
     from ktrdr.jobs.train import ROLE_STRATEGY, read_bars_blob
-    from ktrdr.research.backtest.job import STEPS, Cancelled, model_strategy, run_backtest, select_symbol_bars
+    from ktrdr.research.backtest.job import (
+        Cancelled,
+        model_strategy,
+        run_backtest,
+        select_symbol_bars,
+        steps_of,
+    )
     from ktrdr.research.features import FeatureSpecMismatch
     from ktrdr.strategy import StrategyError, load_strategy_text
 
@@ -183,10 +189,10 @@ def run_backtest_job(order: dict[str, Any], conn: Connection, stop: _Stop) -> No
     inputs: dict[str, str] = order["inputs"]
     try:
         spec = wire.parse_spec(order["spec"])
-        model_dir = job_dir / "model-in"
-        model_dir.mkdir(parents=True, exist_ok=True)
-        for role in wire.MODEL_ROLES:
+        model_dir = job_dir / "model-in"  # a walk-forward's: model-in/<k>/ per window
+        for role in (r for model in wire.model_roles(len(spec.windows)) for r in model):
             link = model_dir / role.removeprefix(wire.MODEL_PREFIX)
+            link.parent.mkdir(parents=True, exist_ok=True)
             if not link.exists():
                 link.symlink_to(inputs[role])
         if ROLE_STRATEGY in inputs:
@@ -194,7 +200,8 @@ def run_backtest_job(order: dict[str, Any], conn: Connection, stop: _Stop) -> No
             loaded = load_strategy_text(text, source=spec.strategy_source)
             strategy, warnings = loaded.strategy, [str(w) for w in loaded.warnings]
         else:
-            strategy, warnings = model_strategy(model_dir), []
+            first = model_dir / "0" if spec.windows else model_dir
+            strategy, warnings = model_strategy(first), []
 
         def read(symbol: str, timeframe: str) -> tuple[Any, str]:
             role = wire.bars_role(symbol, timeframe)
@@ -209,7 +216,7 @@ def run_backtest_job(order: dict[str, Any], conn: Connection, stop: _Stop) -> No
 
     def step(current: int, name: str) -> None:
         conn.send(("stage", name))
-        conn.send(("step", {"current": current, "total": len(STEPS), "name": name}))
+        conn.send(("step", {"current": current, "total": len(steps_of(spec)), "name": name}))
 
     try:
         result = run_backtest(

@@ -22,6 +22,10 @@ trades, equity curve, plot and metrics, and the jobs run in parallel on the host
   strategy's ``decisions.position_size``.
 * ``direction`` (optional): ``long_only`` or ``long_short``; default the strategy's.
 * ``permutations`` (int ≥ 0, default 1000) and ``seed`` (int ≥ 0, default 0): the permutation test.
+* ``windows`` (optional, a walk-forward): the test windows ``[{"start_ns", "end_ns"}, …]`` (decimal
+  strings), contiguous, the first starting at ``start_ns`` and the last ending at ``end_ns``, at
+  most :data:`MAX_WINDOWS`. Window k is backtested with model k (inputs ``model/<k>/<FILE>``) and
+  the windows are stitched into one backtest (:func:`ktrdr.research.backtest.walkforward.stitch`).
 
 **Inputs** (``JobInput.role`` → a content-addressed blob):
 
@@ -30,7 +34,9 @@ trades, equity curve, plot and metrics, and the jobs run in parallel on the host
   ``strategy.json``). Either way its feature builder must produce the model's feature spec exactly
   (else the job is refused, reason ``FEATURE_SPEC_MISMATCH``) and its ``decisions`` section decides.
 * ``model/<FILE>``: each file of the model directory (:data:`MODEL_ROLES`, the
-  :mod:`ktrdr.research.artifacts` format a registry version stores), all required.
+  :mod:`ktrdr.research.artifacts` format a registry version stores), all required; with
+  ``windows``, ``model/<k>/<FILE>`` for every window k instead (:func:`model_roles`). Every model
+  must have the strategy's feature spec.
 * ``bars/<SYMBOL>/<TF>``: as for the train job (:func:`ktrdr.jobs.train.bars_to_parquet`), one per
   timeframe of the strategy for ``symbol``; bars before ``start_ns`` warm the features up.
 
@@ -41,7 +47,9 @@ simulated bar), ``plot.png`` (equity vs buy-and-hold, trades, drawdown).
 **Result** (``Job.result``): :data:`RESULT_KEYS`: ``metrics`` is the backtest metric set
 (docs/backtesting.md) with ``uncertainty`` and ``costs``; ``classifier`` the model's
 classification metrics on the same bars (accuracy beside the majority and persistence baselines,
-as in training's evaluation).
+as in training's evaluation). With ``windows``, all of it is the stitched backtest's, and
+``windows`` adds per test window its ``range`` (first, last, bars), ``total_return``, ``sharpe``
+(null when unbounded) and ``trades``.
 """
 
 from __future__ import annotations
@@ -121,7 +129,10 @@ SPEC_KEYS = (
     "direction",
     "permutations",
     "seed",
+    "windows",
 )
+#: Most test windows one walk-forward job takes.
+MAX_WINDOWS = 1000
 CALENDARS = ("XNYS", "forex", "crypto")
 DIRECTIONS = ("long_only", "long_short")
 _SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
@@ -143,6 +154,8 @@ class BacktestSpec:
     direction: str | None = None
     permutations: int = 1000
     seed: int = 0
+    #: Walk-forward test windows ``(start_ns, end_ns)``; empty = one plain backtest.
+    windows: tuple[tuple[int, int], ...] = ()
 
     def to_struct_dict(self) -> dict[str, Any]:
         """The spec as Struct-safe data (what :func:`parse_spec` reads back); None values left out."""
@@ -159,6 +172,8 @@ class BacktestSpec:
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.windows:
+            out["windows"] = [{"start_ns": str(lo), "end_ns": str(hi)} for lo, hi in self.windows]
         return out
 
 
@@ -214,12 +229,50 @@ def parse_spec(spec: Mapping[str, Any]) -> BacktestSpec:
         direction=optional("direction", lambda k, v: _choice(k, v, DIRECTIONS)),
         permutations=spec_int("permutations", spec.get("permutations", 1000), minimum=0),
         seed=spec_int("seed", spec.get("seed", 0), minimum=0),
+        windows=_windows(spec.get("windows"), start, end),
     )
 
 
-def check_roles(roles: Iterable[str]) -> None:
-    """Every role known and given once; every model file present (``strategy`` is optional).
-    Raises :class:`JobSpecError` (key ``inputs``)."""
+def _windows(value: Any, start_ns: int, end_ns: int) -> tuple[tuple[int, int], ...]:
+    """The ``windows`` of the module docstring, checked (JobSpecError naming ``windows[k]``)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_WINDOWS:
+        raise JobSpecError("windows", f"expected a list of 1 to {MAX_WINDOWS} windows, got {value!r}")
+    out: list[tuple[int, int]] = []
+    cursor = start_ns
+    for k, window in enumerate(value):
+        key = f"windows[{k}]"
+        if not isinstance(window, Mapping):
+            raise JobSpecError(key, f"expected an object with start_ns and end_ns, got {window!r}")
+        refuse_unknown(key, window, ("start_ns", "end_ns"))
+        lo = spec_int(f"{key}.start_ns", window.get("start_ns"))
+        hi = spec_int(f"{key}.end_ns", window.get("end_ns"))
+        if lo != cursor:
+            raise JobSpecError(
+                f"{key}.start_ns", f"must be {cursor} (where the previous window ends), got {lo}"
+            )
+        if hi <= lo:
+            raise JobSpecError(f"{key}.end_ns", f"must be after its start_ns ({lo}), got {hi}")
+        out.append((lo, hi))
+        cursor = hi
+    if cursor != end_ns:
+        raise JobSpecError("windows", f"the last window must end at end_ns ({end_ns}), got {cursor}")
+    return tuple(out)
+
+
+def model_roles(windows: int = 0) -> list[tuple[str, ...]]:
+    """The model input roles, per model: :data:`MODEL_ROLES` for a plain backtest, or
+    ``model/<k>/<FILE>`` for each of ``windows`` walk-forward windows."""
+    if not windows:
+        return [MODEL_ROLES]
+    return [tuple(f"{MODEL_PREFIX}{k}/{name}" for name in MODEL_FILES) for k in range(windows)]
+
+
+def check_roles(roles: Iterable[str], windows: int = 0) -> None:
+    """Every role known and given once; every model file present (:func:`model_roles` of
+    ``windows``; ``strategy`` is optional). Raises :class:`JobSpecError` (key ``inputs``)."""
+    wanted = [role for model in model_roles(windows) for role in model]
     seen: set[str] = set()
     for role in roles:
         if role in seen:
@@ -227,12 +280,12 @@ def check_roles(roles: Iterable[str]) -> None:
         seen.add(role)
         if role.startswith(BARS_PREFIX):
             parse_bars_role(role)
-        elif role != ROLE_STRATEGY and role not in MODEL_ROLES:
+        elif role != ROLE_STRATEGY and role not in wanted:
+            known = ", ".join(MODEL_ROLES) if not windows else f"model/<0..{windows - 1}>/<FILE>"
             raise JobSpecError(
-                "inputs",
-                f"unknown role {role!r}; known: strategy, {', '.join(MODEL_ROLES)}, bars/<SYMBOL>/<TF>",
+                "inputs", f"unknown role {role!r}; known: strategy, {known}, bars/<SYMBOL>/<TF>"
             )
-    absent = [r for r in MODEL_ROLES if r not in seen]
+    absent = [r for r in wanted if r not in seen]
     if absent:
         raise JobSpecError("inputs", f"required input(s) missing: {', '.join(absent)}")
 

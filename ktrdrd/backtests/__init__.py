@@ -1,13 +1,15 @@
 """Backtests through the daemon: the ``backtest`` operation kind (:mod:`.kind`), which runs one
-``JOB_KIND_BACKTEST`` job per symbol on the training hosts, and ``BacktestsService`` (:mod:`.service`).
-:func:`install` wires them (after the training kinds: it shares their host pool)."""
+``JOB_KIND_BACKTEST`` job per symbol on the training hosts, the ``backtest.walkforward`` kind
+(:mod:`.walkforward`: ``train`` children per window, then stitched backtest jobs), and
+``BacktestsService`` (:mod:`.service`). :func:`install` wires them (after the training kinds: it
+shares their host pool)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ktrdrd.backtests import kind
+from ktrdrd.backtests import kind, walkforward
 from ktrdrd.backtests.service import BacktestsService
 from ktrdrd.hostjobs.pool import HostPool
 from ktrdrd.operations import OperationsCore
@@ -36,4 +38,5 @@ def install(
         )
     )
     core.register_kind(kind.KIND, handler)
+    core.register_kind(walkforward.KIND, walkforward.WalkForwardKind(core, handler))
     return BacktestsService(core, models, handler, has_hosts=has_hosts)

@@ -1,4 +1,4 @@
-"""The ``backtest`` operation kind: ``data`` → per symbol ``dispatch`` + ``backtest`` → ``collect``.
+"""The ``backtest`` operation kind: ``data`` → ``backtest`` (every symbol's job at once).
 
 Params (made by :mod:`.service`): ``strategy``, ``version`` (the resolved model version),
 ``symbols`` (empty = the model's), ``start_ns``/``end_ns`` (decimal strings), ``fee_bps``,
@@ -8,12 +8,15 @@ Params (made by :mod:`.service`): ``strategy``, ``version`` (the resolved model 
   (every timeframe, warm-up before the start included, per symbol); each must be complete in the
   bar cache (:func:`ktrdrd.training.kind.ensure_bars`: loaded through the IB host, or
   FAILED_PRECONDITION ``DATA_MISSING`` naming the missing ranges).
-- per symbol, one ``JOB_KIND_BACKTEST`` job (:mod:`ktrdr.jobs.backtest`) on a training host
-  (:class:`~ktrdrd.hostjobs.pool.HostPool`), job id ``<operation id>.<SYMBOL>``: the model's files
-  and that symbol's bars uploaded where the host lacks them, the job's steps as the operation's
-  progress. A host that refuses (a feature spec the code no longer builds: FAILED_PRECONDITION
-  ``FEATURE_SPEC_MISMATCH``) or a job that fails fails the operation with the host's code.
-- ``collect``: each job's artifacts kept with the operation under
+- ``backtest``: per symbol, one ``JOB_KIND_BACKTEST`` job (:mod:`ktrdr.jobs.backtest`), job id
+  ``<operation id>.<SYMBOL>``, all submitted together (:meth:`BacktestKind.run_jobs`): the host pool
+  (:class:`~ktrdrd.hostjobs.pool.HostPool`) places them as slots are free, so they run in parallel
+  up to the hosts' capacity. The model's files and the symbol's bars are uploaded where the host
+  lacks them; the progress is the mean of the jobs' step fractions, each message naming its
+  symbol; each job's start and end are journaled as messages. A host that refuses (a feature spec
+  the code no longer builds: FAILED_PRECONDITION ``FEATURE_SPEC_MISMATCH``) or a job that fails
+  fails the operation with the host's code and cancels the other jobs; a cancel of the operation
+  cancels them all. Each job's artifacts are kept with the operation under
   ``<state>/backtests/<operation id>/<SYMBOL>/`` (:meth:`BacktestKind.artifact_path`); the result a
   ``BacktestResult``.
 
@@ -40,7 +43,7 @@ from ktrdr.jobs import train as train_wire
 from ktrdr.rpc.errors import ApiError
 from ktrdr.wire import NAME_PREFIX, StatusCode
 from ktrdrd.hostjobs import dispatch
-from ktrdrd.hostjobs.pool import HostPool
+from ktrdrd.hostjobs.pool import HostPool, Slot
 from ktrdrd.operations import Interrupted, OperationContext
 from ktrdrd.training import prepare as prep
 from ktrdrd.training.kind import CancelledByUser, Loader, bar_blobs_of, ensure_bars, until_cancelled
@@ -128,13 +131,11 @@ class BacktestKind:
         files = await asyncio.to_thread(
             lambda: {job_wire.MODEL_PREFIX + n: (model_dir / n).read_bytes() for n in train_wire.MODEL_FILES}
         )
-        results = {}
-        for k, symbol in enumerate(symbols):
-            blobs = {**files, **await bar_blobs_of(self.deps.cache_of, reqs[symbol])}
-            job = await self._job(ctx, f"{op_id}.{symbol}", job_spec(p, symbol), blobs, k, len(symbols))
-            if job is None:
-                return None
-            results[symbol] = json_format.MessageToDict(job.result)
+        blobs = {s: {**files, **await bar_blobs_of(self.deps.cache_of, reqs[s])} for s in symbols}
+        jobs = await self.run_jobs(ctx, {s: (f"{op_id}.{s}", job_spec(p, s), blobs[s]) for s in symbols})
+        if jobs is None:
+            return None
+        results = {s: json_format.MessageToDict(jobs[s].result) for s in symbols}
         return {
             "@type": RESULT_TYPE,
             "modelVersion": f"models/{p['strategy']}/versions/{p['version']}",
@@ -142,33 +143,61 @@ class BacktestKind:
             "report": {"symbols": symbols, "per_symbol": results},
         }
 
+    async def run_jobs(
+        self, ctx: OperationContext, jobs: dict[str, tuple[str, dict[str, Any], dict[str, bytes]]]
+    ) -> dict[str, Any] | None:
+        """Run every job at once (label → (job id, spec, input blobs)), each placed by the host pool
+        as slots free up, and keep their artifacts. The operation's progress is the mean of the
+        jobs' fractions, its messages name the label. Returns label → the host's final job, or None
+        when the operation was cancelled; a job that fails fails the operation (ApiError) and the
+        others are cancelled on their hosts."""
+        await ctx.set_stage("backtest")
+        fractions = dict.fromkeys(jobs, 0.0)
+
+        def advance(label: str, fraction: float, note: str) -> None:
+            fractions[label] = fraction
+            total = sum(fractions.values()) / len(fractions)
+            asyncio.get_running_loop().create_task(ctx.progress(fraction=total, message=f"{label}: {note}"))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = {
+                    label: group.create_task(self._job(ctx, label, job_id, spec, blobs, advance))
+                    for label, (job_id, spec, blobs) in jobs.items()
+                }
+        except BaseExceptionGroup as failed:
+            first = next(e for e in failed.exceptions if not isinstance(e, asyncio.CancelledError))
+            if isinstance(first, CancelledByUser):
+                return None
+            raise first from None
+        done = {label: task.result() for label, task in tasks.items()}
+        return None if any(job is None for job in done.values()) else done
+
     async def _job(
         self,
         ctx: OperationContext,
+        label: str,
         job_id: str,
         spec: dict[str, Any],
         blobs: dict[str, bytes],
-        k: int,
-        n: int,
+        advance: Callable[[str, float, str], None],
     ) -> Any:
-        """One symbol's job: placed, started, followed (progress k/n..(k+1)/n), its artifacts kept.
+        """One job: placed, started, followed, its artifacts kept under ``<operation>/<label>/``.
         The host's final job when it succeeded; None when the operation was cancelled."""
-        await ctx.set_stage("dispatch")
 
         def waiting(note: str) -> None:
-            asyncio.get_running_loop().create_task(ctx.progress(message=note))
+            advance(label, 0.0, note)
 
-        slot = await until_cancelled(ctx, self.deps.pool.acquire(waiting, ctx.params.get("host", "")))
+        slot = await self._acquire(ctx, waiting)
         try:
-            await ctx.message(f"{spec['symbol']}: backtest job {job_id} on training host {slot.host!r}")
+            await ctx.message(f"{label}: backtest job {job_id} started on training host {slot.host!r}")
             try:
                 refs = await until_cancelled(ctx, dispatch.upload_missing(slot.channel, blobs))
                 await dispatch.start_job(
                     slot.channel,
                     dispatch.JobSpec(job_id, hpb.JOB_KIND_BACKTEST, spec, refs, {"operation": ctx.name}),
                 )
-                await ctx.set_stage("backtest")
-                job = await self._follow(ctx, slot.channel, job_id, k, n)
+                job = await self._follow(ctx, slot.channel, job_id, lambda f, note: advance(label, f, note))
             except dispatch.HostLost as exc:
                 raise Interrupted(f"training host {slot.host!r} lost during the backtest: {exc}") from None
             if job.state == hpb.JOB_STATE_CANCELLED or ctx.cancelled.is_set():
@@ -176,55 +205,81 @@ class BacktestKind:
             if job.state != hpb.JOB_STATE_SUCCEEDED:
                 raise ApiError(
                     StatusCode(job.error.code or StatusCode.INTERNAL),
-                    f"the backtest of {spec['symbol']} failed on host {slot.host!r}: {job.error.message}",
+                    f"the backtest of {label} failed on host {slot.host!r}: {job.error.message}",
                     "BACKTEST_FAILED",
                 )
-            await ctx.set_stage("collect")
-            out = self.deps.artifacts / ctx.name.removeprefix(NAME_PREFIX) / spec["symbol"]
+            out = self.deps.artifacts / ctx.name.removeprefix(NAME_PREFIX) / label
             await asyncio.to_thread(shutil.rmtree, out, True)
             await asyncio.to_thread(out.mkdir, parents=True)
             for name in job_wire.ARTIFACTS:
                 await dispatch.download_artifact(slot.channel, job_id, name, out / name)
+            await ctx.message(f"{label}: backtest job {job_id} done")
             return job
         finally:
             self.deps.pool.release(slot)
 
-    async def _follow(self, ctx: OperationContext, channel: Any, job_id: str, k: int, n: int) -> Any:
-        """The job's steps as the operation's progress until it is done; a cancel of the operation
-        cancels the job."""
+    async def _follow(
+        self, ctx: OperationContext, channel: Any, job_id: str, advance: Callable[[float, str], None]
+    ) -> Any:
+        """The job's steps through ``advance(fraction, message)`` until it is done; a cancel of the
+        operation, or of this task (another job failed), cancels the job on its host."""
 
         def on_event(event: hpb.JobEvent) -> None:
-            pr = event.progress
-            if pr.total:
-                asyncio.get_running_loop().create_task(
-                    ctx.progress(
-                        fraction=(k + pr.fraction) / n, message=f"{job_id.rsplit('.', 1)[-1]}: {pr.message}"
-                    )
-                )
+            if event.progress.total:
+                advance(event.progress.fraction, event.progress.message)
 
         follow = asyncio.ensure_future(dispatch.follow_job(channel, job_id, 0, on_event))
         cancel = asyncio.ensure_future(ctx.cancelled.wait())
         try:
             await asyncio.wait({follow, cancel}, return_when=asyncio.FIRST_COMPLETED)
             if not follow.done():
-                with contextlib.suppress(dispatch.HostLost, ApiError):
-                    await dispatch.cancel_job(channel, job_id)
+                await self._cancel_job(channel, job_id)
             return await follow
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel_job(channel, job_id))
+            raise
         finally:
             cancel.cancel()
             if not follow.done():
                 follow.cancel()
 
+    async def _acquire(self, ctx: OperationContext, waiting: Callable[[str], None]) -> Slot:
+        """A slot for one job (CancelledByUser once the operation is cancelled); when this task is
+        cancelled (another job failed) the request leaves the queue, or a slot granted meanwhile
+        is released."""
+        acquiring = asyncio.ensure_future(self.deps.pool.acquire(waiting, ctx.params.get("host", "")))
+        try:
+            return await until_cancelled(ctx, acquiring)
+        except asyncio.CancelledError:
+            if acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None:
+                self.deps.pool.release(acquiring.result())
+            acquiring.cancel()
+            raise
 
-def job_spec(params: dict[str, Any], symbol: str) -> dict[str, Any]:
-    """The ``backtest`` job spec of one symbol from the operation's params."""
+    @staticmethod
+    async def _cancel_job(channel: Any, job_id: str) -> None:
+        with contextlib.suppress(dispatch.HostLost, ApiError):
+            await dispatch.cancel_job(channel, job_id)
+
+
+def job_spec(
+    params: dict[str, Any],
+    symbol: str,
+    *,
+    source: str = "",
+    start_ns: int | None = None,
+    windows: tuple[tuple[int, int], ...] = (),
+) -> dict[str, Any]:
+    """The ``backtest`` job spec of one symbol from an operation's params (a walk-forward's: its
+    ``source``, the first test window's ``start_ns`` and the test ``windows``)."""
     return job_wire.BacktestSpec(
         symbol=symbol,
-        start_ns=int(params["start_ns"]),
+        start_ns=int(params["start_ns"]) if start_ns is None else start_ns,
         end_ns=int(params["end_ns"]),
-        strategy_source=f"models/{params['strategy']}/versions/{params['version']}",
+        strategy_source=source or f"models/{params['strategy']}/versions/{params['version']}",
         fee_bps=params.get("fee_bps"),
         slippage_bps=params.get("slippage_bps"),
         initial_cash=float(params.get("initial_cash") or 100_000.0),
         position_size=params.get("position_size"),
+        windows=windows,
     ).to_struct_dict()

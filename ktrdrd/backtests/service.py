@@ -1,4 +1,4 @@
-"""``ktrdr.daemon.v1.BacktestsService``: StartBacktest and GetBacktestArtifact.
+"""``ktrdr.daemon.v1.BacktestsService``: StartBacktest, StartWalkForward and GetBacktestArtifact.
 
 StartBacktest checks, before anything runs: a training host is configured (else
 FAILED_PRECONDITION ``NO_TRAINING_HOST``); ``model_version`` is ``models/<strategy>/versions/<n>``
@@ -8,6 +8,12 @@ symbols; ``settings.fee_bps``/``slippage_bps`` are ≥ 0 when set, ``position_fr
 ``initial_capital`` ≥ 0 (INVALID_ARGUMENT naming the field). Then a ``backtest`` operation starts
 (idempotent on ``request_id``); its data gaps are reported by the operation (FAILED_PRECONDITION
 ``DATA_MISSING`` naming them).
+
+StartWalkForward checks the same (no model: the strategy is trained per window) plus the strategy
+document as StartTraining does (:func:`ktrdrd.training.service.check_run`) and the windows:
+``train_window``/``test_window`` lengths (:func:`ktrdr.research.backtest.windows.parse_span`) and a
+period holding one whole train and test window (:func:`~ktrdr.research.backtest.windows.plan_windows`);
+each refusal INVALID_ARGUMENT naming the field. Then a ``backtest.walkforward`` operation starts.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from ktrdr.daemon.v1 import backtests_pb2 as pb
 from ktrdr.rpc.errors import failed_precondition, invalid_argument, not_found
 from ktrdr.rpc.registry import Call
 from ktrdr.wire import NAME_PREFIX
-from ktrdrd.backtests import kind
+from ktrdrd.backtests import kind, walkforward
 from ktrdrd.operations import OperationsCore
 from ktrdrd.services.convert import operation_to_proto
 from ktrdrd.services.models import parse_version
@@ -55,6 +61,14 @@ def _checked_settings(settings: pb.BacktestSettings) -> dict[str, Any]:
     return out
 
 
+def _checked_symbols(given: Any) -> list[str]:
+    symbols = [s.strip().upper() for s in given]
+    for n, symbol in enumerate(symbols):
+        if not _SYMBOL.fullmatch(symbol):
+            raise invalid_argument(f"symbols[{n}]", f"not a symbol: {given[n]!r}")
+    return symbols
+
+
 class BacktestsService:
     """The RPCs over ``core`` (with the ``backtest`` kind registered as ``handler``) and ``models``."""
 
@@ -69,12 +83,7 @@ class BacktestsService:
         self._has_hosts = has_hosts
 
     async def StartBacktest(self, request: pb.StartBacktestRequest, call: Call) -> pb.StartBacktestResponse:
-        if not self._has_hosts:
-            raise failed_precondition(
-                "ktrdrd has no training host to run backtests on: set hosts.training (addresses of "
-                "running `hostd training`) or hosts.embedded = true in the daemon's configuration",
-                "NO_TRAINING_HOST",
-            )
+        self._need_hosts()
         strategy, version = await self._version(request.model_version)
         if not (request.HasField("start_time") and request.HasField("end_time")):
             raise invalid_argument(
@@ -83,10 +92,7 @@ class BacktestsService:
         start_ns, end_ns = request.start_time.ToNanoseconds(), request.end_time.ToNanoseconds()
         if end_ns <= start_ns:
             raise invalid_argument("end_time", "must be after start_time")
-        symbols = [s.strip().upper() for s in request.symbols]
-        for n, symbol in enumerate(symbols):
-            if not _SYMBOL.fullmatch(symbol):
-                raise invalid_argument(f"symbols[{n}]", f"not a symbol: {request.symbols[n]!r}")
+        symbols = _checked_symbols(request.symbols)
         params = {
             "strategy": strategy,
             "version": version,
@@ -101,6 +107,68 @@ class BacktestsService:
         )
         return pb.StartBacktestResponse(operation=operation_to_proto(record))
 
+    async def StartWalkForward(
+        self, request: pb.StartWalkForwardRequest, call: Call
+    ) -> pb.StartWalkForwardResponse:
+        from ktrdr.daemon.v1 import training_pb2
+        from ktrdr.research.backtest.windows import WalkForwardError, parse_span, plan_windows
+        from ktrdrd.training.service import check_run
+
+        self._need_hosts()
+        if not (request.HasField("start_time") and request.HasField("end_time")):
+            raise invalid_argument(
+                "start_time" if not request.HasField("start_time") else "end_time", "required"
+            )
+        start_ns, end_ns = request.start_time.ToNanoseconds(), request.end_time.ToNanoseconds()
+        if end_ns <= start_ns:
+            raise invalid_argument("end_time", "must be after start_time")
+        try:
+            train = parse_span(request.train_window, field="train_window")
+            test = parse_span(request.test_window, field="test_window")
+            windows = plan_windows(start_ns, end_ns, train, test)
+        except WalkForwardError as exc:
+            raise invalid_argument(exc.field or "train_window", str(exc), "WINDOW_INVALID") from None
+        symbols = _checked_symbols(request.symbols)
+        settings = _checked_settings(request.settings)
+        training = training_pb2.TrainingSettings(
+            start_time=request.start_time, end_time=request.end_time, symbols=symbols
+        )
+        if request.HasField("seed"):
+            training.seed = request.seed
+        run = await asyncio.to_thread(check_run, request.strategy, training, [], "strategy")
+        params = {
+            "train": run,
+            "windows": [
+                {
+                    "index": w.index,
+                    **{
+                        key: str(getattr(w, key))
+                        for key in ("train_start_ns", "train_end_ns", "test_start_ns", "test_end_ns")
+                    },
+                }
+                for w in windows
+            ],
+            "train_window": train.text,
+            "test_window": test.text,
+            "symbols": symbols,
+            "start_ns": str(start_ns),
+            "end_ns": str(end_ns),
+            "host": "",
+            **settings,
+        }
+        record = await self._core.start(
+            walkforward.KIND, params=params, labels=dict(request.labels), request_id=request.request_id
+        )
+        return pb.StartWalkForwardResponse(operation=operation_to_proto(record))
+
+    def _need_hosts(self) -> None:
+        if not self._has_hosts:
+            raise failed_precondition(
+                "ktrdrd has no training host to run backtests on: set hosts.training (addresses of "
+                "running `hostd training`) or hosts.embedded = true in the daemon's configuration",
+                "NO_TRAINING_HOST",
+            )
+
     async def _version(self, text: str) -> tuple[str, int]:
         strategy, number, alias = parse_version(text, "model_version")
         version = number if number is not None else await self._models.resolve(strategy, None, alias)
@@ -113,7 +181,7 @@ class BacktestsService:
         from ktrdr.jobs.backtest import ARTIFACTS
 
         record = await self._core.get(request.name)
-        if record.kind != kind.KIND:
+        if record.kind not in (kind.KIND, walkforward.KIND):
             raise invalid_argument("name", f"{request.name} is a {record.kind!r} operation, not a backtest")
         if request.artifact not in ARTIFACTS:
             raise invalid_argument(

@@ -145,13 +145,20 @@ def version_message(record: VersionRecord, report: dict[str, Any] | None = None)
     return message
 
 
+#: Most versions one CompareModelVersions names.
+MAX_COMPARED = 100
+
+
 class ModelsService:
     """The registry's RPCs; stateless beyond the registry it is given."""
 
     descriptor = pb.DESCRIPTOR.services_by_name["ModelsService"]
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, core: Any = None) -> None:
+        """``core``: the operations core whose ``backtest`` operations CompareModelVersions reads
+        (None: versions are compared without backtests)."""
         self.registry = registry
+        self.core = core
 
     async def _version(self, name: str, field: str = "name") -> VersionRecord:
         strategy, version, alias = parse_version(name, field)
@@ -199,6 +206,37 @@ class ModelsService:
         except SourceError as exc:
             raise errors.ApiError(StatusCode.DATA_LOSS, str(exc), "MODEL_FILES_UNREADABLE") from None
         return pb.GetModelVersionResponse(version=message)
+
+    async def CompareModelVersions(
+        self, request: pb.CompareModelVersionsRequest, call: Call
+    ) -> pb.CompareModelVersionsResponse:
+        from google.protobuf import json_format
+
+        from ktrdrd.backtests.compare import deflated_sharpe, latest_backtests
+
+        if not 1 <= len(request.names) <= MAX_COMPARED:
+            raise errors.invalid_argument(
+                "names", f"name 1 to {MAX_COMPARED} versions, got {len(request.names)}"
+            )
+        records = [await self._version(name, f"names[{n}]") for n, name in enumerate(request.names)]
+        names = [version_name(r.strategy, r.version) for r in records]
+        found = await latest_backtests(self.core, set(names)) if self.core is not None else {}
+
+        def build() -> pb.CompareModelVersionsResponse:
+            response = pb.CompareModelVersionsResponse(versions=[version_message(r) for r in records])
+            trials: list[tuple[str, dict[str, float]]] = []
+            for name in names:
+                entry = response.backtests.add(version=name)
+                if name in found:
+                    result = {k: v for k, v in (found[name].result or {}).items() if k != "@type"}
+                    entry.operation = found[name].name
+                    json_format.ParseDict(result, entry.result, ignore_unknown_fields=True)
+                    if name not in (t[0] for t in trials):
+                        trials.append((name, dict(entry.result.metrics)))
+            json_format.ParseDict(deflated_sharpe(trials), response.deflated_sharpe)
+            return response
+
+        return await asyncio.to_thread(build)
 
     async def DeleteModelVersion(
         self, request: pb.DeleteModelVersionRequest, call: Call

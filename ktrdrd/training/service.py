@@ -28,7 +28,7 @@ from ktrdrd.training.prepare import prepare
 RESUMABLE = (OperationState.CANCELLED, OperationState.FAILED, OperationState.INTERRUPTED)
 
 
-def _check_run(
+def check_run(
     source: Any, settings: pb.TrainingSettings, overrides: list[dict[str, str]], field: str
 ) -> dict[str, Any]:
     """Worker thread: one run's ``train`` params, checked (see the module docstring)."""
@@ -82,7 +82,7 @@ class TrainingService:
         self._need_hosts()
 
         def check() -> dict[str, Any]:
-            return _check_run(request.strategy, request.settings, _overrides(request.settings), "strategy")
+            return check_run(request.strategy, request.settings, _overrides(request.settings), "strategy")
 
         params = await asyncio.to_thread(check)
         record = await self._core.start(
@@ -110,7 +110,7 @@ class TrainingService:
             for i, source in enumerate(request.strategies):
                 for point in points:
                     overrides = _overrides(request.settings, point)
-                    runs.append(_check_run(source, request.settings, overrides, f"strategies[{i}]"))
+                    runs.append(check_run(source, request.settings, overrides, f"strategies[{i}]"))
             return runs
 
         runs = await asyncio.to_thread(check)

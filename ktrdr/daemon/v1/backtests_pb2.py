@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from ktrdr.daemon.v1 import operations_pb2 as ktrdr_dot_daemon_dot_v1_dot_operations__pb2
+from ktrdr.daemon.v1 import strategies_pb2 as ktrdr_dot_daemon_dot_v1_dot_strategies__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fktrdr/daemon/v1/backtests.proto\x12\x0fktrdr.daemon.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a ktrdr/daemon/v1/operations.proto\"\x94\x01\n\x10\x42\x61\x63ktestSettings\x12\x17\n\x0finitial_capital\x18\x01 \x01(\x01\x12\x14\n\x07\x66\x65\x65_bps\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0cslippage_bps\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x11position_fraction\x18\x04 \x01(\x01\x42\n\n\x08_fee_bpsB\x0f\n\r_slippage_bps\"\xd7\x02\n\x14StartBacktestRequest\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x08settings\x18\x05 \x01(\x0b\x32!.ktrdr.daemon.v1.BacktestSettings\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x41\n\x06labels\x18\x07 \x03(\x0b\x32\x31.ktrdr.daemon.v1.StartBacktestRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x15StartBacktestResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"\xbf\x01\n\x0e\x42\x61\x63ktestResult\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12=\n\x07metrics\x18\x02 \x03(\x0b\x32,.ktrdr.daemon.v1.BacktestResult.MetricsEntry\x12\'\n\x06report\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"L\n\x1aGetBacktestArtifactRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x10\n\x08\x61rtifact\x18\x03 \x01(\t\"K\n\x1bGetBacktestArtifactResponse\x12\x14\n\nsize_bytes\x18\x01 \x01(\x03H\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04item2\xe6\x01\n\x10\x42\x61\x63ktestsService\x12^\n\rStartBacktest\x12%.ktrdr.daemon.v1.StartBacktestRequest\x1a&.ktrdr.daemon.v1.StartBacktestResponse\x12r\n\x13GetBacktestArtifact\x12+.ktrdr.daemon.v1.GetBacktestArtifactRequest\x1a,.ktrdr.daemon.v1.GetBacktestArtifactResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fktrdr/daemon/v1/backtests.proto\x12\x0fktrdr.daemon.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a ktrdr/daemon/v1/operations.proto\x1a ktrdr/daemon/v1/strategies.proto\"\x94\x01\n\x10\x42\x61\x63ktestSettings\x12\x17\n\x0finitial_capital\x18\x01 \x01(\x01\x12\x14\n\x07\x66\x65\x65_bps\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0cslippage_bps\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x11position_fraction\x18\x04 \x01(\x01\x42\n\n\x08_fee_bpsB\x0f\n\r_slippage_bps\"\xd7\x02\n\x14StartBacktestRequest\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x08settings\x18\x05 \x01(\x0b\x32!.ktrdr.daemon.v1.BacktestSettings\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x41\n\x06labels\x18\x07 \x03(\x0b\x32\x31.ktrdr.daemon.v1.StartBacktestRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x15StartBacktestResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"\xbf\x01\n\x0e\x42\x61\x63ktestResult\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12=\n\x07metrics\x18\x02 \x03(\x0b\x32,.ktrdr.daemon.v1.BacktestResult.MetricsEntry\x12\'\n\x06report\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"L\n\x1aGetBacktestArtifactRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x10\n\x08\x61rtifact\x18\x03 \x01(\t\"K\n\x1bGetBacktestArtifactResponse\x12\x14\n\nsize_bytes\x18\x01 \x01(\x03H\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04item\"\xc0\x03\n\x17StartWalkForwardRequest\x12\x31\n\x08strategy\x18\x01 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.StrategySource\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0ctrain_window\x18\x05 \x01(\t\x12\x13\n\x0btest_window\x18\x06 \x01(\t\x12\x33\n\x08settings\x18\x07 \x01(\x0b\x32!.ktrdr.daemon.v1.BacktestSettings\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x44\n\x06labels\x18\n \x03(\x0b\x32\x34.ktrdr.daemon.v1.StartWalkForwardRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_seed\"I\n\x18StartWalkForwardResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"\xb7\x02\n\x11WalkForwardWindow\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x34\n\x10train_start_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0etrain_end_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0ftest_start_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rtest_end_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x1a\n\x12training_operation\x18\x07 \x01(\t\x12\x0e\n\x06reused\x18\x08 \x01(\x08\"\xf2\x01\n\x11WalkForwardResult\x12\r\n\x05model\x18\x01 \x01(\t\x12@\n\x07metrics\x18\x02 \x03(\x0b\x32/.ktrdr.daemon.v1.WalkForwardResult.MetricsEntry\x12\x33\n\x07windows\x18\x03 \x03(\x0b\x32\".ktrdr.daemon.v1.WalkForwardWindow\x12\'\n\x06report\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\xcf\x02\n\x10\x42\x61\x63ktestsService\x12^\n\rStartBacktest\x12%.ktrdr.daemon.v1.StartBacktestRequest\x1a&.ktrdr.daemon.v1.StartBacktestResponse\x12r\n\x13GetBacktestArtifact\x12+.ktrdr.daemon.v1.GetBacktestArtifactRequest\x1a,.ktrdr.daemon.v1.GetBacktestArtifactResponse0\x01\x12g\n\x10StartWalkForward\x12(.ktrdr.daemon.v1.StartWalkForwardRequest\x1a).ktrdr.daemon.v1.StartWalkForwardResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,22 +39,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTBACKTESTREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_BACKTESTRESULT_METRICSENTRY']._loaded_options = None
   _globals['_BACKTESTRESULT_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_BACKTESTSETTINGS']._serialized_start=150
-  _globals['_BACKTESTSETTINGS']._serialized_end=298
-  _globals['_STARTBACKTESTREQUEST']._serialized_start=301
-  _globals['_STARTBACKTESTREQUEST']._serialized_end=644
-  _globals['_STARTBACKTESTREQUEST_LABELSENTRY']._serialized_start=599
-  _globals['_STARTBACKTESTREQUEST_LABELSENTRY']._serialized_end=644
-  _globals['_STARTBACKTESTRESPONSE']._serialized_start=646
-  _globals['_STARTBACKTESTRESPONSE']._serialized_end=716
-  _globals['_BACKTESTRESULT']._serialized_start=719
-  _globals['_BACKTESTRESULT']._serialized_end=910
-  _globals['_BACKTESTRESULT_METRICSENTRY']._serialized_start=864
-  _globals['_BACKTESTRESULT_METRICSENTRY']._serialized_end=910
-  _globals['_GETBACKTESTARTIFACTREQUEST']._serialized_start=912
-  _globals['_GETBACKTESTARTIFACTREQUEST']._serialized_end=988
-  _globals['_GETBACKTESTARTIFACTRESPONSE']._serialized_start=990
-  _globals['_GETBACKTESTARTIFACTRESPONSE']._serialized_end=1065
-  _globals['_BACKTESTSSERVICE']._serialized_start=1068
-  _globals['_BACKTESTSSERVICE']._serialized_end=1298
+  _globals['_STARTWALKFORWARDREQUEST_LABELSENTRY']._loaded_options = None
+  _globals['_STARTWALKFORWARDREQUEST_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_WALKFORWARDRESULT_METRICSENTRY']._loaded_options = None
+  _globals['_WALKFORWARDRESULT_METRICSENTRY']._serialized_options = b'8\001'
+  _globals['_BACKTESTSETTINGS']._serialized_start=184
+  _globals['_BACKTESTSETTINGS']._serialized_end=332
+  _globals['_STARTBACKTESTREQUEST']._serialized_start=335
+  _globals['_STARTBACKTESTREQUEST']._serialized_end=678
+  _globals['_STARTBACKTESTREQUEST_LABELSENTRY']._serialized_start=633
+  _globals['_STARTBACKTESTREQUEST_LABELSENTRY']._serialized_end=678
+  _globals['_STARTBACKTESTRESPONSE']._serialized_start=680
+  _globals['_STARTBACKTESTRESPONSE']._serialized_end=750
+  _globals['_BACKTESTRESULT']._serialized_start=753
+  _globals['_BACKTESTRESULT']._serialized_end=944
+  _globals['_BACKTESTRESULT_METRICSENTRY']._serialized_start=898
+  _globals['_BACKTESTRESULT_METRICSENTRY']._serialized_end=944
+  _globals['_GETBACKTESTARTIFACTREQUEST']._serialized_start=946
+  _globals['_GETBACKTESTARTIFACTREQUEST']._serialized_end=1022
+  _globals['_GETBACKTESTARTIFACTRESPONSE']._serialized_start=1024
+  _globals['_GETBACKTESTARTIFACTRESPONSE']._serialized_end=1099
+  _globals['_STARTWALKFORWARDREQUEST']._serialized_start=1102
+  _globals['_STARTWALKFORWARDREQUEST']._serialized_end=1550
+  _globals['_STARTWALKFORWARDREQUEST_LABELSENTRY']._serialized_start=633
+  _globals['_STARTWALKFORWARDREQUEST_LABELSENTRY']._serialized_end=678
+  _globals['_STARTWALKFORWARDRESPONSE']._serialized_start=1552
+  _globals['_STARTWALKFORWARDRESPONSE']._serialized_end=1625
+  _globals['_WALKFORWARDWINDOW']._serialized_start=1628
+  _globals['_WALKFORWARDWINDOW']._serialized_end=1939
+  _globals['_WALKFORWARDRESULT']._serialized_start=1942
+  _globals['_WALKFORWARDRESULT']._serialized_end=2184
+  _globals['_WALKFORWARDRESULT_METRICSENTRY']._serialized_start=898
+  _globals['_WALKFORWARDRESULT_METRICSENTRY']._serialized_end=944
+  _globals['_BACKTESTSSERVICE']._serialized_start=2187
+  _globals['_BACKTESTSSERVICE']._serialized_end=2522
 # @@protoc_insertion_point(module_scope)

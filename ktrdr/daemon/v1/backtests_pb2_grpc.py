@@ -44,6 +44,11 @@ class BacktestsServiceStub:
                 request_serializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactRequest.SerializeToString,
                 response_deserializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactResponse.FromString,
                 _registered_method=True)
+        self.StartWalkForward = channel.unary_unary(
+                '/ktrdr.daemon.v1.BacktestsService/StartWalkForward',
+                request_serializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartWalkForwardRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartWalkForwardResponse.FromString,
+                _registered_method=True)
 
 
 class BacktestsServiceServicer:
@@ -64,6 +69,17 @@ class BacktestsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartWalkForward(self, request, context):
+        """Starts a "backtest.walkforward" operation: one "train" child per rolling train window, all
+        submitted at once (they run in parallel up to the training hosts' capacity; a run identical to
+        an earlier one returns that model), then per symbol one backtest of every test window out of
+        sample with its window's model, stitched into one equity curve and one metric set
+        (WalkForwardResult). GetBacktestArtifact reads its stitched artifacts. Idempotent on request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BacktestsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +92,11 @@ def add_BacktestsServiceServicer_to_server(servicer, server):
                     servicer.GetBacktestArtifact,
                     request_deserializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactRequest.FromString,
                     response_serializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactResponse.SerializeToString,
+            ),
+            'StartWalkForward': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartWalkForward,
+                    request_deserializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartWalkForwardRequest.FromString,
+                    response_serializer=ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartWalkForwardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +153,33 @@ class BacktestsService:
             '/ktrdr.daemon.v1.BacktestsService/GetBacktestArtifact',
             ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactRequest.SerializeToString,
             ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.GetBacktestArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartWalkForward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.daemon.v1.BacktestsService/StartWalkForward',
+            ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartWalkForwardRequest.SerializeToString,
+            ktrdr_dot_daemon_dot_v1_dot_backtests__pb2.StartWalkForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,

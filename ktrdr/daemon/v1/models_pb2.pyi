@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from ktrdr.daemon.v1 import backtests_pb2 as _backtests_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -201,3 +202,45 @@ class RenderModelPlotResponse(_message.Message):
     png: bytes
     version: str
     def __init__(self, png: _Optional[bytes] = ..., version: _Optional[str] = ...) -> None: ...
+
+class CompareModelVersionsRequest(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CompareModelVersionsResponse(_message.Message):
+    __slots__ = ("versions", "backtests", "deflated_sharpe")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    BACKTESTS_FIELD_NUMBER: _ClassVar[int]
+    DEFLATED_SHARPE_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[ModelVersion]
+    backtests: _containers.RepeatedCompositeFieldContainer[VersionBacktest]
+    deflated_sharpe: DeflatedSharpe
+    def __init__(self, versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., backtests: _Optional[_Iterable[_Union[VersionBacktest, _Mapping]]] = ..., deflated_sharpe: _Optional[_Union[DeflatedSharpe, _Mapping]] = ...) -> None: ...
+
+class VersionBacktest(_message.Message):
+    __slots__ = ("version", "operation", "result")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    operation: str
+    result: _backtests_pb2.BacktestResult
+    def __init__(self, version: _Optional[str] = ..., operation: _Optional[str] = ..., result: _Optional[_Union[_backtests_pb2.BacktestResult, _Mapping]] = ...) -> None: ...
+
+class DeflatedSharpe(_message.Message):
+    __slots__ = ("best_version", "sharpe", "trials", "expected_max_sharpe", "deflated_sharpe_ratio", "unavailable_reason")
+    BEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHARPE_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_MAX_SHARPE_FIELD_NUMBER: _ClassVar[int]
+    DEFLATED_SHARPE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    best_version: str
+    sharpe: float
+    trials: int
+    expected_max_sharpe: float
+    deflated_sharpe_ratio: float
+    unavailable_reason: str
+    def __init__(self, best_version: _Optional[str] = ..., sharpe: _Optional[float] = ..., trials: _Optional[int] = ..., expected_max_sharpe: _Optional[float] = ..., deflated_sharpe_ratio: _Optional[float] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...

@@ -79,6 +79,11 @@ class ModelsServiceStub:
                 request_serializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotRequest.SerializeToString,
                 response_deserializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotResponse.FromString,
                 _registered_method=True)
+        self.CompareModelVersions = channel.unary_unary(
+                '/ktrdr.daemon.v1.ModelsService/CompareModelVersions',
+                request_serializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.CompareModelVersionsRequest.SerializeToString,
+                response_deserializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.CompareModelVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class ModelsServiceServicer:
@@ -145,6 +150,14 @@ class ModelsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompareModelVersions(self, request, context):
+        """Several versions side by side: each with its newest succeeded "backtest" operation, and the
+        deflated Sharpe ratio of the best backtested one among them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -192,6 +205,11 @@ def add_ModelsServiceServicer_to_server(servicer, server):
                     servicer.RenderModelPlot,
                     request_deserializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotRequest.FromString,
                     response_serializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotResponse.SerializeToString,
+            ),
+            'CompareModelVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareModelVersions,
+                    request_deserializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.CompareModelVersionsRequest.FromString,
+                    response_serializer=ktrdr_dot_daemon_dot_v1_dot_models__pb2.CompareModelVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -437,6 +455,33 @@ class ModelsService:
             '/ktrdr.daemon.v1.ModelsService/RenderModelPlot',
             ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotRequest.SerializeToString,
             ktrdr_dot_daemon_dot_v1_dot_models__pb2.RenderModelPlotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareModelVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ktrdr.daemon.v1.ModelsService/CompareModelVersions',
+            ktrdr_dot_daemon_dot_v1_dot_models__pb2.CompareModelVersionsRequest.SerializeToString,
+            ktrdr_dot_daemon_dot_v1_dot_models__pb2.CompareModelVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,6 +32,7 @@ from ktrdr.research.backtest.classifier import classifier_metrics
 from ktrdr.research.backtest.engine import BacktestResult, BacktestSettings, backtest_probabilities
 from ktrdr.research.backtest.inference import class_probabilities
 from ktrdr.research.backtest.plot import plot_png
+from ktrdr.research.backtest.walkforward import backtest_windows, stitch, window_summary
 from ktrdr.research.bars import Bars, iso_minute
 from ktrdr.research.labels import CLASS_NAMES
 from ktrdr.research.train import select_bars
@@ -39,8 +40,18 @@ from ktrdr.research.trainer import CancelToken
 from ktrdr.strategy import Strategy
 from ktrdr.strategy.model import strategy_from_dict
 
-#: The job's steps, in order (progress ``current`` counts them from 1).
+#: The job's steps, in order (progress ``current`` counts them from 1); a walk-forward's: :func:`steps_of`.
 STEPS = ("features", "simulate", "classifier", "artifacts")
+
+
+def steps_of(spec: wire.BacktestSpec) -> tuple[str, ...]:
+    """The steps of the job ``spec`` asks for: :data:`STEPS`, or for a walk-forward one step per
+    test window (``window k/n``: its model's features, decisions and simulation), then ``stitch``
+    and the last two of :data:`STEPS`."""
+    n = len(spec.windows)
+    if not n:
+        return STEPS
+    return (*(f"window {k}/{n}" for k in range(1, n + 1)), "stitch", *STEPS[2:])
 
 
 class Cancelled(Exception):
@@ -96,33 +107,45 @@ def run_backtest(
     """Run the job (module docstring) with ``strategy`` (the strategy document's, or the model's
     own: :func:`model_strategy`); ``bars``: timeframe → ``spec.symbol``'s bars (as
     :func:`select_symbol_bars` gives them); ``warnings``: the strategy loader's, carried into the
-    result. Writes :data:`~ktrdr.jobs.backtest.ARTIFACTS` into ``out_dir`` (created) and returns
-    the result."""
+    result. ``model_dir``: the model's directory, or for a walk-forward spec a directory holding
+    window k's model in ``<k>/``. Writes :data:`~ktrdr.jobs.backtest.ARTIFACTS` into ``out_dir``
+    (created) and returns the result. ``step(current, name)`` as each of :func:`steps_of` starts."""
     settings = settings_for(spec)
     settings.costs()  # bad costs refused before the model loads
+    steps = steps_of(spec)
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    done = 0
 
-    def begin(index: int) -> None:
-        nonlocal t
-        if index:
-            timings[f"{STEPS[index - 1]}_s"] = round(time.perf_counter() - t, 4)
+    def begin() -> None:
+        nonlocal t, done
+        if done:
+            timings[f"{steps[done - 1]}_s"] = round(time.perf_counter() - t, 4)
             t = time.perf_counter()
         if cancel is not None and cancel.is_set():
-            raise Cancelled(f"cancelled before {STEPS[index]}")
+            raise Cancelled(f"cancelled before {steps[done]}")
         if step is not None:
-            step(index + 1, STEPS[index])
+            step(done + 1, steps[done])
+        done += 1
 
-    begin(0)
-    model = load_model_dir(model_dir)
-    probabilities = class_probabilities(model, strategy, bars)
-    begin(1)
-    result = backtest_probabilities(probabilities, strategy, bars[strategy.data.base_timeframe], settings)
-    begin(2)
+    begin()
     base = bars[strategy.data.base_timeframe]
+    windows: list[dict[str, Any]] = []
+    if spec.windows:
+        models = [load_model_dir(model_dir / str(k)) for k in range(len(spec.windows))]
+        parts = backtest_windows(models, strategy, bars, spec.windows, settings, on_window=lambda _k: begin())
+        windows = [window_summary(part) for part in parts]
+        result = stitch(parts, settings)
+        model = models[-1]
+    else:
+        model = load_model_dir(model_dir)
+        probabilities = class_probabilities(model, strategy, bars)
+        begin()
+        result = backtest_probabilities(probabilities, strategy, base, settings)
+    begin()
     classifier = classifier_metrics(strategy, base, result)
-    begin(3)
-    out = {
+    begin()
+    out: dict[str, Any] = {
         "strategy": strategy.name,
         "symbol": spec.symbol,
         "timeframe": result.bars.timeframe,
@@ -144,6 +167,8 @@ def run_backtest(
         "timings": timings,
         "warnings": [*warnings, *_warnings(result)],
     }
+    if windows:
+        out["windows"] = windows
     write_artifacts(out, result, out_dir)
     return out
 

@@ -1,11 +1,13 @@
 """Walk-forward: retrain on a rolling window, backtest each following window out of sample, stitch.
 
-**Windows** (:func:`plan_windows`), in calendar months (UTC): window k trains on
+**Windows** (:mod:`.windows`: :func:`~.windows.plan_windows`), lengths in calendar months and
+days (:func:`~.windows.parse_span`: ``12M``, ``1Y``, ``2W``, ``30D``; UTC): window k trains on
 ``[start + k·S, start + k·S + T)`` and is tested on ``[start + k·S + T, start + (k+1)·S + T)``,
-T the train window and S the test window (``--train-window 12M --test-window 1M``); the last test
-window is cut at ``end``. Test windows are therefore contiguous and cover ``[start + T, end)``, and
-every train window ends exactly where its test window starts: a model never sees a bar of its test
-window (training cuts its bars, labels included, at the train window's end).
+T the train window and S the test window (``--train-window 12M --test-window 1M``); the first
+window must fit whole, the last test window is cut at ``end``. Test windows are therefore
+contiguous and cover ``[start + T, end)``, and every train window ends exactly where its test
+window starts: a model never sees a bar of its test window (training cuts its bars, labels
+included, at the train window's end).
 
 **Stitching** (:func:`stitch`): each test window is backtested on its own, starting flat with the
 same initial cash, and a position still open at a window's end is closed at its last close (the
@@ -19,96 +21,80 @@ Fixed-units sizing does not scale and is refused.
 
 :func:`walk_forward` runs the whole thing in-process with the library trainer (what
 ``python -m`` users and the tests call); the daemon runs the same windows as a batch of training
-jobs and backtest jobs, and stitches their results with :func:`stitch`.
+jobs, then one backtest job per symbol that backtests every test window with its model
+(:func:`backtest_windows`) and stitches them with :func:`stitch`.
 """
 
 from __future__ import annotations
 
-import calendar
 import itertools
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ktrdr.research.artifacts import load_model_dir
+from ktrdr.research.artifacts import LoadedModel, load_model_dir
 from ktrdr.research.backtest.decisions import Decisions
 from ktrdr.research.backtest.engine import (
     BacktestError,
     BacktestResult,
     BacktestSettings,
     backtest_model,
+    backtest_probabilities,
     measure,
 )
-from ktrdr.research.backtest.job import select_symbol_bars
+from ktrdr.research.backtest.inference import class_probabilities
 from ktrdr.research.backtest.simulate import Simulation, Trades
-from ktrdr.research.bars import Bars
-from ktrdr.research.train import select_bars, train_on_bars
-from ktrdr.research.trainer import TrainOptions
+from ktrdr.research.backtest.windows import WalkForwardError, Window
+from ktrdr.research.bars import Bars, iso_minute
 from ktrdr.strategy import LoadedStrategy
+from ktrdr.strategy.model import Strategy
 
-_WINDOW = re.compile(r"([1-9][0-9]{0,2})([MY])")
-
-
-class WalkForwardError(BacktestError):
-    """A window length or range that cannot make a walk-forward (bad text, no complete window)."""
+if TYPE_CHECKING:
+    from ktrdr.research.trainer import TrainOptions
 
 
-@dataclass(frozen=True)
-class Window:
-    """One walk-forward window: train on ``[train_start_ns, train_end_ns)``, test on
-    ``[test_start_ns, test_end_ns)``, with ``train_end_ns == test_start_ns`` (ns since the epoch, UTC)."""
-
-    index: int
-    train_start_ns: int
-    train_end_ns: int
-    test_start_ns: int
-    test_end_ns: int
-
-
-def parse_months(text: str, *, what: str = "window") -> int:
-    """Months in a window length: ``12M`` → 12, ``1Y`` → 12 (1–999 of M or Y)."""
-    match = _WINDOW.fullmatch(text.strip())
-    if match is None:
-        raise WalkForwardError(f"{what}: expected a number of months or years like 12M or 1Y, got {text!r}")
-    count = int(match.group(1))
-    return count * 12 if match.group(2) == "Y" else count
-
-
-def add_months(ns: int, months: int) -> int:
-    """``ns`` moved by ``months`` calendar months (UTC; the day clipped to the month's length, the
-    time of day kept)."""
-    seconds, rest = divmod(ns, 10**9)
-    moment = datetime.fromtimestamp(seconds, UTC)
-    index = moment.year * 12 + moment.month - 1 + months
-    year, month = divmod(index, 12)
-    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
-    moved = moment.replace(year=year, month=month + 1, day=day)
-    return int(moved.timestamp()) * 10**9 + rest
-
-
-def plan_windows(start_ns: int, end_ns: int, train_months: int, test_months: int) -> list[Window]:
-    """The windows of the module docstring. Raises :class:`WalkForwardError` when ``[start, end)``
-    holds no train window followed by at least part of a test window."""
-    if train_months < 1 or test_months < 1:
-        raise WalkForwardError(f"window lengths must be >= 1 month, got {train_months} and {test_months}")
-    out: list[Window] = []
-    while True:
-        k = len(out)
-        train_start = add_months(start_ns, k * test_months)
-        test_start = add_months(start_ns, k * test_months + train_months)
-        if test_start >= end_ns:
-            break
-        test_end = min(add_months(start_ns, (k + 1) * test_months + train_months), end_ns)
-        out.append(Window(k, train_start, test_start, test_start, test_end))
-    if not out:
-        raise WalkForwardError(
-            f"the range is shorter than one train window of {train_months} month(s) plus a test window"
-        )
+def backtest_windows(
+    models: Sequence[LoadedModel],
+    strategy: Strategy,
+    bars: Mapping[str, Bars],
+    windows: Sequence[tuple[int, int]],
+    settings: BacktestSettings,
+    *,
+    on_window: Callable[[int], None] | None = None,
+) -> list[BacktestResult]:
+    """Test window k (``[start_ns, end_ns)``) backtested with ``models[k]`` on one symbol's ``bars``
+    (every timeframe, warm-up included: features are built over all of them, each at bar t from
+    bars up to t), starting flat, as :func:`stitch` wants them. A window's own permutation test is
+    skipped (the stitched backtest has one). ``on_window(k)`` after each window."""
+    if len(models) != len(windows):
+        raise WalkForwardError(f"{len(models)} model(s) for {len(windows)} window(s)")
+    base = bars[strategy.data.base_timeframe]
+    out = []
+    for k, (model, (lo, hi)) in enumerate(zip(models, windows, strict=True)):
+        probabilities = class_probabilities(model, strategy, bars)
+        window_settings = replace(settings, start_ns=lo, end_ns=hi, permutations=0)
+        out.append(backtest_probabilities(probabilities, strategy, base, window_settings))
+        if on_window is not None:
+            on_window(k)
     return out
+
+
+def window_summary(result: BacktestResult) -> dict[str, Any]:
+    """One test window's row of the walk-forward table: its bars, total return, Sharpe (None when
+    unbounded) and number of trades."""
+    return {
+        "range": {
+            "first": iso_minute(int(result.bars.time[0])),
+            "last": iso_minute(int(result.bars.time[-1])),
+            "bars": len(result.bars),
+        },
+        "total_return": result.metrics["total_return"],
+        "sharpe": result.metrics["sharpe"],
+        "trades": result.metrics["trades"],
+    }
 
 
 def stitch(results: Sequence[BacktestResult], settings: BacktestSettings) -> BacktestResult:
@@ -203,6 +189,9 @@ def walk_forward(
     """Train one model per window on its train window (every symbol of the strategy, from
     ``data``: symbol → timeframe → bars covering everything), backtest ``symbol`` on its test
     window, stitch. Models go to ``work_dir/window-NN`` (which must not exist)."""
+    from ktrdr.research.backtest.job import select_symbol_bars
+    from ktrdr.research.train import select_bars, train_on_bars
+
     strategy = loaded.strategy
 
     def read(sym: str, timeframe: str) -> tuple[Bars, str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,27 @@ from tests.integration.ktrdrd.test_training import (  # noqa: F401  (host and wo
     workdir,
     write_strategy,
 )
+from tests.support.ctlserver import ktrdrctl_env
+from tests.support.paths import REPO
 
 PERIOD = ("--start", "2023-04-01", "--end", "2023-05-01")
 
 
 def backtest(daemon: Any, *argv: str) -> Any:
     return ctl(daemon, "backtest", *argv, timeout=240)
+
+
+def compare_importing(daemon: Any, *versions: str) -> subprocess.CompletedProcess[str]:
+    """``ktrdrctl models compare`` under ``-X importtime`` (every module it imports, on stderr)."""
+    argv = [sys.executable, "-X", "importtime", "-m", "ktrdrctl", "--runtime-dir", str(daemon.runtime_dir)]
+    return subprocess.run(
+        [*argv, "models", "compare", *versions],
+        cwd=REPO,
+        env=ktrdrctl_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_backtest_a_trained_version_with_plot_and_trades(daemon_factory, host, workdir: Path) -> None:  # noqa: F811
@@ -56,8 +73,11 @@ def test_backtest_a_trained_version_with_plot_and_trades(daemon_factory, host, w
     alone = ctl(daemon, "models", "compare", "t/1", "t/2")
     assert "backtest sharpe" in alone.stdout and "deflated Sharpe" not in alone.stdout, alone.stdout
     assert backtest(daemon, "t/2", *PERIOD).returncode == 0
-    both = ctl(daemon, "models", "compare", "t/1", "t/2")
+    both = compare_importing(daemon, "t/1", "t/2")
     assert both.returncode == 0, both.stderr
+    imported = {line.split("|")[-1].strip() for line in both.stderr.splitlines() if "import time:" in line}
+    heavy = {m for m in imported if m.split(".")[0] in ("numpy", "scipy") or m.startswith("ktrdr.research")}
+    assert "click" in imported and not heavy, heavy  # the daemon computes the deflated Sharpe ratio
     row = next(line for line in both.stdout.splitlines() if line.startswith("backtest trades"))
     assert len(row.split()) == 4 and "-" not in row.split()[2:], both.stdout
     assert "deflated Sharpe ratio of the best" in both.stdout, both.stdout

@@ -111,6 +111,10 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
     model_version = {"name": "models/t/versions/2", "strategy": "t", "version": 2}
     server.on(MODELS + "ListModels", lambda _: result({"models": [{"name": "models/t", "strategy": "t"}]}))
     server.on(MODELS + "GetModelVersion", lambda _: result({"version": model_version}))
+    server.on(
+        MODELS + "CompareModelVersions",
+        lambda _: result({"versions": [model_version] * 2, "deflatedSharpe": {"trials": 0}}),
+    )
     server.on(MODELS + "DeleteModelVersion", lambda _: result({}))
     server.on(MODELS + "SetModelAlias", lambda _: result({"model": {"name": "models/t"}}))
     server.on(MODELS + "ExportModelVersion", lambda _: stream([{"data": "YWI=", "totalBytes": "2"}]))
@@ -139,7 +143,7 @@ def script_every_method(server: ScriptedServer, tmp: Path) -> dict[str, tuple[li
         "data gaps": (["data", "gaps", "X", "1d", "--start", "2024-01-02"], 1),
         "models list": (["models", "list"], 1),
         "models show": (["models", "show", "t/2"], 1),
-        "models compare": (["models", "compare", "t/2", "t/2"], 2),
+        "models compare": (["models", "compare", "t/2", "t/2"], 1),
         "models delete": (["models", "delete", "t/2"], 1),
         "models export": (["models", "export", "t/2", "-o", str(tmp / "t.tar")], 1),
         "models alias": (["models", "alias", "t", "2", "champion"], 1),

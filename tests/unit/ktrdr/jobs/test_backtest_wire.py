@@ -68,3 +68,26 @@ def test_roles_need_the_strategy_and_every_model_file() -> None:
     with pytest.raises(train_wire.JobSpecError, match="given twice"):
         wire.check_roles([*good, "bars/AAPL/1h"])
     assert wire.missing_bars("AAPL", ["1h", "1d"], good) == ["bars/AAPL/1d"]
+
+
+def test_walk_forward_windows_must_tile_the_period_and_name_their_models() -> None:
+    windows = [{"start_ns": "1", "end_ns": "3"}, {"start_ns": "3", "end_ns": "5"}]
+    spec = wire.parse_spec({**BASE, "windows": windows})
+    assert spec.windows == ((1, 3), (3, 5)) and wire.parse_spec(spec.to_struct_dict()) == spec
+    for bad, key in (
+        ([{"start_ns": "1", "end_ns": "3"}, {"start_ns": "4", "end_ns": "5"}], "windows[1].start_ns"),
+        ([{"start_ns": "1", "end_ns": "1"}, {"start_ns": "1", "end_ns": "5"}], "windows[0].end_ns"),
+        ([{"start_ns": "1", "end_ns": "3"}], "windows"),
+        ([{"start_ns": "1", "end_ns": "5", "x": 1}], "windows[0].x"),
+        ([], "windows"),
+    ):
+        with pytest.raises(train_wire.JobSpecError) as err:
+            wire.parse_spec({**BASE, "windows": bad})
+        assert err.value.key == key
+    [first, second] = wire.model_roles(2)
+    assert first[0].startswith("model/0/") and second[0].startswith("model/1/")
+    wire.check_roles([*first, *second, "bars/AAPL/1h"], windows=2)
+    with pytest.raises(train_wire.JobSpecError, match="missing"):
+        wire.check_roles([*first, "bars/AAPL/1h"], windows=2)
+    with pytest.raises(train_wire.JobSpecError, match="unknown role"):
+        wire.check_roles([*wire.MODEL_ROLES, *first, *second], windows=2)

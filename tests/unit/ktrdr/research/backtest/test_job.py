@@ -1,10 +1,12 @@
 """The backtest job's library runner (what the host's worker calls): steps in order, the classifier's
 metrics beside the trading metrics on the same bars, a strategy with other features refused before
-any artifact, a cancel between steps, and decisions that read no bar after their own."""
+any artifact, a cancel between steps, decisions that read no bar after their own, and a walk-forward
+job that backtests each test window with its own model and stitches them."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from ktrdr.research.backtest.job import (
     run_backtest,
     select_symbol_bars,
     settings_for,
+    steps_of,
 )
 from ktrdr.research.features import FeatureSpecMismatch
 from ktrdr.research.synthetic import gbm_bars, to_ns
@@ -118,3 +121,31 @@ def test_decisions_read_no_bar_after_their_own(model_dir: Path) -> None:
 def test_the_models_own_strategy_is_the_one_it_was_trained_with(model_dir: Path) -> None:
     trained = load_strategy_text(TEXT).strategy
     assert model_strategy(model_dir) == trained
+
+
+def test_a_walk_forward_job_backtests_each_window_with_its_model_and_stitches(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    loaded = load_strategy_text(TRADING)
+    middle = to_ns("2023-06-01")
+    spec = replace(SPEC, windows=((SPEC.start_ns, middle), (middle, SPEC.end_ns)))
+    models = tmp_path / "models"
+    for k in range(2):
+        (models / str(k)).mkdir(parents=True)
+        for path in model_dir.iterdir():
+            (models / str(k) / path.name).symlink_to(path)
+    bars = select_symbol_bars(loaded.strategy, "AAPL", SPEC.start_ns, SPEC.end_ns, _read)
+    steps: list[str] = []
+    result = run_backtest(
+        loaded.strategy, models, bars, spec, tmp_path / "out", step=lambda _k, name: steps.append(name)
+    )
+    assert steps == list(steps_of(spec)) == ["window 1/2", "window 2/2", "stitch", "classifier", "artifacts"]
+    first, second = result["windows"]
+    assert first["range"]["first"].startswith("2023-05-01") and second["range"]["first"].startswith(
+        "2023-06-01"
+    )
+    assert first["range"]["bars"] + second["range"]["bars"] == result["range"]["bars"]
+    growth = (1 + first["total_return"]) * (1 + second["total_return"]) - 1
+    assert result["metrics"]["total_return"] == pytest.approx(growth, rel=1e-9)
+    assert result["metrics"]["trades"] == first["trades"] + second["trades"]
+    assert result["metrics"]["uncertainty"]["permutations"] == SPEC.permutations  # one test, stitched

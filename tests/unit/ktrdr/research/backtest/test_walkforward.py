@@ -12,14 +12,8 @@ import numpy as np
 import pytest
 
 from ktrdr.research.backtest.engine import BacktestSettings, backtest_targets
-from ktrdr.research.backtest.walkforward import (
-    WalkForwardError,
-    add_months,
-    parse_months,
-    plan_windows,
-    stitch,
-    walk_forward,
-)
+from ktrdr.research.backtest.walkforward import stitch, walk_forward
+from ktrdr.research.backtest.windows import Span, WalkForwardError, add_months, parse_span, plan_windows
 from ktrdr.research.synthetic import gbm_bars, to_ns
 from ktrdr.research.trainer import TrainOptions
 from ktrdr.strategy import load_strategy_text
@@ -27,11 +21,23 @@ from tests.support.backtest import random_bars
 from tests.support.traininghost import strategy_text
 
 
-def test_window_lengths_parse_as_months() -> None:
-    assert (parse_months("12M"), parse_months("1M"), parse_months("2Y")) == (12, 1, 24)
-    for bad in ("12", "0M", "1W", "M", "-1M", "1.5M"):
-        with pytest.raises(WalkForwardError, match="like 12M or 1Y"):
-            parse_months(bad)
+def test_window_lengths_parse_as_months_or_days() -> None:
+    spans = [parse_span(t) for t in ("12M", "1M", "2Y", "2W", "30D")]
+    assert [(s.months, s.days) for s in spans] == [
+        (12, 0),
+        (1, 0),
+        (24, 0),
+        (0, 14),
+        (0, 30),
+    ]
+    for bad in ("12", "1H", "M", "-1M", "1.5M", "1000M"):
+        with pytest.raises(WalkForwardError, match="like 12M, 1Y, 2W or 30D") as err:
+            parse_span(bad, field="train_window")
+        assert err.value.field == "train_window"
+    for zero in ("0M", "0D"):
+        with pytest.raises(WalkForwardError, match="at least 1") as err:
+            parse_span(zero, field="test_window")
+        assert err.value.field == "test_window"
 
 
 def test_months_are_calendar_months_with_the_day_clipped() -> None:
@@ -41,7 +47,7 @@ def test_months_are_calendar_months_with_the_day_clipped() -> None:
 
 def test_windows_roll_by_the_test_window_and_never_overlap_their_tests() -> None:
     start, end = to_ns("2022-01-01"), to_ns("2023-03-15")
-    windows = plan_windows(start, end, 12, 1)
+    windows = plan_windows(start, end, Span(12), Span(1))
     assert len(windows) == 3
     assert [w.test_start_ns for w in windows] == [
         to_ns(d) for d in ("2023-01-01", "2023-02-01", "2023-03-01")
@@ -52,8 +58,22 @@ def test_windows_roll_by_the_test_window_and_never_overlap_their_tests() -> None
         assert add_months(w.train_start_ns, 12) == w.train_end_ns
     for before, after in itertools.pairwise(windows):
         assert before.test_end_ns == after.test_start_ns  # contiguous out-of-sample coverage
-    with pytest.raises(WalkForwardError, match="shorter than one train window"):
-        plan_windows(start, to_ns("2022-12-31"), 12, 1)
+    with pytest.raises(WalkForwardError, match="not longer than one train window") as err:
+        plan_windows(start, to_ns("2022-12-31"), Span(12), Span(1))
+    assert err.value.field == "train_window"
+    with pytest.raises(WalkForwardError, match="fewer than one full train and test window") as err:
+        plan_windows(start, to_ns("2023-01-20"), Span(12), Span(1))  # the test window passes the end
+    assert err.value.field == "test_window"
+
+
+def test_day_windows_step_by_days_and_months_add_at_once() -> None:
+    start = to_ns("2023-02-01")
+    windows = plan_windows(start, to_ns("2023-04-14"), parse_span("30D"), parse_span("2W"))
+    assert [w.train_start_ns for w in windows] == [start + k * 14 * 86_400 * 10**9 for k in range(3)]
+    assert [w.test_end_ns - w.test_start_ns for w in windows] == [14 * 86_400 * 10**9] * 3
+    # 31 Jan + 1 month + 1 month is 31 Mar (months add at once), not 28 Mar
+    [first, second] = plan_windows(to_ns("2023-01-31"), to_ns("2023-04-30"), Span(1), Span(1))
+    assert (first.test_start_ns, second.test_start_ns) == (to_ns("2023-02-28"), to_ns("2023-03-31"))
 
 
 def _windows_of(n_windows: int, bars_per_window: int, seed: int) -> list:
@@ -98,7 +118,7 @@ def test_a_walk_forward_trains_each_window_before_its_test_and_stitches(tmp_path
     text = strategy_text(epochs=2) + "decisions:\n  confidence_threshold: 0.0\n"
     loaded = load_strategy_text(text)
     bars = gbm_bars("AAPL", "1h", "2023-01-01", "2023-07-01", seed=9, sigma=0.4)
-    windows = plan_windows(to_ns("2023-02-01"), to_ns("2023-07-01"), 2, 1)
+    windows = plan_windows(to_ns("2023-02-01"), to_ns("2023-07-01"), Span(2), Span(1))
     assert len(windows) == 3
     settings = BacktestSettings(calendar="XNYS", permutations=50)
     seen = []
