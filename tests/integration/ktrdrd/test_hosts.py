@@ -220,9 +220,7 @@ def test_tcp_host_with_tls_and_token(daemon_factory: DaemonFactory, tmp_path: Pa
         env = {"KTRDR_HOSTS_IB": address, "KTRDR_HOSTS_CA_FILE": str(tls.ca)}
         good = daemon_factory.start(env={**env, "KTRDR_HOSTS_TOKEN_FILE": str(tls.token_file)})
         # no gateway behind it: it answers (version known) and says why it is not serving
-        host = wait_ib(
-            good, lambda h: bool(h.get("version")) and state(h) == "UNAVAILABLE", "answering"
-        )
+        host = wait_ib(good, lambda h: bool(h.get("version")) and state(h) == "UNAVAILABLE", "answering")
         assert host["message"].startswith("gateway away:")
         assert good.stop() == 0
 
