@@ -9,8 +9,12 @@ Placement: the waiting jobs are served first come, first served; each gets the R
 the most free slots (ties: the first configured), or the one it prefers (``prefer``, a host name).
 A slot is the daemon's own count of the jobs it placed on a host against the host's
 ``slots_total``. While a job waits, ``on_wait(text)`` is called whenever its situation changes:
-``"queued: position 3 of 5"`` when hosts are READY but busy, or the hosts' reasons
-(``"waiting for the training host 'local' at unix:/…: connection refused"``) when none is READY.
+``"queued: position 3"`` (jobs ahead of it + 1) when hosts are READY but busy, or the hosts'
+reasons (``"waiting for the training host 'local' at unix:/…: connection refused"``) when none is
+READY. A job joining the back of the queue changes no other job's note: each note becomes one
+journaled progress event of its operation, and a note carrying the queue's length made every
+arrival an event for every waiting job (100 queued jobs: ~5,000 events, ~5 MiB of the daemon's
+memory in the operations' event rings; ``bench train_daemon`` part (b)).
 
 Each waiting job costs a few hundred bytes (an event and its callback): a queue of hundreds of
 jobs is cheap.
@@ -142,7 +146,7 @@ class HostPool:
         ready = [n for n in self.links if self.links[n].status.state == READY and n in self._total]
         for position, waiter in enumerate(self._waiters, 1):
             if ready:
-                note = f"queued: position {position} of {len(self._waiters)}"
+                note = f"queued: position {position}"
             else:
                 note = "; ".join(link.describe_wait() for link in self.links.values()) or "no training host"
             if note != waiter.last_note:

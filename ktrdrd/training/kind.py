@@ -153,7 +153,9 @@ async def ensure_bars(
     cache = await cache_of()
     missing = []
     for req in requirements:
-        ranges = missing_ranges(await cache.entry(req.symbol, req.timeframe), req)
+        # Off the loop: the first look at a market's calendar builds its session table (~2 s),
+        # later ones take ~3 ms.
+        ranges = await asyncio.to_thread(missing_ranges, await cache.entry(req.symbol, req.timeframe), req)
         if ranges:
             missing.append((req, ranges))
     if missing and load_missing is None:
