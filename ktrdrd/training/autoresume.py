@@ -17,7 +17,8 @@ then waits for a slot in the pool's first-come queue, so runs resume in submissi
 operation with the same request, continuing from the old job's checkpoint, labelled
 ``resumed-from=<old id>`` and ``resumed-by=ktrdrd``, with request id ``auto-resume-<old id>`` (a
 second look never starts a second one). Its first event says so: ``training host 'X' is back;
-resuming operations/op_… from its last checkpoint (epoch 3 of 80 done; automatic resume 1 of 3)``.
+resuming operations/op_… from its last checkpoint (it had reached epoch 4 of 80; automatic resume 1
+of 3)``; once the job runs, the kind says which epoch the checkpoint held.
 
 **Bound.** Each run carries how many automatic resumes led to it (``params.auto_resumes``); one that
 reached the limit (config ``training_auto_resumes``; 0 turns this off) is left INTERRUPTED, and its
@@ -50,14 +51,10 @@ COMMIT_WAIT_S = 10.0
 PAGE_SIZE = 500
 
 
-def epochs_done(record: OperationRecord) -> tuple[int, int]:
-    """(epochs completed, epochs) by the run's last progress: the epoch its last checkpoint holds
-    (the host checkpoints after every epoch, and on a stop mid-epoch)."""
+def epoch_reached(record: OperationRecord) -> tuple[int, int]:
+    """(the epoch the run had reached, its epochs) by its last progress (0 before training)."""
     progress = record.progress or {}
-    metrics = progress.get("metrics") or {}
-    epoch = int(metrics.get("epoch", progress.get("current", 0)) or 0)
-    finished = metrics.get("batch", 0) >= metrics.get("batches", 1) > 0
-    return (epoch if finished else max(0, epoch - 1)), int(progress.get("total", 0) or 0)
+    return int(progress.get("current", 0) or 0), int(progress.get("total", 0) or 0)
 
 
 class AutoResumer:
@@ -138,10 +135,10 @@ class AutoResumer:
 
     async def _resume(self, record: OperationRecord, host: str) -> None:
         attempt = int(record.params.get("auto_resumes", 0)) + 1
-        done, total = epochs_done(record)
+        reached, total = epoch_reached(record)
         note = (
             f"training host {host!r} is back; resuming {record.name} from its last checkpoint "
-            f"(epoch {done} of {total} done; automatic resume {attempt} of {self.limit})"
+            f"(it had reached epoch {reached} of {total}; automatic resume {attempt} of {self.limit})"
         )
         params, labels = resumed_request(record, auto_resumes=attempt, note=note)
         try:

@@ -332,7 +332,7 @@ class TrainKind:
                 raise self._lost(
                     ctx, f"training host {slot.host!r} lost before the job started: {exc}"
                 ) from None
-            job = await self._train(ctx, slot, placement)
+            job = await self._train(ctx, slot, placement, resumed=checkpoint is not None)
         finally:
             self.deps.pool.release(slot)
         return await self._finish(ctx, placement, job, prepared)
@@ -406,11 +406,21 @@ class TrainKind:
         await ctx.message(f"re-attached to job {placement.job_id} on training host {placement.host!r}")
         return await self._train(ctx, slot, placement)
 
-    async def _train(self, ctx: OperationContext, slot: Slot, placement: Placement) -> hpb.Job:
+    async def _train(
+        self, ctx: OperationContext, slot: Slot, placement: Placement, *, resumed: bool = False
+    ) -> hpb.Job:
+        """Follow the job to its end. ``resumed``: it started from a checkpoint; its first epoch
+        reported says which epoch the checkpoint held, in a message."""
         await ctx.set_stage("train")
+        untold = [resumed]
 
         def on_event(event: hpb.JobEvent) -> None:
             pr = event.progress
+            if untold[0] and pr.current:
+                untold[0] = False
+                asyncio.get_running_loop().create_task(ctx.message(
+                    f"resumed from the checkpoint of epoch {pr.current - 1} of {pr.total}: "
+                    f"training goes on with epoch {pr.current}"))  # fmt: skip
             if pr.total or pr.fraction:
                 asyncio.get_running_loop().create_task(
                     ctx.progress(

@@ -1,7 +1,7 @@
 """Which interrupted ``train`` runs ktrdrd resumes by itself, when, in which order and how often
 (:mod:`ktrdrd.training.autoresume`), over a real OperationsCore and journal; the ``train`` kind is a
-stand-in that ends each run the way its params say. Also the small pure parts: the epoch a run's
-checkpoint holds, the resumed request, the host's "killed from outside", a job's error reason."""
+stand-in that ends each run the way its params say. Also the small pure parts: the epoch a run had
+reached, the resumed request, the host's "killed from outside", a job's error reason."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ktrdrd.hostjobs import dispatch
 from ktrdrd.hostjobs.placements import Placement, Placements
 from ktrdrd.hosts.link import READY, UNAVAILABLE
 from ktrdrd.operations import Interrupted, OperationContext, OperationsCore
-from ktrdrd.training.autoresume import AutoResumer, epochs_done
+from ktrdrd.training.autoresume import AutoResumer, epoch_reached
 from ktrdrd.training.service import resumed_request
 from tests.support.journal import opened
 
@@ -128,14 +128,10 @@ def test_a_resumed_request_carries_the_count_and_a_person_s_resume_restarts_it()
     assert labels == {"batch-index": "1", "resumed-from": "op_x"}
 
 
-def test_the_checkpoint_epoch_is_the_last_completed_one() -> None:
-    def record(epoch: int, batch: int, batches: int) -> Any:
-        metrics = {"epoch": epoch, "batch": batch, "batches": batches}
-        return SimpleNamespace(progress={"current": epoch, "total": 80, "metrics": metrics})
-
-    assert epochs_done(record(5, 12, 12)) == (5, 80)
-    assert epochs_done(record(5, 3, 12)) == (4, 80)
-    assert epochs_done(SimpleNamespace(progress={"current": 0, "total": 0, "metrics": {}})) == (0, 0)
+def test_the_epoch_reached_is_the_last_reported_one() -> None:
+    record = SimpleNamespace(progress={"current": "5", "total": "80", "metrics": {"batch": 3.0}})
+    assert epoch_reached(record) == (5, 80)  # type: ignore[arg-type]
+    assert epoch_reached(SimpleNamespace(progress={"current": 0, "total": 0})) == (0, 0)  # type: ignore[arg-type]
 
 
 def test_only_signals_from_outside_count_as_a_killed_worker() -> None:
