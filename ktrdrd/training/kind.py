@@ -250,8 +250,10 @@ class TrainKind:
         """The Interrupted of a run whose host or worker was lost; its message says what happens next."""
         limit, done = self.deps.auto_resume_limit, int(ctx.params.get("auto_resumes", 0))
         if done < limit:
-            then = (f"ktrdrd resumes it from its last checkpoint by itself once the training host can "
-                    f"take it (automatic resume {done + 1} of {limit}); to resume it now instead: "
+            label = f"resumed-from={ctx.name.removeprefix(NAME_PREFIX)}"
+            then = (f"ktrdrd resumes it from its last checkpoint by itself, as a new operation, once the "
+                    f"training host can take it (automatic resume {done + 1} of {limit}; "
+                    f"`ktrdrctl ops list --label {label}` shows it); to resume it now instead: "
                     f"{resume_command(ctx.name)}")  # fmt: skip
         elif limit:
             then = (f"it was already resumed automatically {limit} times (training_auto_resumes), so it "

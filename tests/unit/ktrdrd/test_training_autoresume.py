@@ -113,6 +113,34 @@ def test_a_run_a_person_resumed_is_not_resumed_again_and_limit_0_resumes_nothing
     asyncio.run(scenario())
 
 
+def test_the_background_look_waits_for_the_host_to_become_ready(tmp_path: Path) -> None:
+    """As after a daemon restart: the run is in the journal, its host not READY yet; once it is,
+    the run is resumed without anything else asking."""
+
+    async def scenario() -> None:
+        async with opened(tmp_path / "ktrdr.db", register=False) as core:
+            core.register_kind("train", StandIn())
+            lost = await ended(core, "HOST_STOPPED")
+            placements = Placements(tmp_path / "placements")
+            await placements.save(lost.id, Placement("a", lost.id))
+            pool = hosts(a=UNAVAILABLE)
+            task = asyncio.create_task(AutoResumer(core, pool, placements, limit=3).run())  # type: ignore[arg-type]
+            try:
+                await asyncio.sleep(0.1)
+                assert await resumed_from(core, lost) == []
+                pool.links["a"].status.state = READY
+                for _ in range(100):
+                    if await resumed_from(core, lost):
+                        break
+                    await asyncio.sleep(0.05)
+                (resumed,) = await resumed_from(core, lost)
+                assert resumed.params["auto_resumes"] == 1
+            finally:
+                task.cancel()
+
+    asyncio.run(scenario())
+
+
 def test_a_resumed_request_carries_the_count_and_a_person_s_resume_restarts_it() -> None:
     record = SimpleNamespace(
         name="operations/op_x",
