@@ -471,7 +471,8 @@ class TrainKind:
             if job.stage == HOST_STOPPED_STAGE:  # the host stopped (SIGTERM, or restarted after a crash)
                 raise self._lost(ctx, f"host {placement.host!r}: {job.error.message}", "HOST_STOPPED")
             if job.has_checkpoint and dispatch.error_reason(job) == WORKER_KILLED:
-                what = f"training host {placement.host!r}: {job.error.message} (from outside: the OOM killer or a kill)"
+                what = (f"training host {placement.host!r}: the job's worker was killed from outside (the "
+                        f"OOM killer, or a kill): {job.error.message}")  # fmt: skip
                 raise self._lost(ctx, what, "WORKER_LOST")
             raise ApiError(StatusCode(job.error.code or StatusCode.INTERNAL), f"training failed on host "
                            f"{placement.host!r}: {job.error.message}", "TRAINING_FAILED")  # fmt: skip
