@@ -15,8 +15,9 @@ then waits for a slot in the pool's first-come queue, so runs resume in submissi
 
 **How.** As ``ktrdrctl ops resume`` does (:func:`.service.resumed_request`): a new ``train``
 operation with the same request, continuing from the old job's checkpoint, labelled
-``resumed-from=<old id>`` and ``resumed-by=ktrdrd``, with request id ``auto-resume-<old id>`` (a
-second look never starts a second one). Its first event says so: ``training host 'X' is back;
+``resumed-from=<old id>`` and ``resumed-by=ktrdrd``, a child of the old one's batch parent if it
+had one (the batch follows it: :mod:`.batch`; a run of a cancelled batch is not resumed), with
+request id ``auto-resume-<old id>`` (a second look never starts a second one). Its first event says so: ``training host 'X' is back;
 resuming operations/op_… from its last checkpoint (it had reached epoch 4 of 80; automatic resume 1
 of 3)``; once the job runs, the kind says which epoch the checkpoint held.
 
@@ -39,7 +40,7 @@ from ktrdrd.hostjobs.pool import HostPool
 from ktrdrd.hosts.link import READY
 from ktrdrd.operations import OperationRecord, OperationsCore
 from ktrdrd.training import kind
-from ktrdrd.training.service import RESUMED_FROM, resumed_request
+from ktrdrd.training.service import resumed_request
 
 log = logging.getLogger("ktrdrd.training")
 
@@ -117,7 +118,12 @@ class AutoResumer:
         for record in found:
             reason = (record.error or {}).get("reason", "")
             attempts = int(record.params.get("auto_resumes", 0))
-            if reason not in kind.LOST_REASONS or attempts >= self.limit or await self._resumed(record):
+            if (
+                reason not in kind.LOST_REASONS
+                or attempts >= self.limit
+                or await self._resumed(record)
+                or await self._parent_cancelled(record)
+            ):
                 self._settled.add(record.id)
             else:
                 eligible.append(record)
@@ -125,8 +131,18 @@ class AutoResumer:
 
     async def _resumed(self, record: OperationRecord) -> bool:
         """Whether an operation (automatic or a person's) already resumes ``record``."""
-        page, _ = await self.core.list(kind=kind.KIND, labels={RESUMED_FROM: record.id}, page_size=1)
+        page, _ = await self.core.list(kind=kind.KIND, labels={kind.RESUMED_FROM: record.id}, page_size=1)
         return bool(page)
+
+    async def _parent_cancelled(self, record: OperationRecord) -> bool:
+        """Whether the run belongs to a batch that was cancelled (its runs stop with it)."""
+        if not record.parent:
+            return False
+        try:
+            parent = await self.core.get(record.parent)
+        except ApiError:
+            return False  # deleted since
+        return parent.state == OperationState.CANCELLED
 
     async def _checkpoint_host(self, record: OperationRecord) -> str:
         """The configured host that holds the run's job (and so its checkpoint); "" if none."""
@@ -143,7 +159,11 @@ class AutoResumer:
         params, labels = resumed_request(record, auto_resumes=attempt, note=note)
         try:
             new = await self.core.start(
-                kind.KIND, params=params, labels=labels, request_id=f"auto-resume-{record.id}"
+                kind.KIND,
+                params=params,
+                labels=labels,
+                parent=record.parent,
+                request_id=f"auto-resume-{record.id}",
             )
         except ApiError as exc:
             if exc.code in (StatusCode.UNAVAILABLE, StatusCode.RESOURCE_EXHAUSTED):

@@ -74,6 +74,9 @@ WORKER_KILLED = "WORKER_KILLED"
 #: Reasons of an INTERRUPTED ``train`` operation whose host or worker was lost (not a person's
 #: cancel): the ones :mod:`.autoresume` resumes by itself.
 LOST_REASONS = frozenset({"HOST_LOST", "HOST_STOPPED", "WORKER_LOST"})
+#: Labels of a resumed run: the operation it continues (its id), and ``ktrdrd`` when ktrdrd
+#: resumed it by itself (:mod:`.autoresume`).
+RESUMED_FROM, RESUMED_BY = "resumed-from", "resumed-by"
 #: Seconds before asking again a host that went away while its link still said READY.
 HOST_RETRY_S = 0.5
 T = TypeVar("T")
@@ -250,7 +253,7 @@ class TrainKind:
         """The Interrupted of a run whose host or worker was lost; its message says what happens next."""
         limit, done = self.deps.auto_resume_limit, int(ctx.params.get("auto_resumes", 0))
         if done < limit:
-            label = f"resumed-from={ctx.name.removeprefix(NAME_PREFIX)}"
+            label = f"{RESUMED_FROM}={ctx.name.removeprefix(NAME_PREFIX)}"
             then = (f"ktrdrd resumes it from its last checkpoint by itself, as a new operation, once the "
                     f"training host can take it (automatic resume {done + 1} of {limit}; "
                     f"`ktrdrctl ops list --label {label}` shows it); to resume it now instead: "

@@ -26,9 +26,6 @@ from ktrdrd.training import batch, kind
 from ktrdrd.training.prepare import prepare
 
 RESUMABLE = (OperationState.CANCELLED, OperationState.FAILED, OperationState.INTERRUPTED)
-#: Labels of a resumed ``train`` operation: the operation it continues (its id), and ``ktrdrd``
-#: when ktrdrd resumed it by itself (:mod:`.autoresume`).
-RESUMED_FROM, RESUMED_BY = "resumed-from", "resumed-by"
 
 
 def _check_run(
@@ -148,8 +145,8 @@ def resumed_request(
     params.pop("resume_note", None)
     if note:
         params["resume_note"] = note
-    labels = {**record.labels, RESUMED_FROM: record.name.removeprefix(NAME_PREFIX)}
-    labels.pop(RESUMED_BY, None)
+    labels = {**record.labels, kind.RESUMED_FROM: record.name.removeprefix(NAME_PREFIX)}
+    labels.pop(kind.RESUMED_BY, None)
     if auto_resumes:
-        labels[RESUMED_BY] = "ktrdrd"
+        labels[kind.RESUMED_BY] = "ktrdrd"
     return params, labels

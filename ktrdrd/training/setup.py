@@ -72,7 +72,7 @@ def install(
         on_lost=autoresume.lost,
     )
     core.register_kind(kind.KIND, kind.TrainKind(deps))
-    core.register_kind(batch.KIND, batch.BatchKind(core))
+    core.register_kind(batch.KIND, batch.BatchKind(core, auto_resumes))
     return Training(
         service=TrainingService(core, has_hosts=bool(links)),
         pool=pool,

@@ -36,7 +36,9 @@ MAX_BLOB = 1_000_000
 STRATEGY = strategy_text().encode()
 BARS = bars_parquet()
 INPUTS = {wire.ROLE_STRATEGY: STRATEGY, wire.bars_role("AAPL", "1h"): BARS}
-LONG = {"epochs": 400, "options": {"progress_interval_s": 0.02, "checkpoint_every": 0}}
+#: A job long enough to act on while it runs (each test acts right after epoch 2) and short enough
+#: that the resume tests, which train it to the end twice, stay quick.
+LONG = {"epochs": 100, "options": {"progress_interval_s": 0.02, "checkpoint_every": 0}}
 
 
 @pytest.fixture(scope="module")

@@ -213,7 +213,7 @@ def test_host_unreachable_at_submit_waits_then_runs(daemon_factory, workdir) -> 
 def test_cancel_then_resume_from_the_checkpoint(daemon_factory, host, workdir) -> None:
     daemon = start_daemon(daemon_factory, host.socket)
     import_bars(daemon, workdir)
-    name = detach(daemon, write_strategy(workdir, epochs=400))
+    name = detach(daemon, write_strategy(workdir, epochs=100))
     wait_until(lambda: int(get_op(daemon, name).get("progress", {}).get("current", 0)) >= 2, what="epoch 2")
     daemon.ctl("ktrdr.daemon.v1.OperationsService/CancelOperation", {"name": name})
     op = wait_op(daemon, name)
@@ -229,7 +229,7 @@ def test_cancel_then_resume_from_the_checkpoint(daemon_factory, host, workdir) -
     epochs = [
         int(e["progress"]["current"]) for e in seen if int(e.get("progress", {}).get("current", 0) or 0)
     ]
-    assert epochs[0] >= 2 and epochs[-1] == 400  # continued past the checkpoint, not from epoch 1
+    assert epochs[0] >= 2 and epochs[-1] == 100  # continued past the checkpoint, not from epoch 1
 
 
 def test_kill_9_of_the_daemon_reattaches_with_no_event_missing(daemon_factory, host, workdir) -> None:

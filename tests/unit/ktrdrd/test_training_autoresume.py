@@ -21,6 +21,7 @@ from ktrdrd.hostjobs.placements import Placement, Placements
 from ktrdrd.hosts.link import READY, UNAVAILABLE
 from ktrdrd.operations import Interrupted, OperationContext, OperationsCore
 from ktrdrd.training.autoresume import AutoResumer, epoch_reached
+from ktrdrd.training.batch import POLL_S, BatchKind
 from ktrdrd.training.service import resumed_request
 from tests.support.journal import opened
 
@@ -137,6 +138,31 @@ def test_the_background_look_waits_for_the_host_to_become_ready(tmp_path: Path) 
                 assert resumed.params["auto_resumes"] == 1
             finally:
                 task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_counts_the_run_that_resumes_its_lost_child(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with opened(tmp_path / "ktrdr.db", register=False) as core:
+            core.register_kind("train", StandIn())
+            core.register_kind("train.batch", BatchKind(core, auto_resume_limit=3))
+            runs = [{"end": "HOST_LOST", "strategy": {"source_name": f"{n}.yaml"}} for n in "ab"]
+            runs[1].pop("end")
+            parent = await core.start("train.batch", params={"runs": runs, "max_parallel": 0})
+            for _ in range(100):
+                lost, _ = await core.list(parent=parent.name, states=["INTERRUPTED"])
+                if lost:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(2 * POLL_S)
+            assert not (await core.get(parent.name)).done  # it waits for the lost run's resume
+            await AutoResumer(core, hosts(a=READY), Placements(tmp_path), limit=3)._look({"a"})  # type: ignore[arg-type]
+            done = await core.wait(parent.name, 10)
+            assert done.state == "SUCCEEDED" and done.result is not None
+            assert (done.result["succeeded"], done.result["failed"]) == (2, 0)
+            (resumed,) = await resumed_from(core, lost[0])
+            assert resumed.parent == parent.name
 
     asyncio.run(scenario())
 
