@@ -35,7 +35,8 @@ import logging
 
 from ktrdr.rpc.errors import ApiError
 from ktrdr.wire import NAME_PREFIX, OperationState, StatusCode
-from ktrdrd.hostjobs.placements import Placements
+from ktrdrd.hostjobs import dispatch
+from ktrdrd.hostjobs.placements import Placement, Placements
 from ktrdrd.hostjobs.pool import HostPool
 from ktrdrd.hosts.link import READY
 from ktrdrd.operations import OperationRecord, OperationsCore
@@ -48,6 +49,8 @@ log = logging.getLogger("ktrdrd.training")
 POLL_S = 0.5
 #: Seconds to wait for a lost run's INTERRUPTED state to be committed before looking for it.
 COMMIT_WAIT_S = 10.0
+#: Seconds before looking again after a look failed.
+RETRY_S = 5.0
 #: Operations per journal page while looking.
 PAGE_SIZE = 500
 
@@ -84,7 +87,12 @@ class AutoResumer:
             ready = {name for name, link in self.pool.links.items() if link.status.state == READY}
             if ready_before is None or ready - ready_before or self._wake.is_set():
                 self._wake.clear()
-                await self._look(ready)
+                try:
+                    await self._look(ready)
+                except Exception:  # the journal unreadable, say: never end the daemon over it
+                    log.exception("looking for training runs to resume failed; trying again")
+                    await asyncio.sleep(RETRY_S)
+                    ready = set()  # so that the next turn looks again
             ready_before = ready
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_S)
@@ -97,10 +105,12 @@ class AutoResumer:
         if not ready:
             return
         for record in await self._interrupted():
-            host = await self._checkpoint_host(record)
-            if host and host not in ready:
-                continue  # it waits for the host that holds its checkpoint
-            await self._resume(record, host or min(ready))
+            placement = await self._placement(record)
+            if placement is None:
+                await self._resume(record, min(ready))
+            elif placement.host in ready and await self._answers(placement):
+                await self._resume(record, placement.host)
+            # else it waits for the host that holds its checkpoint
 
     async def _interrupted(self) -> list[OperationRecord]:
         """INTERRUPTED ``train`` runs not settled yet, oldest first."""
@@ -144,10 +154,21 @@ class AutoResumer:
             return False  # deleted since
         return parent.state == OperationState.CANCELLED
 
-    async def _checkpoint_host(self, record: OperationRecord) -> str:
-        """The configured host that holds the run's job (and so its checkpoint); "" if none."""
+    async def _placement(self, record: OperationRecord) -> Placement | None:
+        """Where the run's job (and so its checkpoint) is, on a configured host; None if nowhere."""
         placement = await self.placements.load(record.id)
-        return placement.host if placement is not None and placement.host in self.pool.links else ""
+        return placement if placement is not None and placement.host in self.pool.links else None
+
+    async def _answers(self, placement: Placement) -> bool:
+        """Whether the host answers now: a link may still say READY for a moment after its host
+        went away (the run was lost just now), and "is back" must be true."""
+        try:
+            await dispatch.get_job(self.pool.links[placement.host].channel, placement.job_id)
+        except dispatch.HostLost:
+            return False
+        except ApiError:
+            pass  # it answers, without the job: the resumed run trains from the start
+        return True
 
     async def _resume(self, record: OperationRecord, host: str) -> None:
         attempt = int(record.params.get("auto_resumes", 0)) + 1

@@ -11,6 +11,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
+
 from hostd.training.pool import killed_from_outside
 from ktrdr.hostd.training.v1 import training_host_pb2 as hpb
 from ktrdr.rpc.errors import ApiError
@@ -39,9 +41,33 @@ class StandIn:
         raise Interrupted(f"lost ({end})", end)
 
 
+class Channel:
+    """A host's channel for GetJob: it answers (the job as asked), or is gone (UNAVAILABLE)."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def unary_unary(self, method: str, **_: Any) -> Any:
+        async def call(request: Any, timeout: float) -> Any:
+            if self.gone:
+                raise grpc.aio.AioRpcError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.aio.Metadata(),
+                    grpc.aio.Metadata(),
+                    "connection refused",
+                )
+            return hpb.GetJobResponse(job=hpb.Job(job_id=request.job_id))
+
+        return call
+
+
 def hosts(**states: str) -> SimpleNamespace:
+    """A pool whose links have these states and channels that answer."""
     return SimpleNamespace(
-        links={name: SimpleNamespace(status=SimpleNamespace(state=s)) for name, s in states.items()}
+        links={
+            name: SimpleNamespace(status=SimpleNamespace(state=state), channel=Channel())
+            for name, state in states.items()
+        }
     )
 
 
@@ -82,6 +108,10 @@ def test_lost_runs_resume_once_their_host_is_ready_in_submission_order_and_bound
                 assert await resumed_from(core, skipped) == []
 
             pool.links["a"].status.state = READY
+            pool.links["a"].channel.gone = True  # its link says READY, but the host is gone: not back yet
+            await resumer._look({"a", "b"})
+            assert [len(await resumed_from(core, r)) for r in (lost_on_a, stopped_on_a)] == [0, 0]
+            pool.links["a"].channel.gone = False
             await resumer._look({"a", "b"})
             await resumer._look({"a", "b"})  # a second look starts nothing twice
             (first,) = await resumed_from(core, lost_on_a)
