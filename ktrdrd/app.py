@@ -190,7 +190,13 @@ class Daemon:
         data_service.loads.register()  # before resume: interrupted loads reattach
         loader = BarLoader(core, data_service.loads) if hosts.ib is not None else None
         self.training = training = install_training(
-            core, hosts.training, self.models, data_service.cache, loader, state.state_dir
+            core,
+            hosts.training,
+            self.models,
+            data_service.cache,
+            loader,
+            state.state_dir,
+            config["training_auto_resumes"],
         )
         backtests = install_backtests(
             core,
@@ -248,7 +254,7 @@ class Daemon:
             group.create_task(self.core.maintain(), name="journal-maintenance"),
             group.create_task(self.servers.follow_health(), name="health"),
             group.create_task(self.hosts.run(), name="hosts"),
-            group.create_task(self.training.pool.run(), name="training-hosts"),
+            group.create_task(self.training.run(), name="training"),
         ]
 
     async def main_loop(self) -> None:

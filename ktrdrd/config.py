@@ -112,6 +112,13 @@ KEYS: tuple[Key, ...] = (
         "largest file `ktrdrctl data import` may send (more: RESOURCE_EXHAUSTED)",
         minimum=1,
     ),
+    Key(
+        "training_auto_resumes",
+        "int",
+        3,
+        "times a train run whose host or worker was lost is resumed by itself (0: never)",
+        minimum=0,
+    ),
     Key("hosts.training", "list", [], "training host addresses, comma-separated; empty = local host"),
     Key(
         "hosts.ib",

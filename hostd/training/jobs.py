@@ -14,7 +14,9 @@ submission order.
 **Outcomes.** The worker's last message decides: ``done`` → SUCCEEDED with the result and the output
 files as artifacts (a train job's model files, a backtest job's :data:`ktrdr.jobs.backtest.ARTIFACTS`); ``stopped`` on a cancel → CANCELLED; ``stopped`` on a shutdown → FAILED with
 reason ``INTERRUPTED`` (code ABORTED); ``failed`` → FAILED with its reason (code :data:`REASON_CODES`); a worker that dies
-first → FAILED with reason ``WORKER_DIED`` and how it died. Whenever the job's directory holds a
+first → FAILED with how it died and reason ``WORKER_KILLED`` when a signal from outside killed it
+(:data:`hostd.training.pool.OUTSIDE_SIGNALS`: the OOM killer, a ``kill``), else ``WORKER_DIED``
+(a crash of its own). Whenever the job's directory holds a
 checkpoint, ``has_checkpoint`` is set, ``checkpoint.pt`` is an artifact and the checkpoint is also
 put in the blob store, so a new job can name it as its ``checkpoint`` input without an upload.
 
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from hostd.training.blobs import BlobStore, StoreFull
-from hostd.training.pool import Worker
+from hostd.training.pool import Worker, killed_from_outside
 from hostd.training.records import (
     CANCELLED,
     FAILED,
@@ -208,7 +210,8 @@ class JobManager:
             job = self.jobs[slot.job_id]
             slot.job_id = None
             text = described or "worker exited before reporting the job's outcome"
-            self._spawn_task(self._finish(job, "failed", {"reason": "WORKER_DIED", "message": text}))
+            reason = "WORKER_KILLED" if killed_from_outside(worker.process.exitcode) else "WORKER_DIED"
+            self._spawn_task(self._finish(job, "failed", {"reason": reason, "message": text}))
         if described:
             log.warning("worker ended", extra={"pid": worker.pid, "how": described})
         else:

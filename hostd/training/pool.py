@@ -21,6 +21,16 @@ from hostd.training.worker import worker_main
 
 STDERR_TAIL_BYTES = 2000
 _CTX = multiprocessing.get_context("spawn")
+#: Signals a worker dies of only when something outside it kills it (the kernel's OOM killer sends
+#: SIGKILL; a person ``kill``): its job was lost, not failed by its own code. A crash of its own
+#: (SIGSEGV, SIGABRT, an exit status) is not in this set.
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM})
+
+
+def killed_from_outside(exitcode: int | None) -> bool:
+    """Whether a process's exit code (``multiprocessing``'s: ``-N`` for signal N) is a death by
+    one of :data:`OUTSIDE_SIGNALS`."""
+    return exitcode is not None and exitcode < 0 and -exitcode in OUTSIDE_SIGNALS
 
 
 def exit_description(exitcode: int | None, stderr_path: Path) -> str | None:

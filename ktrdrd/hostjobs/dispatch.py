@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format, struct_pb2
+from google.rpc import error_details_pb2
 
 from ktrdr.common.v1 import common_pb2
 from ktrdr.hostd.training.v1 import training_host_pb2 as pb
@@ -55,6 +56,15 @@ class JobSpec:
     spec: Mapping[str, Any]
     inputs: Mapping[str, common_pb2.BlobRef]
     labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def error_reason(job: pb.Job) -> str:
+    """The machine reason (``google.rpc.ErrorInfo``) of a job's error; "" when it carries none."""
+    for detail in job.error.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    return ""
 
 
 def blob_ref(data: bytes) -> common_pb2.BlobRef:

@@ -1,4 +1,5 @@
-"""Where each operation's host job runs, on disk: ``<dir>/<op id>.json`` = ``{"host", "job_id"}``.
+"""Where each operation's host job runs, on disk: ``<dir>/<op id>.json`` = ``{"host", "job_id",
+"request_digest"}`` (the digest is optional: "" when the kind has none, or in files older than it).
 
 Written before the job is started and removed when the operation ends, so a daemon restarted
 (even after ``kill -9``) finds the job its operation had on a host and follows it again. Files are
@@ -17,8 +18,12 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Placement:
+    """``request_digest``: what the kind needs to remember the job's result by (the train kind's
+    reuse key) after a re-attach; "" for none."""
+
     host: str
     job_id: str
+    request_digest: str = ""
 
 
 class Placements:
@@ -36,14 +41,19 @@ class Placements:
     def _save(self, op_id: str, placement: Placement) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self._path(op_id).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"host": placement.host, "job_id": placement.job_id}))
+        fields = {
+            "host": placement.host,
+            "job_id": placement.job_id,
+            "request_digest": placement.request_digest,
+        }
+        tmp.write_text(json.dumps(fields))
         os.replace(tmp, self._path(op_id))
 
     async def load(self, op_id: str) -> Placement | None:
         """The saved placement, or None (never placed, or the file is unreadable)."""
         try:
             data = json.loads(await asyncio.to_thread(self._path(op_id).read_text))
-            return Placement(str(data["host"]), str(data["job_id"]))
+            return Placement(str(data["host"]), str(data["job_id"]), str(data.get("request_digest", "")))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

@@ -7,6 +7,10 @@ children it had started (each child re-attaches by itself). The parent's progres
 runs; it ends SUCCEEDED with ``TrainingBatchResult`` (succeeded, failed, cancelled) and a report
 ``ranking``: the runs that produced a model, best validation accuracy first. Cancelling the parent
 cancels its children (the core does).
+
+A child that ends INTERRUPTED because its host or worker was lost, and that ktrdrd will resume by
+itself (:mod:`.autoresume`: the resumed run is a child of the same parent), is not finished: the
+parent follows the run that resumes it (or waits for it to start) and counts that one instead.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 from typing import Any
 
 from ktrdr.wire import NAME_PREFIX, OperationState
-from ktrdrd.operations import OperationContext, OperationsCore
+from ktrdrd.operations import OperationContext, OperationRecord, OperationsCore
 from ktrdrd.training import kind
 
 KIND = "train.batch"
@@ -34,8 +38,21 @@ def overrides_text(run: dict[str, Any]) -> str:
 
 
 class BatchKind:
-    def __init__(self, core: OperationsCore) -> None:
+    """``auto_resume_limit``: the automatic resumes a run may have (0: none; see :mod:`.autoresume`)."""
+
+    def __init__(self, core: OperationsCore, auto_resume_limit: int = 0) -> None:
         self.core = core
+        self.auto_resume_limit = auto_resume_limit
+
+    async def _settled(self, record: OperationRecord) -> str | None:
+        """For a done child: None when it is finished for the batch; else the name of the run that
+        resumes it, or "" while that run is still to be started by ktrdrd."""
+        page, _ = await self.core.list(kind=kind.KIND, labels={kind.RESUMED_FROM: record.id}, page_size=1)
+        if page:
+            return page[0].name
+        reason = (record.error or {}).get("reason", "")
+        resumes = record.state == OperationState.INTERRUPTED and reason in kind.LOST_REASONS
+        return "" if resumes and int(record.params.get("auto_resumes", 0)) < self.auto_resume_limit else None
 
     async def run(self, ctx: OperationContext) -> dict[str, Any] | None:
         return await self._run(ctx)
@@ -66,8 +83,13 @@ class BatchKind:
                 running.append(child.name)
             for name in running:
                 record = await self.core.wait(name, 0)
-                if record.done:
+                if not record.done:
+                    continue
+                successor = await self._settled(record)
+                if successor is None:
                     finished[name] = record
+                elif successor:
+                    started[started.index(name)] = successor
             await ctx.progress(
                 current=len(finished), total=len(runs), message=f"{len(finished)}/{len(runs)} runs done"
             )

@@ -2,7 +2,9 @@
 
 Params (made by :mod:`.service`): ``strategy`` {content, source_name}, ``overrides`` [{path,
 value}], ``symbols``, ``start_ns``/``end_ns`` (decimal strings), ``seed`` (int or null), ``force``,
-``host`` ("" = any), ``resume_from`` (an operation name, or absent).
+``host`` ("" = any), ``resume_from`` (an operation name, or absent), ``auto_resumes`` (how many
+automatic resumes led to this run; absent = 0) and ``resume_note`` (the first message of an
+automatic resume, or absent) — see :mod:`.autoresume`.
 
 - ``data``: the document with its overrides (:func:`.prepare.prepare`); each series the run needs
   must be in the bar cache over its whole range: what is missing is loaded through the IB host
@@ -15,12 +17,26 @@ value}], ``symbols``, ``start_ns``/``end_ns`` (decimal strings), ``seed`` (int o
   uploaded, the job started (job id = the operation id; a resume adds the old job's checkpoint).
 - ``train``: the job's events become the operation's progress (epoch x/y, loss, val accuracy,
   samples/s, ETA). Cancel → CancelJob (the host checkpoints) → CANCELLED, with a message saying
-  ``ktrdrctl ops resume``. The host lost → INTERRUPTED (resumable the same way).
+  ``ktrdrctl ops resume``.
 - ``collect``: the model files downloaded, registered (:class:`~ktrdrd.models.ModelRegistry`),
-  the result a ``TrainingResult``.
+  the result a ``TrainingResult``, the request digest → result remembered for reuse.
+
+How a job that did not succeed ends the operation:
+
+- INTERRUPTED, reason :data:`LOST_REASONS` (resumed automatically, :mod:`.autoresume`): the host
+  went away (``HOST_LOST``: the link broke, a call found no host), the host stopped the job after
+  a checkpoint (``HOST_STOPPED``: SIGTERM, or a restart after a crash), or the job's worker was
+  killed from outside (``WORKER_LOST``: the host's reason ``WORKER_KILLED``, SIGKILL of the OOM
+  killer or a ``kill``) and a checkpoint exists.
+- INTERRUPTED, reason ``JOB_CANCELLED_ON_HOST``: someone else cancelled the job on the host (not
+  resumed automatically: a cancel is a person's decision).
+- FAILED with the host's reason: everything else — the training failed (NaN loss, bad input), the
+  worker crashed on its own (``WORKER_DIED``), or was killed from outside with no checkpoint to
+  continue from (the message names the signal).
 
 After a daemon restart, :meth:`TrainKind.reattach` finds the job by its saved placement and
-follows it again from its first event (progress is a state, so replayed events change nothing).
+follows it again from its first event (progress is a state, so replayed events change nothing);
+the placement holds the request digest, so a re-attached run is remembered for reuse too.
 """
 
 from __future__ import annotations
@@ -53,6 +69,16 @@ log = logging.getLogger("ktrdrd.training")
 KIND = "train"
 #: The stage of a host job that the host stopped (not failed): it is resumable from its checkpoint.
 HOST_STOPPED_STAGE = "interrupted"
+#: The host's reason for a job whose worker a signal from outside killed (SIGKILL: the OOM killer).
+WORKER_KILLED = "WORKER_KILLED"
+#: Reasons of an INTERRUPTED ``train`` operation whose host or worker was lost (not a person's
+#: cancel): the ones :mod:`.autoresume` resumes by itself.
+LOST_REASONS = frozenset({"HOST_LOST", "HOST_STOPPED", "WORKER_LOST"})
+#: Labels of a resumed run: the operation it continues (its id), and ``ktrdrd`` when ktrdrd
+#: resumed it by itself (:mod:`.autoresume`).
+RESUMED_FROM, RESUMED_BY = "resumed-from", "resumed-by"
+#: Seconds before asking again a host that went away while its link still said READY.
+HOST_RETRY_S = 0.5
 T = TypeVar("T")
 
 #: ``(ctx, requirements with missing ranges) -> None`` once they are loaded into the cache; None:
@@ -67,7 +93,9 @@ class CancelledByUser(Exception):
 @dataclass
 class TrainingDeps:
     """What the kind uses: the hosts, the placement files, the model registry, the bar cache
-    (``cache_of()``), the loader of missing bars, scratch space, the reuse index."""
+    (``cache_of()``), the loader of missing bars, scratch space, the reuse index; the limit of
+    automatic resumes per run (0: none) and ``on_lost(name)``, called when a run ends INTERRUPTED
+    with one of :data:`LOST_REASONS` (before the state is committed)."""
 
     pool: HostPool
     placements: Placements
@@ -76,6 +104,8 @@ class TrainingDeps:
     load_missing: Loader | None
     scratch: Path
     reuse: ReuseIndex
+    auto_resume_limit: int = 0
+    on_lost: Callable[[str], None] = lambda name: None
 
 
 def _iso(ns: int) -> str:
@@ -84,8 +114,12 @@ def _iso(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def resume_command(name: str) -> str:
+    return f"ktrdrctl ops resume {name.removeprefix(NAME_PREFIX)}"
+
+
 def resume_hint(name: str) -> str:
-    return f"resume it from its last checkpoint with: ktrdrctl ops resume {name.removeprefix(NAME_PREFIX)}"
+    return f"resume it from its last checkpoint with: {resume_command(name)}"
 
 
 async def until_cancelled(ctx: OperationContext, work: Awaitable[T]) -> T:
@@ -202,16 +236,36 @@ class TrainKind:
     # -- entry points ------------------------------------------------------------------------------
 
     async def run(self, ctx: OperationContext) -> dict[str, Any] | None:
-        try:
-            return await self._run(ctx, reattach=False)
-        except CancelledByUser:
-            return None
+        return await self._guarded(ctx, reattach=False)
 
     async def reattach(self, ctx: OperationContext) -> dict[str, Any] | None:
+        return await self._guarded(ctx, reattach=True)
+
+    async def _guarded(self, ctx: OperationContext, *, reattach: bool) -> dict[str, Any] | None:
         try:
-            return await self._run(ctx, reattach=True)
+            return await self._run(ctx, reattach=reattach)
         except CancelledByUser:
             return None
+        except Interrupted as exc:
+            if exc.reason in LOST_REASONS:
+                self.deps.on_lost(ctx.name)
+            raise
+
+    def _lost(self, ctx: OperationContext, what: str, reason: str = "HOST_LOST") -> Interrupted:
+        """The Interrupted of a run whose host or worker was lost; its message says what happens next."""
+        limit, done = self.deps.auto_resume_limit, int(ctx.params.get("auto_resumes", 0))
+        if done < limit:
+            label = f"{RESUMED_FROM}={ctx.name.removeprefix(NAME_PREFIX)}"
+            then = (f"ktrdrd resumes it from its last checkpoint by itself, as a new operation, once the "
+                    f"training host can take it (automatic resume {done + 1} of {limit}; "
+                    f"`ktrdrctl ops list --label {label}` shows it); to resume it now instead: "
+                    f"{resume_command(ctx.name)}")  # fmt: skip
+        elif limit:
+            then = (f"it was already resumed automatically {limit} times (training_auto_resumes), so it "
+                    f"stays INTERRUPTED; {resume_hint(ctx.name)}")  # fmt: skip
+        else:
+            then = resume_hint(ctx.name)
+        return Interrupted(f"{what}; {then}", reason)
 
     # -- stages ------------------------------------------------------------------------------------
 
@@ -243,6 +297,8 @@ class TrainKind:
 
     async def _fresh(self, ctx: OperationContext, op_id: str) -> dict[str, Any] | None:
         p = ctx.params
+        if p.get("resume_note"):
+            await ctx.message(p["resume_note"])
         await ctx.set_stage("data")
         prepared = await self._prepare(ctx)
         data_digests = await self._ensure_bars(ctx, prepared)
@@ -266,7 +322,7 @@ class TrainKind:
 
         slot = await until_cancelled(ctx, self.deps.pool.acquire(waiting, prefer))
         try:
-            placement = Placement(slot.host, op_id)
+            placement = Placement(slot.host, op_id, digest)
             await self.deps.placements.save(op_id, placement)
             await ctx.message(f"placed on training host {slot.host!r} as job {op_id}")
             blobs = await self._bar_blobs(prepared)  # only now: a queued run holds no bars
@@ -280,14 +336,13 @@ class TrainKind:
                     dispatch.JobSpec(op_id, hpb.JOB_KIND_TRAIN, spec, refs, {"operation": ctx.name}),
                 )
             except dispatch.HostLost as exc:
-                raise Interrupted(f"training host {slot.host!r} lost before the job started: {exc}") from None
-            job = await self._train(ctx, slot, placement)
+                raise self._lost(
+                    ctx, f"training host {slot.host!r} lost before the job started: {exc}"
+                ) from None
+            job = await self._train(ctx, slot, placement, resumed=checkpoint is not None)
         finally:
             self.deps.pool.release(slot)
-        result = await self._finish(ctx, placement, job, prepared)
-        if result is not None:
-            await self.deps.reuse.remember(digest, result)
-        return result
+        return await self._finish(ctx, placement, job, prepared)
 
     async def _ensure_bars(self, ctx: OperationContext, prepared: prep.Prepared) -> dict[str, str]:
         """The stage ``data``: :func:`ensure_bars` of the run's requirements."""
@@ -320,8 +375,19 @@ class TrainKind:
             await ctx.message(f"{previous} left no job on a known host: training from the start")
             return None
         await ctx.progress(message=f"waiting for training host {placement.host!r} (it holds the checkpoint)")
-        channel = await until_cancelled(ctx, link.ready_channel())
-        job = await dispatch.get_job(channel, placement.job_id)
+        while True:
+            channel = await until_cancelled(ctx, link.ready_channel())
+            try:
+                job = await dispatch.get_job(channel, placement.job_id)
+                break
+            except dispatch.HostLost:  # gone again, or gone before its link noticed: wait for it
+                await until_cancelled(ctx, asyncio.sleep(HOST_RETRY_S))
+            except ApiError as exc:
+                if exc.code != StatusCode.NOT_FOUND:
+                    raise
+                await ctx.message(f"training host {placement.host!r} no longer knows the job of {previous}: "
+                                  "training from the start")  # fmt: skip
+                return None
         found = [a for a in job.artifacts if a.name == job_wire.CHECKPOINT]
         if not job.has_checkpoint or not found:
             await ctx.message(f"{previous} has no checkpoint: training from the start")
@@ -347,11 +413,21 @@ class TrainKind:
         await ctx.message(f"re-attached to job {placement.job_id} on training host {placement.host!r}")
         return await self._train(ctx, slot, placement)
 
-    async def _train(self, ctx: OperationContext, slot: Slot, placement: Placement) -> hpb.Job:
+    async def _train(
+        self, ctx: OperationContext, slot: Slot, placement: Placement, *, resumed: bool = False
+    ) -> hpb.Job:
+        """Follow the job to its end. ``resumed``: it started from a checkpoint; its first epoch
+        reported says which epoch the checkpoint held, in a message."""
         await ctx.set_stage("train")
+        untold = [resumed]
 
         def on_event(event: hpb.JobEvent) -> None:
             pr = event.progress
+            if untold[0] and pr.current:
+                untold[0] = False
+                asyncio.get_running_loop().create_task(ctx.message(
+                    f"resumed from the checkpoint of epoch {pr.current - 1} of {pr.total}: "
+                    f"training goes on with epoch {pr.current}"))  # fmt: skip
             if pr.total or pr.fraction:
                 asyncio.get_running_loop().create_task(
                     ctx.progress(
@@ -376,9 +452,7 @@ class TrainKind:
                 return await follow
             return follow.result()
         except dispatch.HostLost as exc:
-            raise Interrupted(
-                f"training host {placement.host!r} lost during the job: {exc}; {resume_hint(ctx.name)}"
-            ) from None
+            raise self._lost(ctx, f"training host {placement.host!r} lost during the job: {exc}") from None
         finally:
             cancel.cancel()
             if not follow.done():
@@ -394,13 +468,17 @@ class TrainKind:
                 await ctx.message(f"cancelled{note}; {resume_hint(ctx.name)}")
                 return None
             raise Interrupted(
-                f"the job ended CANCELLED on the host: {job.error.message}; {resume_hint(ctx.name)}"
+                f"the job was cancelled on training host {placement.host!r}, not through ktrdrd; "
+                f"{resume_hint(ctx.name)}",
+                "JOB_CANCELLED_ON_HOST",
             )
         if job.state != hpb.JOB_STATE_SUCCEEDED:
             if job.stage == HOST_STOPPED_STAGE:  # the host stopped (SIGTERM, or restarted after a crash)
-                raise Interrupted(
-                    f"host {placement.host!r}: {job.error.message}; {resume_hint(ctx.name)}", "HOST_STOPPED"
-                )
+                raise self._lost(ctx, f"host {placement.host!r}: {job.error.message}", "HOST_STOPPED")
+            if job.has_checkpoint and dispatch.error_reason(job) == WORKER_KILLED:
+                what = (f"training host {placement.host!r}: the job's worker was killed from outside (the "
+                        f"OOM killer, or a kill): {job.error.message}")  # fmt: skip
+                raise self._lost(ctx, what, "WORKER_LOST")
             raise ApiError(StatusCode(job.error.code or StatusCode.INTERNAL), f"training failed on host "
                            f"{placement.host!r}: {job.error.message}", "TRAINING_FAILED")  # fmt: skip
         await ctx.set_stage("collect")
@@ -414,9 +492,12 @@ class TrainKind:
             record = await self.deps.models.register(work, ctx.name)
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
-        await self.deps.placements.forget(op_id)
         version = f"models/{record.strategy}/versions/{record.version}"
-        return result_of(version, record.metrics, json_format.MessageToDict(job.result), prepared)
+        result = result_of(version, record.metrics, json_format.MessageToDict(job.result), prepared)
+        if placement.request_digest:  # "": placed by a ktrdrd that did not record it
+            await self.deps.reuse.remember(placement.request_digest, result)
+        await self.deps.placements.forget(op_id)
+        return result
 
     async def _channel(self, ctx: OperationContext, host: str) -> Any:
         link = self.deps.pool.link(host)

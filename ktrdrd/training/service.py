@@ -131,6 +131,22 @@ async def resume_train(core: OperationsCore, record: OperationRecord, request_id
             f"{record.name} is {record.state}; only CANCELLED, FAILED or INTERRUPTED operations resume",
             "OPERATION_NOT_RESUMABLE",
         )
-    params = {**record.params, "resume_from": record.name, "force": True}
-    labels = {**record.labels, "resumed-from": record.name.removeprefix(NAME_PREFIX)}
+    params, labels = resumed_request(record)
     return await core.start(kind.KIND, params=params, labels=labels, request_id=request_id)
+
+
+def resumed_request(
+    record: OperationRecord, *, auto_resumes: int = 0, note: str = ""
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The params and labels of the operation that resumes ``record``: the same request, from its
+    checkpoint, trained even if an identical run made a model. ``auto_resumes``: how many automatic
+    resumes led to it (a person's resume starts the count again at 0); ``note``: its first message."""
+    params = {**record.params, "resume_from": record.name, "force": True, "auto_resumes": auto_resumes}
+    params.pop("resume_note", None)
+    if note:
+        params["resume_note"] = note
+    labels = {**record.labels, kind.RESUMED_FROM: record.name.removeprefix(NAME_PREFIX)}
+    labels.pop(kind.RESUMED_BY, None)
+    if auto_resumes:
+        labels[kind.RESUMED_BY] = "ktrdrd"
+    return params, labels

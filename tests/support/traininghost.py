@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,6 +128,27 @@ class TrainHost:
 
     def get(self, job_id: str) -> pb.Job:
         return self.unary("GetJob", pb.GetJobRequest(job_id=job_id), pb.GetJobResponse).job
+
+    def wait_progress(self, job_id: str, epochs: int = 1) -> int:
+        """Follow the job until it reports ``epochs`` epochs past its first reported one (so at
+        least that many ended, each with its periodic checkpoint); its worker's pid from its events."""
+        call = self.channel.unary_stream(
+            SERVICE + "WatchJob",
+            request_serializer=pb.WatchJobRequest.SerializeToString,
+            response_deserializer=pb.WatchJobResponse.FromString,
+        )
+        stream = call(pb.WatchJobRequest(job_id=job_id), timeout=CALL_TIMEOUT_S)
+        pid, first = 0, 0
+        for item in stream:
+            match = re.search(r"worker pid (\d+)", item.event.message)
+            if match:
+                pid = int(match.group(1))
+            first = first or item.event.progress.current
+            if first and item.event.progress.current >= first + epochs:
+                break
+        stream.cancel()
+        assert pid > 0
+        return pid
 
     def download(self, job_id: str, name: str, offset: int = 0) -> tuple[pb.Artifact, bytes]:
         call = self.channel.unary_stream(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,6 @@ from ktrdr.research.features import feature_spec
 from ktrdr.strategy import load_strategy_text
 from tests.integration.conftest import NotifyListener
 from tests.support.traininghost import (
-    SERVICE,
     TrainHost,
     bars_parquet,
     blob_ref,
@@ -38,7 +36,9 @@ MAX_BLOB = 1_000_000
 STRATEGY = strategy_text().encode()
 BARS = bars_parquet()
 INPUTS = {wire.ROLE_STRATEGY: STRATEGY, wire.bars_role("AAPL", "1h"): BARS}
-LONG = {"epochs": 400, "options": {"progress_interval_s": 0.02, "checkpoint_every": 0}}
+#: A job long enough to act on while it runs (each test acts right after epoch 2) and short enough
+#: that the resume tests, which train it to the end twice, stay quick.
+LONG = {"epochs": 100, "options": {"progress_interval_s": 0.02, "checkpoint_every": 0}}
 
 
 @pytest.fixture(scope="module")
@@ -62,26 +62,6 @@ def _details(exc: grpc.RpcError) -> dict[str, object]:
                 detail.Unpack(message)
                 out[kind.__name__] = message
     return out
-
-
-def _wait_progress(host: TrainHost, job_id: str) -> int:
-    """Follow the job until its first training progress; the worker's pid from its events."""
-    call = host.channel.unary_stream(
-        SERVICE + "WatchJob",
-        request_serializer=pb.WatchJobRequest.SerializeToString,
-        response_deserializer=pb.WatchJobResponse.FromString,
-    )
-    stream = call(pb.WatchJobRequest(job_id=job_id), timeout=120)
-    pid = 0
-    for item in stream:
-        match = re.search(r"worker pid (\d+)", item.event.message)
-        if match:
-            pid = int(match.group(1))
-        if item.event.progress.current >= 2:
-            break
-    stream.cancel()
-    assert pid > 0
-    return pid
 
 
 def test_a_job_runs_with_every_event_in_order_and_its_artifacts_load(host: TrainHost, tmp_path: Path) -> None:
@@ -199,7 +179,7 @@ def test_cancel_checkpoints_and_a_resume_ends_like_an_uninterrupted_run(host: Tr
     whole = result_dict(host.get("whole"))
 
     host.start("part", INPUTS, spec=spec(**LONG))
-    _wait_progress(host, "part")
+    host.wait_progress("part")
     cancelled = host.unary("CancelJob", pb.CancelJobRequest(job_id="part"), pb.CancelJobResponse).job
     assert cancelled.state == pb.JOB_STATE_CANCELLED and cancelled.has_checkpoint
     checkpoint = next(a for a in cancelled.artifacts if a.name == wire.CHECKPOINT)
@@ -219,11 +199,13 @@ def test_cancel_checkpoints_and_a_resume_ends_like_an_uninterrupted_run(host: Tr
 
 def test_a_worker_killed_by_a_signal_fails_only_its_job(host: TrainHost) -> None:
     host.start("killed", INPUTS, spec=spec(**LONG))
-    pid = _wait_progress(host, "killed")
+    pid = host.wait_progress("killed")
     os.kill(pid, signal.SIGKILL)
     host.watch("killed")
     job = host.get("killed")
     assert job.state == pb.JOB_STATE_FAILED and "killed by SIGKILL" in job.error.message
+    info = error_details_pb2.ErrorInfo()
+    assert job.error.details[0].Unpack(info) and info.reason == "WORKER_KILLED"  # from outside, not a crash
     host.start("after-kill", INPUTS)
     host.watch("after-kill")
     assert host.get("after-kill").state == pb.JOB_STATE_SUCCEEDED
@@ -240,7 +222,7 @@ def test_sigterm_checkpoints_running_jobs_and_a_restart_resumes_them(tmp_path: P
         host.upload(STRATEGY)
         host.upload(BARS)
         host.start("term-1", INPUTS, spec=spec(**LONG))
-        _wait_progress(host, "term-1")
+        host.wait_progress("term-1")
     finally:
         assert host.stop() == 0
         listener.wait_for("STOPPING", "1", host.proc, 5)
@@ -299,7 +281,7 @@ def test_a_warm_worker_never_imports_grpc(tmp_path: Path) -> None:
 
 def test_a_busy_host_refuses_or_queues_and_cancels_queued_jobs(host: TrainHost) -> None:
     host.start("busy", INPUTS, spec=spec(**LONG))
-    _wait_progress(host, "busy")
+    host.wait_progress("busy")
     with pytest.raises(grpc.RpcError) as exc:
         host.start("refused", INPUTS)
     assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -331,7 +313,7 @@ def test_a_killed_host_leaves_its_running_job_resumable_after_a_restart(tmp_path
         host.upload(STRATEGY)
         host.upload(BARS)
         host.start("kill-9", INPUTS, spec=spec(epochs=400, options={"progress_interval_s": 0.02}))
-        _wait_progress(host, "kill-9")
+        host.wait_progress("kill-9")
     finally:
         host.kill()
     host = TrainHost(state, tmp_path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -212,7 +213,7 @@ def test_host_unreachable_at_submit_waits_then_runs(daemon_factory, workdir) -> 
 def test_cancel_then_resume_from_the_checkpoint(daemon_factory, host, workdir) -> None:
     daemon = start_daemon(daemon_factory, host.socket)
     import_bars(daemon, workdir)
-    name = detach(daemon, write_strategy(workdir, epochs=400))
+    name = detach(daemon, write_strategy(workdir, epochs=100))
     wait_until(lambda: int(get_op(daemon, name).get("progress", {}).get("current", 0)) >= 2, what="epoch 2")
     daemon.ctl("ktrdr.daemon.v1.OperationsService/CancelOperation", {"name": name})
     op = wait_op(daemon, name)
@@ -228,13 +229,14 @@ def test_cancel_then_resume_from_the_checkpoint(daemon_factory, host, workdir) -
     epochs = [
         int(e["progress"]["current"]) for e in seen if int(e.get("progress", {}).get("current", 0) or 0)
     ]
-    assert epochs[0] >= 2 and epochs[-1] == 400  # continued past the checkpoint, not from epoch 1
+    assert epochs[0] >= 2 and epochs[-1] == 100  # continued past the checkpoint, not from epoch 1
 
 
 def test_kill_9_of_the_daemon_reattaches_with_no_event_missing(daemon_factory, host, workdir) -> None:
     daemon = start_daemon(daemon_factory, host.socket)
     import_bars(daemon, workdir)
-    name = detach(daemon, write_strategy(workdir, epochs=60))
+    strategy = write_strategy(workdir, epochs=60)
+    name = detach(daemon, strategy)
     wait_until(lambda: int(get_op(daemon, name).get("progress", {}).get("current", 0)) >= 2, what="epoch 2")
     daemon.proc.send_signal(signal.SIGKILL)
     daemon.proc.wait(10)
@@ -251,30 +253,73 @@ def test_kill_9_of_the_daemon_reattaches_with_no_event_missing(daemon_factory, h
     assert any("re-attached" in e.get("message", "") for e in seen), [e.get("message") for e in seen]
     epochs = {int(e["progress"].get("current", 0)) for e in seen if e.get("progress")}
     assert 60 in epochs
+    # The re-attached run was remembered: the identical request returns its model.
+    again = train(restarted, strategy)
+    assert again.returncode == 0, again.stderr
+    assert "model: models/t/versions/1  (reused" in again.stdout, again.stdout
 
 
-def test_kill_9_of_the_host_interrupts_then_resumes(daemon_factory, workdir) -> None:
+#: Epochs of the run the resume test interrupts twice: enough to outlast two interruptions.
+EPOCHS = 60
+
+
+def resumed_from(daemon: Any, name: str) -> list[dict[str, Any]]:
+    """The operations labelled as resuming ``name``."""
+    label = "resumed-from=" + name.removeprefix("operations/")
+    found = daemon.ctl("ktrdr.daemon.v1.OperationsService/ListOperations", {"filter": {"label": [label]}})
+    return found.get("operations", [])
+
+
+def test_kill_9_of_the_host_or_its_worker_interrupts_then_resumes_by_itself(daemon_factory, workdir) -> None:
+    """The host killed: INTERRUPTED (HOST_LOST), resumed by ktrdrd once the host is back; then the
+    resumed run's worker killed (SIGKILL, as the OOM killer does) after a checkpoint: INTERRUPTED
+    (WORKER_LOST) naming the signal, resumed again at once on the same host; it succeeds."""
     host_dir = daemon_factory.base / "host"
     host_dir.mkdir()
     host = TrainHost(host_dir, daemon_factory.base)
     daemon = start_daemon(daemon_factory, host.socket)
     import_bars(daemon, workdir)
-    name = detach(daemon, write_strategy(workdir, epochs=80))
+    strategy = write_strategy(workdir, epochs=EPOCHS)
+    name = detach(daemon, strategy)
     wait_until(lambda: int(get_op(daemon, name).get("progress", {}).get("current", 0)) >= 3, what="epoch 3")
-    os.killpg(host.proc.pid, signal.SIGKILL) if False else host.proc.send_signal(signal.SIGKILL)
+    host.proc.send_signal(signal.SIGKILL)
     host.proc.wait(10)
     op = wait_op(daemon, name, 60)
     assert op["state"] == "OPERATION_STATE_INTERRUPTED", op
+    assert "resumes it from its last checkpoint by itself" in op["error"]["message"], op
     assert "ktrdrctl ops resume" in op["error"]["message"]
+    assert resumed_from(daemon, name) == []  # no host: nothing resumes yet
     host = TrainHost(host_dir, daemon_factory.base)
     try:
-        out = ctl(daemon, "ops", "resume", name.removeprefix("operations/"))
-        assert out.returncode == 0, out.stderr
-        resumed = out.stdout.split()[-1]
-        final = wait_op(daemon, resumed)
+        (resumed,) = wait_until(lambda: resumed_from(daemon, name), what="the automatic resume")
+        assert resumed["labels"]["resumed-by"] == "ktrdrd"
+        os.kill(host.wait_progress(resumed["name"].removeprefix("operations/"), epochs=1), signal.SIGKILL)
+        lost = wait_op(daemon, resumed["name"])
+        assert lost["state"] == "OPERATION_STATE_INTERRUPTED", lost
+        assert "worker killed by SIGKILL" in lost["error"]["message"], lost
+        (again,) = wait_until(lambda: resumed_from(daemon, resumed["name"]), what="the second resume")
+        final = wait_op(daemon, again["name"])
         assert final["state"] == "OPERATION_STATE_SUCCEEDED", final
-        messages = [e.get("message", "") for e in events(daemon, resumed)]
-        assert any("resuming from the checkpoint" in m for m in messages), messages
+        held = []
+        for run, attempt in ((resumed, 1), (again, 2)):
+            seen = events(daemon, run["name"])
+            messages = [e.get("message", "") for e in seen]
+            assert any(
+                "is back; resuming " in m and f"automatic resume {attempt} of 3" in m for m in messages
+            ), messages
+            told = next(
+                re.search(r"checkpoint of epoch (\d+) of (\d+)", m)
+                for m in messages
+                if "checkpoint of epoch" in m
+            )
+            assert told and int(told[2]) == EPOCHS, messages
+            epochs = [int(e["progress"].get("current", 0)) for e in seen if e.get("progress")]
+            assert int(told[1]) > 0 and min(epoch for epoch in epochs if epoch) > 1  # not from epoch 1
+            held.append(int(told[1]))
+        assert held[1] > held[0] and epochs[-1] == EPOCHS
+        assert any("resuming from the checkpoint of " + resumed["name"] in m for m in messages), messages
+        reused = train(daemon, strategy)  # the resumed run was remembered for reuse
+        assert reused.returncode == 0 and "(reused" in reused.stdout, reused.stdout + reused.stderr
     finally:
         host.stop()
         shutil.rmtree(host_dir, ignore_errors=True)
