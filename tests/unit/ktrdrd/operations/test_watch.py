@@ -17,12 +17,15 @@ from tests.support.journal import opened
 TICKS = {"steps": 40, "interval_s": 0.002, "messages": True}
 
 
-async def collect(core: OperationsCore, name: str, after_seq: int = 0, delay_s: float = 0) -> list[Any]:
+async def collect(
+    core: OperationsCore, name: str, after_seq: int = 0, hold: asyncio.Event | None = None
+) -> list[Any]:
+    """Every item of a watch; with ``hold``, the watcher stalls after its first item until it is set."""
     items = []
     async for item in core.watch(name, after_seq):
         items.append(item)
-        if delay_s:
-            await asyncio.sleep(delay_s)
+        if hold is not None:
+            await hold.wait()
     return items
 
 
@@ -76,8 +79,10 @@ def test_slow_watcher_falls_back_to_database(db_path: Path, monkeypatch: pytest.
             monkeypatch.setattr(core._journal, "read_events", counting)
             rec = await core.start("test.ticker", params=TICKS)
             fast = asyncio.create_task(collect(core, rec.name, after_seq=-1))
-            slow = asyncio.create_task(collect(core, rec.name, after_seq=-1, delay_s=0.01))
+            stalled = asyncio.Event()
+            slow = asyncio.create_task(collect(core, rec.name, after_seq=-1, hold=stalled))
             done = await core.wait(rec.name, 10)
+            stalled.set()  # 40 events went by a ring of 4 while the slow watcher stood still
             for items in (await fast, await slow):
                 assert check_stream(items, items[0].last_seq + 1)[-1].seq == done.last_seq
             assert reads  # the slow watcher left the ring and caught up from the database
