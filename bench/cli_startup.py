@@ -127,10 +127,14 @@ def main(argv: list[str]) -> int:
     python = str(VENV_BIN / "python")
     ktrdrctl = str(VENV_BIN / "ktrdrctl")
     # An installed package ships .pyc; with PYTHONDONTWRITEBYTECODE set an editable install would
-    # recompile ktrdrctl on every start, which no user pays. Compile once (no-op when up to date).
+    # recompile ktrdrctl (and the ktrdr.wire it imports) on every start, which no user pays.
+    # Compile once (no-op when up to date).
     compileall.compile_dir(ROOT / "ktrdrctl", quiet=1)
+    for module in ("__init__.py", "wire.py"):
+        compileall.compile_file(ROOT / "ktrdr" / module, quiet=1)
     print(
-        f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}; ktrdrctl/ compiled to .pyc"
+        f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}; "
+        "ktrdrctl/, ktrdr/__init__.py and ktrdr/wire.py compiled to .pyc"
     )
 
     ok = True

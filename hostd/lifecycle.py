@@ -43,6 +43,11 @@ from ktrdr.sdnotify import Notifier
 log = logging.getLogger("hostd")
 
 SOCKET_MODE = 0o660
+#: Seconds calls in flight get to finish once the host stops.
+STOP_GRACE_S = 2.0
+#: The largest gRPC message a host sends or receives: a 1 MiB chunk (bars, checkpoints, blobs) plus
+#: framing, and uploads' chunks (< 4 MiB), fit.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -71,6 +76,20 @@ class HostApp(Protocol):
 
     async def close(self) -> None:
         """After the server stopped: release what the host holds."""
+        ...
+
+
+class Listening(Protocol):
+    """What :func:`serve` reads of a host's configuration."""
+
+    @property
+    def listen(self) -> str:
+        """``unix:PATH`` or ``HOST:PORT``."""
+        ...
+
+    @property
+    def auth(self) -> hostauth.ServerAuth | None:
+        """TLS + bearer token for TCP listening (None: unix socket, or plain TCP on loopback only)."""
         ...
 
 
@@ -172,26 +191,26 @@ async def run_host(
 
 def serve(
     make_app: Callable[[], HostApp],
-    listen: str,
+    config: Listening,
     *,
-    max_message_bytes: int,
-    grace_s: float,
     log_format: str,
     log_level: str,
-    auth: hostauth.ServerAuth | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+    grace_s: float = STOP_GRACE_S,
 ) -> int:
-    """Set up logging and sd_notify, build the app inside the event loop and run it; the exit status."""
+    """Set up logging and sd_notify, build the app inside the event loop and run it on
+    ``config.listen`` (with ``config.auth``); the exit status. Every host's process entry."""
     logs.setup(log_format, log_level)
     notifier = Notifier()
 
     async def main() -> int:
         return await run_host(
             make_app(),
-            listen,
+            config.listen,
             notifier,
             max_message_bytes=max_message_bytes,
             grace_s=grace_s,
-            auth=auth,
+            auth=config.auth,
         )
 
     try:

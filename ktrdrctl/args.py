@@ -7,6 +7,7 @@ ids and states are checked against :mod:`ktrdr.wire`, the forms the daemon accep
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import click
 
@@ -15,6 +16,8 @@ from ktrdr import wire
 _LABEL_KEY_RE = re.compile(r"[A-Za-z0-9_./-]+")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)?")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: What ``--start``/``--end`` options accept (``click.DateTime(TIME_FORMATS)``); naive means UTC.
+TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]
 
 
 def operation_name(text: str) -> str:
@@ -65,6 +68,15 @@ def duration_seconds(text: str) -> float:
     if not match:
         raise click.BadParameter(f"{text!r} is not a duration; expected e.g. 30, 30s, 5m, 2h, 500ms")
     return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+
+
+def utc_text(value: datetime | None) -> str | None:
+    """A naive (taken as UTC) or aware datetime as proto3 JSON Timestamp text."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Converter(click.ParamType):

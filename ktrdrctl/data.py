@@ -14,7 +14,6 @@ module level; the client loads when a command runs.
 
 from __future__ import annotations
 
-import base64
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,9 +23,9 @@ import click
 
 from ktrdr import wire
 from ktrdrctl import exits
+from ktrdrctl.args import TIME_FORMATS, utc_text
 from ktrdrctl.files import FileProblem, read_chunks
 from ktrdrctl.groups import Group
-from ktrdrctl.strategies import TIME_FORMATS, utc_text
 
 DATA = "ktrdr.daemon.v1.DataService/"
 #: File bytes per ctl frame: base64 makes 4/3 of it, well under the 4 MiB frame cap.
@@ -145,6 +144,8 @@ def import_(
 ) -> None:
     """Import bars from a CSV or Parquet FILE into the cache (one atomic write; bad rows change nothing
     unless --repair or --fix name the fixes to apply)."""
+    import base64  # only import and export carry file bytes
+
     from ktrdrctl.cli import print_json, session_of
     from ktrdrctl.ctl import CtlError, DaemonUnreachable, RequestTooLarge
 
@@ -310,6 +311,7 @@ def export(
 ) -> None:
     """Write the cached bars of SYMBOL TIMEFRAME to FILE or stdout (the daemon renders them; a file
     appears whole or not at all)."""
+    import base64  # only import and export carry file bytes
     import os
     import sys
 

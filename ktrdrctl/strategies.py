@@ -15,12 +15,14 @@ timeframe needs; an invalid file prints its errors on stderr and exits 1.
 from __future__ import annotations
 
 import textwrap
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 
 from ktrdrctl import args, exits
+from ktrdrctl.args import TIME_FORMATS as TIME_FORMATS  # backtest's import (moved to args)
+from ktrdrctl.args import utc_text as utc_text
 from ktrdrctl.files import FileProblem, read_text
 from ktrdrctl.groups import Group
 
@@ -36,7 +38,6 @@ EMPTY_FILE_RESPONSE: dict[str, Any] = {
     "valid": False,
     "issues": [{"severity": ERROR, "line": 1, "column": 1, "message": "the document is empty"}],
 }
-TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]
 
 
 def read_files(files: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -159,15 +160,6 @@ def description_text(name: str, response: dict[str, Any]) -> str:
     table = render.table(["SYMBOL", "TIMEFRAME", "LOAD FROM", "UNTIL", "WARM-UP BARS"], rows)
     lines += [f"  {line}" for line in table.splitlines()]
     return "\n".join(lines)
-
-
-def utc_text(value: datetime | None) -> str | None:
-    """A naive (taken as UTC) or aware datetime as proto3 JSON Timestamp text."""
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- commands ------------------------------------------------------------------------------------

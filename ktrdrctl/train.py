@@ -19,7 +19,8 @@ import click
 
 from ktrdr import wire
 from ktrdrctl import args, exits
-from ktrdrctl.strategies import TIME_FORMATS, read_files, source, utc_text
+from ktrdrctl.args import TIME_FORMATS, utc_text
+from ktrdrctl.strategies import read_files, source
 
 TRAINING = "ktrdr.daemon.v1.TrainingService/"
 OPERATIONS = "ktrdr.daemon.v1.OperationsService/"

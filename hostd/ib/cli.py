@@ -76,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hostd.ib.process import HostConfig, serve
+    from hostd import lifecycle
+    from hostd.ib.process import HostConfig, IbHost
 
     auth = server_auth_or_exit(args, "hostd ib")
     host, port = args.gateway
@@ -91,4 +92,6 @@ def run(args: argparse.Namespace) -> int:
         simulated=args.simulated,
         auth=auth,
     )
-    return serve(config, log_format=args.log_format, log_level=args.log_level)
+    return lifecycle.serve(
+        lambda: IbHost(config), config, log_format=args.log_format, log_level=args.log_level
+    )

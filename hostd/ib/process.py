@@ -7,8 +7,8 @@ systemd asks for them) → the connection's reconnect loop
 runs; health ``""`` and ``ktrdr.hostd.marketdata.v1.MarketDataService`` (and its short alias
 ``ktrdr.hostd.ib``) are SERVING exactly while the gateway is usable, and sd_notify STATUS follows
 the connection → SIGTERM/SIGINT: ``STOPPING=1``, health NOT_SERVING, calls in flight get
-:data:`STOP_GRACE_S`, the gateway connection closes, the socket file is removed, exit 0. A bind
-failure exits 1 (the reason is logged).
+:data:`hostd.lifecycle.STOP_GRACE_S`, the gateway connection closes, the socket file is removed,
+exit 0. A bind failure exits 1 (the reason is logged).
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ log = logging.getLogger("hostd.ib")
 
 #: The health names that follow the gateway ("" = overall).
 HEALTH_ALIAS = "ktrdr.hostd.ib"
-STOP_GRACE_S = 2.0
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -115,15 +113,3 @@ class IbHost:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.connection.close()
-
-
-def serve(config: HostConfig, *, log_format: str, log_level: str) -> int:
-    return lifecycle.serve(
-        lambda: IbHost(config),
-        config.listen,
-        max_message_bytes=MAX_MESSAGE_BYTES,
-        grace_s=STOP_GRACE_S,
-        log_format=log_format,
-        log_level=log_level,
-        auth=config.auth,
-    )

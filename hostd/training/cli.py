@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hostd.training.process import HostConfig, serve
+    from hostd import lifecycle
+    from hostd.training.process import HostConfig, TrainingHost
 
     auth = server_auth_or_exit(args, "hostd training")
     cores = os.cpu_count() or 1
@@ -81,4 +82,6 @@ def run(args: argparse.Namespace) -> int:
         max_store_bytes=args.max_store_bytes,
         auth=auth,
     )
-    return serve(config, log_format=args.log_format, log_level=args.log_level)
+    return lifecycle.serve(
+        lambda: TrainingHost(config), config, log_format=args.log_format, log_level=args.log_level
+    )

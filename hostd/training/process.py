@@ -27,13 +27,10 @@ from ktrdr.sdnotify import Notifier
 log = logging.getLogger("hostd.training")
 
 HEALTH_ALIAS = "ktrdr.hostd.training"
-STOP_GRACE_S = 2.0
 #: How long running jobs have to checkpoint on SIGTERM (the unit's TimeoutStopSec is longer).
 DRAIN_TIMEOUT_S = 60.0
 #: How long start-up waits for the first worker to report its device (for READY's status line).
 DEVICE_WAIT_S = 120.0
-#: Messages carry at most one 1 MiB chunk plus framing; uploads send chunks < 4 MiB.
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -80,15 +77,3 @@ class TrainingHost:
 
     async def close(self) -> None:
         await self.jobs.close()
-
-
-def serve(config: HostConfig, *, log_format: str, log_level: str) -> int:
-    return lifecycle.serve(
-        lambda: TrainingHost(config),
-        config.listen,
-        max_message_bytes=MAX_MESSAGE_BYTES,
-        grace_s=STOP_GRACE_S,
-        log_format=log_format,
-        log_level=log_level,
-        auth=config.auth,
-    )

@@ -209,7 +209,9 @@ class BarCache:
 
         NOT_FOUND when the series is not in the cache.
         """
-        if await self.entry(symbol, timeframe) is None:
+        # Existence only (not the entry with its intervals: thousands for a long XNYS series), read
+        # on the loop: `data show --tail 5` pays one thread hop, for the file (bench cli_startup).
+        if not await self._journal.point_read(catalog.EXISTS_SQL, (symbol, timeframe)):
             raise not_found(f"series {symbol} {timeframe}", "SERIES_NOT_FOUND")
         path = files.series_path(self.root, symbol, timeframe)
         return await asyncio.to_thread(_read_range, path, symbol, timeframe, start_ns, end_ns, tail)

@@ -57,6 +57,10 @@ def delete(conn: sqlite3.Connection, symbol: str, timeframe: str) -> None:
     conn.execute("DELETE FROM bar_series WHERE symbol = ? AND timeframe = ?", (symbol, timeframe))
 
 
+#: Whether a series is stored: one row by primary key, cheap enough for ``journal.point_read``.
+EXISTS_SQL = "SELECT 1 FROM bar_series WHERE symbol = ? AND timeframe = ?"
+
+
 def get(conn: sqlite3.Connection, symbol: str, timeframe: str) -> SeriesEntry | None:
     """The series' entry, or None."""
     found = select(conn, "symbol = ? AND timeframe = ?", (symbol, timeframe), limit=1)

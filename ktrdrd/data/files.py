@@ -69,7 +69,14 @@ def read_range(path: Path, start_ns: int | None, end_ns: int | None, tail: int) 
             if inside >= tail:
                 break
         groups = kept
-    table = parquet.read_row_groups(groups).cast(SCHEMA) if groups else SCHEMA.empty_table()
+    # One row group (a tail, a short range) decodes in half the time without Arrow's thread pool,
+    # whose hand-offs cost more than six small columns (bench cli_startup's `data show --tail 5`);
+    # several groups decode in parallel (bench data_cache's 1M-bar read).
+    table = (
+        parquet.read_row_groups(groups, use_threads=len(groups) > 1).cast(SCHEMA)
+        if groups
+        else SCHEMA.empty_table()
+    )
     times = table.column("time").to_numpy()
     first = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
     stop = len(times) if end_ns is None else int(np.searchsorted(times, end_ns, "left"))

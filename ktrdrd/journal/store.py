@@ -251,6 +251,14 @@ class Journal:
         """Run ``fn(conn)`` on the reader thread (a read-only connection) and return its value."""
         return await self._read(fn)
 
+    async def point_read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Every row of ``sql``, a read of one row by primary key: on the loop thread (see
+        :class:`_PointReader`), on the reader thread only if that would wait."""
+        rows = self._point.read(sql, args)
+        if rows is None:
+            return await self._read(lambda conn: conn.execute(sql, args).fetchall())
+        return rows
+
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Queue the write ``fn(conn)`` for the writer thread; the future resolves once it is committed
         (see :class:`~ktrdrd.journal.writer.Writer`). Loop thread only."""

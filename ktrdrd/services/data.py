@@ -42,6 +42,9 @@ from ktrdrd.data.catalog import SeriesEntry
 SOURCE = "IMPORT"
 GRPC_CHUNK_BARS = 65_536  # 48 bytes a bar packed: about 3 MiB
 CTL_CHUNK_BARS = 16_384  # JSON spells an int64 as a string: about 100 bytes a bar
+#: A last chunk this small is built on the loop (~0.1 ms), not in a thread: a hop costs more than
+#: the work, and `data show --tail 5` pays it on every call (bench cli_startup).
+INLINE_CHUNK_BARS = 256
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 _MODES = {
@@ -134,7 +137,10 @@ class DataService:
         size = min(request.chunk_bars or limit, limit)
         bars = await self.cache.read(symbol, timeframe, start, end, request.tail)
         for lo in range(0, len(bars), size):
-            yield await asyncio.to_thread(_chunk, bars, lo, lo + size)
+            if len(bars) - lo <= INLINE_CHUNK_BARS:
+                yield _chunk(bars, lo, lo + size)
+            else:
+                yield await asyncio.to_thread(_chunk, bars, lo, lo + size)
 
     async def GetCoverage(self, request: pb.GetCoverageRequest, call: Call) -> pb.GetCoverageResponse:
         symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)

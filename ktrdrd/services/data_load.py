@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # grpc loads with the daemon's servers, not with this module
 
 PARENT_KIND = "data.load"
 SERIES_KIND = "data.load.series"
-#: Seconds between two looks of the parent at its children.
+#: Seconds between two looks of the parent at its children (at once when one ends).
 POLL_S = 0.25
 #: Series (symbols × timeframes) one LoadData call may ask for.
 MAX_SERIES = 256
@@ -195,8 +195,7 @@ class _ParentKind:
                 reported = summary
             if len(finished) == len(children):
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(ctx.cancelled.wait()), POLL_S)
+            await _next_look(core, [name for name in children if name not in finished], ctx.cancelled)
         await ctx.flush()
         if ctx.cancelled.is_set():
             return None
@@ -214,6 +213,19 @@ class _ParentKind:
     async def reattach(self, ctx: OperationContext) -> dict[str, Any] | None:
         """After a restart: the children it started are found again by their request ids."""
         return await self.run(ctx)
+
+
+async def _next_look(core: OperationsCore, running: list[str], cancelled: asyncio.Event) -> None:
+    """Return after :data:`POLL_S`, or sooner when one of the ``running`` children ends or the
+    parent is cancelled: the last child's end is noticed at once, not up to a poll later (bench
+    data_load)."""
+    waits = {asyncio.ensure_future(core.wait(name, POLL_S)) for name in running}
+    waits.add(asyncio.ensure_future(cancelled.wait()))
+    try:
+        await asyncio.wait(waits, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def _outcome(series: str, record: Any) -> str:

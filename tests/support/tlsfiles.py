@@ -3,6 +3,7 @@ certificate it signs (for ``localhost`` and ``127.0.0.1``), and a token file of 
 
 ``TlsFiles.make(directory, name)`` writes ``<name>-ca.pem``, ``<name>-cert.pem``, ``<name>-key.pem``
 and ``<name>-token`` into ``directory``; two calls with different names give two unrelated CAs.
+``start_host(kind, *flags)`` starts ``hostd KIND`` (JSON logs, output piped as text);
 ``serving(start)`` runs a host process started with :attr:`TlsFiles.flags` and yields the TCP
 address from its listening line.
 """
@@ -16,11 +17,14 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.paths import REPO
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -68,6 +72,18 @@ class TlsFiles:
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(32) + "\n")
         return cls(directory / ca, directory / cert, directory / key, token_file)
+
+
+def start_host(kind: str, *flags: str) -> subprocess.Popen[str]:
+    """``python -m hostd KIND --log-format json FLAGS…`` from the repository, stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hostd", kind, "--log-format", "json", *flags],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @contextlib.contextmanager

@@ -4,9 +4,7 @@ client that pins another CA cannot connect; a token file others can read is refu
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,22 +14,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ktrdr.hostd.marketdata.v1 import marketdata_pb2 as pb
 from ktrdr.rpc import hostauth
-from tests.support.paths import REPO
-from tests.support.tlsfiles import TlsFiles, serving
+from tests.support.tlsfiles import TlsFiles, serving, start_host
 
 GET_STATUS = "/ktrdr.hostd.marketdata.v1.MarketDataService/GetStatus"
 START_TIMEOUT_S = 60.0
 
 
 def _hostd_ib(*flags: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "hostd", "ib", "--gateway", "127.0.0.1:9", "--log-format", "json", *flags],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_host("ib", "--gateway", "127.0.0.1:9", *flags)
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ beyond loopback without TLS is refused before anything starts."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,23 +13,14 @@ import pytest
 
 from ktrdr.hostd.training.v1 import training_host_pb2 as pb
 from ktrdr.rpc import hostauth
-from tests.support.paths import REPO
-from tests.support.tlsfiles import TlsFiles, serving
+from tests.support.tlsfiles import TlsFiles, serving, start_host
 
 GET_CAPACITY = "/ktrdr.hostd.training.v1.TrainingHostService/GetCapacity"
 START_TIMEOUT_S = 60.0
 
 
 def _hostd_training(state_dir: Path, *flags: str) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "hostd", "training", "--state-dir", str(state_dir), "--slots", "1"]
-    return subprocess.Popen(
-        [*argv, "--log-format", "json", *flags],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_host("training", "--state-dir", str(state_dir), "--slots", "1", *flags)
 
 
 @pytest.fixture

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 
 from ktrdrctl import exits
 from ktrdrctl.__main__ import main
+from ktrdrctl.cli import cli
 from tests.support.ctlserver import (
     CLOSE,
     OPS,
@@ -309,6 +311,39 @@ def test_help_exits_0(capsys) -> None:
     out = capsys.readouterr().out
     for command in ("list", "show", "watch", "wait", "cancel", "delete", "resume"):
         assert f"  {command}" in out
+
+
+def _command_paths(
+    group: click.Group, ctx: click.Context, prefix: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
+    """Every command and group below ``group``, resolved through its lazy loading, depth first."""
+    paths = []
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, f"{' '.join((*prefix, name))} is listed but cannot be loaded"
+        paths.append((*prefix, name))
+        if isinstance(command, click.Group):
+            paths += _command_paths(
+                command, click.Context(command, parent=ctx, info_name=name), (*prefix, name)
+            )
+    return paths
+
+
+def test_every_registered_command_is_reachable_and_its_help_works(capsys) -> None:
+    assert main(["--help"]) == 0
+    listing = capsys.readouterr().out.split("Commands:", 1)[1]
+    root_names = set(cli.lazy_commands) | set(cli.commands)
+    for name in root_names:  # each listed with its short help
+        assert any(line.split()[:1] == [name] and len(line.split()) > 1 for line in listing.splitlines()), (
+            name
+        )
+    paths = _command_paths(cli, click.Context(cli, info_name="ktrdrctl"))
+    assert {path[0] for path in paths} == root_names
+    assert {("ops", "list"), ("data", "show"), ("models", "list"), ("strategies", "validate")} <= set(paths)
+    for path in paths:
+        assert main([*path, "--help"]) == 0, path
+        out = capsys.readouterr().out
+        assert out.startswith(f"Usage: ktrdrctl {' '.join(path)} "), out[:200]
 
 
 def test_ops_resume_prints_the_new_operation(server: ScriptedServer, capsys) -> None:
