@@ -21,8 +21,9 @@ from typing import Any
 import click
 
 from ktrdrctl import exits
+from ktrdrctl.args import TIME_FORMATS, utc_text
 from ktrdrctl.models import resolve, version_ref, write_atomically
-from ktrdrctl.strategies import TIME_FORMATS, read_files, source, utc_text
+from ktrdrctl.strategies import read_files, source
 
 BACKTESTS = "ktrdr.daemon.v1.BacktestsService/"
 #: Request fields of StartBacktest/StartWalkForward → the flag that sets them (named in refusals).

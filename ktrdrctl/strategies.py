@@ -21,8 +21,7 @@ from typing import Any
 import click
 
 from ktrdrctl import args, exits
-from ktrdrctl.args import TIME_FORMATS as TIME_FORMATS  # backtest's import (moved to args)
-from ktrdrctl.args import utc_text as utc_text
+from ktrdrctl.args import TIME_FORMATS, utc_text
 from ktrdrctl.files import FileProblem, read_text
 from ktrdrctl.groups import Group
 

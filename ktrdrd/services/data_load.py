@@ -219,7 +219,7 @@ async def _next_look(core: OperationsCore, running: list[str], cancelled: asynci
     """Return after :data:`POLL_S`, or sooner when one of the ``running`` children ends or the
     parent is cancelled: the last child's end is noticed at once, not up to a poll later (bench
     data_load)."""
-    waits = {asyncio.ensure_future(core.wait(name, POLL_S)) for name in running}
+    waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(core.wait(name, POLL_S)) for name in running}
     waits.add(asyncio.ensure_future(cancelled.wait()))
     try:
         await asyncio.wait(waits, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED)
