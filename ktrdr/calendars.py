@@ -24,6 +24,13 @@ let users override it): six letters made of two ISO currency codes → ``forex``
 (``BTC``, ``ETH``, …, alone or followed by a quote currency) → ``crypto``; anything else → ``XNYS``.
 
 :func:`bars_per_year` is what annualised figures (backtest Sharpe, volatility, returns) divide by.
+
+Where the NYSE sessions come from: ``exchange-calendars`` is the only source of holidays and early
+closes, but only :func:`build_table` imports it (with pandas); everything else works on the
+:class:`SessionTable` it returns (NumPy arrays). A process that must stay light (ktrdrd) installs a
+table source with :func:`use_table_source` that reads the table from a file another process
+exported (``python -m ktrdr.calendars export XNYS PATH``; :func:`write_table`, :func:`read_table`).
+Forex and crypto need no table (the 17:00 New York roll comes from ``zoneinfo``).
 """
 
 from __future__ import annotations
