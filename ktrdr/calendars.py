@@ -24,16 +24,30 @@ let users override it): six letters made of two ISO currency codes → ``forex``
 (``BTC``, ``ETH``, …, alone or followed by a quote currency) → ``crypto``; anything else → ``XNYS``.
 
 :func:`bars_per_year` is what annualised figures (backtest Sharpe, volatility, returns) divide by.
+
+Where the NYSE sessions come from: ``exchange-calendars`` is the only source of holidays and early
+closes, but only :func:`build_table` imports it (with pandas); everything else works on the
+:class:`SessionTable` it returns (NumPy arrays). A process that must stay light (ktrdrd) installs a
+table source with :func:`use_table_source` that reads the table from a file another process
+exported (``python -m ktrdr.calendars export XNYS PATH``; :func:`write_table`, :func:`read_table`).
+Forex and crypto need no table (the 17:00 New York roll comes from ``zoneinfo``).
 """
 
 from __future__ import annotations
 
 import abc
+import argparse
+import datetime as dt
+import os
 import re
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -42,6 +56,8 @@ DAY_S = 86400
 DAY_NS = DAY_S * 10**9
 #: The NYSE schedule is loaded from this date on (earlier bars get no closures).
 FIRST_SESSION = "1990-01-02"
+#: The calendars whose sessions come from ``exchange-calendars`` (as a :class:`SessionTable`).
+EXCHANGE_CALENDARS = ("XNYS",)
 _CURRENCIES = frozenset(
     ["USD", "EUR", "JPY", "GBP", "CHF", "AUD", "NZD", "CAD", "SEK", "NOK", "DKK", "HKD", "SGD", "CNH",
      "MXN", "ZAR", "TRY", "PLN", "CZK", "HUF", "ILS", "KRW", "INR"]
@@ -120,11 +136,116 @@ def day_labels(days: np.ndarray) -> np.ndarray:
 
 
 def _local_wall_to_utc(days: np.ndarray, seconds_into_day: int, time_zone: str) -> np.ndarray:
-    """UTC epoch seconds of wall-clock ``seconds_into_day`` on each local day (days since the epoch)."""
+    """UTC epoch seconds of wall-clock ``seconds_into_day`` on each local day (days since the epoch).
+    The wall time must exist on every day (not inside a daylight-saving gap)."""
+    days = np.asarray(days, dtype=np.int64)
+    offsets = np.fromiter(
+        (_utc_offset_s(time_zone, day, seconds_into_day) for day in days.tolist()), np.int64, days.size
+    )
+    return days * DAY_S + seconds_into_day - offsets
+
+
+@lru_cache(maxsize=1 << 16)
+def _utc_offset_s(time_zone: str, day: int, seconds_into_day: int) -> int:
+    wall = dt.datetime(1970, 1, 1) + dt.timedelta(days=day, seconds=seconds_into_day)
+    offset = ZoneInfo(time_zone).utcoffset(wall)
+    return 0 if offset is None else int(offset.total_seconds())
+
+
+@dataclass(frozen=True)
+class SessionTable:
+    """An exchange calendar's regular sessions in time order, as ``exchange-calendars`` gives them:
+    ``label`` (int YYYYMMDD), ``open_ns`` and ``close_ns`` (int64 UTC ns; early closes included).
+    The calendars here have no midday breaks, so none are kept. Plain arrays: a process loads one
+    from a file (:func:`read_table`) without pandas or ``exchange-calendars``."""
+
+    label: np.ndarray
+    open_ns: np.ndarray
+    close_ns: np.ndarray
+
+
+def table_span(today: dt.date | None = None) -> tuple[str, str]:
+    """First and last day (ISO dates) of the session tables: :data:`FIRST_SESSION` to the end of
+    next year (of ``today``, default the UTC date)."""
+    year = (today or dt.datetime.now(dt.UTC).date()).year
+    return FIRST_SESSION, f"{year + 1}-12-31"
+
+
+def table_key(calendar: str, span: tuple[str, str] | None = None) -> str:
+    """What a session table depends on: the calendar, the ``exchange-calendars`` version (read
+    from its package metadata, not imported) and the span; a file name for a cached table."""
+    from importlib import metadata
+
+    start, end = span or table_span()
+    return f"{calendar}-xcals{metadata.version('exchange_calendars')}-{start}-{end}"
+
+
+def build_table(calendar: str, span: tuple[str, str] | None = None) -> SessionTable:
+    """The sessions of ``calendar`` (one of :data:`EXCHANGE_CALENDARS`) over ``span``
+    (:func:`table_span` by default), from ``exchange-calendars``: imports it and pandas (~50 MiB,
+    ~1 s), so a process that must stay light reads a table another process wrote instead."""
+    import exchange_calendars
     import pandas as pd
 
-    wall = pd.DatetimeIndex((days * DAY_S + seconds_into_day).astype("datetime64[s]"))
-    return np.asarray(wall.tz_localize(time_zone).tz_convert("UTC").as_unit("s").asi8, dtype=np.int64)
+    if calendar not in EXCHANGE_CALENDARS:
+        raise KeyError(calendar)
+    start, end = span or table_span()
+    with warnings.catch_warnings():
+        # exchange-calendars reads Series.values, which recent pandas flags as deprecated.
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        schedule = exchange_calendars.get_calendar(calendar, start=start, end=end).schedule
+    days = schedule.index.to_numpy().astype("datetime64[D]").astype(np.int64)
+    open_ns, close_ns = (
+        np.asarray(pd.DatetimeIndex(schedule[column]).as_unit("ns").asi8, dtype=np.int64)
+        for column in ("open", "close")
+    )
+    return SessionTable(day_labels(days), open_ns, close_ns)
+
+
+def write_table(table: SessionTable, path: Path) -> None:
+    """Write ``table`` to ``path`` (NumPy ``.npz``) atomically: a temporary file beside it, then
+    a rename, so a reader sees the whole table or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb") as sink:
+            np.savez(sink, label=table.label, open_ns=table.open_ns, close_ns=table.close_ns)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_table(path: Path) -> SessionTable:
+    """The table :func:`write_table` wrote. ``FileNotFoundError`` when there is none; ``ValueError``
+    naming the file when it is not a session table (truncated, other arrays, unsorted)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            table = SessionTable(
+                *(np.asarray(stored[k], dtype=np.int64) for k in ("label", "open_ns", "close_ns"))
+            )
+    except FileNotFoundError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: not a session table: {exc}") from None
+    sizes = {table.label.shape, table.open_ns.shape, table.close_ns.shape}
+    if len(sizes) != 1 or table.label.ndim != 1 or np.any(np.diff(table.open_ns) <= 0):
+        raise ValueError(f"{path}: not a session table: expected three equal-length arrays in time order")
+    return table
+
+
+#: Where :class:`ExchangeCalendar` objects get their tables: calendar name → table.
+TableSource = Callable[[str], SessionTable]
+_table_source: TableSource = build_table
+
+
+def use_table_source(source: TableSource | None) -> None:
+    """Make ``source`` give this process's exchange session tables from now on (None: build them
+    here with ``exchange-calendars``, the default); tables already loaded are dropped."""
+    global _table_source
+    _table_source = source or build_table
+    for calendar in _BY_NAME.values():
+        if isinstance(calendar, NewYorkStocks):
+            calendar.forget()
 
 
 class Calendar(abc.ABC):
@@ -154,30 +275,31 @@ class NewYorkStocks(Calendar):
 
     time_zone = "America/New_York"
 
-    @cached_property
-    def _table(self) -> dict[str, np.ndarray]:
-        import exchange_calendars
-        import pandas as pd
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: dict[str, np.ndarray] | None = None
 
-        with warnings.catch_warnings():
-            # exchange-calendars reads Series.values, which recent pandas flags as deprecated.
-            warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
-            schedule = exchange_calendars.get_calendar("XNYS", start=FIRST_SESSION).schedule
-        days = schedule.index.to_numpy().astype("datetime64[D]").astype(np.int64)
-        rth_open, rth_close = (
-            np.asarray(pd.DatetimeIndex(schedule[column]).as_unit("s").asi8, dtype=np.int64)
-            for column in ("open", "close")
-        )
-        return {
-            "label": day_labels(days),
-            "rth_open": rth_open,
-            "rth_close": rth_close,
-            "eth_open": _local_wall_to_utc(days, 4 * 3600, self.time_zone),
-            "eth_close": rth_close + 4 * 3600,
-        }
+    def forget(self) -> None:
+        """Drop the loaded table (the next request asks the table source again)."""
+        with self._lock:
+            self._loaded = None
+
+    def _table(self) -> dict[str, np.ndarray]:
+        with self._lock:
+            if self._loaded is None:
+                table = _table_source("XNYS")
+                rth_open, rth_close = table.open_ns // 10**9, table.close_ns // 10**9
+                self._loaded = {
+                    "label": table.label,
+                    "rth_open": rth_open,
+                    "rth_close": rth_close,
+                    "eth_open": _local_wall_to_utc(label_days(table.label), 4 * 3600, self.time_zone),
+                    "eth_close": rth_close + 4 * 3600,
+                }
+            return self._loaded
 
     def sessions(self, start_s: int, end_s: int, rth: bool) -> Sessions:
-        table = self._table
+        table = self._table()
         opens, closes = (
             (table["rth_open"], table["rth_close"]) if rth else (table["eth_open"], table["eth_close"])
         )
@@ -290,3 +412,21 @@ def session_labels(calendar: Calendar, stamps_s: np.ndarray) -> np.ndarray:
     inside[inside] = stamps_s[inside] < found.close_s[at[inside]]
     labels[inside] = found.label[at[inside]]
     return labels
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ktrdr.calendars export CALENDAR PATH``: build the session table of ``CALENDAR``
+    (:data:`EXCHANGE_CALENDARS`) with ``exchange-calendars`` and write it to ``PATH`` (atomically);
+    ``--span START END`` (ISO dates) overrides :func:`table_span`."""
+    parser = argparse.ArgumentParser(prog="python -m ktrdr.calendars")
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="write a calendar's session table to a file")
+    export.add_argument("calendar", choices=EXCHANGE_CALENDARS)
+    export.add_argument("path", type=Path)
+    export.add_argument("--span", nargs=2, metavar=("START", "END"))
+    args = parser.parse_args(argv)
+    write_table(build_table(args.calendar, tuple(args.span) if args.span else None), args.path)
+
+
+if __name__ == "__main__":
+    main()

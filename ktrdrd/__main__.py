@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None, *, extensions: Sequence[Extension] = ())
 
     import uvloop
 
+    from ktrdrd import nopandas
+
+    nopandas.refuse()  # before anything the daemon loads can import it (pyarrow would)
+
     from ktrdr import logs
     from ktrdrd import app
 

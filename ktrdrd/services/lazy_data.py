@@ -55,6 +55,9 @@ class LazyDataService:
     async def _load(self) -> Any:
         cache_module = await asyncio.to_thread(importlib.import_module, "ktrdrd.data.cache")
         service_module = await asyncio.to_thread(importlib.import_module, "ktrdrd.services.data")
+        # Exchange session tables come from files (built by a subprocess), not pandas in the daemon.
+        sessiontables = await asyncio.to_thread(importlib.import_module, "ktrdrd.data.sessiontables")
+        sessiontables.install(self._root.parent / "calendars")
         cache = cache_module.BarCache(self._root, self._journal)
         for leftover in await cache.open():
             log.warning("removed a temporary file an interrupted write left", extra={"path": str(leftover)})

@@ -54,3 +54,42 @@ def test_parquet_rows_are_numbered_from_one() -> None:
         parse(sink.getvalue(), "parquet", "AAPL", "1h", "f.parquet")
     with pytest.raises(BarsError, match="not a readable Parquet file"):
         parse(b"PAR1 nonsense", "parquet", "AAPL", "1h", "f.parquet")
+
+
+@pytest.mark.parametrize(
+    ("stamp", "offset_s"),
+    [
+        ("2024-03-04", 0),
+        ("2024-3-4 00:00", 0),
+        ("2024-03-04 01", 3600),
+        ("20240304T010000", 3600),
+        ("2024-03-04T00:00:00.5", 0.5),
+        ("2024-03-04T01:00:00+0100", 0),
+        ("2024-03-04T00:00:00 -05", 5 * 3600),
+        (" 2024-03-04T00:00:00.000000001Z ", 1e-9),
+    ],
+)
+def test_iso_variants(stamp: str, offset_s: float) -> None:
+    got = csv(f"time,open,high,low,close\n{stamp},1,2,0.5,1\n").time.tolist()
+    assert got == [NS + round(offset_s * 10**9)]
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2023-02-29", "2024-03-04T24:00", "2024-03-04t00:00", "2024-03-04 00:00 UTC"]
+)
+def test_not_iso(stamp: str) -> None:
+    with pytest.raises(BarsError, match=rf"f\.csv: line 3: timestamp '{stamp}' is not an ISO-8601 time"):
+        csv(f"time,open,high,low,close\n2024-03-01,1,2,0.5,1\n{stamp},1,2,0.5,1\n")
+
+
+def test_a_line_with_another_number_of_fields_is_named() -> None:
+    with pytest.raises(BarsError, match=r"f\.csv: line 3: 6 fields, expected 5 \(the header's\)"):
+        csv("time,open,high,low,close\n2024-03-04T00:00Z,1,2,0.5,1\n2024-03-04T01:00Z,1,2,0.5,1,9\n")
+
+
+def test_number_text_and_header_only() -> None:
+    got = csv("time,open,high,low,close,volume\n2024-03-04T00:00Z, 1.5 ,2e0,.5,+1,7\n")
+    assert [got.open[0], got.high[0], got.low[0], got.close[0]] == [1.5, 2.0, 0.5, 1.0]
+    assert len(csv("time,open,high,low,close\n")) == 0
+    with pytest.raises(BarsError, match=r"f\.csv: line 2: open is '1,5'"):
+        csv('time,open,high,low,close\n2024-03-04T00:00Z,"1,5",2,0.5,1\n')
