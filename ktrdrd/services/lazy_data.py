@@ -1,6 +1,6 @@
 """``ktrdr.daemon.v1.DataService``, loaded on its first call.
 
-The bar cache needs numpy, pandas and pyarrow: importing them when the daemon starts cost ~0.5 s of
+The bar cache needs numpy and pyarrow: importing them when the daemon starts cost ~0.5 s of
 start-up and took an idle ktrdrd from ~47 MiB to ~132 MiB RSS (measured with `bench cli_startup`'s
 idle-RSS probe). So the daemon registers this stand-in, which imports :mod:`ktrdrd.services.data`
 in a worker thread on the first DataService call, opens the cache (removing temporary files an
