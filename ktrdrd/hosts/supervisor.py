@@ -127,12 +127,15 @@ class Supervisor:
             try:
                 proc, address = await self._start(spec, needed)
             except StartFailed as exc:
+                if self._stopping:
+                    return
                 self._last_address.pop(spec.name, None)  # its old port may be taken: pick a new one
                 delay = backoff.next()
                 log.warning(
-                    "embedded host did not start; retrying",
+                    "embedded host %s did not start (%s); retrying in %.2f s",
+                    spec.name, exc, delay,
                     extra={"host": spec.name, "reason": str(exc), "retry_in_s": delay},
-                )
+                )  # fmt: skip
                 await asyncio.sleep(delay)
                 continue
             self.addresses[spec.name] = self._last_address[spec.name] = address
@@ -184,7 +187,10 @@ class Supervisor:
         self._procs[spec.name] = proc
         assert proc.stdout is not None
         try:
-            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_S)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+            # arrives as the read completes, and a supervisor that ignores its cancel never stops.
+            async with asyncio.timeout(START_TIMEOUT_S):
+                line = await proc.stdout.readline()
             address = json.loads(line)["listening"] if line else None
         except (TimeoutError, ValueError, KeyError, TypeError):
             address = None
@@ -228,7 +234,8 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), self._stop_timeout_s)
+                async with asyncio.timeout(self._stop_timeout_s):
+                    await proc.wait()
             except TimeoutError:
                 log.warning(
                     "embedded host ignored SIGTERM: killing it",
