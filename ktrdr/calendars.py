@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import abc
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import re
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -178,6 +180,33 @@ def table_key(calendar: str, span: tuple[str, str] | None = None) -> str:
 
     start, end = span or table_span()
     return f"{calendar}-xcals{metadata.version('exchange_calendars')}-{start}-{end}"
+
+
+def table_file(directory: Path, calendar: str) -> Path:
+    """Where a directory of cached tables keeps ``calendar``'s current table (named by :func:`table_key`)."""
+    return directory / f"{table_key(calendar)}.npz"
+
+
+@contextlib.contextmanager
+def _building(directory: Path) -> Iterator[None]:
+    """Hold the directory's build lock (``flock`` on ``.build.lock``): one build at a time, so
+    processes asking for the same missing table build it once and the others then read it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".build.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def export_table(calendar: str, path: Path, span: tuple[str, str] | None = None) -> None:
+    """Build ``calendar``'s table and write it to ``path``, unless a whole table is there already
+    (another process may have built it while this one waited for the lock)."""
+    with _building(path.parent):
+        try:
+            read_table(path)
+            return
+        except (FileNotFoundError, ValueError):
+            pass
+        write_table(build_table(calendar, span), path)
 
 
 def build_table(calendar: str, span: tuple[str, str] | None = None) -> SessionTable:
@@ -416,16 +445,24 @@ def session_labels(calendar: Calendar, stamps_s: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m ktrdr.calendars export CALENDAR PATH``: build the session table of ``CALENDAR``
-    (:data:`EXCHANGE_CALENDARS`) with ``exchange-calendars`` and write it to ``PATH`` (atomically);
-    ``--span START END`` (ISO dates) overrides :func:`table_span`."""
+    (:data:`EXCHANGE_CALENDARS`) with ``exchange-calendars`` and write it to ``PATH`` (atomically;
+    nothing to do when a whole table is there); ``--span START END`` (ISO dates) overrides
+    :func:`table_span`. ``python -m ktrdr.calendars warm DIR``: make sure ``DIR`` holds the current
+    table of every exchange calendar (:func:`table_file`), building the missing ones."""
     parser = argparse.ArgumentParser(prog="python -m ktrdr.calendars")
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="write a calendar's session table to a file")
     export.add_argument("calendar", choices=EXCHANGE_CALENDARS)
     export.add_argument("path", type=Path)
     export.add_argument("--span", nargs=2, metavar=("START", "END"))
+    warm = commands.add_parser("warm", help="build the missing current tables in a directory")
+    warm.add_argument("directory", type=Path)
     args = parser.parse_args(argv)
-    write_table(build_table(args.calendar, tuple(args.span) if args.span else None), args.path)
+    if args.command == "export":
+        export_table(args.calendar, args.path, tuple(args.span) if args.span else None)
+    else:
+        for calendar in EXCHANGE_CALENDARS:
+            export_table(calendar, table_file(args.directory, calendar))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ class CliFailure(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = FAILED) -> None:
         super().__init__(message)
-        self.exit_code = exit_code  # type: ignore[misc]  # click declares a class default
+        self.exit_code = exit_code
 
     def show(self, file=None) -> None:
         click.echo(f"ktrdrctl: {self.format_message()}", err=True)

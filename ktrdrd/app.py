@@ -188,6 +188,8 @@ class Daemon:
             ib_link=hosts.ib,
         )
         data_service.loads.register()  # before resume: interrupted loads reattach
+        warming = asyncio.create_task(data_service.warm_calendars(), name="warm-calendars")
+        stack.push_async_callback(_cancelled, warming)
         loader = BarLoader(core, data_service.loads) if hosts.ib is not None else None
         self.training = training = install_training(
             core,
@@ -345,3 +347,9 @@ class Daemon:
 
     def _on_ignored(self, signum: int) -> None:
         log.info("signal ignored", extra={"signal": signal.Signals(signum).name})
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` (a background start-up chore) and wait for it to end."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

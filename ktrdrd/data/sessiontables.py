@@ -3,7 +3,8 @@
 directory's ``calendars/``), named by :func:`ktrdr.calendars.table_key` (calendar,
 ``exchange-calendars`` version, span), so a new version or a new year makes a new file. A missing or
 unreadable file is rebuilt by a short-lived ``python -m ktrdr.calendars export`` subprocess (about
-a second), which writes it atomically.
+a second), which writes it atomically, under the directory's build lock (so it waits for, and then
+reads, a table the daemon's start-up warm-up is building: :meth:`ktrdrd.services.lazy_data.LazyDataService.warm_calendars`).
 
 Blocking (reads a file, may wait for the subprocess): the calendars are only asked from threads.
 """
@@ -31,7 +32,7 @@ class TableFiles:
         self.directory = directory
 
     def __call__(self, calendar: str) -> calendars.SessionTable:
-        path = self.directory / f"{calendars.table_key(calendar)}.npz"
+        path = calendars.table_file(self.directory, calendar)
         try:
             return calendars.read_table(path)
         except (FileNotFoundError, ValueError):

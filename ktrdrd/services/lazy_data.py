@@ -11,8 +11,10 @@ and hands every call to it. Calls that arrive while it loads wait for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,36 @@ class LazyDataService:
         #: LoadData and the load operation kinds (``loads.register()`` before operations resume).
         self.loads = Loads(core, ib_link, self.cache)
 
+    @property
+    def calendars_dir(self) -> Path:
+        """Where the exchange session tables are cached (:mod:`ktrdrd.data.sessiontables`)."""
+        return self._root.parent / "calendars"
+
+    async def warm_calendars(self) -> None:
+        """Build the missing current session tables in a subprocess (``python -m ktrdr.calendars
+        warm``; about 2 s once per ``exchange-calendars`` version and year, ~0.2 s when all are
+        there), so the first gap analysis after start-up reads a file instead of waiting for a
+        build. Imports nothing into the daemon; a failure is logged and the first use builds the
+        table itself; cancelling kills the subprocess."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ktrdr.calendars", "warm", str(self.calendars_dir),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            _, stderr = await proc.communicate()
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        if proc.returncode != 0:
+            detail = (stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1][:500]
+            log.warning(
+                "warming the exchange session tables failed; the first use builds them",
+                extra={"exit_code": proc.returncode, "detail": detail},
+            )
+
     async def cache(self) -> Any:
         """The bar cache (``ktrdrd.data.cache.BarCache``), loaded with the service."""
         return (await self.service()).cache
@@ -57,7 +89,7 @@ class LazyDataService:
         service_module = await asyncio.to_thread(importlib.import_module, "ktrdrd.services.data")
         # Exchange session tables come from files (built by a subprocess), not pandas in the daemon.
         sessiontables = await asyncio.to_thread(importlib.import_module, "ktrdrd.data.sessiontables")
-        sessiontables.install(self._root.parent / "calendars")
+        sessiontables.install(self.calendars_dir)
         cache = cache_module.BarCache(self._root, self._journal)
         for leftover in await cache.open():
             log.warning("removed a temporary file an interrupted write left", extra={"path": str(leftover)})

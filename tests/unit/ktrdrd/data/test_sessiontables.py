@@ -4,6 +4,8 @@ subprocess (so the daemon never imports pandas or exchange-calendars), read back
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,8 @@ def test_a_missing_or_broken_table_is_built_by_a_subprocess_then_read(tmp_path: 
     assert 20240704 not in built.label
     [early] = np.flatnonzero(built.label == 20240703)
     assert (built.open_ns[early], built.close_ns[early]) == (ns("2024-07-03T13:30"), ns("2024-07-03T17:00"))
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    left = sorted(p.name for p in path.parent.iterdir())
+    assert left == [".build.lock", path.name]  # no temporary file left
     written = path.stat().st_mtime_ns
     files("XNYS")
     assert path.stat().st_mtime_ns == written  # read, not rebuilt
@@ -55,3 +58,17 @@ def test_read_table_names_a_file_that_is_not_a_table(tmp_path: Path) -> None:
 def test_the_table_key_follows_the_span() -> None:
     assert calendars.table_key("XNYS", ("1990-01-02", "2027-12-31")).endswith("-1990-01-02-2027-12-31")
     assert calendars.table_span(dt.date(2030, 5, 1)) == ("1990-01-02", "2031-12-31")
+
+
+def test_warm_builds_the_missing_current_tables_once(tmp_path: Path) -> None:
+    """What ktrdrd runs at start-up: the current XNYS table appears under its key; a second warm
+    (or an export of a table that is whole) reads it and leaves the file alone."""
+    directory = tmp_path / "calendars"
+    warm = [sys.executable, "-m", "ktrdr.calendars", "warm", str(directory)]
+    subprocess.run(warm, check=True, capture_output=True, timeout=120)
+    path = calendars.table_file(directory, "XNYS")
+    assert calendars.read_table(path).label[0] == 19900102
+    written = path.stat().st_mtime_ns
+    subprocess.run(warm, check=True, capture_output=True, timeout=120)
+    calendars.export_table("XNYS", path)
+    assert path.stat().st_mtime_ns == written
