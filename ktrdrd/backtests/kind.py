@@ -124,24 +124,45 @@ class BacktestKind:
         model_dir = self.deps.models.version_dir(p["strategy"], int(p["version"]))
         strategy = await asyncio.to_thread(model_strategy, model_dir)
         symbols = list(p["symbols"]) or list(strategy.data.symbols)
-        start, end = int(p["start_ns"]), int(p["end_ns"])
-        reqs = {s: await asyncio.to_thread(requirements_of, strategy, s, start, end) for s in symbols}
-        every = [r for rs in reqs.values() for r in rs]
-        await ensure_bars(ctx, self.deps.cache_of, self.deps.load_missing, every)
-        files = await asyncio.to_thread(
-            lambda: {job_wire.MODEL_PREFIX + n: (model_dir / n).read_bytes() for n in train_wire.MODEL_FILES}
-        )
-        blobs = {s: {**files, **await bar_blobs_of(self.deps.cache_of, reqs[s])} for s in symbols}
-        jobs = await self.run_jobs(ctx, {s: (f"{op_id}.{s}", job_spec(p, s), blobs[s]) for s in symbols})
-        if jobs is None:
+        model_files = {job_wire.MODEL_PREFIX + n: model_dir / n for n in train_wire.MODEL_FILES}
+        results = await self.backtest_symbols(
+            ctx, op_id, strategy, symbols, (int(p["start_ns"]), int(p["end_ns"])), model_files,
+            lambda s: job_spec(p, s),
+        )  # fmt: skip
+        if results is None:
             return None
-        results = {s: json_format.MessageToDict(jobs[s].result) for s in symbols}
         return {
             "@type": RESULT_TYPE,
             "modelVersion": f"models/{p['strategy']}/versions/{p['version']}",
             "metrics": flat_metrics(results[symbols[0]]),
             "report": {"symbols": symbols, "per_symbol": results},
         }
+
+    async def backtest_symbols(
+        self,
+        ctx: OperationContext,
+        op_id: str,
+        strategy: Any,
+        symbols: list[str],
+        period: tuple[int, int],
+        model_files: dict[str, Path],
+        spec_of: Callable[[str], dict[str, Any]],
+    ) -> dict[str, dict[str, Any]] | None:
+        """The bars every symbol needs over ``period`` (ns) made present (loaded where missing),
+        then one backtest job per symbol (:meth:`run_jobs`) with the model files (input role →
+        file) and its bars; symbol → its job's result, or None when the operation was cancelled."""
+        start, end = period
+        reqs = {s: await asyncio.to_thread(requirements_of, strategy, s, start, end) for s in symbols}
+        every = [r for rs in reqs.values() for r in rs]
+        await ensure_bars(ctx, self.deps.cache_of, self.deps.load_missing, every)
+        files = await asyncio.to_thread(
+            lambda: {role: path.read_bytes() for role, path in model_files.items()}
+        )
+        blobs = {s: {**files, **await bar_blobs_of(self.deps.cache_of, reqs[s])} for s in symbols}
+        jobs = await self.run_jobs(ctx, {s: (f"{op_id}.{s}", spec_of(s), blobs[s]) for s in symbols})
+        if jobs is None:
+            return None
+        return {s: json_format.MessageToDict(jobs[s].result) for s in symbols}
 
     async def run_jobs(
         self, ctx: OperationContext, jobs: dict[str, tuple[str, dict[str, Any], dict[str, bytes]]]

@@ -61,6 +61,17 @@ def _checked_settings(settings: pb.BacktestSettings) -> dict[str, Any]:
     return out
 
 
+def _checked_period(request: Any) -> tuple[int, int]:
+    """(start_ns, end_ns) of a request's required ``start_time`` < ``end_time``."""
+    for field in ("start_time", "end_time"):
+        if not request.HasField(field):
+            raise invalid_argument(field, "required")
+    start_ns, end_ns = request.start_time.ToNanoseconds(), request.end_time.ToNanoseconds()
+    if end_ns <= start_ns:
+        raise invalid_argument("end_time", "must be after start_time")
+    return start_ns, end_ns
+
+
 def _checked_symbols(given: Any) -> list[str]:
     symbols = [s.strip().upper() for s in given]
     for n, symbol in enumerate(symbols):
@@ -85,13 +96,7 @@ class BacktestsService:
     async def StartBacktest(self, request: pb.StartBacktestRequest, call: Call) -> pb.StartBacktestResponse:
         self._need_hosts()
         strategy, version = await self._version(request.model_version)
-        if not (request.HasField("start_time") and request.HasField("end_time")):
-            raise invalid_argument(
-                "start_time" if not request.HasField("start_time") else "end_time", "required"
-            )
-        start_ns, end_ns = request.start_time.ToNanoseconds(), request.end_time.ToNanoseconds()
-        if end_ns <= start_ns:
-            raise invalid_argument("end_time", "must be after start_time")
+        start_ns, end_ns = _checked_period(request)
         symbols = _checked_symbols(request.symbols)
         params = {
             "strategy": strategy,
@@ -115,13 +120,7 @@ class BacktestsService:
         from ktrdrd.training.service import check_run
 
         self._need_hosts()
-        if not (request.HasField("start_time") and request.HasField("end_time")):
-            raise invalid_argument(
-                "start_time" if not request.HasField("start_time") else "end_time", "required"
-            )
-        start_ns, end_ns = request.start_time.ToNanoseconds(), request.end_time.ToNanoseconds()
-        if end_ns <= start_ns:
-            raise invalid_argument("end_time", "must be after start_time")
+        start_ns, end_ns = _checked_period(request)
         try:
             train = parse_span(request.train_window, field="train_window")
             test = parse_span(request.test_window, field="test_window")

@@ -33,8 +33,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format
-
 from ktrdr.jobs import backtest as job_wire
 from ktrdr.jobs import train as train_wire
 from ktrdr.rpc.errors import ApiError
@@ -44,11 +42,10 @@ from ktrdrd.backtests.kind import (
     flat_metrics,
     job_spec,
     model_strategy,
-    requirements_of,
 )
 from ktrdrd.operations import OperationContext, OperationRecord, OperationsCore
 from ktrdrd.training import kind as train_kind
-from ktrdrd.training.kind import CancelledByUser, bar_blobs_of, ensure_bars, until_cancelled
+from ktrdrd.training.kind import CancelledByUser, until_cancelled
 
 KIND = "backtest.walkforward"
 RESULT_TYPE = "type.googleapis.com/ktrdr.daemon.v1.WalkForwardResult"
@@ -111,31 +108,19 @@ class WalkForwardKind:
         dirs = [self.backtests.deps.models.version_dir(strategy_name, v) for v in version_of]
         strategy = await asyncio.to_thread(model_strategy, dirs[0])
         symbols = list(p["symbols"]) or list(strategy.data.symbols)
-        start, end = int(p["windows"][0]["test_start_ns"]), int(p["end_ns"])
-        reqs = {s: await asyncio.to_thread(requirements_of, strategy, s, start, end) for s in symbols}
-        await ensure_bars(
-            ctx,
-            self.backtests.deps.cache_of,
-            self.backtests.deps.load_missing,
-            [r for rs in reqs.values() for r in rs],
-        )
-        files = await asyncio.to_thread(
-            lambda: {
-                f"{job_wire.MODEL_PREFIX}{k}/{name}": (directory / name).read_bytes()
-                for k, directory in enumerate(dirs)
-                for name in train_wire.MODEL_FILES
-            }
-        )
+        start = int(p["windows"][0]["test_start_ns"])
+        model_files = {
+            f"{job_wire.MODEL_PREFIX}{k}/{name}": directory / name
+            for k, directory in enumerate(dirs)
+            for name in train_wire.MODEL_FILES
+        }
         bounds = tuple((int(w["test_start_ns"]), int(w["test_end_ns"])) for w in p["windows"])
-        jobs = {}
-        for symbol in symbols:
-            spec = job_spec(p, symbol, source=f"models/{strategy_name}", start_ns=start, windows=bounds)
-            blobs = {**files, **await bar_blobs_of(self.backtests.deps.cache_of, reqs[symbol])}
-            jobs[symbol] = (f"{op_id}.{symbol}", spec, blobs)
-        done = await self.backtests.run_jobs(ctx, jobs)
-        if done is None:
+        results = await self.backtests.backtest_symbols(
+            ctx, op_id, strategy, symbols, (start, int(p["end_ns"])), model_files,
+            lambda s: job_spec(p, s, source=f"models/{strategy_name}", start_ns=start, windows=bounds),
+        )  # fmt: skip
+        if results is None:
             return None
-        results = {s: json_format.MessageToDict(done[s].result) for s in symbols}
         return {
             "@type": RESULT_TYPE,
             "model": f"models/{strategy_name}",

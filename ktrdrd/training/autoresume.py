@@ -95,7 +95,8 @@ class AutoResumer:
                     ready = set()  # so that the next turn looks again
             ready_before = ready
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_S)
+                async with asyncio.timeout(POLL_S):  # not wait_for: 3.11's can swallow a cancel
+                    await self._wake.wait()
 
     async def _look(self, ready: set[str]) -> None:
         for name in list(self._lost):

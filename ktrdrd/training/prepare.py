@@ -12,6 +12,7 @@ two training requests the same (the document, the cached bars, the seed, the cod
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -109,7 +110,10 @@ def bar_blobs(series: Mapping[tuple[str, str], Any]) -> dict[str, bytes]:
     return {wire.bars_role(symbol, tf): wire.bars_to_parquet(bars) for (symbol, tf), bars in series.items()}
 
 
+@functools.cache
 def code_version() -> str:
+    """ktrdr's installed version: read from package metadata once per process (a scan of every
+    distribution on sys.path, which every request digest would otherwise repeat)."""
     try:
         return importlib.metadata.version("ktrdr")
     except importlib.metadata.PackageNotFoundError:
