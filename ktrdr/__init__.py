@@ -5,15 +5,6 @@ Light to import from its root: this module imports nothing heavy. Subpackages:
 trainer), ``ktrdr.timeframes``, and the generated API modules under ``ktrdr/<area>/v1``.
 """
 
+#: ktrdr's version: the one place it is written (pyproject.toml reads it from here), reported by
+#: ktrdrd, the hosts and ktrdrctl and part of every training request's digest.
 __version__ = "0.1.0"
-
-
-def package_version() -> str:
-    """The installed ktrdr package's version (what ktrdrd and the hosts report); ``0+unknown``
-    when the package is not installed."""
-    from importlib import metadata  # not at import time: this package's root stays light
-
-    try:
-        return metadata.version("ktrdr")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"

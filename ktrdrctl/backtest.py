@@ -22,6 +22,7 @@ import click
 
 from ktrdrctl import exits
 from ktrdrctl.args import TIME_FORMATS, utc_text
+from ktrdrctl.groups import Command
 from ktrdrctl.models import resolve, version_ref, write_atomically
 from ktrdrctl.strategies import read_files, source
 
@@ -138,7 +139,7 @@ def fetch(session: Any, name: str, artifact: str, path: str) -> int:
     return write_atomically(path, (base64.b64decode(i["data"]) for i in items if "data" in i))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("model", metavar="STRATEGY[@VERSION|@ALIAS]|STRATEGY.yaml")
 @click.option("--start", "start", type=click.DateTime(TIME_FORMATS), required=True, metavar="TIME",
               help="First bar of the period (UTC); with --walk-forward, where the first train window starts.")  # fmt: skip

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+import ktrdr
 from ktrdr import wire
 from ktrdrctl import args, exits
 from ktrdrctl.groups import LazyGroup
@@ -69,6 +70,13 @@ def operation_outcome(op: dict[str, Any]) -> None:
         raise exits.CliFailure(f"{op.get('name', '')} {state}{detail}", exits.FAILED)
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--version``: ktrdrctl's version (no daemon asked; ``ktrdrctl version`` asks it too)."""
+    if value and not ctx.resilient_parsing:
+        click.echo(f"ktrdrctl, version {ktrdr.__version__}")
+        ctx.exit()
+
+
 @click.group(
     cls=LazyGroup,
     lazy_commands={
@@ -96,7 +104,14 @@ def operation_outcome(op: dict[str, Any]) -> None:
     show_default=True,
     help="Bound on connecting and on each request (30, 30s, 2m, ...).",
 )
-@click.version_option(package_name="ktrdr", prog_name="ktrdrctl")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show ktrdrctl's version and exit.",
+)
 def cli(runtime_dir: str | None, call_timeout: float) -> None:
     """Control ktrdrd, the ktrdr daemon, over its ctl socket.
 
@@ -150,9 +165,7 @@ def version(ctx: click.Context, as_json: bool) -> None:
     The client's version is printed first, even when the daemon cannot be reached (then exit 3).
     --json: {"client": {"version": ...}, "daemon": GetInfoResponse}.
     """
-    from importlib import metadata  # only this command pays for it
-
-    client = {"version": metadata.version("ktrdr")}
+    client = {"version": ktrdr.__version__}
     session = session_of(ctx)
     try:
         info = session.call(SYSTEM + "GetInfo", {})

@@ -20,6 +20,7 @@ import click
 from ktrdr import wire
 from ktrdrctl import args, exits
 from ktrdrctl.args import TIME_FORMATS, utc_text
+from ktrdrctl.groups import Command
 from ktrdrctl.strategies import read_files, source
 
 TRAINING = "ktrdr.daemon.v1.TrainingService/"
@@ -91,7 +92,7 @@ def status_line(op: dict[str, Any]) -> str:
     return "  ".join(p for p in parts if p)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("files", nargs=-1, required=True, metavar="STRATEGY.yaml...")
 @click.option(
     "--start-date",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ktrdr import package_version
+from ktrdr import __version__
 from ktrdrd import config as config_mod
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     parser.add_argument("--print-config", action="store_true", help="print the effective config and exit")
-    parser.add_argument("--version", action="version", version=f"ktrdrd {package_version()}")
+    parser.add_argument("--version", action="version", version=f"ktrdrd {__version__}")
     for key in config_mod.KEYS:
         shape = {"choices": key.choices} if key.choices else {"metavar": key.kind.upper()}
         parser.add_argument(key.flag, dest=key.name, help=key.help, **shape)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ktrdr import package_version
+from ktrdr import __version__
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class AppState:
     grpc_socket: Path
     ctl_socket: Path
     db_path: Path
-    version: str = field(default_factory=package_version)
+    version: str = __version__
     instance_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     start_time: float = field(default_factory=time.time)
     pid: int = 0

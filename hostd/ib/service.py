@@ -17,7 +17,7 @@ from google.protobuf import timestamp_pb2
 from hostd.ib import connection as conn
 from hostd.ib import contracts
 from hostd.ib.fetch import Fetcher, what_to_show
-from ktrdr import package_version, timeframes
+from ktrdr import __version__, timeframes
 from ktrdr.hostd.marketdata.v1 import marketdata_pb2 as pb
 from ktrdr.rpc.errors import ApiError, invalid_argument
 from ktrdr.rpc.registry import Call
@@ -126,7 +126,7 @@ class MarketDataService:
             simulated=self.simulated,
             farms=[pb.FarmStatus(code=code, message=text) for code, text in sorted(status.farms.items())],
             ib_connectivity=not status.connectivity_lost,
-            version=package_version(),
+            version=__version__,
         )
         if pacer.next_slot_s > 0:
             response.pacer.next_slot_time.FromNanoseconds(round((time.time() + pacer.next_slot_s) * 1e9))

@@ -16,7 +16,6 @@ same).
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import json
 import os
 import socket
@@ -31,6 +30,7 @@ from google.rpc import status_pb2
 from hostd.training.blobs import DIGEST, BlobMismatch, BlobStore, StoreFull
 from hostd.training.jobs import JobManager
 from hostd.training.records import JOB_ID, Event, JobRecord, request_digest
+from ktrdr import __version__
 from ktrdr.common.v1 import common_pb2
 from ktrdr.hostd.training.v1 import training_host_pb2 as pb
 from ktrdr.jobs import backtest as backtest_wire
@@ -341,7 +341,7 @@ class TrainingHostService:
         )
         return pb.GetCapacityResponse(
             host_id=socket.gethostname(),
-            version=_version(),
+            version=__version__,
             devices=[device],
             slots_total=total,
             slots_free=free,
@@ -388,13 +388,6 @@ def _check_feature_spec(strategy: Strategy, path: Path) -> None:
             f"the model was trained on other features than strategy {strategy.name!r} builds: {exc}",
             "FEATURE_SPEC_MISMATCH",
         ) from None
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("ktrdr")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def cuda_device_present() -> bool:

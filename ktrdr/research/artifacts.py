@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import ktrdr
 from ktrdr.atomicfile import fsync_dir
 from ktrdr.research.bars import Bars
 from ktrdr.research.features import FeatureSpec, FeatureSpecMismatch
@@ -93,17 +94,11 @@ def data_record(bars: Bars) -> dict[str, Any]:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ktrdr_version = version("ktrdr")
-    except PackageNotFoundError:
-        ktrdr_version = "unknown"
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "ktrdr": ktrdr_version,
+        "ktrdr": ktrdr.__version__,
     }
 
 

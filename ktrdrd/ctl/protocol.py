@@ -8,14 +8,19 @@ A client stream sends further ``{"id":ID,"params":{...}}`` frames and ends with 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from ktrdr.daemon.v1.operations_pb2 import Operation
 from ktrdr.rpc.errors import ApiError, invalid_argument
 from ktrdr.rpc.rich_status import error_data
 from ktrdr.wire import (
@@ -174,8 +179,78 @@ INLINE_JSON_BYTES = 8 * 1024
 
 
 def to_json(message: Message) -> dict[str, Any]:
-    """Canonical proto3 JSON (lowerCamelCase names), fields at their default value included."""
+    """Canonical proto3 JSON (lowerCamelCase names), fields at their default value included.
+
+    The ``Operation`` messages a response holds directly (``ListOperationsResponse.operations``,
+    ``GetOperationResponse.operation``, ...) are converted through :data:`FINISHED_OPERATIONS`, which
+    remembers the JSON of finished ones; the document is the same either way (key order aside).
+    """
+    fields = _operation_fields(message.DESCRIPTOR)
+    if not fields:
+        return _message_json(message)
+    rest = type(message)()
+    rest.CopyFrom(message)
+    for field in fields:
+        rest.ClearField(field.name)
+    document = _message_json(rest)
+    for field in fields:
+        value = getattr(message, field.name)
+        if not isinstance(value, Message):  # repeated
+            document[field.json_name] = [FINISHED_OPERATIONS.json(op) for op in value]
+        elif message.HasField(field.name):
+            document[field.json_name] = FINISHED_OPERATIONS.json(value)
+    return document
+
+
+def _message_json(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
+@functools.cache
+def _operation_fields(descriptor: Descriptor) -> tuple[FieldDescriptor, ...]:
+    """The fields of a message type that hold ``Operation`` messages (singular or repeated)."""
+    return tuple(field for field in descriptor.fields if field.message_type is Operation.DESCRIPTOR)
+
+
+class OperationJsonMemo:
+    """The canonical JSON of finished operations, remembered by their serialized bytes.
+
+    An ``Operation`` that is ``done`` rarely changes again, and converting one costs ~0.1 ms
+    (json_format walks every field in Python), which made a page of 20 the bulk of ``ktrdrctl ops
+    list``'s daemon time (bench cli_startup). Keyed by the deterministic serialization, an entry can
+    never be stale: changed content is a different key. Bounded to ``capacity`` entries (least
+    recently used dropped); running operations change on every progress step and are not kept.
+    Callers must not mutate a returned document. Thread-safe (large replies convert in a worker).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._documents: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def json(self, operation: Message) -> dict[str, Any]:
+        if not getattr(operation, "done", False):
+            return _message_json(operation)
+        key = operation.SerializeToString(deterministic=True)
+        with self._lock:
+            document = self._documents.get(key)
+            if document is not None:
+                self._documents.move_to_end(key)
+                return document
+        document = _message_json(operation)
+        with self._lock:
+            self._documents[key] = document
+            while len(self._documents) > self._capacity:
+                self._documents.popitem(last=False)
+        return document
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+
+#: ~2 ListOperations pages of the largest size; an entry is a few KiB at most (a finished
+#: operation's result included), so a few MiB in all.
+FINISHED_OPERATIONS = OperationJsonMemo(capacity=2048)
 
 
 class BodyCache:

@@ -12,14 +12,13 @@ two training requests the same (the document, the cached bars, the seed, the cod
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.metadata
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ktrdr import __version__
 from ktrdr.excerpts import clip
 from ktrdr.rpc.errors import ApiError, FieldViolation
 from ktrdr.wire import StatusCode
@@ -110,16 +109,6 @@ def bar_blobs(series: Mapping[tuple[str, str], Any]) -> dict[str, bytes]:
     return {wire.bars_role(symbol, tf): wire.bars_to_parquet(bars) for (symbol, tf), bars in series.items()}
 
 
-@functools.cache
-def code_version() -> str:
-    """ktrdr's installed version: read from package metadata once per process (a scan of every
-    distribution on sys.path, which every request digest would otherwise repeat)."""
-    try:
-        return importlib.metadata.version("ktrdr")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def request_digest(document: str, data: Mapping[str, str], spec: Mapping[str, Any]) -> str:
     """SHA-256 over the document, the data (each series' range → the digest of its cache file), the
     job spec (period, seed, epochs) and the code version."""
@@ -127,6 +116,6 @@ def request_digest(document: str, data: Mapping[str, str], spec: Mapping[str, An
         "document": hashlib.sha256(document.encode()).hexdigest(),
         "data": dict(sorted(data.items())),
         "spec": {k: v for k, v in spec.items() if k != "options"},
-        "code": code_version(),
+        "code": __version__,
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -1,13 +1,25 @@
 """``decode_request``: every frame that is not a valid request is a BadFrame, never an exception
-of another kind (which would drop the connection or become INTERNAL)."""
+of another kind (which would drop the connection or become INTERNAL). ``to_json``: the same canonical
+JSON as json_format, finished operations remembered."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
-from ktrdrd.ctl.protocol import ECHO_CHARS, MAX_DEPTH, BadFrame, clip, decode_request
+from ktrdr.daemon.v1 import operations_pb2 as ops_pb
+from ktrdrd.ctl.protocol import (
+    ECHO_CHARS,
+    MAX_DEPTH,
+    BadFrame,
+    OperationJsonMemo,
+    clip,
+    decode_request,
+    to_json,
+)
 
 
 @pytest.mark.parametrize(
@@ -201,3 +213,49 @@ def test_clip_keeps_short_text_and_says_how_long_a_long_one_was() -> None:
     long = "k" * 10_000
     assert clip(long).startswith("k" * ECHO_CHARS) and "10000 chars" in clip(long)
     assert len(clip(long)) < ECHO_CHARS + 30
+
+
+def _operation(n: int, *, done: bool, message: str = "m") -> ops_pb.Operation:
+    op = ops_pb.Operation(
+        name=f"operations/op_{n:026d}",
+        kind="train",
+        state=ops_pb.OPERATION_STATE_SUCCEEDED if done else ops_pb.OPERATION_STATE_RUNNING,
+        done=done,
+        labels={"symbol": "EURUSD", "b": str(n)},
+    )
+    op.progress.message = message
+    op.create_time.FromSeconds(1_700_000_000 + n)
+    return op
+
+
+def _plain(message: Message) -> dict:
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
+def test_operations_in_responses_convert_to_the_same_document_as_json_format() -> None:
+    page = ops_pb.ListOperationsResponse(
+        operations=[_operation(1, done=True), _operation(2, done=False), _operation(3, done=True)],
+        next_page_token="tok",
+    )
+    for message in (
+        page,
+        ops_pb.ListOperationsResponse(),
+        ops_pb.GetOperationResponse(operation=_operation(4, done=True)),
+        ops_pb.GetOperationResponse(),
+        ops_pb.WaitOperationResponse(operation=_operation(5, done=False)),
+    ):
+        assert to_json(message) == _plain(message)
+        assert to_json(message) == _plain(message)  # second time from the memo: still equal
+
+
+def test_finished_operations_are_remembered_by_content_and_bounded() -> None:
+    memo = OperationJsonMemo(capacity=2)
+    first = memo.json(_operation(1, done=True))
+    assert memo.json(_operation(1, done=True)) is first  # same content: the remembered document
+    changed = memo.json(_operation(1, done=True, message="resumed as op_x"))
+    assert changed is not first and changed["progress"]["message"] == "resumed as op_x"
+    running = _operation(2, done=False)
+    assert memo.json(running) is not memo.json(running)  # running operations are never kept
+    memo.json(_operation(3, done=True))
+    assert len(memo) == 2  # bounded: the least recently used entry went
+    assert memo.json(_operation(1, done=True)) is not first
