@@ -24,6 +24,7 @@ import click
 from ktrdr import wire
 from ktrdrctl import exits
 from ktrdrctl.args import TIME_FORMATS, utc_text
+from ktrdrctl.cli import OPERATIONS
 from ktrdrctl.files import FileProblem, read_chunks
 from ktrdrctl.groups import Group
 
@@ -340,7 +341,6 @@ def export(
     click.echo(f"wrote {size:,} bytes of {symbol.upper()} {timeframe} ({fmt}) to {output}", err=True)
 
 
-OPERATIONS = "ktrdr.daemon.v1.OperationsService/"
 LOAD_MODES = {"full": "LOAD_MODE_MISSING", "tail": "LOAD_MODE_TAIL", "backfill": "LOAD_MODE_BACKFILL",
               "refresh": "LOAD_MODE_REFRESH"}  # fmt: skip
 

@@ -20,11 +20,11 @@ import click
 from ktrdr import wire
 from ktrdrctl import args, exits
 from ktrdrctl.args import TIME_FORMATS, utc_text
+from ktrdrctl.cli import OPERATIONS
 from ktrdrctl.groups import Command
 from ktrdrctl.strategies import read_files, source
 
 TRAINING = "ktrdr.daemon.v1.TrainingService/"
-OPERATIONS = "ktrdr.daemon.v1.OperationsService/"
 
 
 def metric_text(progress: dict[str, Any]) -> str:
