@@ -81,6 +81,8 @@ def ops_list(
         if limit is not None:
             size = min(size or limit, limit - len(collected))
         request: dict[str, Any] = {"filter": flt} if flt else {}
+        if not as_json:  # the table shows no results: leave them out (a run's report can be KiB)
+            request["view"] = "OPERATION_VIEW_BASIC"
         if size:
             request["pageSize"] = size
         if token:

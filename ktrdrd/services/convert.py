@@ -82,8 +82,9 @@ def result_to_any(result: dict[str, Any]) -> any_pb2.Any:
         return packed
 
 
-def operation_to_proto(record: Any) -> operations_pb2.Operation:
-    """An ``OperationRecord`` as ``ktrdr.daemon.v1.Operation``."""
+def operation_to_proto(record: Any, *, result: bool = True) -> operations_pb2.Operation:
+    """An ``OperationRecord`` as ``ktrdr.daemon.v1.Operation``; ``result=False`` leaves the result
+    out (a list's BASIC view)."""
     op = operations_pb2.Operation(
         name=record.name,
         kind=record.kind,
@@ -102,7 +103,7 @@ def operation_to_proto(record: Any) -> operations_pb2.Operation:
     )
     if record.error:
         op.error.CopyFrom(error_to_status(record.error))
-    if record.result:
+    if result and record.result:
         op.result.CopyFrom(result_to_any(record.result))
     return op
 

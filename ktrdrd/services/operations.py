@@ -66,7 +66,11 @@ class OperationsService:
     async def ListOperations(
         self, request: pb.ListOperationsRequest, call: Call
     ) -> pb.ListOperationsResponse:
-        """One page, newest first; a page over :data:`PAGE_BYTES` is cut short (its token goes on)."""
+        """One page, newest first; a page over :data:`PAGE_BYTES` is cut short (its token goes on).
+        ``view`` BASIC leaves out each operation's ``result``."""
+        if request.view not in pb.OperationView.values():
+            raise invalid_argument("view", f"unknown view {request.view} (expected BASIC or FULL)")
+        basic = request.view == pb.OPERATION_VIEW_BASIC
         flt = request.filter
         states = tuple(state_from_proto(s, f"filter.state[{i}]") for i, s in enumerate(flt.state))
         labels = parse_label_selectors(flt.label, "filter.label")
@@ -83,7 +87,8 @@ class OperationsService:
 
             def build(records: list[Any] = records, token: str = token) -> pb.ListOperationsResponse:
                 return pb.ListOperationsResponse(
-                    operations=[operation_to_proto(r) for r in records], next_page_token=token
+                    operations=[operation_to_proto(r, result=not basic) for r in records],
+                    next_page_token=token,
                 )
 
             # ~20 µs per operation: a page larger than INLINE_RECORDS is built off the event loop.

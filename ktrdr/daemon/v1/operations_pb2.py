@@ -29,7 +29,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from ktrdr.common.v1 import common_pb2 as ktrdr_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ktrdr/daemon/v1/operations.proto\x12\x0fktrdr.daemon.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1cktrdr/common/v1/common.proto\"\xc7\x04\n\tOperation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12.\n\x05state\x18\x03 \x01(\x0e\x32\x1f.ktrdr.daemon.v1.OperationState\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12\r\n\x05stage\x18\x05 \x01(\t\x12+\n\x08progress\x18\x06 \x01(\x0b\x32\x19.ktrdr.common.v1.Progress\x12\x36\n\x06labels\x18\x07 \x03(\x0b\x32&.ktrdr.daemon.v1.Operation.LabelsEntry\x12\x0e\n\x06parent\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x12.google.rpc.Status\x12$\n\x06result\x18\x0f \x01(\x0b\x32\x14.google.protobuf.Any\x12\x10\n\x08last_seq\x18\x10 \x01(\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8a\x02\n\x0eOperationEvent\x12\x11\n\toperation\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x04type\x18\x04 \x01(\x0e\x32#.ktrdr.daemon.v1.OperationEventType\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.ktrdr.daemon.v1.OperationState\x12\r\n\x05stage\x18\x06 \x01(\t\x12+\n\x08progress\x18\x07 \x01(\x0b\x32\x19.ktrdr.common.v1.Progress\x12\x0f\n\x07message\x18\x08 \x01(\t\"#\n\x13GetOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x14GetOperationResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"n\n\x0fOperationFilter\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12.\n\x05state\x18\x02 \x03(\x0e\x32\x1f.ktrdr.daemon.v1.OperationState\x12\r\n\x05label\x18\x03 \x03(\t\x12\x0e\n\x06parent\x18\x04 \x01(\t\"p\n\x15ListOperationsRequest\x12\x30\n\x06\x66ilter\x18\x01 \x01(\x0b\x32 .ktrdr.daemon.v1.OperationFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"a\n\x16ListOperationsResponse\x12.\n\noperations\x18\x01 \x03(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16\x43\x61ncelOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"H\n\x17\x43\x61ncelOperationResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"&\n\x16\x44\x65leteOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteOperationResponse\"P\n\x14WaitOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"F\n\x15WaitOperationResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"8\n\x15WatchOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\"\x82\x01\n\x16WatchOperationResponse\x12.\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.OperationH\x00\x12\x30\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.OperationEventH\x00\x42\x06\n\x04item\":\n\x16ResumeOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"H\n\x17ResumeOperationResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation*\xe6\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x04\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x05\x12\x1f\n\x1bOPERATION_STATE_INTERRUPTED\x10\x06*\xbf\x01\n\x12OperationEventType\x12$\n OPERATION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aOPERATION_EVENT_TYPE_STATE\x10\x01\x12!\n\x1dOPERATION_EVENT_TYPE_PROGRESS\x10\x02\x12\x1e\n\x1aOPERATION_EVENT_TYPE_STAGE\x10\x03\x12 \n\x1cOPERATION_EVENT_TYPE_MESSAGE\x10\x04\x32\xca\x05\n\x11OperationsService\x12[\n\x0cGetOperation\x12$.ktrdr.daemon.v1.GetOperationRequest\x1a%.ktrdr.daemon.v1.GetOperationResponse\x12\x61\n\x0eListOperations\x12&.ktrdr.daemon.v1.ListOperationsRequest\x1a\'.ktrdr.daemon.v1.ListOperationsResponse\x12\x64\n\x0f\x43\x61ncelOperation\x12\'.ktrdr.daemon.v1.CancelOperationRequest\x1a(.ktrdr.daemon.v1.CancelOperationResponse\x12\x64\n\x0f\x44\x65leteOperation\x12\'.ktrdr.daemon.v1.DeleteOperationRequest\x1a(.ktrdr.daemon.v1.DeleteOperationResponse\x12^\n\rWaitOperation\x12%.ktrdr.daemon.v1.WaitOperationRequest\x1a&.ktrdr.daemon.v1.WaitOperationResponse\x12\x63\n\x0eWatchOperation\x12&.ktrdr.daemon.v1.WatchOperationRequest\x1a\'.ktrdr.daemon.v1.WatchOperationResponse0\x01\x12\x64\n\x0fResumeOperation\x12\'.ktrdr.daemon.v1.ResumeOperationRequest\x1a(.ktrdr.daemon.v1.ResumeOperationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ktrdr/daemon/v1/operations.proto\x12\x0fktrdr.daemon.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1cktrdr/common/v1/common.proto\"\xc7\x04\n\tOperation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12.\n\x05state\x18\x03 \x01(\x0e\x32\x1f.ktrdr.daemon.v1.OperationState\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12\r\n\x05stage\x18\x05 \x01(\t\x12+\n\x08progress\x18\x06 \x01(\x0b\x32\x19.ktrdr.common.v1.Progress\x12\x36\n\x06labels\x18\x07 \x03(\x0b\x32&.ktrdr.daemon.v1.Operation.LabelsEntry\x12\x0e\n\x06parent\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x12.google.rpc.Status\x12$\n\x06result\x18\x0f \x01(\x0b\x32\x14.google.protobuf.Any\x12\x10\n\x08last_seq\x18\x10 \x01(\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8a\x02\n\x0eOperationEvent\x12\x11\n\toperation\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x04type\x18\x04 \x01(\x0e\x32#.ktrdr.daemon.v1.OperationEventType\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.ktrdr.daemon.v1.OperationState\x12\r\n\x05stage\x18\x06 \x01(\t\x12+\n\x08progress\x18\x07 \x01(\x0b\x32\x19.ktrdr.common.v1.Progress\x12\x0f\n\x07message\x18\x08 \x01(\t\"#\n\x13GetOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x14GetOperationResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"n\n\x0fOperationFilter\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12.\n\x05state\x18\x02 \x03(\x0e\x32\x1f.ktrdr.daemon.v1.OperationState\x12\r\n\x05label\x18\x03 \x03(\t\x12\x0e\n\x06parent\x18\x04 \x01(\t\"\x9e\x01\n\x15ListOperationsRequest\x12\x30\n\x06\x66ilter\x18\x01 \x01(\x0b\x32 .ktrdr.daemon.v1.OperationFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12,\n\x04view\x18\x04 \x01(\x0e\x32\x1e.ktrdr.daemon.v1.OperationView\"a\n\x16ListOperationsResponse\x12.\n\noperations\x18\x01 \x03(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16\x43\x61ncelOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"H\n\x17\x43\x61ncelOperationResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"&\n\x16\x44\x65leteOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteOperationResponse\"P\n\x14WaitOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"F\n\x15WaitOperationResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation\"8\n\x15WatchOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\"\x82\x01\n\x16WatchOperationResponse\x12.\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.OperationH\x00\x12\x30\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1f.ktrdr.daemon.v1.OperationEventH\x00\x42\x06\n\x04item\":\n\x16ResumeOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"H\n\x17ResumeOperationResponse\x12-\n\toperation\x18\x01 \x01(\x0b\x32\x1a.ktrdr.daemon.v1.Operation*\xe6\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x04\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x05\x12\x1f\n\x1bOPERATION_STATE_INTERRUPTED\x10\x06*\xbf\x01\n\x12OperationEventType\x12$\n OPERATION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aOPERATION_EVENT_TYPE_STATE\x10\x01\x12!\n\x1dOPERATION_EVENT_TYPE_PROGRESS\x10\x02\x12\x1e\n\x1aOPERATION_EVENT_TYPE_STAGE\x10\x03\x12 \n\x1cOPERATION_EVENT_TYPE_MESSAGE\x10\x04*b\n\rOperationView\x12\x1e\n\x1aOPERATION_VIEW_UNSPECIFIED\x10\x00\x12\x18\n\x14OPERATION_VIEW_BASIC\x10\x01\x12\x17\n\x13OPERATION_VIEW_FULL\x10\x02\x32\xca\x05\n\x11OperationsService\x12[\n\x0cGetOperation\x12$.ktrdr.daemon.v1.GetOperationRequest\x1a%.ktrdr.daemon.v1.GetOperationResponse\x12\x61\n\x0eListOperations\x12&.ktrdr.daemon.v1.ListOperationsRequest\x1a\'.ktrdr.daemon.v1.ListOperationsResponse\x12\x64\n\x0f\x43\x61ncelOperation\x12\'.ktrdr.daemon.v1.CancelOperationRequest\x1a(.ktrdr.daemon.v1.CancelOperationResponse\x12\x64\n\x0f\x44\x65leteOperation\x12\'.ktrdr.daemon.v1.DeleteOperationRequest\x1a(.ktrdr.daemon.v1.DeleteOperationResponse\x12^\n\rWaitOperation\x12%.ktrdr.daemon.v1.WaitOperationRequest\x1a&.ktrdr.daemon.v1.WaitOperationResponse\x12\x63\n\x0eWatchOperation\x12&.ktrdr.daemon.v1.WatchOperationRequest\x1a\'.ktrdr.daemon.v1.WatchOperationResponse0\x01\x12\x64\n\x0fResumeOperation\x12\'.ktrdr.daemon.v1.ResumeOperationRequest\x1a(.ktrdr.daemon.v1.ResumeOperationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,10 +38,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OPERATION_LABELSENTRY']._loaded_options = None
   _globals['_OPERATION_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_OPERATIONSTATE']._serialized_start=2149
-  _globals['_OPERATIONSTATE']._serialized_end=2379
-  _globals['_OPERATIONEVENTTYPE']._serialized_start=2382
-  _globals['_OPERATIONEVENTTYPE']._serialized_end=2573
+  _globals['_OPERATIONSTATE']._serialized_start=2196
+  _globals['_OPERATIONSTATE']._serialized_end=2426
+  _globals['_OPERATIONEVENTTYPE']._serialized_start=2429
+  _globals['_OPERATIONEVENTTYPE']._serialized_end=2620
+  _globals['_OPERATIONVIEW']._serialized_start=2622
+  _globals['_OPERATIONVIEW']._serialized_end=2720
   _globals['_OPERATION']._serialized_start=201
   _globals['_OPERATION']._serialized_end=784
   _globals['_OPERATION_LABELSENTRY']._serialized_start=739
@@ -54,30 +56,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETOPERATIONRESPONSE']._serialized_end=1161
   _globals['_OPERATIONFILTER']._serialized_start=1163
   _globals['_OPERATIONFILTER']._serialized_end=1273
-  _globals['_LISTOPERATIONSREQUEST']._serialized_start=1275
-  _globals['_LISTOPERATIONSREQUEST']._serialized_end=1387
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=1389
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=1486
-  _globals['_CANCELOPERATIONREQUEST']._serialized_start=1488
-  _globals['_CANCELOPERATIONREQUEST']._serialized_end=1526
-  _globals['_CANCELOPERATIONRESPONSE']._serialized_start=1528
-  _globals['_CANCELOPERATIONRESPONSE']._serialized_end=1600
-  _globals['_DELETEOPERATIONREQUEST']._serialized_start=1602
-  _globals['_DELETEOPERATIONREQUEST']._serialized_end=1640
-  _globals['_DELETEOPERATIONRESPONSE']._serialized_start=1642
-  _globals['_DELETEOPERATIONRESPONSE']._serialized_end=1667
-  _globals['_WAITOPERATIONREQUEST']._serialized_start=1669
-  _globals['_WAITOPERATIONREQUEST']._serialized_end=1749
-  _globals['_WAITOPERATIONRESPONSE']._serialized_start=1751
-  _globals['_WAITOPERATIONRESPONSE']._serialized_end=1821
-  _globals['_WATCHOPERATIONREQUEST']._serialized_start=1823
-  _globals['_WATCHOPERATIONREQUEST']._serialized_end=1879
-  _globals['_WATCHOPERATIONRESPONSE']._serialized_start=1882
-  _globals['_WATCHOPERATIONRESPONSE']._serialized_end=2012
-  _globals['_RESUMEOPERATIONREQUEST']._serialized_start=2014
-  _globals['_RESUMEOPERATIONREQUEST']._serialized_end=2072
-  _globals['_RESUMEOPERATIONRESPONSE']._serialized_start=2074
-  _globals['_RESUMEOPERATIONRESPONSE']._serialized_end=2146
-  _globals['_OPERATIONSSERVICE']._serialized_start=2576
-  _globals['_OPERATIONSSERVICE']._serialized_end=3290
+  _globals['_LISTOPERATIONSREQUEST']._serialized_start=1276
+  _globals['_LISTOPERATIONSREQUEST']._serialized_end=1434
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=1436
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=1533
+  _globals['_CANCELOPERATIONREQUEST']._serialized_start=1535
+  _globals['_CANCELOPERATIONREQUEST']._serialized_end=1573
+  _globals['_CANCELOPERATIONRESPONSE']._serialized_start=1575
+  _globals['_CANCELOPERATIONRESPONSE']._serialized_end=1647
+  _globals['_DELETEOPERATIONREQUEST']._serialized_start=1649
+  _globals['_DELETEOPERATIONREQUEST']._serialized_end=1687
+  _globals['_DELETEOPERATIONRESPONSE']._serialized_start=1689
+  _globals['_DELETEOPERATIONRESPONSE']._serialized_end=1714
+  _globals['_WAITOPERATIONREQUEST']._serialized_start=1716
+  _globals['_WAITOPERATIONREQUEST']._serialized_end=1796
+  _globals['_WAITOPERATIONRESPONSE']._serialized_start=1798
+  _globals['_WAITOPERATIONRESPONSE']._serialized_end=1868
+  _globals['_WATCHOPERATIONREQUEST']._serialized_start=1870
+  _globals['_WATCHOPERATIONREQUEST']._serialized_end=1926
+  _globals['_WATCHOPERATIONRESPONSE']._serialized_start=1929
+  _globals['_WATCHOPERATIONRESPONSE']._serialized_end=2059
+  _globals['_RESUMEOPERATIONREQUEST']._serialized_start=2061
+  _globals['_RESUMEOPERATIONREQUEST']._serialized_end=2119
+  _globals['_RESUMEOPERATIONRESPONSE']._serialized_start=2121
+  _globals['_RESUMEOPERATIONRESPONSE']._serialized_end=2193
+  _globals['_OPERATIONSSERVICE']._serialized_start=2723
+  _globals['_OPERATIONSSERVICE']._serialized_end=3437
 # @@protoc_insertion_point(module_scope)

@@ -31,6 +31,12 @@ class OperationEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPERATION_EVENT_TYPE_PROGRESS: _ClassVar[OperationEventType]
     OPERATION_EVENT_TYPE_STAGE: _ClassVar[OperationEventType]
     OPERATION_EVENT_TYPE_MESSAGE: _ClassVar[OperationEventType]
+
+class OperationView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPERATION_VIEW_UNSPECIFIED: _ClassVar[OperationView]
+    OPERATION_VIEW_BASIC: _ClassVar[OperationView]
+    OPERATION_VIEW_FULL: _ClassVar[OperationView]
 OPERATION_STATE_UNSPECIFIED: OperationState
 OPERATION_STATE_PENDING: OperationState
 OPERATION_STATE_RUNNING: OperationState
@@ -43,6 +49,9 @@ OPERATION_EVENT_TYPE_STATE: OperationEventType
 OPERATION_EVENT_TYPE_PROGRESS: OperationEventType
 OPERATION_EVENT_TYPE_STAGE: OperationEventType
 OPERATION_EVENT_TYPE_MESSAGE: OperationEventType
+OPERATION_VIEW_UNSPECIFIED: OperationView
+OPERATION_VIEW_BASIC: OperationView
+OPERATION_VIEW_FULL: OperationView
 
 class Operation(_message.Message):
     __slots__ = ("name", "kind", "state", "done", "stage", "progress", "labels", "parent", "request_id", "create_time", "start_time", "update_time", "end_time", "error", "result", "last_seq")
@@ -132,14 +141,16 @@ class OperationFilter(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., state: _Optional[_Iterable[_Union[OperationState, str]]] = ..., label: _Optional[_Iterable[str]] = ..., parent: _Optional[str] = ...) -> None: ...
 
 class ListOperationsRequest(_message.Message):
-    __slots__ = ("filter", "page_size", "page_token")
+    __slots__ = ("filter", "page_size", "page_token", "view")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     filter: OperationFilter
     page_size: int
     page_token: str
-    def __init__(self, filter: _Optional[_Union[OperationFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    view: OperationView
+    def __init__(self, filter: _Optional[_Union[OperationFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., view: _Optional[_Union[OperationView, str]] = ...) -> None: ...
 
 class ListOperationsResponse(_message.Message):
     __slots__ = ("operations", "next_page_token")

@@ -7,10 +7,13 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from google.protobuf import json_format
 
 from ktrdr.daemon.v1 import operations_pb2 as pb
+from ktrdr.rpc.errors import ApiError
 from ktrdr.rpc.registry import Call, Registry
+from ktrdr.wire import StatusCode
 from ktrdrd.ctl.protocol import INLINE_JSON_BYTES
 from ktrdrd.ctl.server import CtlServer
 from ktrdrd.services.operations import INLINE_RECORDS, OperationsService
@@ -74,5 +77,30 @@ def test_a_page_over_the_byte_budget_is_cut_and_the_token_goes_on(db_path: Path,
                     break
             assert pages > 1
             assert seen == [str(i) for i in reversed(range(n))]
+
+    asyncio.run(main())
+
+
+def test_the_basic_view_leaves_results_out_and_an_unknown_view_is_refused(db_path: Path) -> None:
+    async def main() -> None:
+        async with opened(db_path) as core:
+            for _ in range(2):
+                record = await core.start(KIND, params={"steps": 1, "interval_s": 0})
+                await core.wait(record.name, 10)
+            service = OperationsService(core)
+            full, default, basic = [
+                await service.ListOperations(pb.ListOperationsRequest(view=view), Call("grpc"))
+                for view in (pb.OPERATION_VIEW_FULL, pb.OPERATION_VIEW_UNSPECIFIED, pb.OPERATION_VIEW_BASIC)
+            ]
+            assert full == default and all(op.HasField("result") for op in full.operations)
+            assert [op.name for op in basic.operations] == [op.name for op in full.operations]
+            assert not any(op.HasField("result") for op in basic.operations)
+            for op in full.operations:
+                op.ClearField("result")
+            assert basic == full  # nothing else differs
+            with pytest.raises(ApiError) as refused:
+                await service.ListOperations(pb.ListOperationsRequest(view=9), Call("grpc"))
+            assert refused.value.code == StatusCode.INVALID_ARGUMENT
+            assert [v.field for v in refused.value.violations] == ["view"]
 
     asyncio.run(main())
