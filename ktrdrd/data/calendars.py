@@ -22,6 +22,8 @@ import numpy as np
 from ktrdr import calendars
 from ktrdrd.data.intervals import Interval, union, without_bars
 
+_DAYS_PER_BAR = {"1d": 1, "1w": 7}
+
 
 def known_empty(
     calendar: str, timeframe_ns: int, start_ns: int, end_ns: int, bar_times: np.ndarray
@@ -62,7 +64,7 @@ def restamp(times: np.ndarray, calendar: str, timeframe: str, dated: np.ndarray 
     without a session (a weekend or holiday of ``calendar``), or a time that is neither."""
     if timeframe not in ("1d", "1w"):
         return times
-    days_per_bar = 7 if timeframe == "1w" else 1
+    days_per_bar = _DAYS_PER_BAR[timeframe]
     is_date = times % calendars.DAY_NS == 0 if dated is None else dated
     dates = np.flatnonzero(is_date)
     out = times.copy()
@@ -93,6 +95,23 @@ def restamp(times: np.ndarray, calendar: str, timeframe: str, dated: np.ndarray 
                 "(docs/data.md, Daily and weekly bars)",
             )
     return out
+
+
+def dated_empty(span: Interval, calendar: str, timeframe: str) -> Interval | None:
+    """``span``, an interval a source confirmed to hold no ``1d``/``1w`` bar *dated* in it (dates at
+    00:00 UTC, as the IB host sends them), as an interval of the cache's stamps: from the open of
+    the first bar whose whole date (a weekly bar's Monday-to-Sunday week) lies in ``span`` to the end
+    of the last one's slot (its open + one bar). None when no such bar has a session."""
+    days_per_bar = _DAYS_PER_BAR[timeframe]
+    first_day, end_day = -(-span[0] // calendars.DAY_NS), span[1] // calendars.DAY_NS
+    if days_per_bar == 7:
+        first_day += -(first_day + 3) % 7  # the next Monday (1970-01-01 was a Thursday)
+    days = np.arange(first_day, end_day - days_per_bar + 1, days_per_bar, dtype=np.int64)
+    opens = calendars.bar_opens(calendar, days, days_per_bar)
+    opens = opens[opens >= 0]
+    if not opens.size:
+        return None
+    return int(opens[0]), int(opens[-1]) + days_per_bar * calendars.DAY_NS
 
 
 def _day(ns: int) -> str:
