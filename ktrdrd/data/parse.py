@@ -60,6 +60,12 @@ VOLUME_COLUMNS = ("volume", "vol", "tickvol")
 PRICES = FIELDS[:4]
 _SEPARATORS = (",", ";", "\t", "|")
 _BOM = b"\xef\xbb\xbf"
+#: What a file that is not CSV text starts with, and what to do about it.
+_NOT_CSV = (
+    (b"PK\x03\x04", "a ZIP archive (Binance and Dukascopy ship CSV zipped): unzip it and import the CSV"),
+    (b"\x1f\x8b", "a gzip file: decompress it and import the CSV"),
+    (b"PAR1", "a Parquet file: import it with --format parquet"),
+)
 # Epoch numbers below these magnitudes are seconds, milliseconds, microseconds; else nanoseconds.
 _EPOCH_UNITS = ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3))
 # Times as files write them: a date (YYYY-M-D with - . or / between the parts, YYYYMMDD, YYYY-MM,
@@ -163,6 +169,9 @@ def _csv_table(data: bytes | bytearray, name: str) -> tuple[pa.Table, Callable[[
     rows of empty text while bars follow them, so line numbers stay right; trailing ones dropped)."""
     if not data.strip():
         raise BarsError(f"{name}: the file is empty; expected a header line and bars")
+    for magic, what in _NOT_CSV:
+        if data.startswith(magic):
+            raise BarsError(f"{name}: not a CSV file but {what}")
     header_end = data.find(b"\n")
     first = bytes(data if header_end < 0 else data[:header_end]).removeprefix(_BOM).rstrip(b"\r")
     delimiter = max(_SEPARATORS, key=lambda s: (first.count(s.encode()), -_SEPARATORS.index(s)))

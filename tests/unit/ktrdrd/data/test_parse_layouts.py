@@ -167,3 +167,16 @@ def test_empty_lines_after_the_last_bar_are_ignored_but_not_between_bars() -> No
             "1h",
             "f.csv",
         )
+
+
+@pytest.mark.parametrize(
+    ("start", "what"),
+    [
+        (b"PK\x03\x04", "a ZIP archive"),
+        (b"\x1f\x8b\x08", "a gzip file"),
+        (b"PAR1", "a Parquet file: import it with --format parquet"),
+    ],
+)
+def test_a_file_that_is_not_csv_text_says_what_it_is(start: bytes, what: str) -> None:
+    with pytest.raises(BarsError, match=rf"f\.csv: not a CSV file but {what}"):
+        read(start + b"\x00" * 64, "AAPL", "1d", "f.csv")
