@@ -230,6 +230,22 @@ def test_daily_sessions_the_host_confirms_empty_are_known_empty_as_stamps(
     assert stored(daemon, "PEP", "1d") == bars
 
 
+def test_imported_daily_bars_are_never_topped_up_with_simulated_ones(
+    daemon_factory: DaemonFactory, host: IbHost
+) -> None:
+    daemon = start_daemon(daemon_factory, host)
+    fixture = REPO / "tests" / "fixtures" / "bars" / "yahoo_aapl_1d.csv"
+    imported = run_ktrdrctl("--runtime-dir", str(daemon.runtime_dir), "data", "import", str(fixture),
+                            "--symbol", "AAPL", "--timeframe", "1d")  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    before = stored(daemon, "AAPL", "1d")
+    start = 1_672_531_200  # 2023-01-01: the load would extend the imported series to March
+    op = wait(daemon, load(daemon, ["AAPL"], ["1d"], start, start + 60 * DAY_S))
+    assert op["state"] == "OPERATION_STATE_FAILED"
+    assert "AAPL 1d" in op["error"]["message"] and "IMPORT" in op["error"]["message"], op["error"]
+    assert stored(daemon, "AAPL", "1d") == before
+
+
 def test_gateway_drops_mid_load_and_the_load_completes_without_duplicates(
     daemon_factory: DaemonFactory, sim: SimThread, host: IbHost
 ) -> None:
