@@ -69,13 +69,13 @@ _NOT_CSV = (
 # Epoch numbers below these magnitudes are seconds, milliseconds, microseconds; else nanoseconds.
 _EPOCH_UNITS = ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3))
 # Times as files write them: a date (YYYY-M-D with - . or / between the parts, YYYYMMDD, YYYY-MM,
-# YYYY; or DD.MM.YYYY), optionally a time after T or spaces (HH, HH:MM, HH:MM:SS, any fraction of a
-# second; or HHMMSS), optionally an offset (Z, UTC, GMT, ±HH, ±HHMM, ±HH:MM, UTC±HH…; spaces before
-# it allowed) or an IANA zone name with a slash (US/Eastern). Neither: wall time of the import's zone.
+# YYYY; or DD.MM.YYYY), optionally a time after T or spaces (H or HH, H:MM, H:MM:SS, any fraction
+# of a second; or HHMMSS), optionally an offset (Z, UTC, GMT, ±HH, ±HHMM, ±HH:MM, UTC±HH…; spaces
+# before it allowed) or an IANA zone name with a slash (US/Eastern). Neither: the import's zone.
 _ISO = (
     r"^(?:(?P<year>\d{4})(?:[-./](?P<month>\d{1,2})(?:[-./](?P<day>\d{1,2}))?|(?P<bmonth>\d{2})(?P<bday>\d{2}))?"
     r"|(?P<eday>\d{1,2})\.(?P<emonth>\d{1,2})\.(?P<eyear>\d{4}))"
-    r"(?:(?:T| +)(?P<hour>\d{2})(?::?(?P<minute>\d{2})(?::?(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?)?)?"
+    r"(?:(?:T| +)(?P<hour>\d{1,2})(?::?(?P<minute>\d{2})(?::?(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?)?)?"
     r" *(?:(?P<utc>Z|UTC|GMT)|(?:UTC|GMT)?(?P<sign>[+-])(?P<off_hour>\d{2})(?::?(?P<off_minute>\d{2}))?"
     r"|(?P<zone>[A-Za-z][A-Za-z_]*(?:/[A-Za-z0-9_+-]+)+))?$"
 )

@@ -72,6 +72,7 @@ def test_parquet_rows_are_numbered_from_one() -> None:
         ("2024.03.04 00:00", 0),
         ("20240303  19:00:00 US/Eastern", 0),
         ("2024-03-03 19:00:00 America/New_York", 0),
+        ("2024-03-04 1:00:00", 3600),
     ],
 )
 def test_iso_variants(stamp: str, offset_s: float) -> None:
