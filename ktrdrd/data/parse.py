@@ -10,7 +10,8 @@ Column names match ignoring case, ``<>`` and everything but letters and digits (
 ``tickvol``, ``Gmt time`` → ``gmttime``). The time is the column :data:`TIME_COLUMNS` names first,
 or ``date`` and ``time`` together when both exist, or else an unnamed first column (the
 predecessor's layout, a pandas index). ``open high low close`` are required; the volume is the first
-of :data:`VOLUME_COLUMNS` that holds a nonzero value (absent: 0); other columns are ignored.
+of :data:`VOLUME_COLUMNS` that holds a nonzero value (else the last of them found; none: 0); other
+columns are ignored.
 
 **Times**: epoch numbers whose unit follows their size (s, ms, µs or ns; UTC), or text (:data:`_ISO`):
 a date ``YYYY-MM-DD`` (``-`` ``.`` or ``/`` between the parts, or ``YYYYMMDD``) or ``DD.MM.YYYY``,
@@ -143,8 +144,8 @@ def _rows(
     stamps = _times(times, name, row, zone)
     o, h, lo, c = (_numbers(table.column(columns[f]), f, name, row) for f in PRICES)
     volume = np.zeros(table.num_rows, dtype=np.float64)
-    for candidate in (c for c in VOLUME_COLUMNS if c in columns):
-        volume = _numbers(table.column(columns[candidate]), candidate, name, row)
+    for volume_key in (key for key in VOLUME_COLUMNS if key in columns):
+        volume = _numbers(table.column(columns[volume_key]), volume_key, name, row)
         if volume.any():
             break
     return stamps, repair.Rows(stamps.utc, o, h, lo, c, volume, np.arange(len(stamps.utc)))
