@@ -1,7 +1,7 @@
 """Real-world files through ``ktrdrctl data`` and a real ktrdrd: layouts users bring
 (tests/fixtures/bars; every layout is checked against the reader in
 tests/unit/ktrdrd/data/test_parse_layouts.py), two years of NYSE daily bars with their holidays
-(no gaps; exported and imported back unchanged), a refused file that changes nothing, and
+(no gaps; exported and imported back unchanged), refused files that change nothing, and
 training on the imported daily bars with a real ``hostd training``."""
 
 from __future__ import annotations
@@ -64,33 +64,27 @@ LAYOUTS = [
 ]
 
 
-def test_real_layouts_import_through_ktrdrctl(daemon) -> None:
+def test_real_layouts_import_through_ktrdrctl_and_a_refused_file_changes_nothing(
+    daemon, tmp_path: Path
+) -> None:
     for name, symbol, timeframe, extra, first_bar in LAYOUTS:
         lines = [line for line in (FIXTURES / name).read_text().splitlines() if line.strip()]
-        out = ctl(
-            daemon,
-            "data",
-            "import",
-            str(FIXTURES / name),
-            "--symbol",
-            symbol,
-            "--timeframe",
-            timeframe,
-            *extra,
-        )
+        path = str(FIXTURES / name)
+        out = ctl(daemon, "data", "import", path, "--symbol", symbol, "--timeframe", timeframe, *extra)
         assert out.returncode == 0, f"{name}: {out.stderr}"
         stored = shown(daemon, symbol, timeframe)
         assert stored.index[0] == first_bar, name
         assert stored.index.is_monotonic_increasing and stored.index.is_unique
         assert len(stored) == len(lines) - (0 if name.startswith("binance") else 1), name  # less the header
 
-
-def test_a_refused_file_names_its_line_and_changes_nothing(daemon, tmp_path: Path) -> None:
-    good = ctl(
+    # Yahoo's plain dates and yfinance's local midnights are the same sessions: a merge changes nothing.
+    before = shown(daemon, "AAPL", "1d")
+    yahoo = ctl(
         daemon, "data", "import", str(FIXTURES / "yahoo_aapl_1d.csv"), "--symbol", "AAPL", "--timeframe", "1d"
     )
-    assert good.returncode == 0, good.stderr
-    before = shown(daemon, "AAPL", "1d")
+    assert yahoo.returncode == 0, yahoo.stderr
+    pd.testing.assert_frame_equal(shown(daemon, "AAPL", "1d"), before)
+
     bad = tmp_path / "us_dates.csv"
     bad.write_text("Date,Open,High,Low,Close,Volume\n01/23/2023,1,2,0.5,1,9\n")
     refused = ctl(daemon, "data", "import", str(bad), "--symbol", "AAPL", "--timeframe", "1d")

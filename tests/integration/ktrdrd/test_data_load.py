@@ -205,7 +205,7 @@ def test_what_the_host_confirms_empty_is_known_empty_and_not_fetched_again(
     assert int(again["result"].get("requestsDone", 0)) == 0
 
 
-def test_daily_sessions_the_host_confirms_empty_are_known_empty_as_stamps(
+def test_daily_sessions_the_host_confirms_empty_are_known_empty_and_imports_are_not_topped_up(
     daemon_factory: DaemonFactory, host: IbHost
 ) -> None:
     daemon = start_daemon(daemon_factory, host)
@@ -230,20 +230,16 @@ def test_daily_sessions_the_host_confirms_empty_are_known_empty_as_stamps(
     assert int(again["result"].get("requestsDone", 0)) == 0  # before the first trade: not asked again
     assert stored(daemon, "PEP", "1d") == bars
 
-
-def test_imported_daily_bars_are_never_topped_up_with_simulated_ones(
-    daemon_factory: DaemonFactory, host: IbHost
-) -> None:
-    daemon = start_daemon(daemon_factory, host)
+    # Imported daily bars are never topped up with simulated ones: the load fails naming the series.
     fixture = REPO / "tests" / "fixtures" / "bars" / "yahoo_aapl_1d.csv"
     imported = run_ktrdrctl("--runtime-dir", str(daemon.runtime_dir), "data", "import", str(fixture),
                             "--symbol", "AAPL", "--timeframe", "1d")  # fmt: skip
     assert imported.returncode == 0, imported.stderr
     before = stored(daemon, "AAPL", "1d")
-    start = 1_672_531_200  # 2023-01-01: the load would extend the imported series to March
-    op = wait(daemon, load(daemon, ["AAPL"], ["1d"], start, start + 60 * DAY_S))
-    assert op["state"] == "OPERATION_STATE_FAILED"
-    assert "AAPL 1d" in op["error"]["message"] and "IMPORT" in op["error"]["message"], op["error"]
+    january = 1_672_531_200  # 2023-01-01: the load would extend the imported series to March
+    refused = wait(daemon, load(daemon, ["AAPL"], ["1d"], january, january + 60 * DAY_S))
+    assert refused["state"] == "OPERATION_STATE_FAILED"
+    assert "AAPL 1d holds IMPORT bars" in refused["error"]["message"], refused["error"]
     assert stored(daemon, "AAPL", "1d") == before
 
 
