@@ -118,6 +118,11 @@ def repair_line(fixed: dict[str, Any]) -> str:
     help="Trading calendar for known-empty intervals. Default: guessed from the symbol (docs/data.md).",
 )
 @click.option(
+    "--timezone",
+    metavar="ZONE",
+    help="IANA time zone (America/New_York) of the file's times written without an offset. Default: UTC.",
+)
+@click.option(
     "--repair",
     is_flag=True,
     help=f"Apply the standard fixes ({', '.join(wire.STANDARD_FIXES)}) and report them (docs/data.md).",
@@ -139,6 +144,7 @@ def import_(
     fmt: str | None,
     mode: str,
     calendar: str | None,
+    timezone: str | None,
     repair: bool,
     fixes: tuple[str, ...],
     as_json: bool,
@@ -163,6 +169,8 @@ def import_(
         header["format"] = f"IMPORT_FORMAT_{fmt.upper()}"
     if calendar:
         header["calendar"] = calendar
+    if timezone:
+        header["timezone"] = timezone
     if repair or fixes:
         header["repairs"] = (["standard"] if repair else []) + list(fixes)
     session = session_of(ctx)

@@ -22,6 +22,8 @@ import numpy as np
 from ktrdr import calendars
 from ktrdrd.data.intervals import Interval, union, without_bars
 
+_DAYS_PER_BAR = {"1d": 1, "1w": 7}
+
 
 def known_empty(
     calendar: str, timeframe_ns: int, start_ns: int, end_ns: int, bar_times: np.ndarray
@@ -54,26 +56,63 @@ class Undated(ValueError):
         self.index = index
 
 
-def restamp(times: np.ndarray, calendar: str, timeframe: str) -> np.ndarray:
-    """``times`` (int ns, UTC) of ``1d``/``1w`` bars with each one at 00:00 UTC — a date — moved to
-    where the cache stamps that bar (see the module docstring); other times and timeframes are
-    returned as they are, so stamps the cache wrote pass through unchanged. :class:`Undated` for a
-    daily bar dated a day without a session (a weekend or holiday of ``calendar``)."""
+def restamp(times: np.ndarray, calendar: str, timeframe: str, dated: np.ndarray | None = None) -> np.ndarray:
+    """``times`` (int ns, UTC) of ``1d``/``1w`` bars with each date — a time at 00:00 UTC, or where
+    ``dated`` (a mask) says so — moved to where the cache stamps that bar (see the module docstring);
+    other timeframes are returned as they are. Every other time must already be such a stamp, so
+    stamps the cache wrote pass through unchanged. :class:`Undated` for a daily bar dated a day
+    without a session (a weekend or holiday of ``calendar``), or a time that is neither."""
     if timeframe not in ("1d", "1w"):
         return times
-    dates = np.flatnonzero(times % calendars.DAY_NS == 0)
-    if not dates.size:
-        return times
-    opens = calendars.bar_opens(calendar, times[dates] // calendars.DAY_NS, 7 if timeframe == "1w" else 1)
-    missing = np.flatnonzero(opens < 0)
-    if missing.size:
-        index = int(dates[missing[0]])
-        day = np.datetime_as_string(np.datetime64(int(times[index]), "ns"), unit="D")
-        raise Undated(
-            index,
-            f"{day} has no {calendar} session, and a {timeframe} bar is dated by its session "
-            "(a weekend or holiday? check --calendar)",
-        )
+    days_per_bar = _DAYS_PER_BAR[timeframe]
+    is_date = times % calendars.DAY_NS == 0 if dated is None else dated
+    dates = np.flatnonzero(is_date)
     out = times.copy()
-    out[dates] = opens
+    if dates.size:
+        opens = calendars.bar_opens(calendar, times[dates] // calendars.DAY_NS, days_per_bar)
+        missing = np.flatnonzero(opens < 0)
+        if missing.size:
+            index = int(dates[missing[0]])
+            raise Undated(
+                index,
+                f"{_day(times[index])} has no {calendar} session, and a {timeframe} bar is dated by its "
+                "session (a weekend or holiday? check --calendar)",
+            )
+        out[dates] = opens
+    stamped = np.flatnonzero(~is_date)
+    if stamped.size:
+        day = times[stamped] // calendars.DAY_NS
+        at_open = (calendars.bar_opens(calendar, day, days_per_bar) == times[stamped]) | (
+            calendars.bar_opens(calendar, day + 1, days_per_bar) == times[stamped]
+        )
+        if not at_open.all():
+            index = int(stamped[np.flatnonzero(~at_open)[0]])
+            at = np.datetime_as_string(np.datetime64(int(times[index]), "ns"), unit="m")
+            raise Undated(
+                index,
+                f"a {timeframe} bar at {at} UTC is neither a date (midnight in the file's time) nor the "
+                f"open of its {calendar} session as the cache stamps it; give {timeframe} bars as dates "
+                "(docs/data.md, Daily and weekly bars)",
+            )
     return out
+
+
+def dated_empty(span: Interval, calendar: str, timeframe: str) -> Interval | None:
+    """``span``, an interval a source confirmed to hold no ``1d``/``1w`` bar *dated* in it (dates at
+    00:00 UTC, as the IB host sends them), as an interval of the cache's stamps: from the open of
+    the first bar whose whole date (a weekly bar's Monday-to-Sunday week) lies in ``span`` to the end
+    of the last one's slot (its open + one bar). None when no such bar has a session."""
+    days_per_bar = _DAYS_PER_BAR[timeframe]
+    first_day, end_day = -(-span[0] // calendars.DAY_NS), span[1] // calendars.DAY_NS
+    if days_per_bar == 7:
+        first_day += -(first_day + 3) % 7  # the next Monday (1970-01-01 was a Thursday)
+    days = np.arange(first_day, end_day - days_per_bar + 1, days_per_bar, dtype=np.int64)
+    opens = calendars.bar_opens(calendar, days, days_per_bar)
+    opens = opens[opens >= 0]
+    if not opens.size:
+        return None
+    return int(opens[0]), int(opens[-1]) + days_per_bar * calendars.DAY_NS
+
+
+def _day(ns: int) -> str:
+    return str(np.datetime_as_string(np.datetime64(int(ns), "ns"), unit="D"))

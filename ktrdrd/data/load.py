@@ -16,7 +16,8 @@ A series load:
    at the first request boundary after every :data:`MERGE_EVERY_BARS` bars and at the end of each
    range. A merge covers only what is complete: the range's start up to the later of the last bar
    (plus one bar) and the last interval the host confirmed empty; the host's empty intervals
-   become known-empty.
+   become known-empty. Daily and weekly bars and their empty intervals come dated (00:00 UTC of
+   the session's date) and are restamped as the cache stamps them (:class:`_Dated`).
 
 Cancel: what arrived completely is merged, the load returns (→ CANCELLED). Restart (``reattach``):
 the same steps again; the gaps come from the catalog, so what was merged is not fetched again. The
@@ -36,7 +37,6 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -56,7 +56,7 @@ from ktrdr.rpc.errors import ApiError
 from ktrdr.wire import StatusCode
 from ktrdrd.data import gaps
 from ktrdrd.data.cache import BarCache
-from ktrdrd.data.calendars import Undated, restamp
+from ktrdrd.data.calendars import Undated, dated_empty, restamp
 from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.data.intervals import Interval
 from ktrdrd.operations import OperationContext
@@ -149,14 +149,34 @@ def series_params(params: dict[str, Any]) -> SeriesRequest:
     )
 
 
+@dataclass(frozen=True)
+class _Dated:
+    """Daily and weekly bars come from the host dated (00:00 UTC of the session's date), and so do
+    the intervals it confirms empty: both become the cache's stamps (:mod:`ktrdrd.data.calendars`)."""
+
+    calendar: str
+    timeframe: str
+
+    def stamps(self, times: np.ndarray) -> np.ndarray:
+        """The cache's stamps of the host's dates; DATA_LOSS for a bar dated a closed day."""
+        try:
+            return restamp(times, self.calendar, self.timeframe)
+        except Undated as exc:
+            raise ApiError(StatusCode.DATA_LOSS, f"the IB host sent a bar the calendar cannot place: {exc}",
+                           "BARS_INVALID") from None  # fmt: skip
+
+    def empty(self, span: Interval) -> Interval | None:
+        return dated_empty(span, self.calendar, self.timeframe)
+
+
 @dataclass
 class _Pending:
     """Bars and confirmed-empty intervals of the range being fetched, not merged yet."""
 
     start_ns: int  # the range's part not merged yet starts here
-    #: The cache's stamps of the host's bar times (daily and weekly bars come dated; see
-    #: :func:`ktrdrd.data.calendars.restamp`); None: taken as they are.
-    stamp: Callable[[np.ndarray], np.ndarray] | None = None
+    #: For daily and weekly bars: how the host's dates become the cache's stamps; None: the host's
+    #: times are stamps already.
+    dated: _Dated | None = None
     columns: dict[str, list[np.ndarray]] = field(
         default_factory=lambda: {"time": [], **{f: [] for f in FIELDS}}
     )
@@ -166,8 +186,8 @@ class _Pending:
 
     def add(self, chunk: common_pb2.BarsChunk, step: int) -> int:
         times = np.asarray(chunk.time_ns, dtype=np.int64)
-        if self.stamp is not None:
-            times = self.stamp(times)
+        if self.dated is not None:
+            times = self.dated.stamps(times)
         self.columns["time"].append(times)
         for name in FIELDS:
             self.columns[name].append(np.asarray(getattr(chunk, name), dtype=np.float64))
@@ -177,9 +197,11 @@ class _Pending:
         return len(times)
 
     def confirm_empty(self, empty: common_pb2.TimeRange) -> None:
-        if self.stamp is not None:  # dates, not stamps: not known-empty (a later load asks again)
+        span: Interval | None = (empty.start_time.ToNanoseconds(), empty.end_time.ToNanoseconds())
+        if self.dated is not None and span is not None:  # dates: the sessions dated inside, as stamps
+            span = self.dated.empty(span)
+        if span is None:  # no whole session dated inside: nothing to record
             return
-        span = (empty.start_time.ToNanoseconds(), empty.end_time.ToNanoseconds())
         self.empty.append(span)
         self.complete_to = max(self.complete_to, span[1])
 
@@ -299,10 +321,10 @@ class SeriesLoad:
     ) -> None:  # fmt: skip
         request, tally = self.request, self.tally
         asked = (gap.start_ns, gap.end_ns)
-        stamp = None
+        dated = None
         if request.timeframe in ("1d", "1w"):  # the host dates these bars: ask a day more each side
             asked = ((gap.start_ns // DAY_NS - 1) * DAY_NS, (-(-gap.end_ns // DAY_NS) + 1) * DAY_NS)
-            stamp = partial(_restamp, calendar, request.timeframe)
+            dated = _Dated(calendar, request.timeframe)
         fetch = mpb.FetchBarsRequest(
             contract=contract,
             timeframe=request.timeframe,
@@ -310,7 +332,7 @@ class SeriesLoad:
             use_rth=calendar == "XNYS",  # the calendar knows the regular session only
             request_id=f"{self.ctx.name}/{gap.start_ns}",
         )
-        pending = _Pending(gap.start_ns, stamp, complete_to=gap.start_ns)
+        pending = _Pending(gap.start_ns, dated, complete_to=gap.start_ns)
         what = f"{self.name} {_iso(gap.start_ns)} .. {_iso(gap.end_ns)}"
         stream = stub.FetchBars(fetch)
         responses = stream.__aiter__()
@@ -404,15 +426,6 @@ def api_error(exc: grpc.aio.AioRpcError) -> ApiError:
                 reason = info.reason
     code = exc.code().value[0]
     return ApiError(code, f"the IB host: {exc.details()}", reason or StatusCode(code).name)
-
-
-def _restamp(calendar: str, timeframe: str, times: np.ndarray) -> np.ndarray:
-    """The cache's stamps of dated daily/weekly bars; DATA_LOSS for a bar dated a closed day."""
-    try:
-        return restamp(times, calendar, timeframe)
-    except Undated as exc:
-        raise ApiError(StatusCode.DATA_LOSS, f"the IB host sent a bar the calendar cannot place: {exc}",
-                       "BARS_INVALID") from None  # fmt: skip
 
 
 def _within(bars: Bars, span: Interval) -> Bars:

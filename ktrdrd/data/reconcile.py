@@ -8,7 +8,9 @@ For each series the repair is decided from what is on disk, the file being the t
   the previous covered intervals within the file's span, joined with the stretches of bars whose
   gaps the calendar says were closures — an open-market gap between two bars is not claimed as
   covered (a later load fetches it again rather than trust a range no write finished recording).
-  ``known_empty`` is computed again from the calendar; source and calendar are kept.
+  ``known_empty`` is computed again from the calendar over ``covered``, joined with the previous
+  known-empty intervals less the slots of the file's bars (what a source confirmed empty — before
+  the first trade, a day without data — stays known); source and calendar are kept.
 - **entry without a file**: the entry is dropped.
 - **file without an entry** (the first write of a series crashed before the catalog, or the
   database was replaced): the write was never acknowledged, so the series does not exist; the file
@@ -35,7 +37,7 @@ import pyarrow as pa
 from ktrdr import timeframes
 from ktrdrd.data import calendars, files
 from ktrdrd.data.catalog import SeriesEntry
-from ktrdrd.data.intervals import Interval, union
+from ktrdrd.data.intervals import Interval, union, without_bars
 
 #: Suffixes given to a series file set aside: one without a catalog entry, one that cannot be read.
 ORPHAN_SUFFIX = ".orphan"
@@ -122,7 +124,10 @@ def rederive(previous: SeriesEntry, times: np.ndarray, digest: str) -> SeriesEnt
         last_ns=last,
         update_time=time.time(),
         covered=covered,
-        known_empty=union(*(calendars.known_empty(previous.calendar, step, s, e, times) for s, e in covered)),
+        known_empty=union(
+            without_bars(previous.known_empty, times, step),
+            *(calendars.known_empty(previous.calendar, step, s, e, times) for s, e in covered),
+        ),
     )
 
 

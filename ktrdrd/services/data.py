@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zoneinfo
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +113,7 @@ class DataService:
                 plan.name,
                 plan.fixes,
                 plan.calendar,
+                plan.timezone,
             )
         except BarsError as exc:
             raise invalid_argument("data", f"{exc}; nothing was imported", "BARS_INVALID") from None
@@ -199,6 +201,7 @@ class _ImportPlan:
     calendar: str
     mode: str  # "create", "replace" or "merge"
     fixes: list[str]  # named fixes to apply, in the order they run (ktrdrd.data.repair)
+    timezone: str | None  # IANA zone of the file's naive times; None: UTC
 
 
 def _plan(header: pb.ImportBarsHeader) -> _ImportPlan:
@@ -213,7 +216,22 @@ def _plan(header: pb.ImportBarsHeader) -> _ImportPlan:
         fixes = repair.resolve(list(header.repairs))
     except repair.UnknownFix as exc:
         raise invalid_argument("header.repairs", str(exc)) from None
-    return _ImportPlan(symbol, timeframe, name, fmt, _calendar(header.calendar, symbol), mode, fixes)
+    calendar = _calendar(header.calendar, symbol)
+    return _ImportPlan(symbol, timeframe, name, fmt, calendar, mode, fixes, _timezone(header.timezone))
+
+
+def _timezone(requested: str) -> str | None:
+    """The IANA zone of the file's naive times (None: UTC); INVALID_ARGUMENT for an unknown name."""
+    if not requested:
+        return None
+    try:
+        zoneinfo.ZoneInfo(requested)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise invalid_argument(
+            "header.timezone",
+            f"unknown time zone {requested!r}; expected an IANA name such as America/New_York",
+        ) from None
+    return requested
 
 
 def _calendar(requested: str, symbol: str) -> str:

@@ -191,20 +191,22 @@ class ListSeriesResponse(_message.Message):
     def __init__(self, series: _Optional[_Iterable[_Union[SeriesCoverage, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ImportBarsHeader(_message.Message):
-    __slots__ = ("series", "mode", "source_name", "format", "calendar", "repairs")
+    __slots__ = ("series", "mode", "source_name", "format", "calendar", "repairs", "timezone")
     SERIES_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     CALENDAR_FIELD_NUMBER: _ClassVar[int]
     REPAIRS_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     series: _common_pb2.SeriesKey
     mode: ImportMode
     source_name: str
     format: ImportFormat
     calendar: str
     repairs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., source_name: _Optional[str] = ..., format: _Optional[_Union[ImportFormat, str]] = ..., calendar: _Optional[str] = ..., repairs: _Optional[_Iterable[str]] = ...) -> None: ...
+    timezone: str
+    def __init__(self, series: _Optional[_Union[_common_pb2.SeriesKey, _Mapping]] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., source_name: _Optional[str] = ..., format: _Optional[_Union[ImportFormat, str]] = ..., calendar: _Optional[str] = ..., repairs: _Optional[_Iterable[str]] = ..., timezone: _Optional[str] = ...) -> None: ...
 
 class ImportBarsRequest(_message.Message):
     __slots__ = ("header", "chunk", "data")

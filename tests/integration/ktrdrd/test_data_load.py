@@ -205,6 +205,44 @@ def test_what_the_host_confirms_empty_is_known_empty_and_not_fetched_again(
     assert int(again["result"].get("requestsDone", 0)) == 0
 
 
+def test_daily_sessions_the_host_confirms_empty_are_known_empty_and_imports_are_not_topped_up(
+    daemon_factory: DaemonFactory, host: IbHost
+) -> None:
+    daemon = start_daemon(daemon_factory, host)
+    head = host.unary(
+        "GetHeadTimestamp",
+        pb.GetHeadTimestampRequest(contract=pb.ContractSpec(symbol="PEP"), use_rth=True),
+        pb.GetHeadTimestampResponse,
+    ).head_time.seconds
+    start, end = (head // DAY_S - 40) * DAY_S, (head // DAY_S + 30) * DAY_S
+    first = wait(daemon, load(daemon, ["PEP"], ["1d"], start, end))
+    assert first["state"] == "OPERATION_STATE_SUCCEEDED", first
+    coverage = daemon.ctl(DATA + "GetCoverage", {"series": {"symbol": "PEP", "timeframe": "1d"}})["coverage"]
+    # The sessions before the first trade, as the cache stamps them (04:00 New York), up to that bar.
+    empty = coverage["knownEmpty"][0]
+    assert empty["startTime"].endswith(("T09:00:00Z", "T08:00:00Z"))
+    first_bar = seconds(coverage["firstBarTime"])
+    assert seconds(empty["endTime"]) <= first_bar < seconds(empty["endTime"]) + 4 * DAY_S
+    assert first_bar - seconds(empty["startTime"]) > 30 * DAY_S
+    bars = stored(daemon, "PEP", "1d")
+    assert bars == served(host, "PEP", "1d", start, end)
+    again = wait(daemon, load(daemon, ["PEP"], ["1d"], start, end))
+    assert int(again["result"].get("requestsDone", 0)) == 0  # before the first trade: not asked again
+    assert stored(daemon, "PEP", "1d") == bars
+
+    # Imported daily bars are never topped up with simulated ones: the load fails naming the series.
+    fixture = REPO / "tests" / "fixtures" / "bars" / "yahoo_aapl_1d.csv"
+    imported = run_ktrdrctl("--runtime-dir", str(daemon.runtime_dir), "data", "import", str(fixture),
+                            "--symbol", "AAPL", "--timeframe", "1d")  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    before = stored(daemon, "AAPL", "1d")
+    january = 1_672_531_200  # 2023-01-01: the load would extend the imported series to March
+    refused = wait(daemon, load(daemon, ["AAPL"], ["1d"], january, january + 60 * DAY_S))
+    assert refused["state"] == "OPERATION_STATE_FAILED"
+    assert "AAPL 1d holds IMPORT bars" in refused["error"]["message"], refused["error"]
+    assert stored(daemon, "AAPL", "1d") == before
+
+
 def test_gateway_drops_mid_load_and_the_load_completes_without_duplicates(
     daemon_factory: DaemonFactory, sim: SimThread, host: IbHost
 ) -> None:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ktrdr import calendars
-from ktrdrd.data.calendars import Undated, known_empty, restamp
+from ktrdrd.data.calendars import Undated, dated_empty, known_empty, restamp
 
 DAY = 86400 * 10**9
 HOUR = 3600 * 10**9
@@ -114,3 +114,26 @@ def test_a_session_open_stamp_is_dated_by_its_session() -> None:
     Sunday is Monday's session); a stamp outside every session keeps its UTC date."""
     stamps_s = np.array([ns("2024-03-03T22:00"), ns("2024-03-09T12:00")]) // 10**9
     assert calendars.session_labels(calendars.named("forex"), stamps_s).tolist() == [20240304, 20240309]
+
+
+def test_a_time_that_is_neither_a_date_nor_a_session_open_is_refused() -> None:
+    stamps = np.array([ns("2024-03-08T09:00"), ns("2024-03-11T14:30")], np.int64)
+    with pytest.raises(Undated, match="1d bar at 2024-03-11T14:30 UTC is neither a date") as undated:
+        restamp(stamps, "XNYS", "1d")
+    assert undated.value.index == 1
+    # A date given as a mask (midnight in the file's own offset) is a date wherever it lands in UTC.
+    local_midnight = np.array([ns("2024-03-08T05:00")], np.int64)
+    assert restamp(local_midnight - 5 * HOUR, "XNYS", "1d", np.array([True])).tolist() == [
+        ns("2024-03-08T09:00")
+    ]
+
+
+def test_dated_empty_intervals_become_the_sessions_stamps() -> None:
+    # The host said: no daily bar dated 2024-03-06 .. 2024-03-11 (Wed, Thu, Fri; Mon excluded).
+    span = (ns("2024-03-06"), ns("2024-03-11"))
+    assert dated_empty(span, "XNYS", "1d") == (ns("2024-03-06T09:00"), ns("2024-03-08T09:00") + DAY)
+    assert dated_empty((ns("2024-03-09"), ns("2024-03-11")), "XNYS", "1d") is None  # a weekend only
+    assert dated_empty((ns("2024-03-06T12:00"), ns("2024-03-07")), "XNYS", "1d") is None  # no whole date
+    # Weekly: only whole Monday-to-Sunday weeks; 2024-03-04 and 2024-03-11 are Mondays.
+    weeks = (ns("2024-03-01"), ns("2024-03-18"))
+    assert dated_empty(weeks, "XNYS", "1w") == (ns("2024-03-04T09:00"), ns("2024-03-11T08:00") + 7 * DAY)

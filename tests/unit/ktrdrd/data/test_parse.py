@@ -67,6 +67,12 @@ def test_parquet_rows_are_numbered_from_one() -> None:
         ("2024-03-04T01:00:00+0100", 0),
         ("2024-03-04T00:00:00 -05", 5 * 3600),
         (" 2024-03-04T00:00:00.000000001Z ", 1e-9),
+        ("2024-03-04 00:00 UTC", 0),
+        ("04.03.2024 01:00:00.000 GMT+0100", 0),
+        ("2024.03.04 00:00", 0),
+        ("20240303  19:00:00 US/Eastern", 0),
+        ("2024-03-03 19:00:00 America/New_York", 0),
+        ("2024-03-04 1:00:00", 3600),
     ],
 )
 def test_iso_variants(stamp: str, offset_s: float) -> None:
@@ -75,7 +81,7 @@ def test_iso_variants(stamp: str, offset_s: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "stamp", ["2023-02-29", "2024-03-04T24:00", "2024-03-04t00:00", "2024-03-04 00:00 UTC"]
+    "stamp", ["2023-02-29", "2024-03-04T24:00", "2024-03-04t00:00", "03/04/2024 00:00", "2024-03-04 EST"]
 )
 def test_not_iso(stamp: str) -> None:
     with pytest.raises(BarsError, match=rf"f\.csv: line 3: timestamp '{stamp}' is not an ISO-8601 time"):

@@ -36,3 +36,13 @@ def test_an_open_market_gap_is_not_claimed_unless_the_old_entry_covered_it() -> 
     # The previous entry vouched for the gap (a merge had covered it): it stays covered.
     vouched = rederive(stale("crypto", [(int(times[0]), int(times[2]))]), times, "new").covered
     assert vouched == [(int(times[0]), int(times[2]) + HOUR)]
+
+
+def test_what_a_source_confirmed_empty_stays_known_empty_less_the_new_bars() -> None:
+    times = np.concatenate([hours("2024-03-04T10:00Z", 2), hours("2024-03-04T14:00Z", 2)])
+    before_first = (int(times[0]) - 48 * HOUR, int(times[0]))  # before the first trade, the host said
+    inside = (int(times[1]) + HOUR, int(times[2]) + HOUR)  # a confirmed-empty hour, then a bar arrived
+    old = SeriesEntry("BTCUSD", "1h", "IB", "crypto", "old", 1, 0, 0, 0.0, covered=[(before_first[0], int(times[-1]))],
+                      known_empty=[before_first, inside])  # fmt: skip
+    entry = rederive(old, times, "new")
+    assert entry.known_empty == [before_first, (inside[0], int(times[2]))]
