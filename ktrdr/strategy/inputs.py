@@ -52,6 +52,13 @@ _IDENT = re.compile(rf"^[A-Za-z][A-Za-z0-9_]{{0,{MAX_NAME_CHARS - 1}}}$")
 _IDENT_RULE = f"must match [A-Za-z][A-Za-z0-9_]* and be at most {MAX_NAME_CHARS} characters"
 _ENTRY_KEYS = ("id", "name", "type", "params", "outputs")
 _FUZZY_RESERVED = ("input", "output", "transform")
+#: Names the predecessor registered as indicators that cannot be model inputs here, and why.
+_LABEL_ONLY = {
+    "zigzag": (
+        "zigzag cannot be an indicator: its last swing moves with bars that come later (look-ahead); "
+        "ZigZag is the label: training.labels.source: zigzag with zigzag_threshold"
+    ),
+}
 TRANSFORMS = ("none", "close_ratio")
 #: Outputs measured in price units: their fuzzy sets read ``close / value`` unless told otherwise,
 #: so that sets written around 1.0 (as the reference files do for sma) work on any symbol.
@@ -135,6 +142,10 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
     if type_name is None:
         r.error(item, "missing 'type' naming the indicator")
         return ident, None
+    label_only = _LABEL_ONLY.get(re.sub(r"[\s_\-]", "", type_name.lower()))
+    if label_only is not None:
+        r.error(type_node or item, label_only)
+        return ident, None
     try:
         defn = lookup(type_name)
     except UnknownIndicatorError as exc:
@@ -161,7 +172,7 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
 
 def _read_params(r: Reader, defn: IndicatorDef, nodes: dict[str, YNode]) -> dict[str, Any] | None:
     given: dict[str, Any] = {}
-    canonical_of: dict[str, str] = {}
+    canonical_of: dict[str, tuple[str, Any]] = {}  # canonical name → (key as written, value)
     ok = True
     takes = ", ".join(p.name for p in defn.params) or "no parameters"
     for key, vnode in nodes.items():
@@ -181,25 +192,32 @@ def _read_params(r: Reader, defn: IndicatorDef, nodes: dict[str, YNode]) -> dict
             )
             ok = False
             continue
-        if param.name in canonical_of:
-            r.error(
-                vnode,
-                f"parameter {param.name!r} given twice (as {echo(canonical_of[param.name])} and {echo(key)})",
-            )
-            ok = False
-            continue
-        canonical_of[param.name] = key
         if vnode.kind != "scalar":
             r.error(vnode, f"{defn.name}.{param.name}: expected a single value")
             ok = False
             continue
         value = vnode.value()
         try:
-            defn.resolve_param(key, value)
+            _, checked = defn.resolve_param(key, value)
         except IndicatorParamError as exc:
             r.error(vnode, str(exc))
             ok = False
             continue
+        if param.name in canonical_of:
+            # The predecessor's names for one of our parameters (psar's initial_af and step_af):
+            # fine when they agree.
+            first_key, first_value = canonical_of[param.name]
+            if checked != first_value:
+                r.error(
+                    vnode,
+                    f"parameter {param.name!r} given twice with different values ({echo(first_key)}: "
+                    f"{echo(first_value)}, {echo(key)}: {echo(checked)}); {defn.name} has one {param.name!r}",
+                )
+                ok = False
+            continue
+        canonical_of[param.name] = (key, checked)
+        if param.inert:
+            r.warn(vnode, f"accepted but has no effect: {defn.name}.{param.name}: {param.doc}")
         given[key] = value
     if not ok:
         return None

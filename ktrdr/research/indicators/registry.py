@@ -41,7 +41,7 @@ class IndicatorParamError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One indicator parameter. ``kind`` is ``int``, ``float`` or ``str``; bounds are inclusive."""
+    """One indicator parameter. ``kind`` is ``int``, ``float``, ``str`` or ``bool``; bounds are inclusive."""
 
     name: str
     kind: type
@@ -113,6 +113,10 @@ def _check(indicator: str, p: Param, value: Any) -> Any:
         if p.choices is not None and v not in p.choices:
             raise IndicatorParamError(f"{where}: expected one of {', '.join(p.choices)}, got {value!r}")
         return v
+    if p.kind is bool:
+        if not isinstance(value, bool):
+            raise IndicatorParamError(f"{where}: expected true or false, got {value!r}")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise IndicatorParamError(f"{where}: expected a number, got {value!r}")
     if not math.isfinite(value):
