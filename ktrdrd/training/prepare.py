@@ -68,17 +68,13 @@ def prepare(
     from ktrdr.strategy import StrategyError, data_requirements, load_strategy_text
     from ktrdr.strategy.overrides import Override, apply_overrides
     from ktrdr.strategy.reader import Reader
-    from ktrdr.strategy.yamltree import YamlSyntaxError, parse
+    from ktrdr.strategy.yamltree import parse
 
     wanted = [Override(o["path"], o["value"]) for o in overrides]
     if symbols:
-        try:
-            tree = parse(text)
-            current = tree.value()["training_data"]["symbols"] if tree is not None else None
-        except (YamlSyntaxError, TypeError, KeyError):
-            current = None
-        path = "training_data.symbols.list" if isinstance(current, dict) else "training_data.symbols"
-        wanted.append(Override(path, json.dumps(list(symbols))))
+        # The whole entry becomes a plain list: a reference file's {mode: single, symbol: X} would
+        # refuse a 'list' key, and a plain list means the same for every other spelling.
+        wanted.append(Override("training_data.symbols", json.dumps(list(symbols))))
     try:
         loaded = load_strategy_text(text, source=source, overrides=wanted)
         feature_spec(loaded.strategy)
