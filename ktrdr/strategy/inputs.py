@@ -52,6 +52,8 @@ _IDENT = re.compile(rf"^[A-Za-z][A-Za-z0-9_]{{0,{MAX_NAME_CHARS - 1}}}$")
 _IDENT_RULE = f"must match [A-Za-z][A-Za-z0-9_]* and be at most {MAX_NAME_CHARS} characters"
 _ENTRY_KEYS = ("id", "name", "type", "params", "outputs")
 _FUZZY_RESERVED = ("input", "output", "transform")
+#: What other libraries call a look-back length; an unknown parameter spelled so suggests 'period'.
+_PERIOD_WORDS = ("length", "len", "window", "lookback", "timeperiod", "n")
 #: Names the predecessor registered as indicators that cannot be model inputs here, and why.
 _LABEL_ONLY = {
     "zigzag": (
@@ -186,10 +188,10 @@ def _read_params(r: Reader, defn: IndicatorDef, nodes: dict[str, YNode]) -> dict
                     "'source: close' has no effect",
                 )
                 continue
-            r.error(
-                vnode,
-                f"{defn.name} has no parameter {echo(key)}{suggest(key, defn.param_index)}; it takes: {takes}",
-            )
+            hint = suggest(key, defn.param_index)
+            if not hint and key.lower() in _PERIOD_WORDS and "period" in defn.param_index:
+                hint = " (did you mean 'period'?)"
+            r.error(vnode, f"{defn.name} has no parameter {echo(key)}{hint}; it takes: {takes}")
             ok = False
             continue
         if vnode.kind != "scalar":

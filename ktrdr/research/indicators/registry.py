@@ -118,7 +118,8 @@ def _check(indicator: str, p: Param, value: Any) -> Any:
             raise IndicatorParamError(f"{where}: expected true or false, got {value!r}")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise IndicatorParamError(f"{where}: expected a number, got {value!r}")
+        hint = " (a quoted number is text: write it without quotes)" if _is_number_text(value) else ""
+        raise IndicatorParamError(f"{where}: expected a number, got {value!r}{hint}")
     if not math.isfinite(value):
         raise IndicatorParamError(f"{where}: expected a finite number, got {value!r}")
     if p.kind is int:
@@ -132,6 +133,16 @@ def _check(indicator: str, p: Param, value: Any) -> Any:
     if p.maximum is not None and value > p.maximum:
         raise IndicatorParamError(f"{where}: must be <= {p.maximum}, got {value!r}")
     return value
+
+
+def _is_number_text(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 #: What an indicator name or alias looks like.
