@@ -42,8 +42,21 @@ except ImportError:  # PyYAML without libyaml
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 
+#: Plain (unquoted) keys YAML 1.1 would read as true/false/null (``on``, ``off``, ``yes``, ``no``,
+#: ``y``, ``n``, ``null``, ``~``): in a strategy every key is a name, so they stay the text written
+#: (a fuzzy set called ``off`` is "off", not False).
+_TEXT_KEY_TAGS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:null")
+
+
 class _Loader(_SafeLoader):
-    """The safe loader, refusing integers longer than :data:`MAX_INT_CHARS` at their position."""
+    """The safe loader, refusing integers longer than :data:`MAX_INT_CHARS` at their position and
+    keeping plain keys of :data:`_TEXT_KEY_TAGS` as their text."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        for knode, _ in node.value:
+            if isinstance(knode, yaml.ScalarNode) and not knode.style and knode.tag in _TEXT_KEY_TAGS:
+                knode.tag = "tag:yaml.org,2002:str"
+        return super().construct_mapping(node, deep=deep)
 
 
 def _construct_int(loader: SafeConstructor, node: yaml.ScalarNode) -> int:
