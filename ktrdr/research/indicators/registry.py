@@ -106,6 +106,10 @@ class IndicatorDef:
 
 def _check(indicator: str, p: Param, value: Any) -> Any:
     where = f"{indicator}.{p.name}"
+    if value is None:
+        raise IndicatorParamError(
+            f"{where}: no value given (null); leave the key out for the default {p.default!r}"
+        )
     if p.kind is str:
         if not isinstance(value, str):
             raise IndicatorParamError(f"{where}: expected a string, got {value!r}")

@@ -141,6 +141,7 @@ BROKEN = [
     ("minimal_required_only", "  - name: rsi\n", '  - name: rsi\n    period: "14"\n', "indicators[0].period", "without quotes"),
     ("minimal_required_only", "  - name: rsi\n", "  - name: rsi\n    period: fourteen\n", "indicators[0].period", "expected a number, got 'fourteen'"),
     ("minimal_required_only", "  - name: rsi\n", "  - name: rsi\n    period: 14.5\n", "indicators[0].period", "expected an integer"),
+    ("minimal_required_only", "  - name: rsi\n", "  - name: rsi\n    period:\n", "indicators[0].period", "no value given (null)"),
     ("minimal_required_only", "  - name: rsi\n", "  - name: rsi\n    length: 14\n", "indicators[0].length", "did you mean 'period'"),
     ("minimal_required_only", "  - name: rsi\n", "  - name: ZigZag\n    threshold: 0.05\n", "indicators[0].name", "ZigZag is the label"),
     ("minimal_required_only", "timeframe: 1h", "timeframe: 2y", "training_data.timeframes.timeframe", "2y"),
