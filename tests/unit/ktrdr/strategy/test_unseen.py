@@ -158,6 +158,7 @@ BROKEN = [
     ("crypto_momentum_scalper", "zigzag_threshold: 0.005", "zigzag_threshold: 5", "training.labels.zigzag_threshold", "must be < 1.0"),
     ("crypto_momentum_scalper", "data_split:\n    train: 0.7", "data_split:\n    train: 0.8", "training.data_split", "must sum to 1"),
     ("bollinger_keltner_squeeze", "  bb_width:\n", "  bb_widht:\n", "fuzzy_sets.bb_widht", "did you mean 'bb_width'"),
+    ("windows_saved_30m", "period: 21", "period: 0", "indicators[0].period", "must be >= 1"),  # CRLF, BOM
     ("fisher_rvi_cycles", 'ma_type: "EMA"', 'ma_type: "WMA"', "indicators[2].ma_type", "expected one of sma, ema"),
 ]  # fmt: skip
 
@@ -168,7 +169,7 @@ BROKEN = [
 def test_a_broken_copy_is_refused_naming_file_line_and_key(
     stem: str, old: str, new: str, key: str, says: str
 ) -> None:
-    text = (UNSEEN / f"{stem}.yaml").read_text()
+    text = (UNSEEN / f"{stem}.yaml").read_bytes().decode("utf-8")  # as written: CRLF stays
     assert text.count(old) == 1
     broken = text.replace(old, new)
     with pytest.raises(StrategyError) as caught:
