@@ -27,12 +27,20 @@ from ktrdr.wire import StatusCode
 
 @dataclass(frozen=True)
 class Requirement:
-    """One series the run needs: bars opening in ``[start_ns, end_ns)`` (warm-up included)."""
+    """One series the run needs: bars opening in ``[start_ns, end_ns)`` (warm-up included): the
+    ``warmup_bars`` bars before ``run_start_ns`` warm indicators, lags and history up."""
 
     symbol: str
     timeframe: str
     start_ns: int
     end_ns: int
+    run_start_ns: int = 0
+    warmup_bars: int = 0
+
+    @classmethod
+    def of(cls, r: Any) -> Requirement:
+        """From a :class:`ktrdr.strategy.SeriesRequirement`."""
+        return cls(r.symbol, r.timeframe, r.start, r.end, r.run_start, r.warmup_bars)
 
 
 @dataclass(frozen=True)
@@ -89,10 +97,7 @@ def prepare(
     if load_strategy_text(document, source=source).strategy != loaded.strategy:
         raise ApiError(StatusCode.INTERNAL, "the overridden document does not read back the same", "INTERNAL")
     strategy = loaded.strategy
-    requirements = tuple(
-        Requirement(r.symbol, r.timeframe, r.start, r.end)
-        for r in data_requirements(strategy, start_ns, end_ns)
-    )
+    requirements = tuple(Requirement.of(r) for r in data_requirements(strategy, start_ns, end_ns))
     training = strategy.optim
     return Prepared(
         strategy.name, document, requirements, training.early_stopping is not None, training.epochs

@@ -80,8 +80,9 @@ def test_unseen_strategies_validate_train_and_backtest(daemon_factory, host, wor
     out = train(daemon, UNSEEN / "stoch_williams_reversal.yaml", "--symbol", "SPY", *daily)
     assert out.returncode == 1 and "the bar cache lacks SPY 1d" in out.stderr, out.stderr
     assert "FAILED  data" in out.stdout, out.stdout
-    # a warm-up (SMA 200 daily + 10 lags + 50 bars) reaching before the stored history
+    # a warm-up (SMA 200: 199 bars, + 10 lags + 50 bars of history) reaching before the stored history
     import_series(daemon, workdir, "IWM", ("1d",))
     out = train(daemon, UNSEEN / "long_lookback_daily.yaml", "--symbol", "IWM")
     assert out.returncode == 1 and "the bar cache lacks IWM 1d 2022-" in out.stderr, out.stderr
-    assert f".. {STORED}T00:00:00Z" in out.stderr and "FAILED  data" in out.stdout, out.stderr
+    assert f".. {STORED}T00:00:00Z (warm-up: 259 bars before {START}T00:00:00Z)" in out.stderr, out.stderr
+    assert "FAILED  data" in out.stdout, out.stdout
