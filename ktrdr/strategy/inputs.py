@@ -8,6 +8,9 @@ Indicator entries (a list). Two spellings, also mixable within one file:
   instance (``[A-Za-z][A-Za-z0-9_]*``, lower-cased), ``params`` holds the parameters and the optional
   ``outputs`` declares which outputs the fuzzy sets may read.
 
+``feature_id`` is the predecessor's later spelling of ``id`` (``{name: rsi, feature_id: rsi_14,
+period: 14}``, fuzzy sets keyed ``rsi_14``); an entry gives one of the two.
+
 Types resolve only through :func:`ktrdr.research.indicators.lookup` (case-insensitive, aliases).
 Every parameter is checked by ``IndicatorDef.resolve_params`` and passed through with defaults
 filled. ``source: close`` on an indicator that reads high/low/close itself (the reference files
@@ -50,7 +53,7 @@ from ktrdr.strategy.yamltree import YNode
 MAX_NAME_CHARS = 64
 _IDENT = re.compile(rf"^[A-Za-z][A-Za-z0-9_]{{0,{MAX_NAME_CHARS - 1}}}$")
 _IDENT_RULE = f"must match [A-Za-z][A-Za-z0-9_]* and be at most {MAX_NAME_CHARS} characters"
-_ENTRY_KEYS = ("id", "name", "type", "params", "outputs")
+_ENTRY_KEYS = ("id", "feature_id", "name", "type", "params", "outputs")
 _FUZZY_RESERVED = ("input", "output", "transform")
 #: What other libraries call a look-back length; an unknown parameter spelled so suggests 'period'.
 _PERIOD_WORDS = ("length", "len", "window", "lookback", "timeperiod", "n")
@@ -105,7 +108,10 @@ def read_indicators(r: Reader, node: YNode | None) -> dict[str, _Indicator | Non
         if ident is None:
             continue
         if ident in out:
-            r.error(item, f"duplicate indicator id {echo(ident)}; give each instance its own 'id'")
+            r.error(
+                item,
+                f"duplicate indicator id {echo(ident)}; give each instance its own 'id' (or 'feature_id')",
+            )
             continue
         out[ident] = ind
     if node is not None and node.kind == "seq" and not node.items():
@@ -128,11 +134,12 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
             continue
         seen.add(key)
         (struct if key in _ENTRY_KEYS else flat)[key] = e.value
+    id_node = struct.get("id") or struct.get("feature_id")
     name = r.scalar(struct.get("name"), "str")
     type_node = struct.get("type") or struct.get("name")
     type_name = r.scalar(struct.get("type"), "str") or name
-    ident_node = struct.get("id") or type_node
-    ident = r.scalar(struct.get("id"), "str") or name or type_name
+    ident_node = id_node or type_node
+    ident = r.scalar(id_node, "str") or name or type_name
     if ident is None:
         if ident_node is None:
             r.error(item, "missing 'type' (or 'name') naming the indicator")
@@ -141,6 +148,9 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
         r.error(ident_node, f"indicator id {echo(ident)} {_IDENT_RULE}")
         return None, None
     ident = ident.lower()
+    if "id" in struct and "feature_id" in struct:
+        r.error(struct["feature_id"], "give the indicator's id once: 'id' or 'feature_id' (the same key)")
+        return ident, None
     if type_name is None:
         r.error(item, "missing 'type' naming the indicator")
         return ident, None

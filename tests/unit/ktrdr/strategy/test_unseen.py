@@ -53,14 +53,17 @@ def test_loads_and_honours_every_parameter_and_set(path: Path) -> None:
     assert all(w.line > 1 and w.source == str(path) for w in loaded.warnings)
     assert len(s.indicators) == len(raw["indicators"])
     for i, (entry, spec) in enumerate(zip(raw["indicators"], s.indicators, strict=True)):
-        defn = lookup(entry.get("type", entry["name"]))
-        assert (spec.id, spec.type) == (entry["name"].lower(), defn.name)
-        for key, value in entry.items():
-            if key in ("name", "type"):
+        defn = lookup(entry.get("type") or entry["name"])
+        assert (spec.id, spec.type) == ((entry.get("feature_id") or entry["name"]).lower(), defn.name)
+        nested = "params" in entry  # the predecessor's {type, feature_id, params} spelling
+        written = entry["params"] if nested else entry
+        for key, value in written.items():
+            if key in ("name", "type", "feature_id"):
                 continue
             param = defn.param_index.get(key)
             if param is None or param.inert:  # accepted without effect: warned where it is written
-                assert f"indicators[{i}].{key}" in warned, (path.name, key)
+                at = f"indicators[{i}].params.{key}" if nested else f"indicators[{i}].{key}"
+                assert at in warned, (path.name, key)
             if param is not None:
                 assert spec.params[param.name] == (value.lower() if isinstance(value, str) else value)
     for fin in s.fuzzy:
@@ -113,6 +116,17 @@ def test_anchors_aliases_and_yaml_1_2_exponents_read_as_meant() -> None:
     assert [i.params["period"] for i in s.indicators if i.type == "rsi"] == [7, 28]
 
 
+def test_feature_ids_name_instances_and_key_their_fuzzy_sets() -> None:
+    s = load_strategy_file(UNSEEN / "feature_ids_two_speeds.yaml").strategy
+    assert [(i.id, i.type, i.params["period"]) for i in s.indicators if i.type in ("rsi", "ema")] == [
+        ("rsi_7", "rsi", 7),
+        ("rsi_21", "rsi", 21),
+        ("ema_12", "ema", 12),
+        ("ema_48", "ema", 48),
+    ]
+    assert [(f.key, f.indicator) for f in s.fuzzy][:2] == [("rsi_7", "rsi_7"), ("rsi_21", "rsi_21")]
+
+
 def test_keys_the_predecessor_parsed_but_never_used_are_warned_not_refused() -> None:
     loaded = load_strategy_file(UNSEEN / "full_legacy_blocks.yaml")
     warned = {w.path for w in loaded.warnings}
@@ -159,6 +173,8 @@ BROKEN = [
     ("crypto_momentum_scalper", "data_split:\n    train: 0.7", "data_split:\n    train: 0.8", "training.data_split", "must sum to 1"),
     ("bollinger_keltner_squeeze", "  bb_width:\n", "  bb_widht:\n", "fuzzy_sets.bb_widht", "did you mean 'bb_width'"),
     ("windows_saved_30m", "period: 21", "period: 0", "indicators[0].period", "must be >= 1"),  # CRLF, BOM
+    ("feature_ids_two_speeds", '- name: "rsi"\n    feature_id: "rsi_21"', '- name: "rsi"\n    feature_id: "rsi_7"', "indicators[1]", "duplicate indicator id 'rsi_7'"),
+    ("feature_ids_two_speeds", '  rsi_21:\n', '  rsi_14:\n', "fuzzy_sets.rsi_14", "not defined (did you mean 'rsi_21'?)"),
     ("fisher_rvi_cycles", 'ma_type: "EMA"', 'ma_type: "WMA"', "indicators[2].ma_type", "expected one of sma, ema"),
 ]  # fmt: skip
 
