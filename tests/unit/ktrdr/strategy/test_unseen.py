@@ -127,6 +127,15 @@ def test_feature_ids_name_instances_and_key_their_fuzzy_sets() -> None:
     assert [(f.key, f.indicator) for f in s.fuzzy][:2] == [("rsi_7", "rsi_7"), ("rsi_21", "rsi_21")]
 
 
+def test_integral_numbers_count_as_integers() -> None:
+    """`epochs: 10.0` is 10 (as `period: 14.0` is for an indicator); 10.5 is refused."""
+    text = (UNSEEN / "stoch_williams_reversal.yaml").read_text()
+    s = load_strategy_text(text.replace("epochs: 30", "epochs: 30.0"), "s.yaml").strategy
+    assert s.optim.epochs == 30 and isinstance(s.optim.epochs, int)
+    with pytest.raises(StrategyError, match=r"model.training.epochs: expected an integer, got float 30.5"):
+        load_strategy_text(text.replace("epochs: 30", "epochs: 30.5"), "s.yaml")
+
+
 def test_keys_the_predecessor_parsed_but_never_used_are_warned_not_refused() -> None:
     loaded = load_strategy_file(UNSEEN / "full_legacy_blocks.yaml")
     warned = {w.path for w in loaded.warnings}
