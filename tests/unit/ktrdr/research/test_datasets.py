@@ -228,7 +228,7 @@ def test_too_few_rows_and_symbols_missing_from_a_part():
     )
     with pytest.raises(
         DatasetError,
-        match="BBB: no usable rows among 15 bars: 0 have features, .*; too few bars for the warm-up",
+        match=r"BBB: no usable rows among 15 bars: 0 have features, .*; too few bars for the warm-up",
     ):
         build_dataset(make_strategy(), make_data(n=(1200, 15)))
     with pytest.raises(DatasetError, match="no bars for symbol CCC"):
