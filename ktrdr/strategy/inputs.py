@@ -145,7 +145,7 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
             r.error(item, "missing 'type' (or 'name') naming the indicator")
         return None, None
     if not _IDENT.match(ident):
-        r.error(ident_node, f"indicator id {echo(ident)} {_IDENT_RULE}")
+        r.error(ident_node or item, f"indicator id {echo(ident)} {_IDENT_RULE}")
         return None, None
     ident = ident.lower()
     if "id" in struct and "feature_id" in struct:
@@ -162,7 +162,7 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
         defn = lookup(type_name)
     except UnknownIndicatorError as exc:
         r.error(
-            type_node,
+            type_node or item,
             f"unknown indicator {echo(type_name)}{suggest(type_name, exc.known)}; known: {', '.join(exc.known)}",
         )
         return ident, None

@@ -174,7 +174,7 @@ class Reader:
         """
         if node is None:
             return default
-        value = node.value() if node.kind == "scalar" else None
+        value: Any = node.value() if node.kind == "scalar" else None
         ok = node.kind == "scalar" and _is_kind(value, kind)
         if not ok:
             self.error(node, f"expected {_KIND_WORDS[kind]}, got {_describe(node)}")
