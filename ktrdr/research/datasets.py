@@ -247,6 +247,42 @@ def _balanced(y: np.ndarray) -> np.ndarray:
     return w.astype(np.float32)
 
 
+def _no_usable_rows(
+    strategy: Strategy,
+    sym: str,
+    in_window: np.ndarray,
+    featured: np.ndarray,
+    labelled: np.ndarray,
+    start: int | None,
+) -> str:
+    """Why ``sym`` has no sample: how many bars of the window have features and how many a label,
+    and what to change for the side that has none."""
+    window = "" if start is None else f" from {iso_minute(start)} on"
+    n_feat, n_lab = int(featured.sum()), int(labelled.sum())
+    text = (
+        f"{sym}: no usable rows among {int(in_window.sum())} bars{window}: {n_feat} have features, "
+        f"{n_lab} a label, none has both"
+    )
+    if n_feat == 0:
+        text += (
+            "; too few bars for the warm-up (indicators, higher timeframes, history_required, "
+            "lags): give more data before the start or shorten the warm-up"
+        )
+    if n_lab == 0:
+        spec = strategy.labels
+        if spec.source == "zigzag":
+            text += (
+                f"; ZigZag labels with zigzag_threshold {spec.zigzag_threshold:g} "
+                f"({spec.zigzag_threshold:.1%}) complete no swing in these bars: lower it or give more data"
+            )
+        else:
+            text += (
+                f"; forward labels need label_lookahead ({spec.label_lookahead}) bars after a "
+                "sample: shorten it or give more data"
+            )
+    return text
+
+
 def assemble(
     strategy: Strategy,
     features: Mapping[str, FeatureMatrix],
@@ -275,14 +311,13 @@ def assemble(
             spec = fm.spec
         else:
             spec.verify(fm.spec)
-        ok = fm.valid & (lab.y >= 0)
-        if start is not None:
-            ok &= fm.time >= start
+        in_window = np.ones(len(fm), dtype=bool) if start is None else fm.time >= start
+        ok = fm.valid & (lab.y >= 0) & in_window
         if not ok.any():
             raise DatasetError(
-                f"{sym}: no usable rows among {len(fm)} bars: too few bars for the warm-up "
-                "(indicators, higher timeframes, history_required, lags) and labels"
-                + ("" if start is None else f", from {iso_minute(start)} on")
+                _no_usable_rows(
+                    strategy, sym, in_window, fm.valid & in_window, (lab.y >= 0) & in_window, start
+                )
             )
         usable[sym] = ok
     assert spec is not None

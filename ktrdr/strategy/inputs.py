@@ -8,6 +8,9 @@ Indicator entries (a list). Two spellings, also mixable within one file:
   instance (``[A-Za-z][A-Za-z0-9_]*``, lower-cased), ``params`` holds the parameters and the optional
   ``outputs`` declares which outputs the fuzzy sets may read.
 
+``feature_id`` is the predecessor's later spelling of ``id`` (``{name: rsi, feature_id: rsi_14,
+period: 14}``, fuzzy sets keyed ``rsi_14``); an entry gives one of the two.
+
 Types resolve only through :func:`ktrdr.research.indicators.lookup` (case-insensitive, aliases).
 Every parameter is checked by ``IndicatorDef.resolve_params`` and passed through with defaults
 filled. ``source: close`` on an indicator that reads high/low/close itself (the reference files
@@ -50,8 +53,17 @@ from ktrdr.strategy.yamltree import YNode
 MAX_NAME_CHARS = 64
 _IDENT = re.compile(rf"^[A-Za-z][A-Za-z0-9_]{{0,{MAX_NAME_CHARS - 1}}}$")
 _IDENT_RULE = f"must match [A-Za-z][A-Za-z0-9_]* and be at most {MAX_NAME_CHARS} characters"
-_ENTRY_KEYS = ("id", "name", "type", "params", "outputs")
+_ENTRY_KEYS = ("id", "feature_id", "name", "type", "params", "outputs")
 _FUZZY_RESERVED = ("input", "output", "transform")
+#: What other libraries call a look-back length; an unknown parameter spelled so suggests 'period'.
+_PERIOD_WORDS = ("length", "len", "window", "lookback", "timeperiod", "n")
+#: Names the predecessor registered as indicators that cannot be model inputs here, and why.
+_LABEL_ONLY = {
+    "zigzag": (
+        "zigzag cannot be an indicator: its last swing moves with bars that come later (look-ahead); "
+        "ZigZag is the label: training.labels.source: zigzag with zigzag_threshold"
+    ),
+}
 TRANSFORMS = ("none", "close_ratio")
 #: Outputs measured in price units: their fuzzy sets read ``close / value`` unless told otherwise,
 #: so that sets written around 1.0 (as the reference files do for sma) work on any symbol.
@@ -96,7 +108,10 @@ def read_indicators(r: Reader, node: YNode | None) -> dict[str, _Indicator | Non
         if ident is None:
             continue
         if ident in out:
-            r.error(item, f"duplicate indicator id {echo(ident)}; give each instance its own 'id'")
+            r.error(
+                item,
+                f"duplicate indicator id {echo(ident)}; give each instance its own 'id' (or 'feature_id')",
+            )
             continue
         out[ident] = ind
     if node is not None and node.kind == "seq" and not node.items():
@@ -119,27 +134,35 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
             continue
         seen.add(key)
         (struct if key in _ENTRY_KEYS else flat)[key] = e.value
+    id_node = struct.get("id") or struct.get("feature_id")
     name = r.scalar(struct.get("name"), "str")
     type_node = struct.get("type") or struct.get("name")
     type_name = r.scalar(struct.get("type"), "str") or name
-    ident_node = struct.get("id") or type_node
-    ident = r.scalar(struct.get("id"), "str") or name or type_name
+    ident_node = id_node or type_node
+    ident = r.scalar(id_node, "str") or name or type_name
     if ident is None:
         if ident_node is None:
             r.error(item, "missing 'type' (or 'name') naming the indicator")
         return None, None
     if not _IDENT.match(ident):
-        r.error(ident_node, f"indicator id {echo(ident)} {_IDENT_RULE}")
+        r.error(ident_node or item, f"indicator id {echo(ident)} {_IDENT_RULE}")
         return None, None
     ident = ident.lower()
+    if "id" in struct and "feature_id" in struct:
+        r.error(struct["feature_id"], "give the indicator's id once: 'id' or 'feature_id' (the same key)")
+        return ident, None
     if type_name is None:
         r.error(item, "missing 'type' naming the indicator")
+        return ident, None
+    label_only = _LABEL_ONLY.get(re.sub(r"[\s_\-]", "", type_name.lower()))
+    if label_only is not None:
+        r.error(type_node or item, label_only)
         return ident, None
     try:
         defn = lookup(type_name)
     except UnknownIndicatorError as exc:
         r.error(
-            type_node,
+            type_node or item,
             f"unknown indicator {echo(type_name)}{suggest(type_name, exc.known)}; known: {', '.join(exc.known)}",
         )
         return ident, None
@@ -161,7 +184,7 @@ def _read_indicator(r: Reader, item: YNode) -> tuple[str | None, _Indicator | No
 
 def _read_params(r: Reader, defn: IndicatorDef, nodes: dict[str, YNode]) -> dict[str, Any] | None:
     given: dict[str, Any] = {}
-    canonical_of: dict[str, str] = {}
+    canonical_of: dict[str, tuple[str, Any]] = {}  # canonical name → (key as written, value)
     ok = True
     takes = ", ".join(p.name for p in defn.params) or "no parameters"
     for key, vnode in nodes.items():
@@ -175,31 +198,38 @@ def _read_params(r: Reader, defn: IndicatorDef, nodes: dict[str, YNode]) -> dict
                     "'source: close' has no effect",
                 )
                 continue
-            r.error(
-                vnode,
-                f"{defn.name} has no parameter {echo(key)}{suggest(key, defn.param_index)}; it takes: {takes}",
-            )
+            hint = suggest(key, defn.param_index)
+            if not hint and key.lower() in _PERIOD_WORDS and "period" in defn.param_index:
+                hint = " (did you mean 'period'?)"
+            r.error(vnode, f"{defn.name} has no parameter {echo(key)}{hint}; it takes: {takes}")
             ok = False
             continue
-        if param.name in canonical_of:
-            r.error(
-                vnode,
-                f"parameter {param.name!r} given twice (as {echo(canonical_of[param.name])} and {echo(key)})",
-            )
-            ok = False
-            continue
-        canonical_of[param.name] = key
         if vnode.kind != "scalar":
             r.error(vnode, f"{defn.name}.{param.name}: expected a single value")
             ok = False
             continue
         value = vnode.value()
         try:
-            defn.resolve_param(key, value)
+            _, checked = defn.resolve_param(key, value)
         except IndicatorParamError as exc:
             r.error(vnode, str(exc))
             ok = False
             continue
+        if param.name in canonical_of:
+            # The predecessor's names for one of our parameters (psar's initial_af and step_af):
+            # fine when they agree.
+            first_key, first_value = canonical_of[param.name]
+            if checked != first_value:
+                r.error(
+                    vnode,
+                    f"parameter {param.name!r} given twice with different values ({echo(first_key)}: "
+                    f"{echo(first_value)}, {echo(key)}: {echo(checked)}); {defn.name} has one {param.name!r}",
+                )
+                ok = False
+            continue
+        canonical_of[param.name] = (key, checked)
+        if param.inert:
+            r.warn(vnode, f"accepted but has no effect: {defn.name}.{param.name}: {param.doc}")
         given[key] = value
     if not ok:
         return None

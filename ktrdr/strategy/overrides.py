@@ -8,8 +8,8 @@ validation judges it and every other issue keeps the line numbers of the file. U
 
 Paths (:func:`parse_path`): keys separated by dots, list items in brackets, by position or by
 name: ``model.training.learning_rate``, ``indicators[0].period``, ``indicators[rsi].period`` (the
-item whose ``id``, else whose ``name``, is ``rsi``; lower-case as the loader makes ids),
-``training_data.symbols.list[1]``. A key absent from a mapping is added there (an absent section
+item whose ``id`` or ``feature_id``, else whose ``name``, is ``rsi``; lower-case as the loader makes
+ids), ``training_data.symbols.list[1]``. A key absent from a mapping is added there (an absent section
 as an empty mapping; an absent list is an error), and the grammar decides whether it is allowed, as for a key written in the
 file: an unknown one is an error with its "did you mean" and the keys allowed there, at the line
 of the mapping it was added to. A path that cannot be followed (an item past the end of a list,
@@ -50,7 +50,7 @@ _KEY = r"[^.\[\]=\s]+"
 _SEGMENT = re.compile(rf"({_KEY})((?:\[[^\[\]]+\])*)")
 _INDEX = re.compile(r"\[([^\[\]]+)\]")
 #: Keys a list item may be named by in ``items[NAME]``, in the order they are tried.
-_NAME_KEYS = ("id", "name")
+_NAME_KEYS = ("id", "feature_id", "name")
 
 
 class OverrideError(ValueError):
@@ -143,7 +143,9 @@ def _lookup(node: YNode, segment: str | int) -> tuple[YNode, tuple[int, int]] | 
             return f"{len(named)} items of {shown} have {key} {name!r}: use a position ({shown}[0])"
         if named:
             return named[0], (named[0].line, named[0].column)
-    names = [n for item in items for n in [_field(item, "id") or _field(item, "name")] if n]
+    names = [
+        n for item in items for n in [next(filter(None, (_field(item, k) for k in _NAME_KEYS)), None)] if n
+    ]
     return f"no item named {name!r} in {shown}{suggest(name, names)}; names here: {listing(names) or 'none'}"
 
 

@@ -167,19 +167,22 @@ class Reader:
     ) -> Any:
         """A scalar of ``kind`` (``str``, ``int``, ``float``, ``bool``) checked against bounds.
 
-        ``minimum``/``maximum`` are inclusive, ``above``/``below`` exclusive. ``choices`` (for
+        ``minimum``/``maximum`` are inclusive, ``above``/``below`` exclusive. An ``int`` may be
+        written as an integral number (``32.0`` is 32). ``choices`` (for
         strings) are matched case-insensitively and returned lower-cased. Absent node → ``default``;
         a failed check is recorded and returns ``default``.
         """
         if node is None:
             return default
-        value = node.value() if node.kind == "scalar" else None
+        value: Any = node.value() if node.kind == "scalar" else None
         ok = node.kind == "scalar" and _is_kind(value, kind)
         if not ok:
             self.error(node, f"expected {_KIND_WORDS[kind]}, got {_describe(node)}")
             return default
         if kind == "float":
             value = float(value)
+        elif kind == "int":
+            value = int(value)  # 32.0 is 32, as for indicator parameters
         if kind == "str":
             value = value.strip()
             if choices is not None:
@@ -217,7 +220,7 @@ def _is_kind(value: Any, kind: str) -> bool:
     if isinstance(value, bool):
         return False
     if kind == "int":
-        return isinstance(value, int)
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     return isinstance(value, int | float) and math.isfinite(value)
 
 

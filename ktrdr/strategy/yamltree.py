@@ -3,7 +3,8 @@
 :func:`parse` composes the text with PyYAML's safe loader (no arbitrary objects) and wraps each node
 in a :class:`YNode` carrying its key path and 1-based line/column, so every later complaint can
 point at the exact place in the file. Scalars are converted with the safe loader's own rules
-(``14`` → int, ``0.2`` → float, ``true`` → bool, quoted → str).
+(``14`` → int, ``0.2`` → float, ``true`` → bool, quoted → str), plus YAML 1.2's exponent
+without a dot (``1e-3`` → float, a string for YAML 1.1).
 
 Hostile text is a :class:`YamlSyntaxError` with a line and column, never another exception:
 characters YAML forbids (a NUL byte, an unpaired surrogate), nesting deeper than :data:`MAX_DEPTH`
@@ -14,6 +15,7 @@ costs what its text costs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +42,21 @@ except ImportError:  # PyYAML without libyaml
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 
+#: Plain (unquoted) keys YAML 1.1 would read as true/false/null (``on``, ``off``, ``yes``, ``no``,
+#: ``y``, ``n``, ``null``, ``~``): in a strategy every key is a name, so they stay the text written
+#: (a fuzzy set called ``off`` is "off", not False).
+_TEXT_KEY_TAGS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:null")
+
+
 class _Loader(_SafeLoader):
-    """The safe loader, refusing integers longer than :data:`MAX_INT_CHARS` at their position."""
+    """The safe loader, refusing integers longer than :data:`MAX_INT_CHARS` at their position and
+    keeping plain keys of :data:`_TEXT_KEY_TAGS` as their text."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        for knode, _ in node.value:
+            if isinstance(knode, yaml.ScalarNode) and not knode.style and knode.tag in _TEXT_KEY_TAGS:
+                knode.tag = "tag:yaml.org,2002:str"
+        return super().construct_mapping(node, deep=deep)
 
 
 def _construct_int(loader: SafeConstructor, node: yaml.ScalarNode) -> int:
@@ -56,6 +71,13 @@ def _construct_int(loader: SafeConstructor, node: yaml.ScalarNode) -> int:
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+# YAML 1.2 floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a dot, as in
+# ``learning_rate: 1e-3``. The safe loader's float constructor converts them.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 class YamlSyntaxError(ValueError):

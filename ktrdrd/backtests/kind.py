@@ -76,10 +76,7 @@ def requirements_of(strategy: Any, symbol: str, start_ns: int, end_ns: int) -> l
     from ktrdr.strategy import data_requirements
 
     one = replace(strategy, data=replace(strategy.data, symbols=(symbol,)))
-    return [
-        prep.Requirement(r.symbol, r.timeframe, r.start, r.end)
-        for r in data_requirements(one, start_ns, end_ns)
-    ]
+    return [prep.Requirement.of(r) for r in data_requirements(one, start_ns, end_ns)]
 
 
 def flat_metrics(result: dict[str, Any]) -> dict[str, float]:

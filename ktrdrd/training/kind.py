@@ -165,6 +165,14 @@ def missing_ranges(entry: Any, req: prep.Requirement) -> list[tuple[int, int]]:
     return out
 
 
+def _warmup_note(req: prep.Requirement, ranges: list[tuple[int, int]]) -> str:
+    """`` (warm-up: N bars before START)`` when a missing range reaches before the run's start, so
+    that a range starting before the asked-for period explains itself."""
+    if req.warmup_bars and ranges[0][0] < req.run_start_ns:
+        return f" (warm-up: {req.warmup_bars} bars before {_iso(req.run_start_ns)})"
+    return ""
+
+
 def load_command(missing: list[tuple[prep.Requirement, list[tuple[int, int]]]]) -> str:
     symbols = sorted({req.symbol for req, _ in missing})
     frames = sorted({req.timeframe for req, _ in missing})
@@ -194,7 +202,9 @@ async def ensure_bars(
             missing.append((req, ranges))
     if missing and load_missing is None:
         listed = "; ".join(
-            f"{req.symbol} {req.timeframe} " + ", ".join(f"{_iso(s)} .. {_iso(e)}" for s, e in ranges)
+            f"{req.symbol} {req.timeframe} "
+            + ", ".join(f"{_iso(s)} .. {_iso(e)}" for s, e in ranges)
+            + _warmup_note(req, ranges)
             for req, ranges in missing
         )
         raise failed_precondition(

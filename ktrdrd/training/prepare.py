@@ -26,12 +26,20 @@ from ktrdr.wire import StatusCode
 
 @dataclass(frozen=True)
 class Requirement:
-    """One series the run needs: bars opening in ``[start_ns, end_ns)`` (warm-up included)."""
+    """One series the run needs: bars opening in ``[start_ns, end_ns)`` (warm-up included): the
+    ``warmup_bars`` bars before ``run_start_ns`` warm indicators, lags and history up."""
 
     symbol: str
     timeframe: str
     start_ns: int
     end_ns: int
+    run_start_ns: int = 0
+    warmup_bars: int = 0
+
+    @classmethod
+    def of(cls, r: Any) -> Requirement:
+        """From a :class:`ktrdr.strategy.SeriesRequirement`."""
+        return cls(r.symbol, r.timeframe, r.start, r.end, r.run_start, r.warmup_bars)
 
 
 @dataclass(frozen=True)
@@ -67,17 +75,13 @@ def prepare(
     from ktrdr.strategy import StrategyError, data_requirements, load_strategy_text
     from ktrdr.strategy.overrides import Override, apply_overrides
     from ktrdr.strategy.reader import Reader
-    from ktrdr.strategy.yamltree import YamlSyntaxError, parse
+    from ktrdr.strategy.yamltree import parse
 
     wanted = [Override(o["path"], o["value"]) for o in overrides]
     if symbols:
-        try:
-            tree = parse(text)
-            current = tree.value()["training_data"]["symbols"] if tree is not None else None
-        except (YamlSyntaxError, TypeError, KeyError):
-            current = None
-        path = "training_data.symbols.list" if isinstance(current, dict) else "training_data.symbols"
-        wanted.append(Override(path, json.dumps(list(symbols))))
+        # The whole entry becomes a plain list: a reference file's {mode: single, symbol: X} would
+        # refuse a 'list' key, and a plain list means the same for every other spelling.
+        wanted.append(Override("training_data.symbols", json.dumps(list(symbols))))
     try:
         loaded = load_strategy_text(text, source=source, overrides=wanted)
         feature_spec(loaded.strategy)
@@ -92,10 +96,7 @@ def prepare(
     if load_strategy_text(document, source=source).strategy != loaded.strategy:
         raise ApiError(StatusCode.INTERNAL, "the overridden document does not read back the same", "INTERNAL")
     strategy = loaded.strategy
-    requirements = tuple(
-        Requirement(r.symbol, r.timeframe, r.start, r.end)
-        for r in data_requirements(strategy, start_ns, end_ns)
-    )
+    requirements = tuple(Requirement.of(r) for r in data_requirements(strategy, start_ns, end_ns))
     training = strategy.optim
     return Prepared(
         strategy.name, document, requirements, training.early_stopping is not None, training.epochs

@@ -41,7 +41,7 @@ class IndicatorParamError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One indicator parameter. ``kind`` is ``int``, ``float`` or ``str``; bounds are inclusive."""
+    """One indicator parameter. ``kind`` is ``int``, ``float``, ``str`` or ``bool``; bounds are inclusive."""
 
     name: str
     kind: type
@@ -106,6 +106,10 @@ class IndicatorDef:
 
 def _check(indicator: str, p: Param, value: Any) -> Any:
     where = f"{indicator}.{p.name}"
+    if value is None:
+        raise IndicatorParamError(
+            f"{where}: no value given (null); leave the key out for the default {p.default!r}"
+        )
     if p.kind is str:
         if not isinstance(value, str):
             raise IndicatorParamError(f"{where}: expected a string, got {value!r}")
@@ -113,8 +117,13 @@ def _check(indicator: str, p: Param, value: Any) -> Any:
         if p.choices is not None and v not in p.choices:
             raise IndicatorParamError(f"{where}: expected one of {', '.join(p.choices)}, got {value!r}")
         return v
+    if p.kind is bool:
+        if not isinstance(value, bool):
+            raise IndicatorParamError(f"{where}: expected true or false, got {value!r}")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise IndicatorParamError(f"{where}: expected a number, got {value!r}")
+        hint = " (a quoted number is text: write it without quotes)" if _is_number_text(value) else ""
+        raise IndicatorParamError(f"{where}: expected a number, got {value!r}{hint}")
     if not math.isfinite(value):
         raise IndicatorParamError(f"{where}: expected a finite number, got {value!r}")
     if p.kind is int:
@@ -128,6 +137,16 @@ def _check(indicator: str, p: Param, value: Any) -> Any:
     if p.maximum is not None and value > p.maximum:
         raise IndicatorParamError(f"{where}: must be <= {p.maximum}, got {value!r}")
     return value
+
+
+def _is_number_text(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 #: What an indicator name or alias looks like.

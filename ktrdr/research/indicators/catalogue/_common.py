@@ -19,6 +19,12 @@ def source_param(default: str = "close", *, inert: bool = False) -> Param:
     return Param("source", str, default, choices=SOURCES, doc=doc, inert=inert)
 
 
+def inert_flag(name: str, default: bool, doc: str) -> Param:
+    """A true/false option the predecessor's files write that changes nothing here (``doc`` says
+    why); the strategy loader reports it as a warning."""
+    return Param(name, bool, default, doc=doc, inert=True)
+
+
 def period(default: int, name: str = "period", minimum: int = 1, aliases: tuple[str, ...] = ()) -> Param:
     """An integer look-back length in bars."""
     return Param(name, int, default, minimum=minimum, maximum=100_000, aliases=aliases, doc="bars")
@@ -56,11 +62,12 @@ def define(
 
     ``compute`` returns the outputs in any order; the wrapper orders them as ``outputs`` (the first
     is the default), converts to float64 and blanks the warm-up so every output of an indicator
-    becomes defined at the same bar.
+    becomes defined at the same bar. ``compute`` is not given the *inert* parameters.
     """
+    inert = {p.name for p in params if p.inert}
 
     def run(bars: Bars, **p: Any) -> dict[str, np.ndarray]:
-        raw = compute(bars, **p)
+        raw = compute(bars, **{key: value for key, value in p.items() if key not in inert})
         w = min(warmup(p), len(bars))
         result = {}
         for out in outputs:

@@ -6,7 +6,14 @@ import numpy as np
 
 from ktrdr.research.bars import Bars
 from ktrdr.research.indicators import kernels as k
-from ktrdr.research.indicators.catalogue._common import define, period, price, require_less, source_param
+from ktrdr.research.indicators.catalogue._common import (
+    define,
+    inert_flag,
+    period,
+    price,
+    require_less,
+    source_param,
+)
 from ktrdr.research.indicators.registry import Param
 
 
@@ -60,7 +67,13 @@ define(
 define(
     "ema",
     _ema,
-    (period(20), source_param()),
+    (
+        period(20),
+        source_param(),
+        inert_flag(
+            "adjust", True, "pandas' bias adjustment; the EMA is seeded with the SMA of its first bars"
+        ),
+    ),
     ("value",),
     lambda p: p["period"] - 1,
     aliases=("exponential_moving_average",),

@@ -1,4 +1,5 @@
-"""Bounded and unbounded momentum oscillators: RSI, Stochastic, Williams %R, CCI, MFI, ROC, Momentum."""
+"""Bounded and unbounded momentum oscillators: RSI, Stochastic, Williams %R, CCI, MFI, ROC, Momentum,
+Relative Vigor Index, Fisher transform."""
 
 from __future__ import annotations
 
@@ -120,6 +121,37 @@ def _momentum(bars: Bars, period: int, source: str) -> dict[str, np.ndarray]:
     return {"value": x - old}
 
 
+def _weighted_4(x: np.ndarray) -> np.ndarray:
+    """``(x[t] + 2 x[t-1] + 2 x[t-2] + x[t-3]) / 6``; NaN for the first 3 bars."""
+    return (x + 2.0 * k.lag(x, 1) + 2.0 * k.lag(x, 2) + k.lag(x, 3)) / 6.0
+
+
+def _rvi(bars: Bars, period: int, signal_period: int) -> dict[str, np.ndarray]:
+    """Relative Vigor Index: the ``period``-bar mean of the (1, 2, 2, 1)/6-weighted close − open over
+    the same mean of high − low (0 where the bars have no range); signal = its ``signal_period``-bar
+    simple average (the predecessor's definition)."""
+    num = _sma_after(_weighted_4(bars.close - bars.open), period)
+    den = _sma_after(_weighted_4(bars.high - bars.low), period)
+    rvi = k.safe_ratio(num, den, 0.0)
+    return {"value": rvi, "signal": _sma_after(rvi, signal_period)}
+
+
+#: The Fisher transform's input is clipped to ±this, so the logarithm stays finite.
+_FISHER_CLIP = 0.999
+
+
+def _fisher_transform(bars: Bars, period: int, smoothing: int) -> dict[str, np.ndarray]:
+    """Fisher transform of the median price's position in its ``period``-bar high/low range:
+    x = 2 (position − 0.5) clipped to ±0.999 (0 for an empty range), F = ½ ln((1 + x)/(1 − x)),
+    smoothed by an EMA of ``smoothing`` bars (SMA-seeded); trigger = the previous bar's value."""
+    hh, ll = k.rolling_max(bars.high, period), k.rolling_min(bars.low, period)
+    x = np.clip(
+        2.0 * _position_in_range((bars.high + bars.low) / 2.0, hh, ll) - 1.0, -_FISHER_CLIP, _FISHER_CLIP
+    )
+    fisher = k.ema(0.5 * np.log((1.0 + x) / (1.0 - x)), smoothing)
+    return {"value": fisher, "trigger": k.lag(fisher, 1)}
+
+
 define(
     "rsi", _rsi, (period(14), source_param()), ("value",), lambda p: p["period"], aliases=("RSIIndicator",)
 )
@@ -158,4 +190,20 @@ define(
 )
 define(
     "momentum", _momentum, (period(10), source_param()), ("value",), lambda p: p["period"], aliases=("mom",)
+)
+define(
+    "rvi",
+    _rvi,
+    (period(10), period(4, "signal_period")),
+    ("value", "signal"),
+    lambda p: 3 + p["period"] - 1 + p["signal_period"] - 1,
+    aliases=("relative_vigor_index",),
+)
+define(
+    "fisher_transform",
+    _fisher_transform,
+    (period(10), period(3, "smoothing")),
+    ("value", "trigger"),
+    lambda p: p["period"] - 1 + p["smoothing"],
+    aliases=("fisher",),
 )

@@ -9,7 +9,7 @@ import numpy as np
 
 from ktrdr.research.bars import Bars
 from ktrdr.research.indicators import kernels as k
-from ktrdr.research.indicators.catalogue._common import define, period, source_param
+from ktrdr.research.indicators.catalogue._common import define, inert_flag, period, source_param
 from ktrdr.research.indicators.catalogue.volatility import atr
 from ktrdr.research.indicators.registry import IndicatorParamError, Param
 from ktrdr.research.indicators.sar import parabolic_sar
@@ -27,7 +27,7 @@ def _wilder_sum(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _adx(bars: Bars, period: int, source: str) -> dict[str, np.ndarray]:
+def _adx(bars: Bars, period: int) -> dict[str, np.ndarray]:
     """Wilder's directional movement. +DM = up-move if it is positive and larger than the down-move,
     else 0 (−DM symmetric); +DI/−DI = 100 * Wilder-sum(DM) / Wilder-sum(TR), from bar ``period``;
     DX = 100 * |+DI − −DI| / (+DI + −DI) (0 when both are 0); ADX = Wilder average of DX seeded with
@@ -143,7 +143,13 @@ define(
     lambda p: 2 * p["period"] - 1,
     aliases=("average_directional_index", "dmi"),
 )
-define("aroon", _aroon, (period(14),), ("oscillator", "up", "down"), lambda p: p["period"])
+define(
+    "aroon",
+    _aroon,
+    (period(14), inert_flag("include_oscillator", True, "the oscillator is always an output")),
+    ("oscillator", "up", "down"),
+    lambda p: p["period"],
+)
 define(
     "psar",
     _psar,

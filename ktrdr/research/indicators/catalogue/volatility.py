@@ -1,4 +1,5 @@
-"""Volatility and channels: ATR, Bollinger Bands, Donchian channels, Keltner channels."""
+"""Volatility and channels: ATR, Bollinger Bands and their width, Donchian channels, Keltner channels,
+the squeeze intensity of Bollinger inside Keltner."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from ktrdr.research.bars import Bars
 from ktrdr.research.indicators import kernels as k
-from ktrdr.research.indicators.catalogue._common import define, period, price, source_param
+from ktrdr.research.indicators.catalogue._common import define, inert_flag, period, price, source_param
 from ktrdr.research.indicators.registry import Param
 
 
@@ -40,6 +41,27 @@ def _bbands(bars: Bars, period: int, std_dev: float, source: str) -> dict[str, n
         "width": k.safe_ratio(upper - lower, middle, 0.0),
         "percent_b": k.safe_ratio(x - lower, upper - lower, 0.5),
     }
+
+
+def _bb_width(bars: Bars, period: int, std_dev: float, source: str) -> dict[str, np.ndarray]:
+    """Bollinger band width on its own: (upper - lower) / middle of :func:`_bbands` (0 where the
+    middle band is 0); the predecessor's BollingerBandWidth."""
+    return {"value": _bbands(bars, period, std_dev, source)["width"]}
+
+
+def _squeeze_intensity(
+    bars: Bars, bb_period: int, bb_multiplier: float, kc_period: int, kc_multiplier: float, source: str
+) -> dict[str, np.ndarray]:
+    """How far the Bollinger bands sit inside the Keltner channel, in [0, 1]: the smaller of
+    (KC upper - BB upper) and (BB lower - KC lower), over the channel's width, floored at 0. 0 when
+    the bands poke out of the channel (no squeeze) or the channel has no width. Bollinger: SMA and
+    population σ over ``bb_period``; Keltner: EMA over ``kc_period`` ± ``kc_multiplier`` × Wilder's
+    ATR over ``kc_period``."""
+    bb = _bbands(bars, bb_period, bb_multiplier, source)
+    kc = _keltner(bars, kc_period, kc_period, kc_multiplier, source)
+    span = kc["upper"] - kc["lower"]
+    room = np.minimum(kc["upper"] - bb["upper"], bb["lower"] - kc["lower"])
+    return {"value": np.maximum(k.safe_ratio(room, span, 0.0), 0.0)}
 
 
 def _donchian(bars: Bars, period: int) -> dict[str, np.ndarray]:
@@ -80,9 +102,17 @@ define(
     aliases=("bollinger_bands", "bollinger"),
 )
 define(
+    "bb_width",
+    _bb_width,
+    (period(20, minimum=2), _STD, source_param()),
+    ("value",),
+    lambda p: p["period"] - 1,
+    aliases=("bollinger_band_width", "bbw"),
+)
+define(
     "donchian",
     _donchian,
-    (period(20),),
+    (period(20), inert_flag("include_middle", True, "the middle line is always an output")),
     ("upper", "middle", "lower"),
     lambda p: p["period"] - 1,
     aliases=("donchian_channels", "DonchianChannel"),
@@ -99,4 +129,18 @@ define(
     ("upper", "middle", "lower"),
     lambda p: max(p["period"] - 1, p["atr_period"]),
     aliases=("keltner_channels", "KeltnerChannel"),
+)
+define(
+    "squeeze_intensity",
+    _squeeze_intensity,
+    (
+        period(20, "bb_period", minimum=2),
+        Param("bb_multiplier", float, 2.0, minimum=0.0, maximum=100.0, doc="Bollinger half-width in σ"),
+        period(20, "kc_period"),
+        Param("kc_multiplier", float, 2.0, minimum=0.0, maximum=100.0, doc="Keltner half-width in ATRs"),
+        source_param(),
+    ),
+    ("value",),
+    lambda p: max(p["bb_period"] - 1, p["kc_period"]),
+    aliases=("squeeze",),
 )

@@ -27,6 +27,16 @@ def _mid(b, n):
     return (talib.MAX(b.high, n) + talib.MIN(b.low, n)) / 2.0
 
 
+def _mfv(b):
+    """Money-flow volume: close location in the bar's range times volume."""
+    return ((b.close - b.low) - (b.high - b.close)) / (b.high - b.low) * b.volume
+
+
+def _bb_width(b, n, k):
+    upper, middle, lower = talib.BBANDS(b.close, n, k, k, 0)
+    return (upper - lower) / middle
+
+
 def _shift(x, k):
     out = np.full_like(x, np.nan)
     out[k:] = x[: len(x) - k]
@@ -119,6 +129,22 @@ CASES = [
     ),
     ("volume_ratio", {}, "value", lambda b: b.volume / talib.SMA(b.volume, 20)),
     ("vwap", {}, "value", lambda b: talib.SUM(_hlc3(b) * b.volume, 20) / talib.SUM(b.volume, 20)),
+    (
+        "vwap",
+        {"period": 9, "use_typical_price": False},
+        "value",
+        lambda b: talib.SUM(b.close * b.volume, 9) / talib.SUM(b.volume, 9),
+    ),
+    ("ad_line", {}, "value", lambda b: talib.AD(b.high, b.low, b.close, b.volume)),
+    (
+        "ad_line",
+        {"use_sma_smoothing": True, "smoothing_period": 5},
+        "value",
+        lambda b: talib.SMA(talib.AD(b.high, b.low, b.close, b.volume), 5),
+    ),
+    ("cmf", {"period": 10}, "value", lambda b: talib.SUM(_mfv(b), 10) / talib.SUM(b.volume, 10)),
+    ("bb_width", {"period": 12, "multiplier": 1.5}, "value", lambda b: _bb_width(b, 12, 1.5)),
+    ("volume_sma", {"period": 7}, "value", lambda b: talib.SMA(b.volume, 7)),
 ]
 
 

@@ -10,14 +10,18 @@ from ktrdr.research.indicators import known_names, lookup
 
 # A non-default parameter set per indicator, so prefix/warm-up checks are not only about defaults.
 OTHER_PARAMS = {
+    "ad_line": {"use_sma_smoothing": True, "smoothing_period": 5},
     "adx": {"period": 9},
     "aroon": {"period": 20},
     "atr": {"period": 7},
+    "bb_width": {"period": 10, "std_dev": 3.0},
     "bbands": {"period": 12, "std_dev": 1.5, "source": "hlc3"},
     "cci": {"period": 9},
+    "cmf": {"period": 5},
     "distance_from_ma": {"period": 15, "ma_type": "ema"},
     "donchian": {"period": 33},
     "ema": {"period": 50, "source": "ohlc4"},
+    "fisher_transform": {"period": 7, "smoothing": 1},
     "ichimoku": {"tenkan": 7, "kijun": 22, "senkou_b": 44, "displacement": 0},
     "keltner": {"period": 10, "atr_period": 25, "multiplier": 1.0},
     "macd": {"fast_period": 8, "slow_period": 21, "signal_period": 5},
@@ -27,10 +31,13 @@ OTHER_PARAMS = {
     "psar": {"acceleration": 0.03, "maximum": 0.25},
     "roc": {"period": 1},
     "rsi": {"period": 7, "source": "hl2"},
+    "rvi": {"period": 6, "signal_period": 2},
     "sma": {"period": 3, "source": "volume"},
+    "squeeze_intensity": {"bb_period": 10, "bb_multiplier": 1.5, "kc_period": 14, "kc_multiplier": 1.0},
     "stoch": {"k_period": 9, "d_period": 5, "smooth_k": 1},
     "supertrend": {"period": 7, "multiplier": 2.0},
     "volume_ratio": {"period": 5},
+    "volume_sma": {"period": 4},
     "vwap": {"period": 0},
     "williams_r": {"period": 21},
 }
