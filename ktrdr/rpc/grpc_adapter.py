@@ -23,7 +23,7 @@ from grpc_status import rpc_status
 
 from ktrdr.rpc.errors import ApiError
 from ktrdr.rpc.registry import Call, MethodSpec, Registry
-from ktrdr.rpc.rich_status import to_status
+from ktrdr.rpc.rich_status import trailer_status
 from ktrdr.wire import StatusCode
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def _as_api_error(spec: MethodSpec, exc: Exception) -> ApiError:
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
-    status = rpc_status.to_status(to_status(error))
+    status = rpc_status.to_status(trailer_status(error))
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
