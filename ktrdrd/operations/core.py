@@ -116,8 +116,11 @@ def _canonical(value: Any) -> str:
 
 
 def validate_labels(labels: Any, field: str = "labels") -> dict[str, str]:
-    """A copy of ``labels`` if it maps at most :data:`MAX_LABELS` non-empty keys (no ``=``, ≤ 63 chars)
-    to strings (≤ 256 chars). INVALID_ARGUMENT naming ``field`` otherwise; it echoes a short excerpt."""
+    """A copy of ``labels`` if it maps at most :data:`MAX_LABELS` non-empty keys (no ``=``, ≤ 63
+    chars) to strings (≤ 256 chars), all printable (``str.isprintable``: no control characters such
+    as NUL, newline or ESC, no format characters such as a right-to-left override: labels are shown
+    in terminals and matched exactly). INVALID_ARGUMENT naming ``field`` otherwise; it echoes a
+    short excerpt."""
     if labels is None:
         return {}
     if not isinstance(labels, dict):
@@ -133,7 +136,12 @@ def validate_labels(labels: Any, field: str = "labels") -> dict[str, str]:
             raise errors.invalid_argument(
                 field, f"label {echo(key)}: expected a string of ≤ {MAX_LABEL_VALUE} chars"
             )
+        if not (key.isprintable() and value.isprintable()):
+            raise errors.invalid_argument(field, f"label {echo(key)}={echo(value)}: {_UNPRINTABLE}")
     return dict(labels)
+
+
+_UNPRINTABLE = "expected printable characters (no control or format characters)"
 
 
 def parse_label_selectors(selectors: Sequence[str], field: str = "labels") -> dict[str, str]:
@@ -275,7 +283,8 @@ class OperationsCore:
     ) -> OperationRecord:
         """Create a PENDING operation of ``kind`` and run its handler; idempotent on ``request_id``.
 
-        INVALID_ARGUMENT names the bad field (kind, params, labels, parent, request_id); ALREADY_EXISTS
+        INVALID_ARGUMENT names the bad field (kind, params, labels, parent, request_id: ≤ 128
+        printable characters); ALREADY_EXISTS
         (REQUEST_ID_REUSED) for a request id used with different arguments; UNAVAILABLE while closing.
         """
         handler = self._handlers.get(kind)
@@ -296,6 +305,8 @@ class OperationsCore:
                 raise errors.invalid_argument("parent", f"no operation {parent}")
         if not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID:
             raise errors.invalid_argument("request_id", f"expected a string of ≤ {MAX_REQUEST_ID} chars")
+        if not request_id.isprintable():
+            raise errors.invalid_argument("request_id", f"{echo(request_id)}: {_UNPRINTABLE}")
         if self._closing:
             raise errors.ApiError(StatusCode.UNAVAILABLE, "ktrdrd is shutting down", "SHUTTING_DOWN")
         if self._journal_error is not None:

@@ -225,3 +225,21 @@ def test_an_artifact_s_symbol_cannot_leave_the_operation_s_directory(daemon_fact
         request = {"name": name, "artifact": "report.json", "symbol": symbol}
         frame = first_frame(daemon, "ktrdr.daemon.v1.BacktestsService/GetBacktestArtifact", request)
         assert len(invalid_argument(frame, "symbol")["message"]) < 200, symbol[:10]
+
+
+def test_request_ids_and_labels_must_be_printable(daemon) -> None:
+    """Control characters (NUL, newline, ESC) and format characters (a right-to-left override) in a
+    request id or a label are refused, naming the field, and start nothing; other Unicode passes."""
+    unprintable = ("a\x00b", "line\nbreak", "\x1b[31mred", "\u202eevil")
+    for text in unprintable:
+        for params, field in (
+            ({"requestId": text}, "request_id"),
+            ({"labels": {text: "v"}}, "labels"),
+            ({"labels": {"k": text}}, "labels"),
+        ):
+            frame = first_frame(daemon, START_TICKER, {"params": {"steps": 0}, **params})
+            assert "printable" in invalid_argument(frame, field)["message"], (text, field)
+    assert daemon.ctl(OPS + "ListOperations", {})["operations"] == []
+    emoji = "📈 e\u0301"  # an emoji and a combining accent are printable
+    started = daemon.ctl(START_TICKER, {"params": {"steps": 0}, "requestId": emoji, "labels": {emoji: emoji}})
+    assert started["operation"]["labels"] == {emoji: emoji}
