@@ -184,6 +184,7 @@ class Daemon:
             state.state_dir / "data",
             core.journal,
             max_import_bytes=config["data_import_max_bytes"],
+            max_import_inflight_bytes=config["data_import_inflight_bytes"],
             core=core,
             ib_link=hosts.ib,
         )

@@ -4,7 +4,11 @@
   fixes), then the file's bytes in ``data`` messages. The daemon parses, repairs as asked
   (:mod:`ktrdrd.data.repair`, each fix reported) and validates the whole file in a worker thread;
   bad input is INVALID_ARGUMENT (reason ``BARS_INVALID``) naming the line or row, and nothing is
-  written. More than ``max_import_bytes`` is RESOURCE_EXHAUSTED (reason ``IMPORT_TOO_LARGE``).
+  written. More than ``max_import_bytes`` is RESOURCE_EXHAUSTED (reason ``IMPORT_TOO_LARGE``). The
+  files of every import in progress share ``max_import_inflight_bytes`` (the bytes the daemon holds
+  for them, until each import has been written or refused): a chunk that would go over it fails its
+  import with RESOURCE_EXHAUSTED (reason ``IMPORTS_BUSY``, retry later), so that imports opened
+  together and left unfinished cannot take the daemon's memory.
 - ``GetBars`` (server stream): chunks of at most :data:`GRPC_CHUNK_BARS` bars over gRPC
   (< 4 MiB), :data:`CTL_CHUNK_BARS` over ctl (its JSON frames are larger per bar), in time order;
   ``[start_time, end_time)`` and ``tail``.
@@ -64,19 +68,51 @@ _SOURCES = {"IB": pb.DATA_SOURCE_IB, "IMPORT": pb.DATA_SOURCE_IMPORT, "SIMULATOR
 
 
 class DataService:
-    """The cache's API; ``max_import_bytes`` bounds one import's file."""
+    """The cache's API; ``max_import_bytes`` bounds one import's file, ``max_import_inflight_bytes``
+    the files of all imports in progress together."""
 
     descriptor = pb.DESCRIPTOR.services_by_name["DataService"]
 
-    def __init__(self, cache: BarCache, *, max_import_bytes: int) -> None:
+    def __init__(self, cache: BarCache, *, max_import_bytes: int, max_import_inflight_bytes: int) -> None:
         self.cache = cache
         self.max_import_bytes = max_import_bytes
+        self.max_import_inflight_bytes = max_import_inflight_bytes
+        self.import_inflight_bytes = 0  # held by imports in progress (loop thread only)
 
     async def ImportBars(
         self, requests: AsyncIterator[pb.ImportBarsRequest], call: Call
     ) -> pb.ImportBarsResponse:
-        plan: _ImportPlan | None = None
         data = bytearray()
+        try:
+            return await self._import(requests, data)
+        finally:
+            self.import_inflight_bytes -= len(data)
+
+    def _hold(self, data: bytearray, chunk: bytes, name: str) -> None:
+        """Append ``chunk`` to the import's ``data`` within both caps (RESOURCE_EXHAUSTED otherwise)."""
+        if len(data) + len(chunk) > self.max_import_bytes:
+            raise ApiError(
+                StatusCode.RESOURCE_EXHAUSTED,
+                f"{name}: larger than the import limit of {self.max_import_bytes:,} bytes "
+                "(daemon config key data_import_max_bytes); nothing was written",
+                "IMPORT_TOO_LARGE",
+            )
+        if self.import_inflight_bytes + len(chunk) > self.max_import_inflight_bytes:
+            raise ApiError(
+                StatusCode.RESOURCE_EXHAUSTED,
+                f"{name}: the imports in progress hold {self.import_inflight_bytes:,} bytes, and this "
+                f"chunk would take them over {self.max_import_inflight_bytes:,} (daemon config key "
+                "data_import_inflight_bytes); nothing was written: retry once they are done",
+                "IMPORTS_BUSY",
+                retry_after_s=5.0,
+            )
+        data += chunk
+        self.import_inflight_bytes += len(chunk)
+
+    async def _import(
+        self, requests: AsyncIterator[pb.ImportBarsRequest], data: bytearray
+    ) -> pb.ImportBarsResponse:
+        plan: _ImportPlan | None = None
         async for request in requests:
             item = request.WhichOneof("item")
             if item == "header":
@@ -88,14 +124,7 @@ class DataService:
             elif plan is None:
                 raise invalid_argument("header", "the first message of an import must be the header")
             elif item == "data":
-                data += request.data
-                if len(data) > self.max_import_bytes:
-                    raise ApiError(
-                        StatusCode.RESOURCE_EXHAUSTED,
-                        f"{plan.name}: larger than the import limit of {self.max_import_bytes:,} bytes "
-                        "(daemon config key data_import_max_bytes); nothing was written",
-                        "IMPORT_TOO_LARGE",
-                    )
+                self._hold(data, request.data, plan.name)
             else:
                 raise invalid_argument(
                     "chunk", "parsed bar chunks are not accepted yet; send the file in data"
