@@ -11,7 +11,9 @@
   together and left unfinished cannot take the daemon's memory.
 - ``GetBars`` (server stream): chunks of at most :data:`GRPC_CHUNK_BARS` bars over gRPC
   (< 4 MiB), :data:`CTL_CHUNK_BARS` over ctl (its JSON frames are larger per bar), in time order;
-  ``[start_time, end_time)`` and ``tail``.
+  ``[start_time, end_time)`` and ``tail``. A range is read from the file as it is sent, a row group
+  at a time (:meth:`BarCache.read_pieces`), so a client that stops reading holds about one group
+  and one chunk, not the series; a ``tail`` is read at once.
 - ``ExportBars`` (server stream): a range rendered by :mod:`ktrdrd.data.export` as CSV (the
   predecessor's layout, which ``ImportBars`` reads back exactly), Parquet or JSON Lines, in pieces
   of at most 1 MiB; the client writes the file.
@@ -29,6 +31,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from google.protobuf import timestamp_pb2
 
 from ktrdr import calendars
@@ -164,12 +167,15 @@ class DataService:
             raise invalid_argument("chunk_bars", f"must be >= 0, got {request.chunk_bars}")
         limit = CTL_CHUNK_BARS if call.transport == "ctl" else GRPC_CHUNK_BARS
         size = min(request.chunk_bars or limit, limit)
-        bars = await self.cache.read(symbol, timeframe, start, end, request.tail)
-        for lo in range(0, len(bars), size):
-            if len(bars) - lo <= INLINE_CHUNK_BARS:
-                yield _chunk(bars, lo, lo + size)
+        if request.tail:  # the last bars: read at once (the file's end is where they are)
+            pieces = _one(await self.cache.read(symbol, timeframe, start, end, request.tail))
+        else:  # a range is read as it is sent: a client that stops reading holds a piece, not the series
+            pieces = await self.cache.read_pieces(symbol, timeframe, start, end)
+        async for bars in _sized(pieces, size):
+            if len(bars) <= INLINE_CHUNK_BARS:
+                yield _chunk(bars, 0, len(bars))
             else:
-                yield await asyncio.to_thread(_chunk, bars, lo, lo + size)
+                yield await asyncio.to_thread(_chunk, bars, 0, len(bars))
 
     async def GetCoverage(self, request: pb.GetCoverageRequest, call: Call) -> pb.GetCoverageResponse:
         symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
@@ -325,6 +331,34 @@ async def gaps_response(cache: BarCache, request: pb.GetGapsRequest) -> pb.GetGa
         ],
         expected_bars=sum(g.expected_bars for g in found),
         calendar=calendar,
+    )
+
+
+async def _one(bars: Bars) -> AsyncIterator[Bars]:
+    yield bars
+
+
+async def _sized(pieces: AsyncIterator[Bars], size: int) -> AsyncIterator[Bars]:
+    """``pieces`` (consecutive bars of one series) regrouped in chunks of ``size`` bars, the last
+    one shorter; empty pieces give nothing. Holds at most one piece plus ``size`` bars."""
+    rest: Bars | None = None
+    async for piece in pieces:
+        if rest is not None:
+            piece = _joined(rest, piece)
+        whole = len(piece) - len(piece) % size
+        for lo in range(0, whole, size):
+            yield piece.slice(lo, lo + size)
+        rest = piece.slice(whole, len(piece)) if whole < len(piece) else None
+    if rest is not None:
+        yield rest
+
+
+def _joined(first: Bars, second: Bars) -> Bars:
+    return Bars(
+        first.symbol,
+        first.timeframe,
+        np.concatenate((first.time, second.time)),
+        *(np.concatenate((getattr(first, name), getattr(second, name))) for name in FIELDS),
     )
 
 
