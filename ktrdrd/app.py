@@ -171,7 +171,9 @@ class Daemon:
         stack.push_async_callback(hosts.close)
         try:
             self.core = core = await OperationsCore.open(
-                state.db_path, retention_s=config["retention_days"] * 86400.0
+                state.db_path,
+                retention_s=config["retention_days"] * 86400.0,
+                max_active=config["max_active_operations"],
             )
         except JournalOpenError as exc:
             raise StartupFailed(str(exc)) from None

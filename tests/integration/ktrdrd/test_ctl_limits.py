@@ -419,3 +419,33 @@ def test_imports_left_unfinished_share_one_byte_budget_and_free_it_when_they_end
     again.send(_import_frames(1, "AFTER", 80, done=True))
     assert again.recv_for(1).get("result", {}).get("barsImported") == "80"
     again.close()
+
+
+def test_operations_pending_or_running_are_capped_and_a_retry_still_answers(
+    daemon_factory: DaemonFactory,
+) -> None:
+    """A client starting operations in a loop grew the daemon without bound. With a cap of 2: a third
+    start is RESOURCE_EXHAUSTED (TOO_MANY_OPERATIONS, a retry delay), a retried start (same request
+    id) still returns its operation, and once one ends the next start goes through."""
+    daemon = daemon_factory.start(args=("--max-active-operations", "2"))
+    start, cancel = "ktrdr.test.v1/StartTicker", "ktrdr.daemon.v1.OperationsService/CancelOperation"
+    long_run = {"steps": 100_000, "interval_s": 0.05}
+    names = [
+        daemon.ctl(start, {"params": long_run, "requestId": f"run-{n}"})["operation"]["name"]
+        for n in range(2)
+    ]
+    conn = RawConn(daemon.ctl_socket)
+    conn.call(1, start, {"params": long_run, "requestId": "run-2"})
+    error = conn.recv_for(1)["error"]
+    assert error["code"] == 8 and _reason({"error": error}) == "TOO_MANY_OPERATIONS", error
+    assert error["data"]["retryDelay"], error
+    conn.call(2, start, {"params": long_run, "requestId": "run-0"})
+    assert conn.recv_for(2)["result"]["operation"]["name"] == names[0]
+    conn.close()
+
+    daemon.ctl(cancel, {"name": names[0]})
+    wait = {"name": names[0], "timeout": "30s"}
+    assert daemon.ctl("ktrdr.daemon.v1.OperationsService/WaitOperation", wait)["operation"]["done"]
+    third = daemon.ctl(start, {"params": long_run, "requestId": "run-2"})["operation"]["name"]
+    for name in (names[1], third):
+        daemon.ctl(cancel, {"name": name})
