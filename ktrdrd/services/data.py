@@ -34,14 +34,14 @@ from typing import Any
 import numpy as np
 from google.protobuf import timestamp_pb2
 
-from ktrdr import calendars
+from ktrdr import calendars, timeframes
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import data_pb2 as pb
 from ktrdr.research.bars import FIELDS, Bars, BarsError
 from ktrdr.rpc.errors import ApiError, invalid_argument, not_found
 from ktrdr.rpc.registry import Call
 from ktrdr.wire import StatusCode
-from ktrdrd.data import export, parse, repair
+from ktrdrd.data import export, files, parse, repair
 from ktrdrd.data.cache import BarCache, series_key
 from ktrdrd.data.catalog import SeriesEntry
 
@@ -189,9 +189,9 @@ class DataService:
             raise invalid_argument("page_size", f"must be >= 0, got {request.page_size}")
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = ("", "")
-        if request.page_token:
+        if request.page_token:  # the last series of the previous page, "SYMBOL/timeframe"
             symbol, sep, timeframe = request.page_token.partition("/")
-            if not sep:
+            if not (sep and files.SYMBOL_PATTERN.fullmatch(symbol) and timeframe in timeframes.SUPPORTED):
                 raise invalid_argument("page_token", "not a token this daemon gave out")
             after = (symbol, timeframe)
         entries = await self.cache.entries(request.symbol.strip().upper(), limit=size + 1, after=after)
@@ -303,7 +303,6 @@ def coverage_to_proto(entry: SeriesEntry) -> pb.SeriesCoverage:
 async def gaps_response(cache: BarCache, request: pb.GetGapsRequest) -> pb.GetGapsResponse:
     """``GetGaps``: the fetch ranges of the request's series and range (INVALID_ARGUMENT naming the
     field otherwise); the end is never after now; the start defaults to the series' first bar."""
-    from ktrdr import timeframes
     from ktrdrd.data import gaps
     from ktrdrd.services.data_load import MODES
 

@@ -243,3 +243,11 @@ def test_request_ids_and_labels_must_be_printable(daemon) -> None:
     emoji = "📈 e\u0301"  # an emoji and a combining accent are printable
     started = daemon.ctl(START_TICKER, {"params": {"steps": 0}, "requestId": emoji, "labels": {emoji: emoji}})
     assert started["operation"]["labels"] == {emoji: emoji}
+
+
+def test_a_forged_series_page_token_is_refused(daemon) -> None:
+    """ListSeries' token is the last series of a page (``SYMBOL/timeframe``); one no daemon gave out
+    was taken as a position and answered an empty or arbitrary page."""
+    for token in ("../", "A/../1h", "\x00/1h", "eurusd/1h", "A/1h\n", "A/2h"):
+        frame = first_frame(daemon, "ktrdr.daemon.v1.DataService/ListSeries", {"pageToken": token})
+        invalid_argument(frame, "page_token")
