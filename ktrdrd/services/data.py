@@ -173,9 +173,9 @@ class DataService:
             pieces = await self.cache.read_pieces(symbol, timeframe, start, end)
         async for bars in _sized(pieces, size):
             if len(bars) <= INLINE_CHUNK_BARS:
-                yield _chunk(bars, 0, len(bars))
+                yield _chunk(bars)
             else:
-                yield await asyncio.to_thread(_chunk, bars, 0, len(bars))
+                yield await asyncio.to_thread(_chunk, bars)
 
     async def GetCoverage(self, request: pb.GetCoverageRequest, call: Call) -> pb.GetCoverageResponse:
         symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
@@ -361,11 +361,8 @@ def _joined(first: Bars, second: Bars) -> Bars:
     )
 
 
-def _chunk(bars: Bars, lo: int, hi: int) -> pb.GetBarsResponse:
-    columns: dict[str, Any] = {
-        "time_ns": bars.time[lo:hi],
-        **{name: getattr(bars, name)[lo:hi] for name in FIELDS},
-    }
+def _chunk(bars: Bars) -> pb.GetBarsResponse:
+    columns: dict[str, Any] = {"time_ns": bars.time, **{name: getattr(bars, name) for name in FIELDS}}
     chunk = common_pb2.BarsChunk(symbol=bars.symbol, timeframe=bars.timeframe)
     for name, values in columns.items():
         getattr(chunk, name).extend(values.tolist())
