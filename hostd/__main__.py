@@ -14,6 +14,7 @@ from types import ModuleType
 from hostd.gatewaysim import cli as gatewaysim_cli
 from hostd.ib import cli as ib_cli
 from hostd.training import cli as training_cli
+from ktrdr import logs
 
 #: subcommand → (its module, one-line help)
 SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logs.quiet_grpc_core()  # before a host's run() imports grpc
     return int(args._run(args))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -71,6 +72,14 @@ class TextFormatter(logging.Formatter):
         op = fields.pop("op", None)
         parts = [head] + ([f"[{op}]"] if op else []) + [f"{k}={v}" for k, v in fields.items()]
         return " ".join(parts) + (f"\n{exc}" if exc else "")
+
+
+def quiet_grpc_core() -> None:
+    """Have gRPC's C core log errors only (``GRPC_VERBOSITY=ERROR``, unless set): by default it
+    writes its own non-JSON INFO lines to stderr, one per failed TLS handshake, so anyone who can
+    reach a host's port (a port scan, a plain-TCP client) wrote lines into its log at will. Read
+    when grpc is first imported: call before that; child processes inherit it."""
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 def setup(log_format: str, log_level: str, stream: TextIO | None = None) -> None:

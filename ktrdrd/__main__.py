@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None, *, extensions: Sequence[Extension] = ())
     # short thread-pool task touched: bench train_daemon (a)+(b) 154 -> 123 MiB RSS. Read by Arrow
     # at its first allocation; an explicit setting wins; the embedded hosts inherit it.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-
     from ktrdr import logs
+
+    logs.quiet_grpc_core()  # before grpc is imported (by ktrdrd.app)
     from ktrdrd import app
 
     logs.setup(config["log_format"], config["log_level"])

@@ -171,7 +171,9 @@ class Daemon:
         stack.push_async_callback(hosts.close)
         try:
             self.core = core = await OperationsCore.open(
-                state.db_path, retention_s=config["retention_days"] * 86400.0
+                state.db_path,
+                retention_s=config["retention_days"] * 86400.0,
+                max_active=config["max_active_operations"],
             )
         except JournalOpenError as exc:
             raise StartupFailed(str(exc)) from None
@@ -184,6 +186,7 @@ class Daemon:
             state.state_dir / "data",
             core.journal,
             max_import_bytes=config["data_import_max_bytes"],
+            max_import_inflight_bytes=config["data_import_inflight_bytes"],
             core=core,
             ib_link=hosts.ib,
         )

@@ -113,6 +113,20 @@ KEYS: tuple[Key, ...] = (
         minimum=1,
     ),
     Key(
+        "max_active_operations",
+        "int",
+        10_000,
+        "operations pending or running at once (more starts: RESOURCE_EXHAUSTED)",
+        minimum=1,
+    ),
+    Key(
+        "data_import_inflight_bytes",
+        "int",
+        1024 * 1024 * 1024,
+        "bytes of import files held at once over every import in progress (more: RESOURCE_EXHAUSTED)",
+        minimum=1,
+    ),
+    Key(
         "training_auto_resumes",
         "int",
         3,

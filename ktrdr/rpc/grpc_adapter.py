@@ -10,20 +10,22 @@ and answered INTERNAL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
+from grpc._cython.cygrpc import ExecuteBatchError  # what a write to a finished call raises
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from ktrdr.rpc.errors import ApiError
 from ktrdr.rpc.registry import Call, MethodSpec, Registry
-from ktrdr.rpc.rich_status import to_status
+from ktrdr.rpc.rich_status import trailer_status
 from ktrdr.wire import StatusCode
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ def _as_api_error(spec: MethodSpec, exc: Exception) -> ApiError:
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
-    status = rpc_status.to_status(to_status(error))
+    status = rpc_status.to_status(trailer_status(error))
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
@@ -59,11 +61,18 @@ def _unary(spec: MethodSpec) -> Callable[..., Any]:
     return handle
 
 
-def _server_stream(spec: MethodSpec) -> Callable[..., AsyncIterator[Any]]:
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+def _server_stream(spec: MethodSpec) -> Callable[..., Any]:
+    # Writes with ``context.write`` rather than yielding: a client that cancels (or leaves) while a
+    # write waits on flow control fails that write in grpc's core, and grpcio logs that failure of a
+    # yielding handler as an ERROR with a traceback; here it ends the stream quietly.
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> None:
         try:
-            async for response in spec.stream(request, _call(context)):
-                yield response
+            async with contextlib.aclosing(spec.stream(request, _call(context))) as responses:
+                async for response in responses:
+                    try:
+                        await context.write(response)
+                    except ExecuteBatchError:
+                        return  # the call is over: nobody to answer, nothing to log
             return
         except Exception as exc:
             error = _as_api_error(spec, exc)

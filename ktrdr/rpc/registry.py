@@ -19,7 +19,7 @@ does not define answers UNIMPLEMENTED, so a service may be registered before its
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -73,7 +73,7 @@ class MethodSpec:
             raise unimplemented(self.full_name)
         return await self.handler(request, call)
 
-    async def stream(self, request: Message, call: Call) -> AsyncIterator[Message]:
+    async def stream(self, request: Message, call: Call) -> AsyncGenerator[Message, None]:
         """Run a server-streaming method, yielding its responses one by one."""
         async for batch in self.stream_batches(request, call):
             for response in batch:

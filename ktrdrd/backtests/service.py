@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ktrdr.daemon.v1 import backtests_pb2 as pb
+from ktrdr.excerpts import echo
 from ktrdr.rpc.errors import failed_precondition, invalid_argument, not_found
 from ktrdr.rpc.registry import Call
 from ktrdr.wire import NAME_PREFIX
@@ -72,11 +73,17 @@ def _checked_period(request: Any) -> tuple[int, int]:
     return start_ns, end_ns
 
 
-def _checked_symbols(given: Any) -> list[str]:
+def _checked_symbols(given: Any, field: str = "symbols[{n}]") -> list[str]:
+    """``given`` stripped and upper-cased; INVALID_ARGUMENT naming ``field`` (``{n}``: the index)
+    for one that is not 1-32 letters, digits or ``. _ -`` starting with a letter or digit."""
     symbols = [s.strip().upper() for s in given]
     for n, symbol in enumerate(symbols):
         if not _SYMBOL.fullmatch(symbol):
-            raise invalid_argument(f"symbols[{n}]", f"not a symbol: {given[n]!r}")
+            raise invalid_argument(
+                field.format(n=n),
+                f"not a symbol: {echo(given[n])}; expected 1-32 letters, digits or . _ -, "
+                "starting with a letter or digit",
+            )
     return symbols
 
 
@@ -189,7 +196,8 @@ class BacktestsService:
         symbols = (
             (record.result or {}).get("report", {}).get("symbols") or record.params.get("symbols") or [""]
         )
-        symbol = request.symbol.strip().upper() or symbols[0]
+        # The symbol is a directory name under the operation's artifacts: only a symbol may pass.
+        symbol = _checked_symbols([request.symbol], "symbol")[0] if request.symbol.strip() else symbols[0]
         path = self._handler.artifact_path(record.name.removeprefix(NAME_PREFIX), symbol, request.artifact)
         if not await asyncio.to_thread(path.is_file):
             raise not_found(

@@ -279,6 +279,8 @@ class Connection(asyncio.Protocol):
     async def _read_frames(self) -> None:
         empty = 0
         while True:
+            if self._lost.done():  # gone while busy: no resume_writing or free slot will wake us
+                return
             if self._busy():
                 self._pause_reading()
                 await self._sleep_until_woken()

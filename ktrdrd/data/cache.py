@@ -23,6 +23,7 @@ import errno
 import functools
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,19 @@ class BarCache:
         path = files.series_path(self.root, symbol, timeframe)
         return await asyncio.to_thread(_read_range, path, symbol, timeframe, start_ns, end_ns, tail)
 
+    async def read_pieces(
+        self, symbol: str, timeframe: str, start_ns: int | None, end_ns: int | None
+    ) -> AsyncIterator[Bars]:
+        """The bars of ``read(symbol, timeframe, start_ns, end_ns, 0)`` in order, in pieces of at most
+        :data:`files.ROW_GROUP_BARS`, each read (in a worker thread) when the next is asked for: a
+        stream whose client stops reading holds one piece, whatever the series' length.
+
+        NOT_FOUND when the series is not in the cache (checked before the first piece)."""
+        if not await self._journal.point_read(catalog.EXISTS_SQL, (symbol, timeframe)):
+            raise not_found(f"series {symbol} {timeframe}", "SERIES_NOT_FOUND")
+        path = files.series_path(self.root, symbol, timeframe)
+        return _pieces(files.iter_range(path, start_ns, end_ns), symbol, timeframe)
+
     async def delete(self, symbol: str, timeframe: str) -> SeriesEntry:
         """Remove the series (catalog first, then the file); returns its last entry. NOT_FOUND if absent."""
         key = (symbol, timeframe)
@@ -283,5 +297,13 @@ def write_failed(path: Path, exc: OSError) -> ApiError:
 def _read_range(
     path: Path, symbol: str, timeframe: str, start_ns: int | None, end_ns: int | None, tail: int
 ) -> Bars:
-    table = files.read_range(path, start_ns, end_ns, tail)
+    return _bars(files.read_range(path, start_ns, end_ns, tail), symbol, timeframe)
+
+
+def _bars(table: pa.Table, symbol: str, timeframe: str) -> Bars:
     return Bars(symbol, timeframe, **{name: table.column(name).to_numpy() for name in files.COLUMNS})
+
+
+async def _pieces(tables: Iterator[pa.Table], symbol: str, timeframe: str) -> AsyncIterator[Bars]:
+    while (table := await asyncio.to_thread(next, tables, None)) is not None:
+        yield _bars(table, symbol, timeframe)

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +54,7 @@ def read_range(path: Path, start_ns: int | None, end_ns: int | None, tail: int) 
     """The rows with ``time`` in ``[start_ns, end_ns)`` (None: open side), only the last ``tail`` if
     > 0; decodes only the row groups whose time statistics overlap."""
     parquet = pq.ParquetFile(path, memory_map=True)
-    low, high = -(2**63) if start_ns is None else start_ns, 2**63 - 1 if end_ns is None else end_ns
-    groups: list[int] = []
-    for index in range(parquet.metadata.num_row_groups):
-        stats = parquet.metadata.row_group(index).column(0).statistics
-        if stats is None or not stats.has_min_max or (stats.max >= low and stats.min < high):
-            groups.append(index)
+    groups = _overlapping_groups(parquet, start_ns, end_ns)
     if tail > 0:
         kept: list[int] = []
         inside = 0
@@ -77,12 +73,42 @@ def read_range(path: Path, start_ns: int | None, end_ns: int | None, tail: int) 
         if groups
         else SCHEMA.empty_table()
     )
-    times = table.column("time").to_numpy()
-    first = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
-    stop = len(times) if end_ns is None else int(np.searchsorted(times, end_ns, "left"))
+    first, stop = _inside(table, start_ns, end_ns)
     if tail > 0:
         first = max(first, stop - tail)
     return table.slice(first, stop - first)
+
+
+def iter_range(path: Path, start_ns: int | None, end_ns: int | None) -> Iterator[pa.Table]:
+    """The rows of ``read_range(path, start_ns, end_ns, 0)``, one row group (at most
+    :data:`ROW_GROUP_BARS` rows) at a time, each decoded when the next one is asked for: a reader
+    of a long series holds one group, not the series. Empty pieces are skipped. The file is opened
+    at the first ``next``; a file replaced meanwhile is read as it was then."""
+    parquet = pq.ParquetFile(path, memory_map=True)
+    for index in _overlapping_groups(parquet, start_ns, end_ns):
+        table = parquet.read_row_group(index, use_threads=False).cast(SCHEMA)
+        first, stop = _inside(table, start_ns, end_ns)
+        if stop > first:
+            yield table.slice(first, stop - first)
+
+
+def _overlapping_groups(parquet: pq.ParquetFile, start_ns: int | None, end_ns: int | None) -> list[int]:
+    """Indexes of the row groups whose time statistics overlap ``[start_ns, end_ns)``, in order."""
+    low, high = -(2**63) if start_ns is None else start_ns, 2**63 - 1 if end_ns is None else end_ns
+    groups: list[int] = []
+    for index in range(parquet.metadata.num_row_groups):
+        stats = parquet.metadata.row_group(index).column(0).statistics
+        if stats is None or not stats.has_min_max or (stats.max >= low and stats.min < high):
+            groups.append(index)
+    return groups
+
+
+def _inside(table: pa.Table, start_ns: int | None, end_ns: int | None) -> tuple[int, int]:
+    """``[first, stop)``: the positions of ``table``'s rows with time in ``[start_ns, end_ns)``."""
+    times = table.column("time").to_numpy()
+    first = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
+    stop = len(times) if end_ns is None else int(np.searchsorted(times, end_ns, "left"))
+    return first, stop
 
 
 def write_atomic(path: Path, table: pa.Table) -> Written:

@@ -274,6 +274,12 @@ class Journal:
             return await self._read(lambda conn: _select_op(conn, "id = ?", (op_id,)))
         return _op_from_row(rows[0]) if rows else None
 
+    async def get_by_request_id(self, request_id: str) -> OperationRecord | None:
+        """The operation started with the non-empty ``request_id``, or None."""
+        return await self._read(
+            lambda conn: _select_op(conn, "request_id = ? AND request_id != ''", (request_id,))
+        )
+
     async def load_nonterminal(self) -> list[OperationRecord]:
         """Every operation not in a terminal state, oldest first."""
 

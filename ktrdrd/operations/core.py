@@ -57,6 +57,10 @@ log = logging.getLogger("ktrdrd.operations")
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_REQUEST_ID = 128
+#: Operations that may be pending or running at once (config key ``max_active_operations``): each
+#: holds a task and its records in memory, and a client starting operations in a loop would
+#: otherwise grow the daemon without bound.
+DEFAULT_MAX_ACTIVE = 10_000
 MAX_LABEL_KEY = 63
 MAX_LABEL_VALUE = 256
 PROBE_INTERVAL_S = 1.0  # seconds between two attempts to write to a journal that failed
@@ -116,8 +120,11 @@ def _canonical(value: Any) -> str:
 
 
 def validate_labels(labels: Any, field: str = "labels") -> dict[str, str]:
-    """A copy of ``labels`` if it maps at most :data:`MAX_LABELS` non-empty keys (no ``=``, ≤ 63 chars)
-    to strings (≤ 256 chars). INVALID_ARGUMENT naming ``field`` otherwise; it echoes a short excerpt."""
+    """A copy of ``labels`` if it maps at most :data:`MAX_LABELS` non-empty keys (no ``=``, ≤ 63
+    chars) to strings (≤ 256 chars), all printable (``str.isprintable``: no control characters such
+    as NUL, newline or ESC, no format characters such as a right-to-left override: labels are shown
+    in terminals and matched exactly). INVALID_ARGUMENT naming ``field`` otherwise; it echoes a
+    short excerpt."""
     if labels is None:
         return {}
     if not isinstance(labels, dict):
@@ -133,7 +140,12 @@ def validate_labels(labels: Any, field: str = "labels") -> dict[str, str]:
             raise errors.invalid_argument(
                 field, f"label {echo(key)}: expected a string of ≤ {MAX_LABEL_VALUE} chars"
             )
+        if not (key.isprintable() and value.isprintable()):
+            raise errors.invalid_argument(field, f"label {echo(key)}={echo(value)}: {_UNPRINTABLE}")
     return dict(labels)
+
+
+_UNPRINTABLE = "expected printable characters (no control or format characters)"
 
 
 def parse_label_selectors(selectors: Sequence[str], field: str = "labels") -> dict[str, str]:
@@ -156,9 +168,17 @@ class OperationsCore:
     """The operations service core. Create with :meth:`open`, end with :meth:`close`; loop-thread only."""
 
     def __init__(
-        self, journal: Journal, *, retention_s: float, progress_interval_s: float, cancel_grace_s: float
+        self,
+        journal: Journal,
+        *,
+        retention_s: float,
+        progress_interval_s: float,
+        cancel_grace_s: float,
+        max_active: int = DEFAULT_MAX_ACTIVE,
     ) -> None:
         self._journal = journal
+        self._max_active = max_active
+        self._creating = 0  # starts between their checks and their journal insert
         self._retention_s = retention_s
         self.deletions = 0  # bumped whenever operations may have been deleted (delete, retention)
         self._progress_interval_s = progress_interval_s
@@ -182,13 +202,15 @@ class OperationsCore:
         progress_interval_s: float = 0.005,
         cancel_grace_s: float = 10.0,
         synchronous: str = "FULL",
+        max_active: int = DEFAULT_MAX_ACTIVE,
     ) -> OperationsCore:
         """Open (create, migrate) the journal at ``db_path`` and load the operations that are not done.
 
         ``retention_s``: terminal operations that ended longer ago are deleted now, and by
         :meth:`maintain` every ``retention_s / 10`` (1 s..1 h). ``progress_interval_s``: minimum seconds between two progress
         events of one operation. ``cancel_grace_s``: seconds a handler has to return after a cancel
-        before its task is cancelled. Raises ``JournalOpenError`` (file untouched) when unusable.
+        before its task is cancelled. ``max_active``: operations that may be pending or running at
+        once (see :meth:`start`). Raises ``JournalOpenError`` (file untouched) when unusable.
         Call :meth:`register_kind` for every kind, then :meth:`resume_pending`.
         """
         if not retention_s > 0:
@@ -201,6 +223,7 @@ class OperationsCore:
             retention_s=retention_s,
             progress_interval_s=progress_interval_s,
             cancel_grace_s=cancel_grace_s,
+            max_active=max_active,
         )
         try:
             for rec in await journal.load_nonterminal():
@@ -275,8 +298,11 @@ class OperationsCore:
     ) -> OperationRecord:
         """Create a PENDING operation of ``kind`` and run its handler; idempotent on ``request_id``.
 
-        INVALID_ARGUMENT names the bad field (kind, params, labels, parent, request_id); ALREADY_EXISTS
-        (REQUEST_ID_REUSED) for a request id used with different arguments; UNAVAILABLE while closing.
+        INVALID_ARGUMENT names the bad field (kind, params, labels, parent, request_id: ≤ 128
+        printable characters); ALREADY_EXISTS
+        (REQUEST_ID_REUSED) for a request id used with different arguments; UNAVAILABLE while closing;
+        RESOURCE_EXHAUSTED (``TOO_MANY_OPERATIONS``, with a retry delay) while ``max_active``
+        operations are pending or running, except for a retry of a start that created one.
         """
         handler = self._handlers.get(kind)
         if handler is None:
@@ -296,6 +322,8 @@ class OperationsCore:
                 raise errors.invalid_argument("parent", f"no operation {parent}")
         if not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID:
             raise errors.invalid_argument("request_id", f"expected a string of ≤ {MAX_REQUEST_ID} chars")
+        if not request_id.isprintable():
+            raise errors.invalid_argument("request_id", f"{echo(request_id)}: {_UNPRINTABLE}")
         if self._closing:
             raise errors.ApiError(StatusCode.UNAVAILABLE, "ktrdrd is shutting down", "SHUTTING_DOWN")
         if self._journal_error is not None:
@@ -306,9 +334,25 @@ class OperationsCore:
                 failure.reason,
                 retry_after_s=failure.retry_after_s,
             )
+        if len(self._active) + self._creating >= self._max_active:
+            existing = await self._journal.get_by_request_id(request_id) if request_id else None
+            if existing is None:
+                raise errors.ApiError(
+                    StatusCode.RESOURCE_EXHAUSTED,
+                    f"{len(self._active):,} operations are pending or running, the daemon's limit "
+                    "(config key max_active_operations); retry once some have ended",
+                    "TOO_MANY_OPERATIONS",
+                    retry_after_s=5.0,
+                )
+            return self._same_request(existing, kind, params, labels, parent)  # a retry still answers
         # A task, so that a caller cancelled mid-way cannot leave a journaled operation without a runner.
         creation = asyncio.ensure_future(self._create(kind, handler, params, labels, parent, request_id))
+        self._creating += 1
+        creation.add_done_callback(self._created)
         return await asyncio.shield(creation)
+
+    def _created(self, _creation: asyncio.Future[OperationRecord]) -> None:
+        self._creating -= 1
 
     async def get(self, name: str) -> OperationRecord:
         """The operation as last committed; NOT_FOUND if there is none."""

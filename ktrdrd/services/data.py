@@ -4,10 +4,16 @@
   fixes), then the file's bytes in ``data`` messages. The daemon parses, repairs as asked
   (:mod:`ktrdrd.data.repair`, each fix reported) and validates the whole file in a worker thread;
   bad input is INVALID_ARGUMENT (reason ``BARS_INVALID``) naming the line or row, and nothing is
-  written. More than ``max_import_bytes`` is RESOURCE_EXHAUSTED (reason ``IMPORT_TOO_LARGE``).
+  written. More than ``max_import_bytes`` is RESOURCE_EXHAUSTED (reason ``IMPORT_TOO_LARGE``). The
+  files of every import in progress share ``max_import_inflight_bytes`` (the bytes the daemon holds
+  for them, until each import has been written or refused): a chunk that would go over it fails its
+  import with RESOURCE_EXHAUSTED (reason ``IMPORTS_BUSY``, retry later), so that imports opened
+  together and left unfinished cannot take the daemon's memory.
 - ``GetBars`` (server stream): chunks of at most :data:`GRPC_CHUNK_BARS` bars over gRPC
   (< 4 MiB), :data:`CTL_CHUNK_BARS` over ctl (its JSON frames are larger per bar), in time order;
-  ``[start_time, end_time)`` and ``tail``.
+  ``[start_time, end_time)`` and ``tail``. A range is read from the file as it is sent, a row group
+  at a time (:meth:`BarCache.read_pieces`), so a client that stops reading holds about one group
+  and one chunk, not the series; a ``tail`` is read at once.
 - ``ExportBars`` (server stream): a range rendered by :mod:`ktrdrd.data.export` as CSV (the
   predecessor's layout, which ``ImportBars`` reads back exactly), Parquet or JSON Lines, in pieces
   of at most 1 MiB; the client writes the file.
@@ -26,16 +32,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from google.protobuf import timestamp_pb2
 
-from ktrdr import calendars
+from ktrdr import calendars, timeframes
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import data_pb2 as pb
 from ktrdr.research.bars import FIELDS, Bars, BarsError
 from ktrdr.rpc.errors import ApiError, invalid_argument, not_found
 from ktrdr.rpc.registry import Call
 from ktrdr.wire import StatusCode
-from ktrdrd.data import export, parse, repair
+from ktrdrd.data import export, files, parse, repair
 from ktrdrd.data.cache import BarCache, series_key
 from ktrdrd.data.catalog import SeriesEntry
 
@@ -65,19 +72,51 @@ _SOURCES = {"IB": pb.DATA_SOURCE_IB, "IMPORT": pb.DATA_SOURCE_IMPORT, "SIMULATOR
 
 
 class DataService:
-    """The cache's API; ``max_import_bytes`` bounds one import's file."""
+    """The cache's API; ``max_import_bytes`` bounds one import's file, ``max_import_inflight_bytes``
+    the files of all imports in progress together."""
 
     descriptor = pb.DESCRIPTOR.services_by_name["DataService"]
 
-    def __init__(self, cache: BarCache, *, max_import_bytes: int) -> None:
+    def __init__(self, cache: BarCache, *, max_import_bytes: int, max_import_inflight_bytes: int) -> None:
         self.cache = cache
         self.max_import_bytes = max_import_bytes
+        self.max_import_inflight_bytes = max_import_inflight_bytes
+        self.import_inflight_bytes = 0  # held by imports in progress (loop thread only)
 
     async def ImportBars(
         self, requests: AsyncIterator[pb.ImportBarsRequest], call: Call
     ) -> pb.ImportBarsResponse:
-        plan: _ImportPlan | None = None
         data = bytearray()
+        try:
+            return await self._import(requests, data)
+        finally:
+            self.import_inflight_bytes -= len(data)
+
+    def _hold(self, data: bytearray, chunk: bytes, name: str) -> None:
+        """Append ``chunk`` to the import's ``data`` within both caps (RESOURCE_EXHAUSTED otherwise)."""
+        if len(data) + len(chunk) > self.max_import_bytes:
+            raise ApiError(
+                StatusCode.RESOURCE_EXHAUSTED,
+                f"{name}: larger than the import limit of {self.max_import_bytes:,} bytes "
+                "(daemon config key data_import_max_bytes); nothing was written",
+                "IMPORT_TOO_LARGE",
+            )
+        if self.import_inflight_bytes + len(chunk) > self.max_import_inflight_bytes:
+            raise ApiError(
+                StatusCode.RESOURCE_EXHAUSTED,
+                f"{name}: the imports in progress hold {self.import_inflight_bytes:,} bytes, and this "
+                f"chunk would take them over {self.max_import_inflight_bytes:,} (daemon config key "
+                "data_import_inflight_bytes); nothing was written: retry once they are done",
+                "IMPORTS_BUSY",
+                retry_after_s=5.0,
+            )
+        data += chunk
+        self.import_inflight_bytes += len(chunk)
+
+    async def _import(
+        self, requests: AsyncIterator[pb.ImportBarsRequest], data: bytearray
+    ) -> pb.ImportBarsResponse:
+        plan: _ImportPlan | None = None
         async for request in requests:
             item = request.WhichOneof("item")
             if item == "header":
@@ -89,14 +128,7 @@ class DataService:
             elif plan is None:
                 raise invalid_argument("header", "the first message of an import must be the header")
             elif item == "data":
-                data += request.data
-                if len(data) > self.max_import_bytes:
-                    raise ApiError(
-                        StatusCode.RESOURCE_EXHAUSTED,
-                        f"{plan.name}: larger than the import limit of {self.max_import_bytes:,} bytes "
-                        "(daemon config key data_import_max_bytes); nothing was written",
-                        "IMPORT_TOO_LARGE",
-                    )
+                self._hold(data, request.data, plan.name)
             else:
                 raise invalid_argument(
                     "chunk", "parsed bar chunks are not accepted yet; send the file in data"
@@ -137,12 +169,15 @@ class DataService:
             raise invalid_argument("chunk_bars", f"must be >= 0, got {request.chunk_bars}")
         limit = CTL_CHUNK_BARS if call.transport == "ctl" else GRPC_CHUNK_BARS
         size = min(request.chunk_bars or limit, limit)
-        bars = await self.cache.read(symbol, timeframe, start, end, request.tail)
-        for lo in range(0, len(bars), size):
-            if len(bars) - lo <= INLINE_CHUNK_BARS:
-                yield _chunk(bars, lo, lo + size)
+        if request.tail:  # the last bars: read at once (the file's end is where they are)
+            pieces = _one(await self.cache.read(symbol, timeframe, start, end, request.tail))
+        else:  # a range is read as it is sent: a client that stops reading holds a piece, not the series
+            pieces = await self.cache.read_pieces(symbol, timeframe, start, end)
+        async for bars in _sized(pieces, size):
+            if len(bars) <= INLINE_CHUNK_BARS:
+                yield _chunk(bars)
             else:
-                yield await asyncio.to_thread(_chunk, bars, lo, lo + size)
+                yield await asyncio.to_thread(_chunk, bars)
 
     async def GetCoverage(self, request: pb.GetCoverageRequest, call: Call) -> pb.GetCoverageResponse:
         symbol, timeframe = series_key(request.series.symbol, request.series.timeframe)
@@ -156,9 +191,9 @@ class DataService:
             raise invalid_argument("page_size", f"must be >= 0, got {request.page_size}")
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = ("", "")
-        if request.page_token:
+        if request.page_token:  # the last series of the previous page, "SYMBOL/timeframe"
             symbol, sep, timeframe = request.page_token.partition("/")
-            if not sep:
+            if not (sep and files.SYMBOL_PATTERN.fullmatch(symbol) and timeframe in timeframes.SUPPORTED):
                 raise invalid_argument("page_token", "not a token this daemon gave out")
             after = (symbol, timeframe)
         entries = await self.cache.entries(request.symbol.strip().upper(), limit=size + 1, after=after)
@@ -286,7 +321,6 @@ def coverage_to_proto(entry: SeriesEntry) -> pb.SeriesCoverage:
 async def gaps_response(cache: BarCache, request: pb.GetGapsRequest) -> pb.GetGapsResponse:
     """``GetGaps``: the fetch ranges of the request's series and range (INVALID_ARGUMENT naming the
     field otherwise); the end is never after now; the start defaults to the series' first bar."""
-    from ktrdr import timeframes
     from ktrdrd.data import gaps
     from ktrdrd.services.data_load import MODES
 
@@ -317,11 +351,36 @@ async def gaps_response(cache: BarCache, request: pb.GetGapsRequest) -> pb.GetGa
     )
 
 
-def _chunk(bars: Bars, lo: int, hi: int) -> pb.GetBarsResponse:
-    columns: dict[str, Any] = {
-        "time_ns": bars.time[lo:hi],
-        **{name: getattr(bars, name)[lo:hi] for name in FIELDS},
-    }
+async def _one(bars: Bars) -> AsyncIterator[Bars]:
+    yield bars
+
+
+async def _sized(pieces: AsyncIterator[Bars], size: int) -> AsyncIterator[Bars]:
+    """``pieces`` (consecutive bars of one series) regrouped in chunks of ``size`` bars, the last
+    one shorter; empty pieces give nothing. Holds at most one piece plus ``size`` bars."""
+    rest: Bars | None = None
+    async for piece in pieces:
+        if rest is not None:
+            piece = _joined(rest, piece)
+        whole = len(piece) - len(piece) % size
+        for lo in range(0, whole, size):
+            yield piece.slice(lo, lo + size)
+        rest = piece.slice(whole, len(piece)) if whole < len(piece) else None
+    if rest is not None:
+        yield rest
+
+
+def _joined(first: Bars, second: Bars) -> Bars:
+    return Bars(
+        first.symbol,
+        first.timeframe,
+        np.concatenate((first.time, second.time)),
+        *(np.concatenate((getattr(first, name), getattr(second, name))) for name in FIELDS),
+    )
+
+
+def _chunk(bars: Bars) -> pb.GetBarsResponse:
+    columns: dict[str, Any] = {"time_ns": bars.time, **{name: getattr(bars, name) for name in FIELDS}}
     chunk = common_pb2.BarsChunk(symbol=bars.symbol, timeframe=bars.timeframe)
     for name, values in columns.items():
         getattr(chunk, name).extend(values.tolist())

@@ -27,6 +27,7 @@ from google.protobuf import timestamp_pb2
 
 from ktrdr import timeframes
 from ktrdr.daemon.v1 import data_pb2 as pb
+from ktrdr.excerpts import echo
 from ktrdr.rpc.errors import ApiError, failed_precondition, invalid_argument
 from ktrdr.wire import StatusCode
 from ktrdrd.operations import OperationContext, OperationsCore
@@ -95,7 +96,9 @@ def load_params(request: pb.LoadDataRequest) -> dict[str, Any]:
     for i, raw in enumerate(request.symbols):
         symbol = raw.strip().upper()
         if not SYMBOL_PATTERN.match(symbol):
-            raise invalid_argument(f"symbols[{i}]", f"{raw!r} is not a symbol: 1-32 letters, digits or . _ -")
+            raise invalid_argument(
+                f"symbols[{i}]", f"{echo(raw)} is not a symbol: 1-32 letters, digits or . _ -"
+            )
         if symbol not in symbols:
             symbols.append(symbol)
     if not symbols:

@@ -35,11 +35,19 @@ class LazyDataService:
     descriptor = pb.DESCRIPTOR.services_by_name["DataService"]
 
     def __init__(
-        self, root: Path, journal: Any, *, max_import_bytes: int, core: Any, ib_link: ReadyChannel | None
+        self,
+        root: Path,
+        journal: Any,
+        *,
+        max_import_bytes: int,
+        max_import_inflight_bytes: int,
+        core: Any,
+        ib_link: ReadyChannel | None,
     ) -> None:
         self._root = root
         self._journal = journal
         self._max_import_bytes = max_import_bytes
+        self._max_import_inflight_bytes = max_import_inflight_bytes
         self._loading: asyncio.Task[Any] | None = None
         #: LoadData and the load operation kinds (``loads.register()`` before operations resume).
         self.loads = Loads(core, ib_link, self.cache)
@@ -99,7 +107,11 @@ class LazyDataService:
                 extra={"series": f"{finding.symbol} {finding.timeframe}", "action": finding.action,
                        "detail": finding.detail},
             )  # fmt: skip
-        return service_module.DataService(cache, max_import_bytes=self._max_import_bytes)
+        return service_module.DataService(
+            cache,
+            max_import_bytes=self._max_import_bytes,
+            max_import_inflight_bytes=self._max_import_inflight_bytes,
+        )
 
     async def ImportBars(self, requests: AsyncIterator[pb.ImportBarsRequest], call: Call) -> Any:
         return await (await self.service()).ImportBars(requests, call)

@@ -4,6 +4,10 @@ client that pins another CA cannot connect; a token file others can read is refu
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,3 +104,31 @@ def test_tls_flags_that_do_not_fit_exit_2(flags: list[str], named: str) -> None:
     proc = _hostd_ib(*flags)
     _out, err = proc.communicate(timeout=START_TIMEOUT_S)
     assert proc.returncode == 2 and named in err
+
+
+def test_connections_that_do_not_speak_tls_write_nothing_into_the_host_s_log(tls: TlsFiles) -> None:
+    """A plain-TCP gRPC client, an HTTP request and random bytes on the TLS port each failed the
+    handshake, and gRPC's C core wrote a non-JSON line per failure into the host's log: whoever can
+    reach the port could fill it. They are refused quietly; a real client is served after them."""
+    proc = _hostd_ib("--listen", "127.0.0.1:0", *tls.flags)
+    try:
+        assert proc.stdout is not None
+        address = json.loads(proc.stdout.readline())["listening"]
+        with grpc.insecure_channel(address) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                channel.unary_unary(GET_STATUS)(b"", timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        host, port = address.rsplit(":", 1)
+        for garbage in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", bytes(range(256)) * 4):
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(garbage)
+                with contextlib.suppress(OSError):
+                    sock.recv(1024)  # the host's alert, or its close
+        good = hostauth.channel_credentials(tls.ca, tls.token_file)
+        assert _get_status(address, good).gateway_address == "127.0.0.1:9"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err_text = proc.communicate(timeout=START_TIMEOUT_S)
+    assert proc.returncode == 0
+    not_json = [line for line in (out + err_text).splitlines() if not line.startswith("{")]
+    assert not not_json, not_json[:5]

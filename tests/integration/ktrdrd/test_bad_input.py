@@ -1,5 +1,6 @@
 """Bad input against a real ktrdrd never becomes INTERNAL: hostile strategy documents, oversized
-documents and names, label floods. Each answer is bounded and names the field (or the line).
+documents and names, label floods, identifiers that would be paths. Each answer is bounded and
+names the field (or the line).
 
 Limits are read from the modules that define them; positions from the text the tests write.
 """
@@ -205,3 +206,48 @@ def test_label_errors_echo_a_short_excerpt(daemon) -> None:
     selector = "s" * 100_000
     frame = first_frame(daemon, OPS + "ListOperations", {"filter": {"label": [selector]}})
     assert len(invalid_argument(frame, "filter.label")["message"]) < 200
+
+
+def test_an_artifact_s_symbol_cannot_leave_the_operation_s_directory(daemon_factory) -> None:
+    """``GetBacktestArtifact.symbol`` names a directory under the operation's artifacts: ``../..``
+    read a file outside them, and a 5,000-character name was an INTERNAL error."""
+    no_host = f"unix:{daemon_factory.base}/no-host.sock"  # a host must be configured to start one
+    daemon = daemon_factory.start(env={"KTRDR_HOSTS_TRAINING": no_host})
+    window = {"startTime": "2023-01-01T00:00:00Z", "endTime": "2023-06-01T00:00:00Z"}
+    started = daemon.ctl(
+        "ktrdr.daemon.v1.BacktestsService/StartWalkForward",
+        {"strategy": {"content": VALID}, "trainWindow": "60D", "testWindow": "30D", **window},
+    )
+    name = started["operation"]["name"]
+    (daemon.state_dir / "backtests" / name.removeprefix("operations/")).mkdir(parents=True)  # as a job's
+    (daemon.state_dir / "report.json").write_text('{"outside": "the artifacts"}')
+    for symbol in ("../..", "x" * 5000, "A/B", "A\x00B", "-A"):
+        request = {"name": name, "artifact": "report.json", "symbol": symbol}
+        frame = first_frame(daemon, "ktrdr.daemon.v1.BacktestsService/GetBacktestArtifact", request)
+        assert len(invalid_argument(frame, "symbol")["message"]) < 200, symbol[:10]
+
+
+def test_request_ids_and_labels_must_be_printable(daemon) -> None:
+    """Control characters (NUL, newline, ESC) and format characters (a right-to-left override) in a
+    request id or a label are refused, naming the field, and start nothing; other Unicode passes."""
+    unprintable = ("a\x00b", "line\nbreak", "\x1b[31mred", "\u202eevil")
+    for text in unprintable:
+        for params, field in (
+            ({"requestId": text}, "request_id"),
+            ({"labels": {text: "v"}}, "labels"),
+            ({"labels": {"k": text}}, "labels"),
+        ):
+            frame = first_frame(daemon, START_TICKER, {"params": {"steps": 0}, **params})
+            assert "printable" in invalid_argument(frame, field)["message"], (text, field)
+    assert daemon.ctl(OPS + "ListOperations", {})["operations"] == []
+    emoji = "📈 e\u0301"  # an emoji and a combining accent are printable
+    started = daemon.ctl(START_TICKER, {"params": {"steps": 0}, "requestId": emoji, "labels": {emoji: emoji}})
+    assert started["operation"]["labels"] == {emoji: emoji}
+
+
+def test_a_forged_series_page_token_is_refused(daemon) -> None:
+    """ListSeries' token is the last series of a page (``SYMBOL/timeframe``); one no daemon gave out
+    was taken as a position and answered an empty or arbitrary page."""
+    for token in ("../", "A/../1h", "\x00/1h", "eurusd/1h", "A/1h\n", "A/2h"):
+        frame = first_frame(daemon, "ktrdr.daemon.v1.DataService/ListSeries", {"pageToken": token})
+        invalid_argument(frame, "page_token")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import json
 import resource
 import threading
@@ -367,3 +368,84 @@ def test_a_client_stream_sent_in_one_write_is_taken_whole_by_its_call(daemon: Da
     assert not in_use, in_use
     assert frames[-1].get("result", {}).get("pid") == daemon.proc.pid, frames
     conn.close()
+
+
+def _import_frames(call_id: int, symbol: str, hours: int, *, done: bool) -> bytes:
+    """An ImportBars call: the request (header), one data frame of ``hours`` hourly bars from
+    2024-03-04 (about 30 bytes each), and its ``done`` frame if asked."""
+    header = {"header": {"series": {"symbol": symbol, "timeframe": "1h"}, "sourceName": f"{symbol}.csv"}}
+    start = datetime.datetime(2024, 3, 4, tzinfo=datetime.UTC)
+    rows = "".join(f"{(start + datetime.timedelta(hours=h)).isoformat()},1,2,0.5,1\n" for h in range(hours))
+    data = base64.b64encode(f"time,open,high,low,close\n{rows}".encode()).decode()
+    frames = request_line(call_id, IMPORT_BARS, header)
+    frames += json.dumps({"id": call_id, "params": {"data": data}}).encode() + b"\n"
+    if done:
+        frames += json.dumps({"id": call_id, "done": True}).encode() + b"\n"
+    return frames
+
+
+def test_imports_left_unfinished_share_one_byte_budget_and_free_it_when_they_end(
+    daemon_factory: DaemonFactory,
+) -> None:
+    """Each import's file is held until it is written, and every import in progress shares
+    ``data_import_inflight_bytes``: a client opening imports without finishing them used to take
+    512 MiB each. Here one unfinished import holds most of a small budget: another import is refused
+    (IMPORTS_BUSY, a retry delay, nothing written) until the first ends; the first is unharmed."""
+    daemon = daemon_factory.start(env={"KTRDR_DATA_IMPORT_INFLIGHT_BYTES": "6000"})
+    holder = RawConn(daemon.ctl_socket)
+    holder.send(_import_frames(1, "HOLD", 100, done=False))  # about 4,000 bytes, then it waits
+
+    refusals: list[dict[str, Any]] = []
+
+    def refused() -> bool:  # until the holder's bytes are counted, another import may get through
+        conn = RawConn(daemon.ctl_socket)
+        conn.send(_import_frames(1, f"OTHER{len(refusals)}", 80, done=True))
+        frame = conn.recv_for(1)
+        conn.close()
+        if "error" in frame:
+            refusals.append(frame)
+        return _reason(frame) == "IMPORTS_BUSY"
+
+    wait_until(refused, 30, "an import refused while another holds the budget")
+    error = refusals[-1]["error"]
+    assert error["code"] == 8 and error["data"]["retryDelay"], error
+    listed = daemon.ctl("ktrdr.daemon.v1.DataService/ListSeries", {"symbol": f"OTHER{len(refusals) - 1}"})
+    assert listed["series"] == [], "a refused import wrote its series"
+
+    holder.send(json.dumps({"id": 1, "done": True}).encode() + b"\n")
+    assert holder.recv_for(1).get("result", {}).get("barsImported") == "100"
+    holder.close()
+    again = RawConn(daemon.ctl_socket)
+    again.send(_import_frames(1, "AFTER", 80, done=True))
+    assert again.recv_for(1).get("result", {}).get("barsImported") == "80"
+    again.close()
+
+
+def test_operations_pending_or_running_are_capped_and_a_retry_still_answers(
+    daemon_factory: DaemonFactory,
+) -> None:
+    """A client starting operations in a loop grew the daemon without bound. With a cap of 2: a third
+    start is RESOURCE_EXHAUSTED (TOO_MANY_OPERATIONS, a retry delay), a retried start (same request
+    id) still returns its operation, and once one ends the next start goes through."""
+    daemon = daemon_factory.start(args=("--max-active-operations", "2"))
+    start, cancel = "ktrdr.test.v1/StartTicker", "ktrdr.daemon.v1.OperationsService/CancelOperation"
+    long_run = {"steps": 100_000, "interval_s": 0.05}
+    names = [
+        daemon.ctl(start, {"params": long_run, "requestId": f"run-{n}"})["operation"]["name"]
+        for n in range(2)
+    ]
+    conn = RawConn(daemon.ctl_socket)
+    conn.call(1, start, {"params": long_run, "requestId": "run-2"})
+    error = conn.recv_for(1)["error"]
+    assert error["code"] == 8 and _reason({"error": error}) == "TOO_MANY_OPERATIONS", error
+    assert error["data"]["retryDelay"], error
+    conn.call(2, start, {"params": long_run, "requestId": "run-0"})
+    assert conn.recv_for(2)["result"]["operation"]["name"] == names[0]
+    conn.close()
+
+    daemon.ctl(cancel, {"name": names[0]})
+    wait = {"name": names[0], "timeout": "30s"}
+    assert daemon.ctl("ktrdr.daemon.v1.OperationsService/WaitOperation", wait)["operation"]["done"]
+    third = daemon.ctl(start, {"params": long_run, "requestId": "run-2"})["operation"]["name"]
+    for name in (names[1], third):
+        daemon.ctl(cancel, {"name": name})

@@ -14,11 +14,14 @@ from grpc_status import rpc_status
 from ktrdr.daemon.v1 import (
     operations_pb2,
     operations_pb2_grpc,
+    strategies_pb2,
+    strategies_pb2_grpc,
     system_pb2,
     system_pb2_grpc,
     training_pb2,
     training_pb2_grpc,
 )
+from tests.support.tinystrategy import SMALLEST_YAML
 
 START = "ktrdr.test.v1/StartTicker"
 DAEMON_SERVICES = [
@@ -113,6 +116,33 @@ def test_errors_carry_codes_and_google_rpc_details(daemon, channel):
             training_pb2.StartTrainingBatchRequest(), timeout=10
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # test daemons have no training host
+
+
+def test_an_error_too_large_for_grpc_trailers_arrives_cut_with_its_code_and_details(channel):
+    """grpcio clients refuse trailers over 8 KiB by default: an error that big used to arrive as
+    RESOURCE_EXHAUSTED "Stream removed" with no details. A strategy of 300 unknown keys (a violation
+    each), and one whose long non-ASCII source name fills every message, both arrive as
+    INVALID_ARGUMENT with readable details; the violations left out are counted in the last one."""
+    strategies = strategies_pb2_grpc.StrategiesServiceStub(channel)
+
+    def refusal(source: strategies_pb2.StrategySource) -> grpc.RpcError:
+        with pytest.raises(grpc.RpcError) as err:
+            strategies.DescribeStrategy(strategies_pb2.DescribeStrategyRequest(source=source), timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+        assert details(err.value)["ErrorInfo"].reason == "STRATEGY_INVALID"
+        assert len(err.value.details().encode()) <= 1024, "the message was not cut"
+        return err.value
+
+    unknown_keys = SMALLEST_YAML + "".join(f"unknown_key_{i}: 1\n" for i in range(300))
+    *shown, last = details(refusal(strategies_pb2.StrategySource(content=unknown_keys)))[
+        "BadRequest"
+    ].field_violations
+    assert shown and "unknown_key_0" in shown[0].description
+    assert last.field == "source.content" and "left out to fit the gRPC trailers" in last.description
+
+    long_name = strategies_pb2.StrategySource(content="name: [", source_name="é" * 4000 + ".yaml")
+    [violation] = details(refusal(long_name))["BadRequest"].field_violations
+    assert violation.field == "source.content" and violation.description.startswith("éé")
 
 
 def test_watch_and_list_over_grpc(daemon, channel):
