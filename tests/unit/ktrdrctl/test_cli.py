@@ -85,6 +85,7 @@ def test_ops_list_sends_filters_and_prints_table(server: ScriptedServer, capsys)
                 "label": ["symbol=EURUSD"],
                 "parent": f"operations/{PARENT}",
             },
+            "view": "OPERATION_VIEW_BASIC",  # the table shows no results
             "pageSize": 5,
         }
     ]
@@ -98,6 +99,7 @@ def test_ops_list_json_one_page_is_the_response_as_received(server: ScriptedServ
     server.on(OPS + "ListOperations", lambda _: result(response))
     code, out, _ = run(server, capsys, "ops", "list", "--json", "--page-token", "t1")
     assert code == 0 and json.loads(out) == response
+    assert "view" not in server.params_of(OPS + "ListOperations")[0]  # --json: every field
     assert server.params_of(OPS + "ListOperations") == [{"pageToken": "t1"}]
 
 
