@@ -55,7 +55,6 @@ as in training's evaluation). With ``windows``, all of it is the stitched backte
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +71,7 @@ from ktrdr.jobs.train import (
     spec_int,
     spec_period_and_source,
 )
+from ktrdr.symbols import is_symbol
 
 KIND = "backtest"
 
@@ -135,7 +135,6 @@ SPEC_KEYS = (
 MAX_WINDOWS = 1000
 CALENDARS = ("XNYS", "forex", "crypto")
 DIRECTIONS = ("long_only", "long_short")
-_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,7 @@ def parse_spec(spec: Mapping[str, Any]) -> BacktestSpec:
         if key not in spec:
             raise JobSpecError(key, "required")
     symbol = spec["symbol"]
-    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+    if not is_symbol(symbol):
         raise JobSpecError("symbol", f"expected a symbol like AAPL or EURUSD, got {symbol!r}")
     start, end, source = spec_period_and_source(spec)
 

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ktrdr.symbols import PATTERN as SYMBOL_PATTERN
+
 if TYPE_CHECKING:
     from ktrdr.research.bars import Bars
 
@@ -51,7 +53,7 @@ KIND = "train"
 ROLE_STRATEGY = "strategy"
 ROLE_CHECKPOINT = "checkpoint"
 BARS_PREFIX = "bars/"
-_BARS_ROLE = re.compile(r"bars/([A-Z0-9][A-Z0-9._-]{0,31})/([0-9]+[a-zA-Z]+)")
+_BARS_ROLE = re.compile(rf"bars/({SYMBOL_PATTERN.pattern})/([0-9]+[a-zA-Z]+)")
 
 #: The model directory's files (kept equal to ``ktrdr.research.artifacts.FILES``; a test checks).
 MODEL_FILES = ("weights.pt", "strategy.json", "feature_spec.json", "metrics.json", "manifest.json")

@@ -36,20 +36,20 @@ Sections and what happens to each key:
 Limits (errors when crossed), so that any strategy is described in a bounded answer:
 :data:`MAX_INDICATORS` indicators; :data:`MAX_FEATURES` model inputs (timeframes × fuzzy sets ×
 (1 + ``lookback_periods``)); :data:`MAX_SERIES` series (symbols × timeframes); names (indicator ids,
-fuzzy keys and sets, symbols) of at most :data:`~ktrdr.strategy.inputs.MAX_NAME_CHARS` characters.
+fuzzy keys and sets) of at most :data:`~ktrdr.strategy.inputs.MAX_NAME_CHARS` characters; symbols as
+:mod:`ktrdr.symbols` has them (any case).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ktrdr import timeframes
+from ktrdr import symbols, timeframes
 from ktrdr.excerpts import echo
-from ktrdr.strategy.inputs import MAX_NAME_CHARS, read_fuzzy, read_indicators, warn_unused
+from ktrdr.strategy.inputs import read_fuzzy, read_indicators, warn_unused
 from ktrdr.strategy.issues import StrategyError, StrategyIssue
 from ktrdr.strategy.model import (
     DataSpec,
@@ -75,7 +75,6 @@ MAX_INDICATORS = 1_000
 MAX_FEATURES = 5_000
 MAX_SERIES = 1_000
 
-_SYMBOL = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._\-]{{0,{MAX_NAME_CHARS - 1}}}$")
 _NOT_USED_BY_TRAINING = "ktrdr trains and backtests what the command names; this block is not read"
 
 
@@ -303,9 +302,10 @@ def _read_list_or_mode(
 
 
 def _check_symbol(s: str) -> str:
-    if _SYMBOL.match(s):
+    """Any case is accepted (``eurusd``: the daemon stores ``EURUSD``); blanks around it are not."""
+    if symbols.is_symbol(s.upper()):
         return ""
-    return f"symbol {echo(s)} must be letters, digits, '.', '_' or '-', at most {MAX_NAME_CHARS} characters"
+    return f"symbol {echo(s)} must be {symbols.RULE}"
 
 
 def _check_timeframe(t: str) -> str:

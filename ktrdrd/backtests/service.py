@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,13 +27,15 @@ from ktrdr.daemon.v1 import backtests_pb2 as pb
 from ktrdr.excerpts import echo
 from ktrdr.rpc.errors import failed_precondition, invalid_argument, not_found
 from ktrdr.rpc.registry import Call
+from ktrdr.symbols import RULE as SYMBOL_RULE
+from ktrdr.symbols import is_symbol
+from ktrdr.symbols import normalize as normalize_symbol
 from ktrdr.wire import NAME_PREFIX
 from ktrdrd.backtests import kind, walkforward
 from ktrdrd.operations import OperationsCore
 from ktrdrd.services.convert import operation_to_proto
 from ktrdrd.services.models import parse_version
 
-_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
 CHUNK_BYTES = 1 << 20
 
 
@@ -74,17 +75,15 @@ def _checked_period(request: Any) -> tuple[int, int]:
 
 
 def _checked_symbols(given: Any, field: str = "symbols[{n}]") -> list[str]:
-    """``given`` stripped and upper-cased; INVALID_ARGUMENT naming ``field`` (``{n}``: the index)
-    for one that is not 1-32 letters, digits or ``. _ -`` starting with a letter or digit."""
-    symbols = [s.strip().upper() for s in given]
-    for n, symbol in enumerate(symbols):
-        if not _SYMBOL.fullmatch(symbol):
+    """``given`` normalized (:func:`ktrdr.symbols.normalize`); INVALID_ARGUMENT naming ``field``
+    (``{n}``: the index) for one that is not a symbol."""
+    checked = [normalize_symbol(s) for s in given]
+    for n, symbol in enumerate(checked):
+        if not is_symbol(symbol):
             raise invalid_argument(
-                field.format(n=n),
-                f"not a symbol: {echo(given[n])}; expected 1-32 letters, digits or . _ -, "
-                "starting with a letter or digit",
+                field.format(n=n), f"not a symbol: {echo(given[n])}; expected {SYMBOL_RULE}"
             )
-    return symbols
+    return checked
 
 
 class BacktestsService:

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ktrdr import timeframes
+from ktrdr import symbols, timeframes
+from ktrdr.excerpts import echo
 from ktrdr.research.bars import FIELDS, Bars
 from ktrdr.rpc.errors import ApiError, failed_precondition, invalid_argument, not_found
 from ktrdr.wire import StatusCode
@@ -41,12 +42,9 @@ from ktrdrd.journal import Journal
 
 def series_key(symbol: str, timeframe: str, field_prefix: str = "series") -> tuple[str, str]:
     """``(SYMBOL, timeframe)`` checked: INVALID_ARGUMENT naming the field otherwise."""
-    symbol = symbol.strip().upper()
-    if not files.SYMBOL_PATTERN.match(symbol):
-        raise invalid_argument(
-            f"{field_prefix}.symbol",
-            f"{symbol!r} is not a symbol: 1-32 letters, digits or . _ -, starting with a letter or digit",
-        )
+    symbol = symbols.normalize(symbol)
+    if not symbols.is_symbol(symbol):
+        raise invalid_argument(f"{field_prefix}.symbol", f"{echo(symbol)} is not a symbol: {symbols.RULE}")
     try:
         timeframes.parse(timeframe)
     except timeframes.TimeframeError as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +24,6 @@ import pyarrow.parquet as pq
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
 SCHEMA = pa.schema([("time", pa.int64())] + [(name, pa.float64()) for name in COLUMNS[1:]])
-#: Symbols are file names: letters, digits and ``. _ -``, starting with a letter or digit.
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
 TEMP_SUFFIX = ".tmp"
 #: Bars per Parquet row group: a range or tail read decodes only the groups it needs.
 ROW_GROUP_BARS = 65_536
@@ -41,7 +38,7 @@ class Written:
 
 
 def series_path(root: Path, symbol: str, timeframe: str) -> Path:
-    """Where the series lives; ``symbol`` must already match :data:`SYMBOL_PATTERN`."""
+    """Where the series lives; ``symbol`` must already be one (:func:`ktrdr.symbols.is_symbol`)."""
     return root / symbol / f"{timeframe}.parquet"
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ktrdr import timeframes
+from ktrdr import symbols, timeframes
 from ktrdrd.data import calendars, files
 from ktrdrd.data.catalog import SeriesEntry
 from ktrdrd.data.intervals import Interval, union, without_bars
@@ -61,7 +61,7 @@ def stored_series(root: Path) -> list[tuple[str, str]]:
     found = []
     for path in sorted(root.glob("*/*.parquet")) if root.is_dir() else []:
         symbol, timeframe = path.parent.name, path.name.removesuffix(".parquet")
-        if files.SYMBOL_PATTERN.match(symbol) and timeframe in timeframes.SUPPORTED:
+        if symbols.is_symbol(symbol) and timeframe in timeframes.SUPPORTED:
             found.append((symbol, timeframe))
     return found
 

@@ -35,14 +35,14 @@ from typing import Any
 import numpy as np
 from google.protobuf import timestamp_pb2
 
-from ktrdr import calendars, timeframes
+from ktrdr import calendars, symbols, timeframes
 from ktrdr.common.v1 import common_pb2
 from ktrdr.daemon.v1 import data_pb2 as pb
 from ktrdr.research.bars import FIELDS, Bars, BarsError
 from ktrdr.rpc.errors import ApiError, invalid_argument, not_found
 from ktrdr.rpc.registry import Call
 from ktrdr.wire import StatusCode
-from ktrdrd.data import export, files, parse, repair
+from ktrdrd.data import export, parse, repair
 from ktrdrd.data.cache import BarCache, series_key
 from ktrdrd.data.catalog import SeriesEntry
 
@@ -193,7 +193,7 @@ class DataService:
         after = ("", "")
         if request.page_token:  # the last series of the previous page, "SYMBOL/timeframe"
             symbol, sep, timeframe = request.page_token.partition("/")
-            if not (sep and files.SYMBOL_PATTERN.fullmatch(symbol) and timeframe in timeframes.SUPPORTED):
+            if not (sep and symbols.is_symbol(symbol) and timeframe in timeframes.SUPPORTED):
                 raise invalid_argument("page_token", "not a token this daemon gave out")
             after = (symbol, timeframe)
         entries = await self.cache.entries(request.symbol.strip().upper(), limit=size + 1, after=after)

@@ -29,6 +29,9 @@ from ktrdr import timeframes
 from ktrdr.daemon.v1 import data_pb2 as pb
 from ktrdr.excerpts import echo
 from ktrdr.rpc.errors import ApiError, failed_precondition, invalid_argument
+from ktrdr.symbols import RULE as SYMBOL_RULE
+from ktrdr.symbols import is_symbol
+from ktrdr.symbols import normalize as normalize_symbol
 from ktrdr.wire import StatusCode
 from ktrdrd.operations import OperationContext, OperationsCore
 from ktrdrd.services.convert import operation_to_proto
@@ -90,15 +93,11 @@ class Loads:
 
 def load_params(request: pb.LoadDataRequest) -> dict[str, Any]:
     """The ``data.load`` params of a request; INVALID_ARGUMENT naming the first bad field."""
-    from ktrdrd.data.files import SYMBOL_PATTERN  # loaded with the cache
-
     symbols = []
     for i, raw in enumerate(request.symbols):
-        symbol = raw.strip().upper()
-        if not SYMBOL_PATTERN.match(symbol):
-            raise invalid_argument(
-                f"symbols[{i}]", f"{echo(raw)} is not a symbol: 1-32 letters, digits or . _ -"
-            )
+        symbol = normalize_symbol(raw)
+        if not is_symbol(symbol):
+            raise invalid_argument(f"symbols[{i}]", f"{echo(raw)} is not a symbol: {SYMBOL_RULE}")
         if symbol not in symbols:
             symbols.append(symbol)
     if not symbols:
