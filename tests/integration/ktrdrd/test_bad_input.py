@@ -17,6 +17,7 @@ from ktrdr.strategy.inputs import MAX_NAME_CHARS
 from ktrdr.strategy.loader import MAX_FEATURES, MAX_INDICATORS, MAX_SERIES
 from ktrdr.strategy.reader import MAX_ISSUES
 from ktrdr.strategy.yamltree import MAX_DEPTH
+from ktrdr.symbols import MAX_CHARS as MAX_SYMBOL_CHARS
 from ktrdr.wire import FRAME_LIMIT
 from ktrdrd.operations.core import MAX_LABEL_SELECTORS, MAX_LABELS
 from ktrdrd.services.strategies import MAX_SOURCE_NAME_CHARS, MAX_STRATEGY_BYTES
@@ -138,7 +139,7 @@ def largest_strategy() -> str:
     )
     indicators = "".join(f"- {{id: {i}, name: macd}}\n" for i in ids)
     fuzzy = "".join(f"  {i}:\n{set_lines}" for i in ids)
-    symbols = ", ".join(f"S{n:05d}".ljust(MAX_NAME_CHARS, "Z") for n in range(MAX_SERIES))
+    symbols = ", ".join(f"S{n:05d}".ljust(MAX_SYMBOL_CHARS, "Z") for n in range(MAX_SERIES))
     return (
         f"name: t\ntraining_data: {{symbols: [{symbols}], timeframes: [1h]}}\n"
         f"indicators:\n{indicators}fuzzy_sets:\n{fuzzy}"

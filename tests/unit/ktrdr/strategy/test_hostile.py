@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 
+from ktrdr import symbols
 from ktrdr.excerpts import ECHO_CHARS, MAX_MESSAGE_CHARS, clip, echo
 from ktrdr.strategy import StrategyError, StrategyIssue, load_strategy_text
 from ktrdr.strategy.inputs import MAX_NAME_CHARS
@@ -205,12 +206,19 @@ def test_a_strategy_over_the_extent_limits_is_refused() -> None:
 
 def test_names_longer_than_the_limit_are_errors() -> None:
     long = "a" * (MAX_NAME_CHARS + 1)
-    text = MINIMAL.replace("[AAPL]", f"[{long}]").replace("low: {", f"{long}: {{")
+    text = MINIMAL.replace("low: {", f"{long}: {{")
     text += f"  {long}: {{low: [0, 1, 2]}}\n"
     messages = [i.message for i in failure(text).issues]
-    assert len(messages) == 3 and all(f"{MAX_NAME_CHARS} characters" in m for m in messages), messages
+    assert len(messages) == 2 and all(f"{MAX_NAME_CHARS} characters" in m for m in messages), messages
+    # Symbols follow the one symbol rule (ktrdr.symbols), which the cache and the daemon apply too.
+    too_long = "a" * (symbols.MAX_CHARS + 1)
+    (issue,) = failure(MINIMAL.replace("[AAPL]", f"[{too_long}]")).issues
+    assert symbols.RULE in issue.message
+    assert load_strategy_text(MINIMAL.replace("[AAPL]", f"[{too_long[:-1]}]")).strategy.data.symbols == (
+        too_long[:-1],
+    )
     # An indicator id is checked by the same rule as a fuzzy key.
     text = MINIMAL.replace("name: rsi\n", f"name: rsi\n    id: {long}\n")
     assert f"{MAX_NAME_CHARS} characters" in failure(text).issues[0].message
-    fits = MINIMAL.replace("[AAPL]", f"[{long[:-1]}]").replace("low: {", f"{long[:-1]}: {{")
-    assert load_strategy_text(fits).strategy.data.symbols == (long[:-1],)
+    fits = MINIMAL.replace("low: {", f"{long[:-1]}: {{")
+    assert any(len(s.name) == MAX_NAME_CHARS for f in load_strategy_text(fits).strategy.fuzzy for s in f.sets)
