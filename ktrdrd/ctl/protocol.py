@@ -185,8 +185,8 @@ def to_json(message: Message) -> dict[str, Any]:
     ``GetOperationResponse.operation``, ...) are converted through :data:`FINISHED_OPERATIONS`, which
     remembers the JSON of finished ones; the document is the same either way (key order aside).
     """
-    fields = _operation_fields(message.DESCRIPTOR)
-    if not fields:
+    fields = [field for field in _operation_fields(message.DESCRIPTOR) if _holds(message, field)]
+    if not fields:  # most messages (watch events among them): converted as they are
         return _message_json(message)
     rest = type(message)()
     rest.CopyFrom(message)
@@ -195,11 +195,17 @@ def to_json(message: Message) -> dict[str, Any]:
     document = _message_json(rest)
     for field in fields:
         value = getattr(message, field.name)
-        if not isinstance(value, Message):  # repeated
-            document[field.json_name] = [FINISHED_OPERATIONS.json(op) for op in value]
-        elif message.HasField(field.name):
+        if isinstance(value, Message):
             document[field.json_name] = FINISHED_OPERATIONS.json(value)
+        else:  # repeated
+            document[field.json_name] = [FINISHED_OPERATIONS.json(op) for op in value]
     return document
+
+
+def _holds(message: Message, field: FieldDescriptor) -> bool:
+    """``field`` of ``message`` is set (a singular message) or not empty (repeated)."""
+    value = getattr(message, field.name)
+    return message.HasField(field.name) if isinstance(value, Message) else len(value) > 0
 
 
 def _message_json(message: Message) -> dict[str, Any]:
