@@ -80,8 +80,9 @@ class ServerAuth:
         return grpc.ssl_server_credentials([(self.private_key, self.cert_chain)])
 
 
-def _denied(message: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as ``handler`` that ends the call with UNAUTHENTICATED."""
+def _denied(message: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that ends the call with UNAUTHENTICATED (for an
+    unknown method, ``None``: a stream-stream one, which reads nothing of the request)."""
 
     async def deny(_request: Any, context: grpc.aio.ServicerContext) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
@@ -92,8 +93,8 @@ def _denied(message: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandl
         (True, False): grpc.stream_unary_rpc_method_handler,
         (True, True): grpc.stream_stream_rpc_method_handler,
     }
-    make = shapes[(handler.request_streaming, handler.response_streaming)]
-    return make(deny)
+    shape = (True, True) if handler is None else (handler.request_streaming, handler.response_streaming)
+    return shapes[shape](deny)
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
@@ -108,8 +109,8 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler  # unknown method: grpc answers UNIMPLEMENTED
+        # The token is checked before the method is: without it a caller cannot tell a method this
+        # host has (UNAUTHENTICATED) from one it lacks (UNIMPLEMENTED, for token holders only).
         values = [v for k, v in handler_call_details.invocation_metadata or () if k == METADATA_KEY]
         if not values:
             return _denied(f"no bearer token: send '{METADATA_KEY}: {SCHEME}<token>' metadata", handler)

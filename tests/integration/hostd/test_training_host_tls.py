@@ -56,6 +56,23 @@ def test_the_right_token_is_served_and_a_wrong_one_is_unauthenticated(
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_without_the_token_a_method_the_host_lacks_is_not_told_apart(
+    tls_host: str, tls: TlsFiles, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("not-the-token")
+    wrong.chmod(0o600)
+    for token_file, expected in (
+        (wrong, grpc.StatusCode.UNAUTHENTICATED),
+        (tls.token_file, grpc.StatusCode.UNIMPLEMENTED),
+    ):
+        with grpc.secure_channel(tls_host, hostauth.channel_credentials(tls.ca, token_file)) as channel:
+            missing = channel.unary_unary("/ktrdr.hostd.training.v1.TrainingHostService/NoSuchMethod")
+            with pytest.raises(grpc.RpcError) as err:
+                missing(b"", timeout=20)
+            assert err.value.code() == expected
+
+
 def test_tcp_beyond_loopback_without_tls_exits_2(tmp_path: Path) -> None:
     proc = _hostd_training(tmp_path / "state", "--listen", "0.0.0.0:0")
     out, err = proc.communicate(timeout=START_TIMEOUT_S)
