@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ktrdr.wire import TIMEFRAMES
+
 _NS_PER_UNIT = {"m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9, "w": 7 * 86400 * 10**9}
 _PATTERN = re.compile(r"^([1-9][0-9]*)([mhdw])$")
 
 #: Timeframes the system supports end to end (IB bar sizes exist for each).
-SUPPORTED = ("1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w")
+SUPPORTED = TIMEFRAMES
 
 
 class TimeframeError(ValueError):
@@ -38,11 +40,47 @@ class Timeframe:
 
 
 def parse(text: str) -> Timeframe:
-    """Parse ``"1h"`` etc. Raises :class:`TimeframeError` naming the supported values."""
+    """Parse ``"1h"`` etc. Raises :class:`TimeframeError` naming the supported values, and the
+    supported one meant when ``text`` is another spelling of it (``1H``, ``60m``, ``H1``, ``1min``)."""
     m = _PATTERN.match(text.strip()) if isinstance(text, str) else None
     if m is None or text.strip() not in SUPPORTED:
-        raise TimeframeError(f"unknown timeframe {text!r}; supported: {', '.join(SUPPORTED)}")
+        meant = _meant(text) if isinstance(text, str) else None
+        hint = f"; did you mean {meant!r}?" if meant else ""
+        raise TimeframeError(f"unknown timeframe {text!r}; supported: {', '.join(SUPPORTED)}{hint}")
     return Timeframe(int(m.group(1)) * _NS_PER_UNIT[m.group(2)], text.strip())
+
+
+#: Other spellings of a bar size: ``60m``, ``1H``, ``1 hour``, ``1min``, and MetaTrader's ``H1``/``M5``.
+_SPELLING = re.compile(
+    r"\s*(?:(?P<count>[0-9]+)\s*(?P<unit>[a-z]+)|(?P<prefix>[mhdw])(?P<suffix>[0-9]+))\s*", re.IGNORECASE
+)
+_UNIT_WORDS = {
+    "m": ("m", "min", "mins", "minute", "minutes", "t"),
+    "h": ("h", "hr", "hrs", "hour", "hours"),
+    "d": ("d", "day", "days"),
+    "w": ("w", "wk", "week", "weeks"),
+}
+
+
+def _meant(text: str) -> str | None:
+    """The supported timeframe of the same duration as ``text`` in another spelling, if any (a
+    hint only: ``15M`` could be pandas' months, so nothing but the canonical form is accepted)."""
+    m = _SPELLING.fullmatch(text)
+    if m is None:
+        return None
+    count = int(m["count"] or m["suffix"])
+    word = (m["unit"] or m["prefix"]).lower()
+    unit = next((u for u, words in _UNIT_WORDS.items() if word in words), None)
+    if unit is None:
+        return None
+    duration = count * _NS_PER_UNIT[unit]
+    return next((tf for tf in SUPPORTED if _duration(tf) == duration), None)
+
+
+def _duration(text: str) -> int:
+    m = _PATTERN.match(text)
+    assert m is not None  # SUPPORTED entries are canonical
+    return int(m.group(1)) * _NS_PER_UNIT[m.group(2)]
 
 
 def sort_fastest_first(texts: list[str] | tuple[str, ...]) -> list[str]:

@@ -13,7 +13,8 @@ What it holds:
   (``OPERATION_STATE_RUNNING``);
 - the gRPC status codes (:class:`StatusCode`), numbers and names, as both transports send them;
 - the ctl frame cap (:data:`FRAME_LIMIT`) and the largest strategy document (:data:`MAX_STRATEGY_BYTES`);
-- the named fixes of a bar import (:data:`IMPORT_FIXES`, :data:`STANDARD_FIXES`);
+- the supported timeframes (:data:`TIMEFRAMES`) and the named fixes of a bar import
+  (:data:`IMPORT_FIXES`, :data:`STANDARD_FIXES`);
 - the default directories and the names of the files inside them (sockets, lock, database).
 
 The lifecycle rules (which state may follow which) belong to the daemon's operations core.
@@ -136,7 +137,11 @@ FRAME_LIMIT = 4 * 1024 * 1024
 #: ktrdrctl refuses a larger file before sending it.
 MAX_STRATEGY_BYTES = 2 * 1024 * 1024
 
-# -- bar imports ---------------------------------------------------------------------------------
+# -- bars ----------------------------------------------------------------------------------------
+
+#: The timeframes ktrdr supports end to end (IB has a bar size for each; :mod:`ktrdr.timeframes`
+#: parses them); ktrdrctl offers exactly these.
+TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w")
 
 #: The named fixes an import may ask for (``ImportBarsHeader.repairs``), in the order they run; what
 #: each does: ``ktrdrd/data/repair.py``. ktrdrctl offers exactly these for ``data import --fix``.

@@ -31,7 +31,6 @@ from ktrdrctl.groups import Group
 DATA = "ktrdr.daemon.v1.DataService/"
 #: File bytes per ctl frame: base64 makes 4/3 of it, well under the 4 MiB frame cap.
 CHUNK_BYTES = 1024 * 1024
-TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w")
 COLUMNS = ("open", "high", "low", "close", "volume")
 
 
@@ -97,7 +96,7 @@ def repair_line(fixed: dict[str, Any]) -> str:
 @data.command("import")
 @click.argument("file", metavar="FILE")
 @click.option("--symbol", required=True, help="The series' symbol (AAPL, EURUSD, BTCUSD).")
-@click.option("--timeframe", required=True, type=click.Choice(TIMEFRAMES), help="The bars' timeframe.")
+@click.option("--timeframe", required=True, type=click.Choice(wire.TIMEFRAMES), help="The bars' timeframe.")
 @click.option(
     "--format",
     "fmt",
@@ -195,7 +194,7 @@ def import_(
 
 @data.command()
 @click.argument("symbol")
-@click.argument("timeframe", type=click.Choice(TIMEFRAMES))
+@click.argument("timeframe", type=click.Choice(wire.TIMEFRAMES))
 @click.option("--start", type=click.DateTime(TIME_FORMATS), metavar="TIME", help="First bar open time (UTC).")
 @click.option("--end", type=click.DateTime(TIME_FORMATS), metavar="TIME", help="End, exclusive (UTC).")
 @click.option("--tail", type=click.IntRange(min=1), metavar="N", help="Only the last N bars of the range.")
@@ -274,7 +273,7 @@ def coverage(ctx: click.Context, symbol: str, as_json: bool) -> None:
 
 @data.command()
 @click.argument("symbol")
-@click.argument("timeframe", type=click.Choice(TIMEFRAMES))
+@click.argument("timeframe", type=click.Choice(wire.TIMEFRAMES))
 @click.pass_context
 def delete(ctx: click.Context, symbol: str, timeframe: str) -> None:
     """Delete the series SYMBOL TIMEFRAME from the cache (its file and catalog entry)."""
@@ -295,7 +294,7 @@ _SUFFIX_FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json"}
 
 @data.command()
 @click.argument("symbol")
-@click.argument("timeframe", type=click.Choice(TIMEFRAMES))
+@click.argument("timeframe", type=click.Choice(wire.TIMEFRAMES))
 @click.option("--start", type=click.DateTime(TIME_FORMATS), metavar="TIME", help="First bar open time (UTC).")
 @click.option("--end", type=click.DateTime(TIME_FORMATS), metavar="TIME", help="End, exclusive (UTC).")
 @click.option(
@@ -376,7 +375,7 @@ def load_summary(result: dict[str, Any]) -> list[str]:
 @data.command()
 @click.argument("symbols", nargs=-1, required=True)
 @click.option(
-    "--timeframe", "timeframes", multiple=True, required=True, type=click.Choice(TIMEFRAMES),
+    "--timeframe", "timeframes", multiple=True, required=True, type=click.Choice(wire.TIMEFRAMES),
     help="A timeframe to load; repeat for several (every symbol × timeframe is one series).",
 )  # fmt: skip
 @click.option("--start", required=True, type=click.DateTime(TIME_FORMATS), metavar="TIME",
@@ -476,7 +475,7 @@ def cancel_load(session: Any, name: str) -> exits.CliFailure:
 
 @data.command()
 @click.argument("symbol")
-@click.argument("timeframe", type=click.Choice(TIMEFRAMES))
+@click.argument("timeframe", type=click.Choice(wire.TIMEFRAMES))
 @click.option("--start", type=click.DateTime(TIME_FORMATS), metavar="TIME",
               help="Start (UTC). Default: the series' first bar.")  # fmt: skip
 @click.option(
