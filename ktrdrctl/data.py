@@ -190,6 +190,13 @@ def import_(
     for fixed in response.get("repairs", []):
         click.echo(repair_line(fixed))
     click.echo(f"{coverage_line(coverage)}  digest {coverage.get('digest', '')}")
+    naive = int(response.get("naiveTimesAsUtc", 0))
+    if naive:
+        click.echo(
+            f"note: {naive:,} times had no UTC offset and were read as UTC; if they are local times, "
+            f"import again with --timezone ZONE --mode replace",
+            err=True,
+        )
 
 
 @data.command()

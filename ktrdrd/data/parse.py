@@ -42,6 +42,7 @@ import re
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -93,10 +94,9 @@ def parse(
     fixes: list[str] | None = None,
     calendar: str | None = None,
     timezone: str | None = None,
-) -> tuple[Bars, list[repair.Fixed]]:
+) -> Parsed:
     """Validated bars from a whole file's bytes (``fmt``: ``csv`` or ``parquet``), with the named
-    ``fixes`` (:func:`ktrdrd.data.repair.resolve`) applied before validation; returns the bars and
-    what each fix did. Times without an offset are wall times in ``timezone`` (an IANA name; None:
+    ``fixes`` (:func:`ktrdrd.data.repair.resolve`) applied before validation (see :class:`Parsed`). Times without an offset are wall times in ``timezone`` (an IANA name; None:
     UTC). With a ``calendar``, daily and weekly bars given as dates are stamped as the cache stamps
     them (:func:`ktrdrd.data.calendars.restamp`). Errors name the file's own rows."""
     zone = _zone(timezone) if timezone else None
@@ -109,21 +109,38 @@ def parse(
             rows.time = calendars.restamp(rows.time, calendar, timeframe, dated)
         except calendars.Undated as exc:
             raise BarsError(f"{name}: {row(exc.index)}: {exc}") from None
+    naive_as_utc = 0
+    if zone is None and stamps.naive is not None:  # read as UTC (a daily bar's date is a date)
+        naive = stamps.naive & (stamps.wall % DAY_NS != 0) if timeframe in ("1d", "1w") else stamps.naive
+        naive_as_utc = int(np.count_nonzero(naive))
     rows, fixed = repair.apply(fixes or [], rows, row)
 
     def original_row(i: int) -> str:
         return row(int(rows.index[i]))
 
-    return Bars.from_arrays(symbol, timeframe, *rows.columns(), source=name, row_label=original_row), fixed
+    bars = Bars.from_arrays(symbol, timeframe, *rows.columns(), source=name, row_label=original_row)
+    return Parsed(bars, fixed, naive_as_utc)
+
+
+class Parsed(NamedTuple):
+    """What :func:`parse` read: the bars, what each fix did, and how many rows had a time of day
+    without an offset or zone that was read as UTC because the import named no ``timezone``
+    (a file in New York time imported so lands 4-5 h early: the caller says so)."""
+
+    bars: Bars
+    fixed: list[repair.Fixed]
+    naive_as_utc: int
 
 
 @dataclass(frozen=True)
 class _Stamps:
     """Each row's time: ``utc`` (ns since the epoch) and ``wall``, the clock reading the file wrote
-    (in its own offset or zone) as if it were UTC — midnight there makes a date."""
+    (in its own offset or zone) as if it were UTC — midnight there makes a date. ``naive``: rows
+    whose time had no offset or zone (wall time in the import's ``timezone``, or UTC without one)."""
 
     utc: np.ndarray
     wall: np.ndarray
+    naive: np.ndarray | None = None  # None: every time carried an offset (or is an epoch)
 
 
 def _rows(
@@ -283,7 +300,7 @@ def _times(
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if pa.types.is_date(kind) or kind.tz is None:
             wall = _numpy(column.cast(pa.timestamp("ns")).cast(pa.int64()), np.int64)
-            return _Stamps(_from_wall(wall, zone), wall)
+            return _Stamps(_from_wall(wall, zone), wall, np.ones(len(wall), dtype=np.bool_))
         utc = _numpy(column.cast(pa.timestamp("ns", kind.tz)).cast(pa.int64()), np.int64)
         wall = _numpy(pc.local_timestamp(column.cast(pa.timestamp("ns", kind.tz))).cast(pa.int64()), np.int64)
         return _Stamps(utc, wall)
@@ -361,7 +378,7 @@ def _text_times(
                 ) from None
             offset_s[rows] = _zone_offsets(wall_s[rows], found)
     wall = wall_s * 10**9 + nanos
-    return _Stamps(wall - offset_s * 10**9, wall)
+    return _Stamps(wall - offset_s * 10**9, wall, naive & ~named)
 
 
 def _zone_offsets(wall_s: np.ndarray, zone: zoneinfo.ZoneInfo) -> np.ndarray:

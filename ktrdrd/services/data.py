@@ -136,7 +136,7 @@ class DataService:
         if plan is None:
             raise invalid_argument("header", "required: the import sent no message")
         try:
-            bars, fixed = await asyncio.to_thread(
+            bars, fixed, naive_as_utc = await asyncio.to_thread(
                 parse.parse,
                 data,
                 plan.fmt,
@@ -158,6 +158,7 @@ class DataService:
             coverage=coverage_to_proto(entry),
             bars_imported=len(bars),
             repairs=[pb.ImportRepair(name=f.name, rows=f.rows, examples=f.examples) for f in fixed],
+            naive_times_as_utc=naive_as_utc,
         )
 
     async def GetBars(self, request: pb.GetBarsRequest, call: Call) -> AsyncIterator[pb.GetBarsResponse]:

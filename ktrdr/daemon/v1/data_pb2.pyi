@@ -219,14 +219,16 @@ class ImportBarsRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[ImportBarsHeader, _Mapping]] = ..., chunk: _Optional[_Union[_common_pb2.BarsChunk, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ImportBarsResponse(_message.Message):
-    __slots__ = ("coverage", "bars_imported", "repairs")
+    __slots__ = ("coverage", "bars_imported", "repairs", "naive_times_as_utc")
     COVERAGE_FIELD_NUMBER: _ClassVar[int]
     BARS_IMPORTED_FIELD_NUMBER: _ClassVar[int]
     REPAIRS_FIELD_NUMBER: _ClassVar[int]
+    NAIVE_TIMES_AS_UTC_FIELD_NUMBER: _ClassVar[int]
     coverage: SeriesCoverage
     bars_imported: int
     repairs: _containers.RepeatedCompositeFieldContainer[ImportRepair]
-    def __init__(self, coverage: _Optional[_Union[SeriesCoverage, _Mapping]] = ..., bars_imported: _Optional[int] = ..., repairs: _Optional[_Iterable[_Union[ImportRepair, _Mapping]]] = ...) -> None: ...
+    naive_times_as_utc: int
+    def __init__(self, coverage: _Optional[_Union[SeriesCoverage, _Mapping]] = ..., bars_imported: _Optional[int] = ..., repairs: _Optional[_Iterable[_Union[ImportRepair, _Mapping]]] = ..., naive_times_as_utc: _Optional[int] = ...) -> None: ...
 
 class ImportRepair(_message.Message):
     __slots__ = ("name", "rows", "examples")

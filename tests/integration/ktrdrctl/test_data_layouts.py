@@ -76,6 +76,9 @@ def test_real_layouts_import_through_ktrdrctl_and_a_refused_file_changes_nothing
         assert stored.index[0] == first_bar, name
         assert stored.index.is_monotonic_increasing and stored.index.is_unique
         assert len(stored) == len(lines) - (0 if name.startswith("binance") else 1), name  # less the header
+        # MetaTrader writes its server's wall time without a zone: read as UTC, and said so.
+        note = f"note: {len(stored):,} times had no UTC offset and were read as UTC"
+        assert (note in out.stderr) == (name == "metatrader5_eurusd_1h.csv"), f"{name}: {out.stderr}"
 
     # Yahoo's plain dates and yfinance's local midnights are the same sessions: a merge changes nothing.
     before = shown(daemon, "AAPL", "1d")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ktrdr.research.bars import BarsError
@@ -99,3 +102,27 @@ def test_number_text_and_header_only() -> None:
     assert len(csv("time,open,high,low,close\n")) == 0
     with pytest.raises(BarsError, match=r"f\.csv: line 2: open is '1,5'"):
         csv('time,open,high,low,close\n2024-03-04T00:00Z,"1,5",2,0.5,1\n')
+
+
+def test_times_of_day_without_an_offset_are_counted_as_read_as_utc() -> None:
+    rows = "time,open,high,low,close,volume\n{},1,2,0.5,1,5\n{},1,2,0.5,1,5\n"
+    naive = rows.format("2023-01-03 14:00", "2023-01-03 15:00").encode()
+    assert parse(naive, "csv", "AAPL", "1h", "f.csv").naive_as_utc == 2
+    assert parse(naive, "csv", "AAPL", "1h", "f.csv", timezone="America/New_York").naive_as_utc == 0
+    offsets = rows.format("2023-01-03 14:00Z", "2023-01-03T15:00:00+00:00").encode()
+    assert parse(offsets, "csv", "AAPL", "1h", "f.csv").naive_as_utc == 0
+    dates = rows.format("2023-01-03", "2023-01-04").encode()  # dates, not times of day
+    assert parse(dates, "csv", "AAPL", "1d", "f.csv").naive_as_utc == 0
+
+
+def test_a_parquet_timestamp_without_a_zone_is_counted_as_read_as_utc() -> None:
+    times = pa.array([dt.datetime(2023, 1, 3, 14), dt.datetime(2023, 1, 3, 15)], pa.timestamp("ns"))
+    prices = {k: [1.0, 1.0] for k in ("open", "close", "volume")}
+    table = pa.table({"time": times, "high": [2.0, 2.0], "low": [0.5, 0.5], **prices})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    assert parse(sink.getvalue(), "parquet", "AAPL", "1h", "f.parquet").naive_as_utc == 2
+    zoned = table.set_column(0, "time", times.cast(pa.timestamp("ns", "UTC")))
+    sink = io.BytesIO()
+    pq.write_table(zoned, sink)
+    assert parse(sink.getvalue(), "parquet", "AAPL", "1h", "f.parquet").naive_as_utc == 0
