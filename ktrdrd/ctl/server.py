@@ -428,12 +428,21 @@ class Connection(asyncio.Protocol):
             if request.done:
                 del self._ended_inputs[call_id]
             return True
+        # A frame that names a call in flight but is not part of it (a second request with its id, a
+        # continuation of a call that takes none) is answered with id null: an error frame with the
+        # id would read as that call's answer, and its real answer comes later.
+        in_flight = call_id in self._calls
         if request.method is None:
-            await self._send_quietly(error_frame(call_id, bad_frame("'method' must be a string")))
+            problem = "'method' must be a string"
+            if in_flight:
+                problem = f"id {clip(repr(call_id))} is a call in flight that takes no further frames"
+            await self._send_quietly(error_frame(None if in_flight else call_id, bad_frame(problem)))
             return True
-        if call_id in self._calls:
+        if in_flight:
             await self._send_quietly(
-                error_frame(call_id, bad_frame(f"id {clip(repr(call_id))} is already in use"))
+                error_frame(
+                    None, bad_frame(f"id {clip(repr(call_id))} is already in use by a call in flight")
+                )
             )
             return True
         spec = self._server.registry.get(request.method)

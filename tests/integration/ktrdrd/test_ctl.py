@@ -124,6 +124,29 @@ def test_concurrent_calls_on_one_connection_are_told_apart_by_id(daemon):
         conn.close()
 
 
+def test_frames_that_misuse_a_call_in_flight_are_answered_without_its_id(daemon):
+    """A second request with the id of a call in flight, or a further frame for a call that takes
+    none, gets an error with id null: the call's own answer stays the only frame with its id."""
+    name = start_ticker(daemon, steps=400, interval_s=0.05)
+    conn = Conn(daemon.ctl_socket)
+    try:
+        conn.call("wait", OPS + "WaitOperation", {"name": name, "timeout": "30s"})
+        conn.call("wait", INFO)  # the id is taken
+        conn.send({"id": "wait", "params": {}})  # WaitOperation takes no further frames
+        conn.send({"id": "wait", "done": True})
+        refusals = [conn.recv() for _ in range(3)]
+        assert all(f["id"] is None and f["error"]["data"]["reason"] == "BAD_FRAME" for f in refusals), (
+            refusals
+        )
+        assert "'wait' is already in use" in refusals[0]["error"]["message"]
+        assert "takes no further frames" in refusals[1]["error"]["message"]
+        conn.call("cancel", OPS + "CancelOperation", {"name": name})
+        frames = {f["id"]: f for f in (conn.recv(), conn.recv())}
+        assert frames["wait"]["result"]["operation"]["state"] == "OPERATION_STATE_CANCELLED"
+    finally:
+        conn.close()
+
+
 def test_operation_errors_carry_codes_reasons_and_fields(daemon):
     unknown = "operations/op_" + "a" * 26
     frames = daemon.ctl_stream(OPS + "GetOperation", {"name": unknown})
