@@ -74,13 +74,7 @@ def _meant(text: str) -> str | None:
     if unit is None:
         return None
     duration = count * _NS_PER_UNIT[unit]
-    return next((tf for tf in SUPPORTED if _duration(tf) == duration), None)
-
-
-def _duration(text: str) -> int:
-    m = _PATTERN.match(text)
-    assert m is not None  # SUPPORTED entries are canonical
-    return int(m.group(1)) * _NS_PER_UNIT[m.group(2)]
+    return next((tf for tf in SUPPORTED if parse(tf).ns == duration), None)
 
 
 def sort_fastest_first(texts: list[str] | tuple[str, ...]) -> list[str]:

@@ -197,7 +197,7 @@ class DataService:
             if not (sep and symbols.is_symbol(symbol) and timeframe in timeframes.SUPPORTED):
                 raise invalid_argument("page_token", "not a token this daemon gave out")
             after = (symbol, timeframe)
-        entries = await self.cache.entries(request.symbol.strip().upper(), limit=size + 1, after=after)
+        entries = await self.cache.entries(symbols.normalize(request.symbol), limit=size + 1, after=after)
         token = f"{entries[size - 1].symbol}/{entries[size - 1].timeframe}" if len(entries) > size else ""
         return pb.ListSeriesResponse(
             series=[coverage_to_proto(e) for e in entries[:size]], next_page_token=token

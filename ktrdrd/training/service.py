@@ -18,6 +18,7 @@ from typing import Any
 from ktrdr.daemon.v1 import training_pb2 as pb
 from ktrdr.rpc.errors import failed_precondition, invalid_argument
 from ktrdr.rpc.registry import Call
+from ktrdr.symbols import normalize as normalize_symbol
 from ktrdr.wire import NAME_PREFIX, OperationState
 from ktrdrd.operations import OperationRecord, OperationsCore
 from ktrdrd.services.convert import operation_to_proto
@@ -47,7 +48,7 @@ def check_run(
     return {
         "strategy": {"content": source.content, "source_name": name},
         "overrides": overrides,
-        "symbols": [s.strip().upper() for s in settings.symbols],
+        "symbols": [normalize_symbol(s) for s in settings.symbols],
         "start_ns": str(start_ns),
         "end_ns": str(end_ns),
         "seed": settings.seed if settings.HasField("seed") else None,
